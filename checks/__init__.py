@@ -1,0 +1,1 @@
+"""The check catalog: one module per area; each module registers its checks when imported."""

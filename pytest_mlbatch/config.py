@@ -1,0 +1,342 @@
+"""Load mlbatch.yaml or [tool.mlbatch], validate it against schemas/config.schema.json, and type it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(Exception):
+    """A bad config: the message names the file, the key path and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    protocol: str
+    from_port: int
+    to_port: int
+    cidr: str | None = None
+    cidr_ipv6: str | None = None
+    source_security_group: str | None = None
+    prefix_list_id: str | None = None
+    description: str | None = None
+
+    @property
+    def peer(self) -> str:
+        return self.cidr or self.cidr_ipv6 or self.source_security_group or self.prefix_list_id or "?"
+
+    def __str__(self) -> str:
+        ports = "all" if self.protocol == "-1" else (
+            str(self.from_port) if self.from_port == self.to_port else f"{self.from_port}-{self.to_port}"
+        )
+        proto = "all" if self.protocol == "-1" else self.protocol
+        return f"{proto}/{ports} from {self.peer}"
+
+
+@dataclass(frozen=True)
+class SecurityGroupDecl:
+    name: str
+    description: str = "pytest-mlbatch: AWS Batch compute environment"
+    ingress: tuple[Rule, ...] = ()
+    egress: tuple[Rule, ...] = ()
+
+
+@dataclass(frozen=True)
+class AllowStatement:
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class JobRole:
+    name: str
+    path: str = "/"
+    allow: tuple[AllowStatement, ...] = ()
+
+
+@dataclass(frozen=True)
+class JobSize:
+    vcpus: float | None = None
+    memory: int | None = None
+    gpus: int | None = None
+
+
+@dataclass(frozen=True)
+class Exemption:
+    check: str
+    resource: str
+    until: dt.date
+    reason: str
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    region: str | None = None
+    profile: str | None = None
+    account_id: str | None = None
+    role_arn: str | None = None
+    external_id: str | None = None
+    session_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated config, typed. Every field is optional; absent means 'discover or skip'."""
+
+    source: str = "(defaults)"
+    region: str | None = None
+    profile: str | None = None
+    account_id: str | None = None
+    image_uri: str | None = None
+    image_local: str | None = None
+    image_pull: bool = False
+    image_scan_fail_at: str = "critical"
+    image_registry_endpoint: str | None = None
+    image_max_size_mib: int | None = None
+    key_name: str | None = None
+    key_file: str | None = None
+    key_type: str = "rsa"
+    vpc_id: str | None = None
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+    security_group: SecurityGroupDecl | None = None
+    min_free_ips: int = 16
+    service_role: str | None = None
+    instance_role: str | None = None
+    instance_profile: str | None = None
+    execution_role: str | None = None
+    job_role: JobRole | None = None
+    compute_environment: str | None = None
+    job_queue: str | None = None
+    job_definition: str | None = None
+    job_definition_file: str | None = None
+    job: JobSize | None = None
+    fix_allow: tuple[str, ...] = ()
+    fix_tags: dict[str, str] = field(default_factory=dict)
+    skip: tuple[str, ...] = ()
+    severity: dict[str, str] = field(default_factory=dict)
+    exempt: tuple[Exemption, ...] = ()
+    targets: tuple[TargetConfig, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps dates and times as the strings the user wrote (the schema validates them)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def schema() -> dict[str, Any]:
+    text = resources.files("pytest_mlbatch.schemas").joinpath("config.schema.json").read_text("utf-8")
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+def find_config(rootdir: Path, explicit: str | None) -> tuple[str, dict[str, Any]]:
+    """Return (source label, raw mapping). An explicit path must exist; otherwise mlbatch.yaml, then pyproject."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_absolute():
+            path = rootdir / path if not path.exists() else path
+        if not path.is_file():
+            raise ConfigError(f"{explicit}: config file not found")
+        return str(path), _read(path)
+    for name in ("mlbatch.yaml", "mlbatch.yml"):
+        path = rootdir / name
+        if path.is_file():
+            return str(path), _read(path)
+    pyproject = rootdir / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{pyproject}: not valid TOML: {exc}") from None
+        section = data.get("tool", {}).get("mlbatch")
+        if section is not None:
+            if not isinstance(section, dict):
+                raise ConfigError(f"{pyproject}: [tool.mlbatch] must be a table")
+            return f"{pyproject} [tool.mlbatch]", section
+    return "(no config file)", {}
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    if path.suffix == ".toml":
+        try:
+            doc: Any = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        doc = doc.get("tool", {}).get("mlbatch", doc)
+    elif path.suffix == ".json":
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+    else:
+        try:
+            doc = yaml.load(text, Loader=_Loader)
+        except yaml.YAMLError as exc:
+            where = ""
+            mark = getattr(exc, "problem_mark", None)
+            if mark is not None:
+                where = f" at line {mark.line + 1}, column {mark.column + 1}"
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(doc).__name__}")
+    return doc
+
+
+def _path(parts: Any) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def validate(source: str, raw: dict[str, Any]) -> None:
+    """Raise ConfigError listing every problem as 'key.path: what is wrong'."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker())
+    problems: list[str] = []
+    for err in sorted(validator.iter_errors(raw), key=lambda e: (list(map(str, e.absolute_path)), e.message)):
+        where = list(err.absolute_path)
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            allowed = sorted(err.schema.get("properties", {}))
+            for key in sorted(set(err.instance) - set(allowed)):
+                problems.append(f"{_path([*where, key])}: unknown key (allowed here: {', '.join(allowed)})")
+            continue
+        if err.validator == "oneOf" and where and isinstance(err.instance, dict) and "protocol" in err.instance:
+            problems.append(f"{_path(where)}: a rule needs exactly one of cidr, cidr_ipv6, source_security_group, "
+                            "prefix_list_id")
+            continue
+        if err.validator == "pattern":
+            problems.append(f"{_path(where)}: {err.instance!r} does not have the expected form "
+                            f"({_describe_pattern(err.schema.get('pattern', ''))})")
+            continue
+        if err.validator == "type" and isinstance(err.instance, int) and err.schema.get("type") == "string":
+            problems.append(f"{_path(where)}: {err.instance!r} must be a string (quote it in YAML)")
+            continue
+        problems.append(f"{_path(where)}: {err.message}")
+    if problems:
+        shown = problems[:12]
+        more = f"\n  (+{len(problems) - 12} more)" if len(problems) > 12 else ""
+        raise ConfigError(f"invalid config {source}:\n  " + "\n  ".join(shown) + more)
+
+
+def _describe_pattern(pattern: str) -> str:
+    hints = {
+        "^\\d{12}$": "12 digits",
+        "^[a-z]{2}(-[a-z]+)+-\\d+$": "a region such as us-east-1",
+        "^(ENV|IMG|KEY|SG|NET|IAM|BAT)\\d{3}$": "a check id such as NET003",
+        "^\\d{4}-\\d{2}-\\d{2}$": "a date YYYY-MM-DD",
+    }
+    return hints.get(pattern, f"pattern {pattern}")
+
+
+def _rule(d: dict[str, Any]) -> Rule:
+    proto = str(d["protocol"])
+    proto = "-1" if proto == "all" else proto
+    if "port" in d:
+        lo = hi = int(d["port"])
+    else:
+        lo, hi = int(d.get("from_port", 0 if proto != "-1" else -1)), int(d.get("to_port", d.get("from_port", 65535)))
+        if proto == "-1":
+            lo, hi = -1, -1
+    return Rule(proto, lo, hi, d.get("cidr"), d.get("cidr_ipv6"), d.get("source_security_group"),
+                d.get("prefix_list_id"), d.get("description"))
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def build(source: str, raw: dict[str, Any], *, region: str | None = None, profile: str | None = None) -> Settings:
+    """Validate and type a raw config, applying the CLI overrides (--aws-region, --aws-profile)."""
+    validate(source, raw)
+    image = raw.get("image", {})
+    key = raw.get("key_pair", {})
+    net = raw.get("network", {})
+    iam = raw.get("iam", {})
+    batch = raw.get("batch", {})
+    fix = raw.get("fix", {})
+    checks = raw.get("checks", {})
+    sg = net.get("security_group")
+    jr = iam.get("job_role")
+    job = batch.get("job")
+    exempt = []
+    for i, e in enumerate(checks.get("exempt", [])):
+        try:
+            until = dt.date.fromisoformat(e["until"])
+        except ValueError:
+            raise ConfigError(f"invalid config {source}:\n  checks.exempt[{i}].until: {e['until']!r} is not a "
+                              "real date (YYYY-MM-DD)") from None
+        exempt.append(Exemption(e["check"], e["resource"], until, e["reason"]))
+    return Settings(
+        source=source,
+        region=region or raw.get("region"),
+        profile=profile or raw.get("profile"),
+        account_id=raw.get("account_id"),
+        image_uri=image.get("uri"),
+        image_local=image.get("local"),
+        image_pull=bool(image.get("pull", False)),
+        image_scan_fail_at=image.get("scan_fail_at", "critical"),
+        image_registry_endpoint=image.get("registry_endpoint"),
+        image_max_size_mib=image.get("max_size_mib"),
+        key_name=key.get("name"),
+        key_file=key.get("private_key_file"),
+        key_type=key.get("type", "rsa"),
+        vpc_id=net.get("vpc_id"),
+        subnet_ids=tuple(net.get("subnet_ids", ())),
+        security_group_ids=tuple(net.get("security_group_ids", ())),
+        security_group=SecurityGroupDecl(
+            name=sg["name"],
+            description=sg.get("description", SecurityGroupDecl.description),
+            ingress=tuple(_rule(r) for r in sg.get("ingress", ())),
+            egress=tuple(_rule(r) for r in sg.get("egress", ())),
+        ) if sg else None,
+        min_free_ips=int(net.get("min_free_ips", 16)),
+        service_role=iam.get("service_role"),
+        instance_role=iam.get("instance_role"),
+        instance_profile=iam.get("instance_profile"),
+        execution_role=iam.get("execution_role"),
+        job_role=JobRole(
+            name=jr["name"],
+            path=jr.get("path", "/"),
+            allow=tuple(AllowStatement(_strings(s["action"]), _strings(s["resource"])) for s in jr.get("allow", ())),
+        ) if jr else None,
+        compute_environment=batch.get("compute_environment"),
+        job_queue=batch.get("job_queue"),
+        job_definition=batch.get("job_definition"),
+        job_definition_file=batch.get("job_definition_file"),
+        job=JobSize(job.get("vcpus"), job.get("memory"), job.get("gpus")) if job else None,
+        fix_allow=tuple(fix.get("allow", ())),
+        fix_tags=dict(fix.get("tags", {})),
+        skip=tuple(checks.get("skip", ())),
+        severity=dict(checks.get("severity", {})),
+        exempt=tuple(exempt),
+        targets=tuple(TargetConfig(**t) for t in raw.get("targets", ())),
+        raw=raw,
+    )
+
+
+def load(rootdir: Path, explicit: str | None, *, region: str | None = None, profile: str | None = None) -> Settings:
+    source, raw = find_config(rootdir, explicit)
+    return build(source, raw, region=region, profile=profile)

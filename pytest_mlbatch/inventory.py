@@ -1,0 +1,209 @@
+"""Fetch each AWS resource kind once per (account, region, query): cached, thread-safe, retried, guarded."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from .guard import Guard
+
+RETRIES: Any = {"mode": "standard", "max_attempts": 3}
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 15
+
+DENIED = {
+    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess",
+    "AuthorizationError", "Forbidden", "NotAuthorized",
+}
+THROTTLED = {
+    "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
+    "ThrottledException", "SlowDown", "RequestThrottled", "RequestThrottledException",
+}
+CREDENTIALS = {
+    "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch",
+    "UnrecognizedClientException", "InvalidSignatureException", "AuthFailure",
+}
+
+
+class AwsError(Exception):
+    """An AWS call that did not answer: carries the operation, the kind of failure and what to do."""
+
+    def __init__(self, operation: str, kind: str, code: str, detail: str) -> None:
+        self.operation = operation
+        self.kind = kind  # denied | throttled | fault | timeout | connection | credentials | client
+        self.code = code
+        self.detail = detail
+        super().__init__(str(self))
+
+    @property
+    def permission(self) -> str:
+        return self.operation
+
+    def __str__(self) -> str:
+        if self.kind == "denied":
+            return f"{self.operation} was denied ({self.code}): grant {self.permission} to the caller"
+        if self.kind == "throttled":
+            return f"{self.operation} was throttled past retries ({self.code})"
+        if self.kind == "credentials":
+            return f"{self.operation}: AWS credentials not usable ({self.code}): {self.detail}"
+        return f"{self.operation} failed ({self.code}): {self.detail}"
+
+
+def classify(operation: str, exc: BaseException) -> AwsError:
+    """Turn any botocore/network exception into an AwsError with a kind."""
+    if isinstance(exc, AwsError):
+        return exc
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", "Unknown"))
+        msg = str(err.get("Message", "")) or str(exc)
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in DENIED or code.endswith("AccessDenied") or code.endswith("AccessDeniedException"):
+            kind = "denied"
+        elif code in THROTTLED:
+            kind = "throttled"
+        elif code in CREDENTIALS:
+            kind = "credentials"
+        elif status >= 500:
+            kind = "fault"
+        else:
+            kind = "client"
+        return AwsError(operation, kind, code, msg[:300])
+    if isinstance(exc, botocore.exceptions.ReadTimeoutError | botocore.exceptions.ConnectTimeoutError):
+        return AwsError(operation, "timeout", type(exc).__name__, str(exc)[:300])
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectionClosedError):
+        return AwsError(operation, "connection", type(exc).__name__, str(exc)[:300])
+    if isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
+        return AwsError(operation, "credentials", type(exc).__name__, str(exc))
+    if isinstance(exc, botocore.exceptions.ProfileNotFound):
+        return AwsError(operation, "credentials", "ProfileNotFound", str(exc))
+    if isinstance(exc, botocore.exceptions.NoRegionError):
+        return AwsError(operation, "client", "NoRegionError", str(exc))
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return AwsError(operation, "connection", type(exc).__name__, str(exc)[:300])
+    return AwsError(operation, "client", type(exc).__name__, str(exc)[:300])
+
+
+def client_config(max_pool: int = 10) -> botocore.config.Config:
+    return botocore.config.Config(
+        retries=RETRIES,
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+        max_pool_connections=max_pool,
+        user_agent_extra="pytest-mlbatch",
+    )
+
+
+class Inventory:
+    """The only place that talks to AWS for one target. Checks ask; results are fetched once and shared."""
+
+    def __init__(self, session: boto3.Session, region: str | None, *, label: str = "") -> None:
+        self.session = session
+        self.region = region
+        self.label = label or (region or "?")
+        self.guard = Guard()
+        self.calls: Counter[str] = Counter()
+        self._clients: dict[tuple[str, str | None], Any] = {}
+        self._cache: dict[str, Future[Any]] = {}
+        self._lock = threading.Lock()
+
+    # -- clients -------------------------------------------------------------------------------------
+    def client(self, service: str, region: str | None = None) -> Any:
+        """A guarded, retried, timed-out boto3 client (created once per service and region)."""
+        key = (service, region or self.region)
+        with self._lock:
+            found = self._clients.get(key)
+            if found is None:
+                found = self.session.client(service, region_name=key[1], config=client_config())
+                found.meta.events.register("before-call", self._before_call)
+                self.guard.install(found)
+                self._clients[key] = found
+            return found
+
+    def _before_call(self, model: Any, **_: Any) -> None:
+        self.calls[f"{model.service_model.signing_name}:{model.name}"] += 1
+
+    @staticmethod
+    def operation_name(client: Any, method: str) -> str:
+        api = client.meta.method_to_api_mapping.get(method, method)
+        return f"{client.meta.service_model.signing_name}:{api}"
+
+    # -- cached reads --------------------------------------------------------------------------------
+    def _cached(self, key: str, fetch: Callable[[], Any]) -> Any:
+        with self._lock:
+            fut = self._cache.get(key)
+            owner = fut is None
+            if fut is None:
+                fut = Future()
+                self._cache[key] = fut
+        if owner:
+            try:
+                fut.set_result(fetch())
+            except BaseException as exc:
+                fut.set_exception(exc)
+        return fut.result()
+
+    def call(self, service: str, method: str, *, region: str | None = None, **params: Any) -> Any:
+        """One cached API call (no pagination). Raises AwsError."""
+        key = json.dumps(["call", service, region or self.region, method, params], sort_keys=True, default=str)
+
+        def fetch() -> Any:
+            client = self.client(service, region)
+            try:
+                response = getattr(client, method)(**params)
+            except Exception as exc:
+                raise classify(self.operation_name(client, method), exc) from None
+            response.pop("ResponseMetadata", None)
+            return response
+
+        return self._cached(key, fetch)
+
+    def paginate(self, service: str, method: str, result_key: str, *, region: str | None = None,
+                 **params: Any) -> list[Any]:
+        """All items of a listing, following every page, cached. Raises AwsError."""
+        key = json.dumps(["pages", service, region or self.region, method, result_key, params], sort_keys=True,
+                         default=str)
+
+        def fetch() -> list[Any]:
+            client = self.client(service, region)
+            items: list[Any] = []
+            try:
+                if client.can_paginate(method):
+                    for page in client.get_paginator(method).paginate(**params):
+                        items.extend(page.get(result_key, []))
+                else:
+                    items.extend(getattr(client, method)(**params).get(result_key, []))
+            except Exception as exc:
+                raise classify(self.operation_name(client, method), exc) from None
+            return items
+
+        result: list[Any] = self._cached(key, fetch)
+        return result
+
+    def memo(self, name: str, fetch: Callable[[], Any]) -> Any:
+        """Cache any derived value (e.g. a parsed document) for the life of this inventory."""
+        return self._cached(json.dumps(["memo", name]), fetch)
+
+    def invalidate(self, service: str | None = None) -> None:
+        """Forget cached answers (after a fix changed something) so a re-check reads fresh data."""
+        with self._lock:
+            if service is None:
+                self._cache.clear()
+            else:
+                for key in [k for k in self._cache if f'"{service}"' in k or k.startswith('["memo"')]:
+                    del self._cache[key]
+
+    @contextlib.contextmanager
+    def mutations(self, journal: Any, check_id: str, resource: str) -> Iterator[None]:
+        """Within this block (fixers only), create-only calls are allowed and each one is journaled."""
+        with self.guard.allow(journal, check_id, resource):
+            yield

@@ -1,0 +1,58 @@
+"""The append-only record of every change --fix made, in the rootdir's .mlbatch/journal.jsonl."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+# Keys in an API response that identify what was created; nothing else of a response is written down.
+ID_SUFFIXES = ("Id", "Arn", "Name", "Uri", "Fingerprint")
+
+
+def _ids(parsed: Any, depth: int = 0) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if not isinstance(parsed, dict) or depth > 2:
+        return out
+    for key, value in parsed.items():
+        if key == "ResponseMetadata":
+            continue
+        if isinstance(value, str) and key.endswith(ID_SUFFIXES):
+            out[key] = value
+        elif isinstance(value, dict):
+            out.update(_ids(value, depth + 1))
+    return out
+
+
+class Journal:
+    """One JSON line per applied action and per AWS call of a fix; written as it happens, so a fix that
+    fails halfway leaves a journal that says what exists now."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self.entries: list[dict[str, Any]] = []
+
+    def _write(self, entry: dict[str, Any]) -> None:
+        entry = {"ts": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **entry}
+        with self._lock:
+            self.entries.append(entry)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
+
+    def record_call(self, check_id: str, resource: str, call: str, ok: bool, parsed: Any) -> None:
+        self._write({"check_id": check_id, "resource": resource, "call": call,
+                     "status": "ok" if ok else "failed", "created": _ids(parsed)})
+
+    def record_local(self, check_id: str, resource: str, action: str, path: str) -> None:
+        self._write({"check_id": check_id, "resource": resource, "call": f"local:{action}", "status": "ok",
+                     "created": {"path": path}})
+
+    def record_outcome(self, check_id: str, resource: str, action: str, status: str, detail: str = "") -> None:
+        self._write({"check_id": check_id, "resource": resource, "action": action, "status": status,
+                     "detail": detail})

@@ -1,0 +1,87 @@
+"""The vocabulary shared by checks, the engine and the plugin: severities, outcomes, findings, resources."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Severity(enum.StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """Higher is worse: critical=4 ... low=1."""
+        return {"critical": 4, "high": 3, "medium": 2, "low": 1}[self.value]
+
+
+class Outcome(enum.StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    FIXED = "fixed"
+
+
+AREAS: dict[str, str] = {
+    "ENV": "account and local tooling",
+    "IMG": "container image",
+    "KEY": "EC2 key pair",
+    "SG": "security groups",
+    "NET": "VPC and subnets",
+    "IAM": "roles and policies",
+    "BAT": "AWS Batch",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a check concluded about one resource."""
+
+    outcome: Outcome
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in (Outcome.PASSED, Outcome.FIXED)
+
+
+def passed(message: str = "ok") -> Finding:
+    return Finding(Outcome.PASSED, message)
+
+
+def failed(message: str) -> Finding:
+    return Finding(Outcome.FAILED, message)
+
+
+def skipped(reason: str) -> Finding:
+    return Finding(Outcome.SKIPPED, reason)
+
+
+def error(reason: str) -> Finding:
+    return Finding(Outcome.ERROR, reason)
+
+
+class NotEvaluable(Exception):
+    """Raised by a check (or the layers under it) when it cannot decide: the outcome is `error`, never `passed`."""
+
+
+class NotApplicable(Exception):
+    """Raised by a check when it does not apply to this resource: the outcome is `skipped` with the reason."""
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One thing a check runs on: its kind, a stable id for node ids and reports, and the data behind it."""
+
+    kind: str
+    id: str
+    data: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)

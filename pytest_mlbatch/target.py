@@ -1,0 +1,164 @@
+"""One (account, region) to check: its boto3 session (profile or assumed role), inventory, identity and scope."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from .config import Settings, TargetConfig
+from .inventory import AwsError, Inventory, classify
+from .scope import Scope
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Where to look, before any AWS call: region (and how it was resolved), profile, role to assume."""
+
+    label: str
+    region: str | None
+    region_source: str
+    profile: str | None
+    role_arn: str | None = None
+    external_id: str | None = None
+    session_name: str | None = None
+    account_id: str | None = None
+
+
+def resolve_targets(settings: Settings, cli_region: str | None, cli_profile: str | None) -> list[TargetSpec]:
+    """The config's targets (or one default target), each with its region resolved and its source named."""
+    entries = settings.targets or (TargetConfig(),)
+    specs: list[TargetSpec] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        profile = cli_profile or entry.profile or settings.profile
+        region, source = _region(settings, entry, i, cli_region, profile)
+        account = entry.account_id or (entry.role_arn.split(":")[4] if entry.role_arn else None)
+        label = region or "no-region"
+        if account and (len(entries) > 1 or entry.role_arn):
+            label = f"{account}/{label}"
+        base, n = label, 2
+        while label in seen:
+            label, n = f"{base}#{n}", n + 1
+        seen.add(label)
+        specs.append(TargetSpec(label, region, source, profile, entry.role_arn, entry.external_id,
+                                entry.session_name, account or settings.account_id))
+    return specs
+
+
+def _region(settings: Settings, entry: TargetConfig, index: int, cli: str | None,
+            profile: str | None) -> tuple[str | None, str]:
+    if cli:
+        return cli, "--aws-region"
+    if entry.region:
+        return entry.region, f"targets[{index}].region"
+    if settings.region:
+        return settings.region, "config region"
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        if os.environ.get(var):
+            return os.environ[var], f"{var} environment variable"
+    try:
+        found = boto3.Session(profile_name=profile).region_name
+    except Exception:
+        found = None
+    if found:
+        return found, f"profile {profile or 'default'}"
+    return None, "not set"
+
+
+class Target:
+    """A target at run time. Everything is lazy: nothing talks to AWS until a check asks."""
+
+    def __init__(self, spec: TargetSpec, settings: Settings) -> None:
+        self.spec = spec
+        self.settings = settings
+        self._lock = threading.RLock()
+        self._inventory: Inventory | None = None
+        self._session_error: AwsError | None = None
+        self._scope: Scope | None = None
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+    @property
+    def region(self) -> str | None:
+        return self.spec.region
+
+    def _make_session(self) -> boto3.Session:
+        try:
+            base = boto3.Session(profile_name=self.spec.profile, region_name=self.spec.region)
+        except Exception as exc:
+            raise classify("sts:GetCallerIdentity", exc) from None
+        if not self.spec.role_arn:
+            return base
+        params: dict[str, Any] = {
+            "RoleArn": self.spec.role_arn,
+            "RoleSessionName": self.spec.session_name or "pytest-mlbatch",
+        }
+        if self.spec.external_id:
+            params["ExternalId"] = self.spec.external_id
+        try:
+            sts = base.client("sts", region_name=self.spec.region)
+            creds = sts.assume_role(**params)["Credentials"]
+        except Exception as exc:
+            err = classify("sts:AssumeRole", exc)
+            err.kind = "assume-role"
+            err.detail = f"could not assume {self.spec.role_arn}: {err.code}: {err.detail}"
+            raise err from None
+        return boto3.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+            region_name=self.spec.region,
+        )
+
+    @property
+    def inventory(self) -> Inventory:
+        """The target's inventory; raises AwsError (kind credentials / assume-role) if no session can be made."""
+        with self._lock:
+            if self._inventory is None and self._session_error is None:
+                try:
+                    self._inventory = Inventory(self._make_session(), self.spec.region, label=self.label)
+                except AwsError as exc:
+                    self._session_error = exc
+            if self._session_error is not None:
+                raise self._session_error
+            assert self._inventory is not None
+            return self._inventory
+
+    def identity(self) -> dict[str, Any]:
+        """STS GetCallerIdentity, once. Raises AwsError."""
+        result: dict[str, Any] = self.inventory.call("sts", "get_caller_identity")
+        return result
+
+    @property
+    def account(self) -> str | None:
+        try:
+            return str(self.identity()["Account"])
+        except AwsError:
+            return self.spec.account_id
+
+    def scope(self) -> Scope:
+        """Config values completed by discovery (once)."""
+        with self._lock:
+            if self._scope is None:
+                scope = Scope.from_settings(self.settings)
+                try:
+                    inventory = self.inventory
+                except AwsError:
+                    inventory = None
+                if inventory is not None and self.spec.region:
+                    from .discovery import discover
+
+                    try:
+                        discover(scope, inventory)
+                    except AwsError as exc:
+                        scope.problems.append(("discovery", str(exc), "error"))
+                    except Exception as exc:
+                        scope.problems.append(("discovery", f"{type(exc).__name__}: {exc}", "error"))
+                self._scope = scope
+            return self._scope
