@@ -16,7 +16,6 @@ from img_fixtures import (
     TOKEN_PASSWORD,
     RegistryApi,
     auth_registry,
-    build_scratch,
     ecr_config,
     mirror_to_ecr,
 )
@@ -137,7 +136,8 @@ def test_fix_creates_repository_once(preflight: Any, aws: Aws, pytester: pytest.
     cfg["fix"] = {"tags": {"team": "ml"}}
     result, report = run(preflight, cfg, "--fix-dry-run")
     assert row(preflight, report, "IMG001")["outcome"] == "failed"
-    result.stdout.fnmatch_lines(["*IMG001*create ECR repository mlmodel in us-east-1*", "*calls: ecr:CreateRepository*"])
+    result.stdout.fnmatch_lines(["*IMG001*create ECR repository mlmodel in us-east-1*",
+                                 "*calls: ecr:CreateRepository*"])
     assert aws.client("ecr").describe_repositories()["repositories"] == []
 
     _, report = run(preflight, cfg, "--fix")
