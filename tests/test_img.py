@@ -239,3 +239,20 @@ def test_no_secret_in_any_output(preflight: Any, aws: Aws, auth_registry: str, p
     everything = "\n".join(outputs)
     assert TOKEN_PASSWORD not in everything
     assert token not in everything
+
+
+def test_sandbox_image(pytester: pytest.Pytester) -> None:
+    """The sandbox's job runs mlmodel:latest while ECR holds only 1.0; there is no Docker and no real registry."""
+    report_path = pytester.path / "sandbox.json"
+    result = pytester.runpytest("--mlbatch", "--mlbatch-sandbox", "-p", "no:cacheprovider", "-k", "IMG",
+                                "--mlbatch-json", str(report_path))
+    report = json.loads(report_path.read_text())
+    rows = {r["check_id"]: r for r in report["results"]}
+    assert rows["IMG001"]["outcome"] == "passed"
+    assert rows["IMG002"]["outcome"] == "failed" and "tags there: 1.0" in rows["IMG002"]["message"]
+    assert rows["IMG009"]["outcome"] == "failed" and "mutable tag latest" in rows["IMG009"]["message"]
+    assert rows["IMG003"]["outcome"] == "skipped" and "image.local is not set" in rows["IMG003"]["message"]
+    for cid in ("IMG004", "IMG005", "IMG007", "IMG008"):
+        assert rows[cid]["outcome"] == "skipped" and "see IMG002" in rows[cid]["message"], rows[cid]
+    assert "passed" not in {rows[c]["outcome"] for c in ("IMG003", "IMG004", "IMG005", "IMG007", "IMG008")}
+    assert result.ret == 1
