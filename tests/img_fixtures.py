@@ -52,13 +52,16 @@ class RegistryApi:
     address: str
     user: str | None = TOKEN_USER
     password: str | None = TOKEN_PASSWORD
+    bearer: str | None = None
 
     def _req(self, method: str, url: str, data: bytes | None = None,
              headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
         if not url.startswith("http"):
             url = f"http://{self.address}{url}"
         req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
-        if self.user is not None:
+        if self.bearer is not None:
+            req.add_header("Authorization", f"Bearer {self.bearer}")
+        elif self.user is not None:
             token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
             req.add_header("Authorization", f"Basic {token}")
         try:
