@@ -21,22 +21,25 @@ def test_push_fix_then_compare_then_repush(preflight: Any, aws: Aws, auth_regist
                                            pytester: pytest.Pytester) -> None:
     client = docker.DockerClient(base_url=docker_env)
     local_id = build_scratch(client, "mlmodel-local:1", "first build")
-    make_repo(aws, "pushed")
     cfg = ecr_config("pushed:1.0", auth_registry, local="mlmodel-local:1", pull=True)
     reg = RegistryClient(f"http://{auth_registry}", Credentials("AWS", TOKEN_PASSWORD))
 
     # dry run: the plan lists the calls, nothing is pushed
     result, report = run(preflight, cfg, "--fix-dry-run")
+    assert row(preflight, report, "IMG001")["outcome"] == "failed"
     assert row(preflight, report, "IMG002")["outcome"] == "failed"
+    assert [f["check_id"] for f in report["fixes"]] == ["IMG001", "IMG002"]
     plan = next(f for f in report["fixes"] if f["check_id"] == "IMG002")
     assert plan["calls"][:4] == ["ecr:GetAuthorizationToken", "docker:tag", "docker:push", "ecr:DescribeImages"]
     assert plan["applied"] is False
     result.stdout.fnmatch_lines(["*IMG002*tag local image mlmodel-local:1 as 127.0.0.1:*/pushed:1.0 and push it*"])
     assert reg.manifest("pushed", "1.0") is None
-    assert aws.client("ecr").describe_images(repositoryName="pushed")["imageDetails"] == []
+    assert aws.client("ecr").describe_repositories()["repositories"] == []
 
-    # --fix: pushed once, confirmed, ECR and the registry agree; IMG003 then passes and IMG004 pulls for real
+    # --fix: the repository is created, then the image pushed once and confirmed; ECR and the registry agree,
+    # IMG003 then passes and IMG004 pulls for real
     result, report = run(preflight, cfg, "--fix")
+    assert row(preflight, report, "IMG001")["outcome"] == "fixed"
     assert row(preflight, report, "IMG002")["outcome"] == "fixed", row(preflight, report, "IMG002")
     served = reg.manifest("pushed", "1.0")
     assert served is not None and served.config_digest == local_id  # the pushed image is the configured local one

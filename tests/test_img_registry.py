@@ -92,9 +92,10 @@ def test_private_registry_secret_and_size(preflight: Any, aws: Aws, auth_registr
                                                       {"type": "MEMORY", "value": "2048"}]})["jobDefinitionArn"]
     cfg = {"version": 1, "region": REGION, "image": {"uri": uri, "max_size_mib": 1},
            "batch": {"job_definition": arn}}
-    _, report = run(preflight, cfg)
+    result, report = run(preflight, cfg, "-rA")
     r = row(preflight, report, "IMG004")
     assert r["outcome"] == "passed" and f"AWS (secret {secret})" in r["message"], r
+    assert TOKEN_PASSWORD not in result.stdout.str() + result.stderr.str() + json.dumps(report)
     assert row(preflight, report, "IMG002")["outcome"] == "passed"
     r7 = row(preflight, report, "IMG007")
     assert r7["outcome"] == "failed" and "too large for image.max_size_mib (1 MiB" in r7["message"], r7
