@@ -112,7 +112,7 @@ def test_bad_config_names_the_key(tmp_path: Path, text: str, expected: str) -> N
 
 
 def test_missing_explicit_config(tmp_path: Path) -> None:
-    with pytest.raises(cfg.ConfigError, match="nope.yaml: config file not found"):
+    with pytest.raises(cfg.ConfigError, match=r"nope\.yaml: config file not found"):
         cfg.load(tmp_path, "nope.yaml")
 
 

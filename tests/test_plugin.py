@@ -6,7 +6,6 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-
 from backends import Aws
 
 KEY_CONFIG = {"version": 1, "region": "us-east-1", "key_pair": {"name": "ml-key"}}
@@ -93,9 +92,9 @@ def test_not_configured_checks_are_skipped_with_reason(preflight, aws: Aws) -> N
 
 def test_preflight_alone_without_paths_and_with_tests_when_given(preflight, aws: Aws) -> None:
     preflight.pytester.makepyfile(test_unit="def test_unit():\n    pass\n")
-    result, report = preflight.run(KEY_CONFIG, "-k", "ENV001 or unit")
+    result, _ = preflight.run(KEY_CONFIG, "-k", "ENV001 or unit")
     result.assert_outcomes(passed=1, deselected=result.parseoutcomes()["deselected"])
-    result, report = preflight.run(KEY_CONFIG, "-k", "ENV001 or unit", "test_unit.py")
+    result, _ = preflight.run(KEY_CONFIG, "-k", "ENV001 or unit", "test_unit.py")
     result.assert_outcomes(passed=2, deselected=result.parseoutcomes()["deselected"])
 
 
