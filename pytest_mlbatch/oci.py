@@ -74,8 +74,11 @@ class Manifest:
 
     @property
     def body(self) -> dict[str, Any]:
-        doc: dict[str, Any] = json.loads(self.raw or b"{}")
-        return doc
+        try:
+            doc = json.loads(self.raw or b"{}")
+        except ValueError:
+            return {}
+        return doc if isinstance(doc, dict) else {}
 
     @property
     def is_index(self) -> bool:
@@ -241,7 +244,7 @@ class RegistryClient:
             if reference.startswith("sha256:") and actual != reference:
                 raise RegistryError(self.registry, resp.status, f"manifest {reference} came back as {actual}")
             if not media_type or media_type in ("application/json", "text/plain"):
-                media_type = str(json.loads(raw or b"{}").get("mediaType", ""))
+                media_type = str(Manifest(digest, "", raw).body.get("mediaType", ""))
         if not digest:
             raise RegistryError(self.registry, resp.status, f"no Docker-Content-Digest for {repository}:{reference}")
         return Manifest(digest, media_type, raw)
@@ -266,7 +269,12 @@ class RegistryClient:
         cfg_digest = manifest.config_digest
         if not cfg_digest:
             raise RegistryError(self.registry, 200, f"manifest {manifest.digest} has no config")
-        cfg = json.loads(self.blob(repository, cfg_digest))
+        try:
+            cfg = json.loads(self.blob(repository, cfg_digest))
+            if not isinstance(cfg, dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            raise RegistryError(self.registry, 200, f"image config {cfg_digest} is not JSON ({exc})") from None
         return [Platform(str(cfg.get("os", "")), str(cfg.get("architecture", "")), cfg.get("variant"))]
 
 

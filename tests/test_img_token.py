@@ -141,3 +141,19 @@ def test_bearer_token_flow(token_registry: tuple[str, TokenService]) -> None:
     assert "token service" in str(wrong.value) and "wrong" not in str(wrong.value)
     with pytest.raises(RegistryError, match="anonymously"):
         RegistryClient(f"http://{address}").manifest("team/model", "1.0")
+
+
+def test_accept_headers_avoid_schema1(registry: str) -> None:
+    """docker-registry 2.8 downgrades a manifest asked for without Accept headers to schema1 (another digest),
+    or refuses it; with the Accept headers HEAD and GET give the pushed digest."""
+    digest, _ = RegistryApi(registry, user=None).image("plain/model", "1.0", "amd64")
+    req = urllib.request.Request(f"http://{registry}/v2/plain/model/manifests/1.0", method="GET")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:  # schema1 of another digest
+            assert "v1+prettyjws" in resp.headers["Content-Type"] and resp.headers["Docker-Content-Digest"] != digest
+    except urllib.error.HTTPError as exc:  # or, when it cannot convert this manifest, 400 MANIFEST_INVALID
+        assert exc.code == 400 and b"MANIFEST_INVALID" in exc.read()
+    client = RegistryClient(f"http://{registry}")
+    for head in (True, False):
+        m = client.manifest("plain/model", "1.0", head=head)
+        assert m is not None and m.digest == digest
