@@ -317,6 +317,13 @@ def push_plan(ctx: CheckContext, res: Resource) -> PushPlan:
     if ctx.account and ref.account != ctx.account:
         raise NotFixable(f"the repository belongs to account {ref.account}; these credentials are for "
                          f"{ctx.account}")
+    if not ctx.runtime.fix_dry_run:  # a dry run shows the plan even where Docker is not running
+        try:
+            client = ctx.docker()
+        except NotEvaluable as exc:
+            raise NotFixable(str(exc)) from None
+        if dockerops.local_image(client, str(local)) is None:
+            raise NotFixable(f"local image {local} does not exist in Docker")
     return PushPlan(ref, str(local), ref.tag)
 
 
