@@ -62,7 +62,7 @@ def test_internet_and_nat_paths(net: Net, tmp_path) -> None:
         "ecs-agent, ecs-telemetry, ecr.api, ecr.dkr, logs, s3")
 
     assert run.outcome(f"NET003[{via_nat}]") == "passed"
-    assert f"private via NAT" in run.message(f"NET003[{via_nat}]")
+    assert "private via NAT" in run.message(f"NET003[{via_nat}]")
     assert f"{nat_good} (available, " in run.message(f"NET003[{via_nat}]")
     assert f"in public subnet {pub}" in run.message(f"NET003[{via_nat}]")
 
@@ -159,7 +159,7 @@ def test_endpoint_group_admits_instance_group(net: Net, tmp_path) -> None:
     cfg["network"]["security_group_ids"] = []  # type: ignore[index]
     run = run_checks(cfg, tmp_path, prefixes=("NET003",))
     assert run.outcome(f"NET003[{sub}]") == "failed"
-    assert f"that do not admit tcp/443 from 10.5.1.0/24" in run.message(f"NET003[{sub}]")
+    assert "that do not admit tcp/443 from 10.5.1.0/24" in run.message(f"NET003[{sub}]")
 
 
 def test_subnet_id_mode_across_vpcs(net: Net, tmp_path) -> None:
