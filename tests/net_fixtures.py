@@ -13,9 +13,22 @@ from backends import REGION, Aws
 from pytest_mlbatch import config as cfg
 from pytest_mlbatch import engine
 from pytest_mlbatch.engine import ItemResult
+from pytest_mlbatch.inventory import Inventory
 from pytest_mlbatch.netpath import INTERFACE_SERVICES
 from pytest_mlbatch.resources import resources_for
 from pytest_mlbatch.runtime import Runtime
+
+_SESSION: list[Any] = []
+
+
+def _session() -> Any:
+    """One boto3 session for every run of these tests: a new one reloads botocore's models (about 0.5 s)."""
+    if not _SESSION:
+        import boto3
+
+        _SESSION.append(boto3.Session(region_name=REGION))
+    return _SESSION[0]
+
 
 MUTATING = ("Create", "Authorize", "Attach", "Allocate", "Associate", "Import", "Put", "Add", "Tag")
 
@@ -49,6 +62,7 @@ def run_checks(config: dict[str, Any], root: Path, *, prefixes: tuple[str, ...] 
     results: dict[str, ItemResult] = {}
     calls: Counter[str] = Counter()
     for target in runtime.targets:
+        target._inventory = Inventory(_session(), target.region, label=target.label)  # same calls, shared models
         for check in runtime.checks():
             if not check.id.startswith(prefixes):
                 continue
