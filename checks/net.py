@@ -211,7 +211,10 @@ def subnet_usable(ctx: CheckContext, res: Resource) -> Finding:
 def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
     data = network(ctx)
     _subnet_or_skip(data, ctx, subnet_id)
-    return netpath.analyze(data, subnet_id, public_ips(ctx, data, subnet_id), instance_groups(ctx, data))
+    _, _, hop = netpath.route_target(data, subnet_id)
+    # public IPs matter only on the internet path (and reading them may need the compute environment)
+    ips = public_ips(ctx, data, subnet_id) if hop.kind == "igw" and hop.ok else PublicIps(False, "not needed")
+    return netpath.analyze(data, subnet_id, ips, instance_groups(ctx, data))
 
 
 @check(

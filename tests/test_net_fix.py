@@ -73,6 +73,9 @@ def test_nat_gateway_fix_in_a_public_subnet_with_cost(net: Net, tmp_path) -> Non
     nats = net.ec2.describe_nat_gateways()["NatGateways"]
     assert len(nats) == 1 and nats[0]["SubnetId"] == pub
     assert {"Key": "pytest-mlbatch:managed", "Value": "true"} in nats[0]["Tags"]
+    routes = net.ec2.describe_route_tables(RouteTableIds=[rt])["RouteTables"][0]["Routes"]
+    assert [r.get("NatGatewayId") for r in routes if r.get("DestinationCidrBlock") == "0.0.0.0/0"] == \
+        [nats[0]["NatGatewayId"]]
     addresses = net.ec2.describe_addresses()["Addresses"]
     assert {"Key": "pytest-mlbatch:managed", "Value": "true"} in addresses[0]["Tags"]
     again = run_checks(cfg, tmp_path, prefixes=("NET003",), fix=True)
