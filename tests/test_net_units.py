@@ -9,7 +9,16 @@ from hypothesis import strategies as st
 
 from pytest_mlbatch import secgroups
 from pytest_mlbatch.config import Rule
-from pytest_mlbatch.netpath import NetData, acl_allows, acl_problems, route_target
+from pytest_mlbatch.netpath import (
+    NetData,
+    PublicIps,
+    acl_allows,
+    acl_problems,
+    analyze,
+    nat_usable,
+    route_target,
+    service_of,
+)
 
 
 def entry(n: int, action: str, *, egress: bool, proto: str = "6", ports: tuple[int, int] | None = None,
@@ -181,3 +190,43 @@ def test_rule_present_and_refusals() -> None:
     assert secgroups.ip_permission(Rule("tcp", 80, 90, cidr_ipv6="2600::/64", description="web")) == {
         "IpProtocol": "tcp", "FromPort": 80, "ToPort": 90, "Ipv6Ranges": [{"CidrIpv6": "2600::/64",
                                                                            "Description": "web"}]}
+
+
+def _nat_world(**nat: Any) -> NetData:
+    doc = {"NatGatewayId": "nat-1", "VpcId": "vpc-1", "SubnetId": "s-pub", "State": "available",
+           "NatGatewayAddresses": [{"PublicIp": "198.51.100.7"}], **nat}
+    return NetData("us-east-1", subnets={"s-pub": {"SubnetId": "s-pub", "VpcId": "vpc-1"}},
+                   route_tables=[{"RouteTableId": "rtb-pub", "VpcId": "vpc-1", "Associations": [{"SubnetId": "s-pub"}],
+                                  "Routes": [{"DestinationCidrBlock": "0.0.0.0/0", "GatewayId": "igw-1",
+                                              "State": "active"}]}],
+                   internet_gateways=[{"InternetGatewayId": "igw-1", "Attachments": [
+                       {"VpcId": "vpc-1", "State": "available"}]}],
+                   nat_gateways={"nat-1": doc})
+
+
+def test_nat_usable_states() -> None:
+    assert nat_usable(_nat_world(), "nat-1") == (True, "NAT gateway nat-1 (available, 198.51.100.7) in public "
+                                                       "subnet s-pub")
+    assert nat_usable(_nat_world(State="pending"), "nat-1") == (False, "NAT gateway nat-1 is pending, not available")
+    assert nat_usable(_nat_world(State="failed"), "nat-1")[1] == \
+        "NAT gateway nat-1 is failed (the route is a blackhole)"
+    assert nat_usable(_nat_world(NatGatewayAddresses=[]), "nat-1") == (False, "NAT gateway nat-1 has no public address")
+    assert nat_usable(_nat_world(ConnectivityType="private"), "nat-1")[1] == \
+        "NAT gateway nat-1 is a private NAT gateway (no internet access)"
+    assert nat_usable(_nat_world(), "nat-2") == (False, "NAT gateway nat-2 does not exist (the route is a blackhole)")
+    # its subnet's table is not described as a subnet, yet found through the VPC and association
+    world = _nat_world(SubnetId="s-other")
+    assert nat_usable(world, "nat-1")[1] == ("NAT gateway nat-1 sits in s-other, which has no public route (no route "
+                                             "table applies)")
+
+
+def test_opaque_targets_and_endpoint_names() -> None:
+    data = _nat_world()
+    data.route_tables[0]["Routes"] = [{"DestinationCidrBlock": "0.0.0.0/0", "VpcPeeringConnectionId": "pcx-1",
+                                       "State": "active"}]
+    result = analyze(data, "s-pub", PublicIps(True, "on"))
+    assert not result.ok and result.opaque
+    assert "goes to VPC peering connection pcx-1; what lies beyond it cannot be verified" in result.message
+    assert service_of("com.amazonaws.us-east-1.ecr.dkr", "us-east-1") == "ecr.dkr"
+    assert service_of("cn.com.amazonaws.cn-north-1.ecr.api", "cn-north-1") == "ecr.api"
+    assert service_of("com.amazonaws.us-west-2.ecs", "us-east-1") is None
