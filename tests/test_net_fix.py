@@ -84,7 +84,7 @@ def test_nat_gateway_fix_in_a_public_subnet_with_cost(net: Net, tmp_path) -> Non
     assert again.mutating_calls() == []
 
 
-def test_nat_fix_reuses_a_working_nat_gateway(net: Net, tmp_path) -> None:
+def test_nat_reuse_and_refusals(net: Net, tmp_path) -> None:
     vpc = net.vpc("10.0.0.0/16")
     pub = net.subnet(vpc, "10.0.1.0/24", public_ip=True)
     net.default_route(net.table(vpc, pub), GatewayId=net.igw(vpc))
@@ -97,8 +97,6 @@ def test_nat_fix_reuses_a_working_nat_gateway(net: Net, tmp_path) -> None:
     assert fixed.mutating_calls() == ["ec2:CreateRoute"]
     assert f"add route 0.0.0.0/0 -> existing {nat} to {priv}'s route table {rt}" in fixed.message(f"NET003[{priv}]")
 
-
-def test_fix_never_replaces_a_route_nor_touches_the_main_table(net: Net, tmp_path) -> None:
     vpc = net.vpc("10.0.0.0/16")
     pub = net.subnet(vpc, "10.0.1.0/24", public_ip=True)
     net.default_route(net.table(vpc, pub), GatewayId=net.igw(vpc))

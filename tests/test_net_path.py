@@ -78,27 +78,32 @@ def test_internet_and_nat_paths(net: Net, tmp_path) -> None:
     assert f"route table {main} (main) sends 0.0.0.0/0 to {igw}" in run.message(f"NET003[{main_public}]")
 
 
-def test_detached_igw_and_blackhole_state(net: Net, tmp_path) -> None:
+def test_detached_igw_opaque_target_and_subnet_id_mode(net: Net, tmp_path) -> None:
     vpc = net.vpc("10.3.0.0/16")
     igw = net.igw(vpc)
     sub = net.subnet(vpc, "10.3.1.0/24", public_ip=True)
     rt = net.table(vpc, sub)
     net.default_route(rt, GatewayId=igw)
     net.ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)  # the route stays "active" in moto
-    run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [sub]}}, tmp_path, prefixes=("NET003",))
+    via_tgw = net.subnet(vpc, "10.3.2.0/24")
+    tgw = net.ec2.create_transit_gateway()["TransitGateway"]["TransitGatewayId"]
+    net.default_route(net.table(vpc, via_tgw), TransitGatewayId=tgw)
+    run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [sub, via_tgw]}}, tmp_path, prefixes=("NET003",))
     assert run.outcome(f"NET003[{sub}]") == "failed"
     assert run.message(f"NET003[{sub}]").startswith(
         f"{sub}: private (0.0.0.0/0 on {rt} goes to {igw}, which does not exist or is not attached to {vpc}); no NAT")
+    assert run.outcome(f"NET003[{via_tgw}]") == "error"
+    assert f"goes to transit gateway {tgw}; what lies beyond it cannot be verified" in \
+        run.message(f"NET003[{via_tgw}]")
 
-
-def test_route_to_transit_gateway_cannot_be_verified(net: Net, tmp_path) -> None:
-    vpc = net.vpc("10.4.0.0/16")
-    sub = net.subnet(vpc, "10.4.1.0/24")
-    tgw = net.ec2.create_transit_gateway()["TransitGateway"]["TransitGatewayId"]
-    net.default_route(net.table(vpc, sub), TransitGatewayId=tgw)
-    run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [sub]}}, tmp_path, prefixes=("NET003",))
-    assert run.outcome(f"NET003[{sub}]") == "error"
-    assert f"goes to transit gateway {tgw}; what lies beyond it cannot be verified" in run.message(f"NET003[{sub}]")
+    # without network.vpc_id, subnets are described by id and every VPC they are in is read
+    v1 = net.vpc("10.6.0.0/16")
+    s1 = net.subnet(v1, "10.6.1.0/24", public_ip=True)
+    net.default_route(net.table(v1, s1), GatewayId=net.igw(v1))
+    run = run_checks({"network": {"subnet_ids": [s1, sub]}}, tmp_path, prefixes=("NET003",))
+    assert run.outcome(f"NET003[{s1}]") == "passed"
+    assert run.outcome(f"NET003[{sub}]") == "failed"
+    assert run.calls["ec2:DescribeRouteTables"] == 1 and run.calls["ec2:DescribeSubnets"] == 1
 
 
 def test_endpoint_path(net: Net, tmp_path) -> None:
@@ -127,8 +132,6 @@ def test_endpoint_path(net: Net, tmp_path) -> None:
         f"{c}: private (route table {rt_c} has no 0.0.0.0/0 route); no NAT; s3 gateway endpoint {eps['s3']} is "
         f"not on route table {rt_c}")
 
-
-def test_endpoint_path_lacks(net: Net, tmp_path) -> None:
     vpc = net.vpc("10.2.0.0/16")
     sub = net.subnet(vpc, "10.2.1.0/24")
     rt = net.table(vpc, sub)
@@ -144,9 +147,7 @@ def test_endpoint_path_lacks(net: Net, tmp_path) -> None:
         f"ecs endpoint {eps['ecs']} has groups {closed} that do not admit tcp/443 from 10.2.1.0/24; "
         f"logs endpoint {eps['logs']} has private DNS off (the default service names would not resolve to it)")
 
-
-def test_endpoint_group_admits_instance_group(net: Net, tmp_path) -> None:
-    """An endpoint group that admits 443 from the instances' group (not a CIDR) is enough."""
+    # An endpoint group that admits 443 from the instances' group (not a CIDR) is enough.
     vpc = net.vpc("10.5.0.0/16")
     sub = net.subnet(vpc, "10.5.1.0/24")
     rt = net.table(vpc, sub)
@@ -162,18 +163,6 @@ def test_endpoint_group_admits_instance_group(net: Net, tmp_path) -> None:
     assert "that do not admit tcp/443 from 10.5.1.0/24" in run.message(f"NET003[{sub}]")
 
 
-def test_subnet_id_mode_across_vpcs(net: Net, tmp_path) -> None:
-    """Without network.vpc_id, subnets are described by id and every VPC they are in is read."""
-    v1, v2 = net.vpc("10.6.0.0/16"), net.vpc("10.7.0.0/16")
-    s1 = net.subnet(v1, "10.6.1.0/24", public_ip=True)
-    s2 = net.subnet(v2, "10.7.1.0/24")
-    net.default_route(net.table(v1, s1), GatewayId=net.igw(v1))
-    run = run_checks({"network": {"subnet_ids": [s1, s2]}}, tmp_path, prefixes=("NET003",))
-    assert run.outcome(f"NET003[{s1}]") == "passed"
-    assert run.outcome(f"NET003[{s2}]") == "failed"
-    assert run.calls["ec2:DescribeRouteTables"] == 1
-
-
 # -- public IPs from the compute environment --------------------------------------------------------------
 
 def _service_role(aws: Aws) -> str:
@@ -184,17 +173,17 @@ def _service_role(aws: Aws) -> str:
     return str(aws.client("iam").create_role(RoleName="batch-svc", AssumeRolePolicyDocument=trust)["Role"]["Arn"])
 
 
-def test_launch_template_public_ip_decides(net: Net, aws: Aws, tmp_path) -> None:
+def test_public_ips_from_the_compute_environment(net: Net, aws: Aws, tmp_path) -> None:
     vpc = net.vpc("10.8.0.0/16")
     sub = net.subnet(vpc, "10.8.1.0/24")  # MapPublicIpOnLaunch off
     net.default_route(net.table(vpc, sub), GatewayId=net.igw(vpc))
     sg = net.group(vpc, "ce")
-    iam = aws.client("iam")
-    iam.create_instance_profile(InstanceProfileName="x")
+    role = _service_role(aws)
+    aws.client("iam").create_instance_profile(InstanceProfileName="x")
     lt = net.ec2.create_launch_template(LaunchTemplateName="ml-lt", LaunchTemplateData={
         "NetworkInterfaces": [{"DeviceIndex": 0, "AssociatePublicIpAddress": True}]})["LaunchTemplate"]
     aws.client("batch").create_compute_environment(
-        computeEnvironmentName="ml-ce", type="MANAGED", state="ENABLED", serviceRole=_service_role(aws),
+        computeEnvironmentName="ml-ce", type="MANAGED", state="ENABLED", serviceRole=role,
         computeResources={"type": "EC2", "minvCpus": 0, "maxvCpus": 4, "instanceTypes": ["m5.large"],
                           "subnets": [sub], "securityGroupIds": [sg], "instanceRole": "arn:aws:iam::123456789012:"
                           "instance-profile/x", "launchTemplate": {"launchTemplateId": lt["LaunchTemplateId"]}})
@@ -206,15 +195,13 @@ def test_launch_template_public_ip_decides(net: Net, aws: Aws, tmp_path) -> None
     run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [sub]}}, tmp_path, prefixes=("NET003",))
     assert run.outcome(f"NET003[{sub}]") == "failed"  # without the compute environment: the subnet's setting
 
-
-def test_fargate_assign_public_ip(net: Net, aws: Aws, tmp_path) -> None:
     vpc = net.vpc("10.9.0.0/16")
     sub = net.subnet(vpc, "10.9.1.0/24", public_ip=True)  # ignored on Fargate
     net.default_route(net.table(vpc, sub), GatewayId=net.igw(vpc))
     sg = net.group(vpc, "ce")
     batch = aws.client("batch")
     batch.create_compute_environment(
-        computeEnvironmentName="ml-fargate", type="MANAGED", state="ENABLED", serviceRole=_service_role(aws),
+        computeEnvironmentName="ml-fargate", type="MANAGED", state="ENABLED", serviceRole=role,
         computeResources={"type": "FARGATE", "maxvCpus": 4, "subnets": [sub], "securityGroupIds": [sg]})
     batch.register_job_definition(jobDefinitionName="ml-train", type="container", platformCapabilities=["FARGATE"],
                                   containerProperties={"image": "busybox", "resourceRequirements": [
@@ -234,3 +221,5 @@ def test_fargate_assign_public_ip(net: Net, aws: Aws, tmp_path) -> None:
     run = run_checks(cfg, tmp_path, prefixes=("NET003",))
     assert run.outcome(f"NET003[{sub}]") == "passed", run.message(f"NET003[{sub}]")
     assert "assignPublicIp ENABLED" in run.message(f"NET003[{sub}]")
+
+
