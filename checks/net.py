@@ -40,17 +40,12 @@ def network(ctx: CheckContext) -> NetData:
 def _load(ctx: CheckContext) -> NetData:
     inv, scope = ctx.inventory, ctx.scope
     data = NetData(region=ctx.region or "")
-    subnet_ids = sorted(set(scope.subnet_ids))
-    if scope.vpc_id:
-        # the whole VPC: the configured subnets and those the endpoints and NAT gateways sit in
-        subnets = inv.paginate("ec2", "describe_subnets", "Subnets", Filters=_filter("vpc-id", [scope.vpc_id]))
-    elif subnet_ids:
-        subnets = inv.paginate("ec2", "describe_subnets", "Subnets", Filters=_filter("subnet-id", subnet_ids))
-    else:
-        subnets = []
-    data.subnets = {s["SubnetId"]: s for s in subnets}
-    vpcs = sorted({scope.vpc_id} if scope.vpc_id else {data.subnets[s]["VpcId"] for s in subnet_ids
-                                                        if s in data.subnets})
+    if scope.subnet_ids:
+        # the same query discovery makes for the subnets' VPC, so it is answered from the cache
+        subnets = inv.paginate("ec2", "describe_subnets", "Subnets",
+                               Filters=_filter("subnet-id", sorted(scope.subnet_ids)))
+        data.subnets = {s["SubnetId"]: s for s in subnets}
+    vpcs = sorted({s["VpcId"] for s in data.subnets.values()} | ({scope.vpc_id} if scope.vpc_id else set()))
     if not vpcs:
         if scope.security_group_ids:
             groups = inv.paginate("ec2", "describe_security_groups", "SecurityGroups",
@@ -68,6 +63,15 @@ def _load(ctx: CheckContext) -> NetData:
     data.security_groups = {g["GroupId"]: g for g in inv.paginate("ec2", "describe_security_groups",
                                                                   "SecurityGroups", Filters=by_vpc)}
     data.network_acls = inv.paginate("ec2", "describe_network_acls", "NetworkAcls", Filters=by_vpc)
+    # which zones the interface endpoints cover: their network interfaces, in one call
+    owner = {eni: ep["VpcEndpointId"] for ep in data.endpoints if ep.get("VpcEndpointType") == "Interface"
+             for eni in ep.get("NetworkInterfaceIds", [])}
+    if owner:
+        enis = inv.paginate("ec2", "describe_network_interfaces", "NetworkInterfaces",
+                            Filters=_filter("network-interface-id", sorted(owner)))
+        for eni in enis:
+            zones = data.endpoint_zones.setdefault(owner[eni["NetworkInterfaceId"]], {})
+            zones[str(eni.get("AvailabilityZone"))] = str(eni.get("SubnetId"))
     return data
 
 
@@ -83,12 +87,8 @@ def instance_groups(ctx: CheckContext, data: NetData) -> list[str]:
 def _subnet_or_skip(data: NetData, ctx: CheckContext, subnet_id: str) -> dict[str, Any]:
     subnet = data.subnets.get(subnet_id)
     if subnet is None:
-        raise NotApplicable(f"{subnet_id} was not found{_where(ctx)} (see NET002)")
+        raise NotApplicable(f"{subnet_id} was not found in {ctx.region} (see NET002)")
     return subnet
-
-
-def _where(ctx: CheckContext) -> str:
-    return f" in {ctx.scope.vpc_id}" if ctx.scope.vpc_id else f" in {ctx.region}"
 
 
 # -- public IPs on launch ----------------------------------------------------------------------------------
@@ -192,10 +192,9 @@ def subnet_usable(ctx: CheckContext, res: Resource) -> Finding:
     subnet = data.subnets.get(res.id)
     vpc = ctx.scope.vpc_id
     if subnet is None:
-        if vpc:
-            return failed(f"{res.id} was not found in {vpc}: it does not exist in {ctx.region} or belongs to "
-                          "another VPC")
         return failed(f"{res.id} does not exist in {ctx.region}")
+    if vpc and subnet.get("VpcId") != vpc:
+        return failed(f"{res.id} is in {subnet.get('VpcId')}, not in the compute environment's VPC {vpc}")
     if subnet.get("State") != "available":
         return failed(f"{res.id} is {subnet.get('State')}, not available")
     free = int(subnet.get("AvailableIpAddressCount", 0))
@@ -306,8 +305,7 @@ def _igw_plan(ctx: CheckContext, data: NetData, subnet_id: str, vpc: str, rid: s
 def _nat_plan(ctx: CheckContext, data: NetData, subnet_id: str, vpc: str, rid: str) -> FixPlan | str:
     az = data.subnets[subnet_id].get("AvailabilityZone")
     usable = [n for n, d in data.nat_gateways.items() if d.get("VpcId") == vpc and netpath.nat_usable(data, n)[0]]
-    usable.sort(key=lambda n: data.subnets.get(data.nat_gateways[n].get("SubnetId", ""), {})
-                .get("AvailabilityZone") != az)
+    usable.sort(key=lambda n: n)
     notes = [f"{rid} is used by: {', '.join(data.explicitly_associated(rid))}"]
     if usable:
         nat = usable[0]
@@ -318,12 +316,14 @@ def _nat_plan(ctx: CheckContext, data: NetData, subnet_id: str, vpc: str, rid: s
 
         return FixPlan("NET003", subnet_id, action, calls=["ec2:CreateRoute"], permissions=["ec2:CreateRoute"],
                        apply=reuse, opt_in="nat_gateway", notes=notes)
-    public = [s for s, d in data.subnets.items() if d.get("VpcId") == vpc and s != subnet_id
-              and d.get("State", "available") == "available" and netpath.public_route(data, s)[0]]
-    public.sort(key=lambda s: (data.subnets[s].get("AvailabilityZone") != az, s))
+    # every subnet of the VPC (read only when planning this fix) that has a public route of its own
+    found = ctx.inventory.paginate("ec2", "describe_subnets", "Subnets", Filters=_filter("vpc-id", [vpc]))
+    public = [s["SubnetId"] for s in found if s["SubnetId"] != subnet_id and s.get("State") == "available"
+              and netpath.public_route(data, s["SubnetId"], vpc)[0]]
+    zone = {s["SubnetId"]: s.get("AvailabilityZone") for s in found}
+    public.sort(key=lambda s: (zone.get(s) != az, s))
     if not public:
-        return (f"a NAT gateway needs a subnet with a public route in {vpc}, and there is none"
-                + ("" if ctx.scope.vpc_id else " known (set network.vpc_id so all its subnets are read)"))
+        return f"a NAT gateway needs a subnet with a public route in {vpc}, and there is none"
     host = public[0]
     action = (f"allocate an Elastic IP, create a NAT gateway in public subnet {host}, add route {DEFAULT_V4} -> it "
               f"to {subnet_id}'s route table {rid} (about {NAT_HOURLY_USD * HOURS_PER_MONTH:.0f} USD/month + data)")

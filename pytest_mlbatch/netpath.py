@@ -42,6 +42,8 @@ class NetData:
     endpoints: list[Doc] = field(default_factory=list)
     security_groups: dict[str, Doc] = field(default_factory=dict)
     network_acls: list[Doc] = field(default_factory=list)
+    # availability zone of each interface endpoint's network interfaces: {endpoint id: {zone: subnet id}}
+    endpoint_zones: dict[str, dict[str, str]] = field(default_factory=dict)
 
     # -- route tables ---------------------------------------------------------------------------------
     def route_table(self, subnet_id: str, vpc_id: str | None = None) -> tuple[Doc | None, str]:
@@ -60,9 +62,6 @@ class NetData:
         return [g["InternetGatewayId"] for g in self.internet_gateways
                 if any(a.get("VpcId") == vpc_id and a.get("State") in ("available", "attached")
                        for a in g.get("Attachments", []))]
-
-    def subnet_for_az(self, vpc_id: str, az: str) -> list[str]:
-        return [s for s, d in self.subnets.items() if d.get("VpcId") == vpc_id and d.get("AvailabilityZone") == az]
 
     def explicitly_associated(self, rt_id: str) -> list[str]:
         return [a["SubnetId"] for rt in self.route_tables if rt.get("RouteTableId") == rt_id
@@ -250,13 +249,9 @@ def _interface_problem(data: NetData, ep: Doc, az: str | None, cidr: str | None,
         return f"is {ep.get('State')}"
     if not ep.get("PrivateDnsEnabled"):
         return "has private DNS off (the default service names would not resolve to it)"
-    ep_azs = {data.subnets[s].get("AvailabilityZone") for s in ep.get("SubnetIds", []) if s in data.subnets}
-    unknown = [s for s in ep.get("SubnetIds", []) if s not in data.subnets]
-    if az not in ep_azs:
-        if unknown:
-            return (f"sits in subnets whose zones were not described ({', '.join(unknown)}); set network.vpc_id "
-                    f"so they are")
-        return f"has no interface in {az} (it covers {', '.join(sorted(filter(None, ep_azs))) or 'no zone'})"
+    zones = data.endpoint_zones.get(str(ep.get("VpcEndpointId")), {})
+    if az not in zones:
+        return f"has no interface in {az} (it covers {', '.join(sorted(zones)) or 'no zone'})"
     groups = [g["GroupId"] for g in ep.get("Groups", [])]
     admitted: list[str] = []
     for gid in groups:

@@ -35,18 +35,20 @@ def test_subnets_usable_and_zones(net: Net, tmp_path) -> None:
     a = net.subnet(vpc, "10.0.1.0/24", "a")
     small = net.subnet(vpc, "10.0.2.0/28", "a")  # 16 addresses, 11 usable
     foreign = net.subnet(other, "10.9.1.0/24", "b")
-    cfg = {"network": {"vpc_id": vpc, "subnet_ids": [a, small, foreign], "min_free_ips": 16}}
-    run = run_checks(cfg, tmp_path, prefixes=("NET002", "NET004"))
+    missing = "subnet-0000000000000000f"
+    cfg = {"network": {"vpc_id": vpc, "subnet_ids": [a, small, foreign, missing], "min_free_ips": 16}}
+    run = run_checks(cfg, tmp_path, prefixes=("NET002",))
     assert run.outcome(f"NET002[{a}]") == "passed"
     assert run.message(f"NET002[{a}]") == f"{a} (us-east-1a, 10.0.1.0/24) in {vpc}: 251 free addresses (minimum 16)"
     assert run.message(f"NET002[{small}]") == f"{small} has 11 free addresses, fewer than network.min_free_ips (16)"
     assert run.outcome(f"NET002[{foreign}]") == "failed"
-    assert run.message(f"NET002[{foreign}]") == (f"{foreign} was not found in {vpc}: it does not exist in us-east-1 "
-                                                 "or belongs to another VPC")
-    set_id = vpc
-    assert run.outcome(f"NET004[{set_id}]") == "failed"
-    assert run.message(f"NET004[{set_id}]") == (f"all subnets are in one availability zone (us-east-1a: {a}, {small})"
-                                                f"; not found: {foreign}: add a subnet in another zone")
+    assert run.message(f"NET002[{foreign}]") == f"{foreign} is in {other}, not in the compute environment's VPC {vpc}"
+    assert run.message(f"NET002[{missing}]") == f"{missing} does not exist in us-east-1"
+
+    run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [a, small, missing]}}, tmp_path, prefixes=("NET004",))
+    assert run.outcome(f"NET004[{vpc}]") == "failed"
+    assert run.message(f"NET004[{vpc}]") == (f"all subnets are in one availability zone (us-east-1a: {a}, {small})"
+                                             f"; not found: {missing}: add a subnet in another zone")
 
     b = net.subnet(vpc, "10.0.3.0/24", "b")
     run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [a, b]}}, tmp_path, prefixes=("NET004",))
