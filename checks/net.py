@@ -93,13 +93,18 @@ def _subnet_or_skip(data: NetData, ctx: CheckContext, subnet_id: str) -> dict[st
 
 # -- public IPs on launch ----------------------------------------------------------------------------------
 
+def compute_environments_using(ctx: CheckContext, subnet_id: str) -> list[dict[str, Any]]:
+    """The scope's compute environments that launch into this subnet (all of them if none names it)."""
+    ces = list({ce["computeEnvironmentArn"]: ce for ce in batchinfo.compute_environments(ctx).values()}.values())
+    return [ce for ce in ces if subnet_id in ce.get("computeResources", {}).get("subnets", [])] or ces
+
+
 def public_ips(ctx: CheckContext, data: NetData, subnet_id: str) -> PublicIps:
     """Do instances or tasks launched in this subnet by the compute environment(s) get public IPv4 addresses?"""
     subnet = data.subnets.get(subnet_id, {})
     mapped = bool(subnet.get("MapPublicIpOnLaunch"))
     subnet_reason = f"MapPublicIpOnLaunch is {'on' if mapped else 'off'}"
-    ces = list({ce["computeEnvironmentArn"]: ce for ce in batchinfo.compute_environments(ctx).values()}.values())
-    using = [ce for ce in ces if subnet_id in ce.get("computeResources", {}).get("subnets", [])] or ces
+    using = compute_environments_using(ctx, subnet_id)
     if not using:
         return PublicIps(mapped, f"public IPs on launch ({subnet_reason})" if mapped else subnet_reason)
     verdicts: list[tuple[bool, str]] = []
@@ -213,7 +218,10 @@ def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
     _, _, hop = netpath.route_target(data, subnet_id)
     # public IPs matter only on the internet path (and reading them may need the compute environment)
     ips = public_ips(ctx, data, subnet_id) if hop.kind == "igw" and hop.ok else PublicIps(False, "not needed")
-    return netpath.analyze(data, subnet_id, ips, instance_groups(ctx, data))
+    using = compute_environments_using(ctx, subnet_id)
+    fargate = bool(using) and all(batchinfo.is_fargate(ce) for ce in using)
+    services = netpath.FARGATE_SERVICES if fargate else netpath.INTERFACE_SERVICES
+    return netpath.analyze(data, subnet_id, ips, instance_groups(ctx, data), services)
 
 
 @check(
@@ -228,8 +236,9 @@ def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
               "public IPs, a working NAT gateway, or the full set of VPC endpoints.",
     remediation="Give the subnet one path: a 0.0.0.0/0 route to an attached internet gateway plus public IPs on "
                 "launch; a 0.0.0.0/0 route to an available NAT gateway that sits in a public subnet; or interface "
-                "endpoints ecs, ecs-agent, ecs-telemetry, ecr.api, ecr.dkr, logs (private DNS on, in the subnet's "
-                "zone, their groups admitting 443) and an S3 gateway endpoint on the subnet's route table.",
+                "endpoints ecs, ecs-agent, ecs-telemetry (not needed on Fargate), ecr.api, ecr.dkr, logs (private DNS "
+                "on, in the subnet's zone, their groups admitting 443) and an S3 gateway endpoint on the subnet's "
+                "route table.",
 )
 def subnet_egress_path(ctx: CheckContext, res: Resource) -> Finding:
     result = analyze(ctx, res.id)

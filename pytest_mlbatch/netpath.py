@@ -13,6 +13,8 @@ DEFAULT_V4 = "0.0.0.0/0"
 DEFAULT_V6 = "::/0"
 # Interface endpoints an instance (or Fargate task) needs without internet access, and the S3 gateway for layers.
 INTERFACE_SERVICES = ("ecs", "ecs-agent", "ecs-telemetry", "ecr.api", "ecr.dkr", "logs")
+# Fargate tasks need no ECS endpoints (AWS runs their agent), only ECR, logs and the S3 gateway.
+FARGATE_SERVICES = ("ecr.api", "ecr.dkr", "logs")
 GATEWAY_SERVICES = ("s3",)
 # Route targets whose path beyond this VPC cannot be verified from its own description.
 OPAQUE_TARGETS = {
@@ -195,7 +197,8 @@ class EndpointReport:
         return not self.missing and not self.problems
 
 
-def endpoint_path(data: NetData, subnet_id: str, rt: Doc | None, instance_groups: Sequence[str]) -> EndpointReport:
+def endpoint_path(data: NetData, subnet_id: str, rt: Doc | None, instance_groups: Sequence[str],
+                  services: Sequence[str] = INTERFACE_SERVICES) -> EndpointReport:
     """Check the interface endpoints (private DNS, in the VPC, covering the subnet's AZ, 443 admitted from the
     subnet) and the S3 gateway endpoint (on the subnet's route table)."""
     subnet = data.subnets.get(subnet_id, {})
@@ -206,7 +209,7 @@ def endpoint_path(data: NetData, subnet_id: str, rt: Doc | None, instance_groups
         svc = service_of(str(ep.get("ServiceName", "")), data.region)
         if svc and ep.get("VpcId") == vpc:
             by_service.setdefault(svc, []).append(ep)
-    for svc in INTERFACE_SERVICES:
+    for svc in services:
         candidates = [e for e in by_service.get(svc, []) if e.get("VpcEndpointType") == "Interface"]
         if not candidates:
             report.missing.append(svc)
@@ -275,10 +278,11 @@ class PathResult:
     endpoints: EndpointReport | None = None
 
 
-def analyze(data: NetData, subnet_id: str, public_ips: PublicIps, instance_groups: Sequence[str] = ()) -> PathResult:
-    """Exact egress path analysis for one described subnet."""
+def analyze(data: NetData, subnet_id: str, public_ips: PublicIps, instance_groups: Sequence[str] = (),
+            services: Sequence[str] = INTERFACE_SERVICES) -> PathResult:
+    """Exact egress path analysis for one described subnet (`services`: the interface endpoints it needs)."""
     rt, _how, hop = route_target(data, subnet_id)
-    eps = endpoint_path(data, subnet_id, rt, instance_groups)
+    eps = endpoint_path(data, subnet_id, rt, instance_groups, services)
     if hop.kind == "igw" and hop.ok and public_ips.enabled:
         return PathResult(True, "internet", f"{subnet_id}: public: {hop.detail}; {public_ips.reason}", endpoints=eps)
     if hop.kind == "nat":

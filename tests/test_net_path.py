@@ -199,17 +199,24 @@ def test_public_ips_from_the_compute_environment(net: Net, aws: Aws, tmp_path) -
     sub = net.subnet(vpc, "10.9.1.0/24", public_ip=True)  # ignored on Fargate
     net.default_route(net.table(vpc, sub), GatewayId=net.igw(vpc))
     sg = net.group(vpc, "ce")
+    # a private subnet with only the endpoints Fargate needs (no ecs, ecs-agent, ecs-telemetry)
+    priv = net.subnet(vpc, "10.9.2.0/24")
+    rt_priv = net.table(vpc, priv)
+    net.endpoints(vpc, [priv], [net.endpoint_group(vpc, "10.9.0.0/16")], services=("ecr.api", "ecr.dkr", "logs"),
+                  s3_tables=[rt_priv])
     batch = aws.client("batch")
     batch.create_compute_environment(
         computeEnvironmentName="ml-fargate", type="MANAGED", state="ENABLED", serviceRole=role,
-        computeResources={"type": "FARGATE", "maxvCpus": 4, "subnets": [sub], "securityGroupIds": [sg]})
+        computeResources={"type": "FARGATE", "maxvCpus": 4, "subnets": [sub, priv], "securityGroupIds": [sg]})
     batch.register_job_definition(jobDefinitionName="ml-train", type="container", platformCapabilities=["FARGATE"],
                                   containerProperties={"image": "busybox", "resourceRequirements": [
                                       {"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
                                       "networkConfiguration": {"assignPublicIp": "DISABLED"}})
-    cfg = {"network": {"vpc_id": vpc, "subnet_ids": [sub]},
+    cfg = {"network": {"vpc_id": vpc, "subnet_ids": [sub, priv]},
            "batch": {"compute_environment": "ml-fargate", "job_definition": "ml-train"}}
     run = run_checks(cfg, tmp_path, prefixes=("NET003",))
+    assert run.outcome(f"NET003[{priv}]") == "passed", run.message(f"NET003[{priv}]")
+    assert run.message(f"NET003[{priv}]").startswith(f"{priv}: private via VPC endpoints: ecr.api (")
     assert run.outcome(f"NET003[{sub}]") == "failed"
     assert "but no public IPs on launch (ml-fargate is Fargate: job definition ml-train has assignPublicIp " \
            "DISABLED)" in run.message(f"NET003[{sub}]")
