@@ -336,8 +336,7 @@ def _nat_plan(ctx: CheckContext, data: NetData, subnet_id: str, vpc: str, rid: s
     host = public[0]
     action = (f"allocate an Elastic IP, create a NAT gateway in public subnet {host}, add route {DEFAULT_V4} -> it "
               f"to {subnet_id}'s route table {rid} (about {NAT_HOURLY_USD * HOURS_PER_MONTH:.0f} USD/month + data)")
-    calls = ["ec2:AllocateAddress", "ec2:CreateNatGateway", "ec2:DescribeNatGateways (wait until available)",
-             "ec2:CreateRoute"]
+    calls = ["ec2:AllocateAddress", "ec2:CreateNatGateway", "ec2:DescribeNatGateways", "ec2:CreateRoute"]
 
     def apply(fx: FixContext) -> None:
         ec2 = fx.client("ec2")
@@ -352,7 +351,9 @@ def _nat_plan(ctx: CheckContext, data: NetData, subnet_id: str, vpc: str, rid: s
     return FixPlan("NET003", subnet_id, action, calls=calls,
                    permissions=["ec2:AllocateAddress", "ec2:CreateNatGateway", "ec2:DescribeNatGateways",
                                 "ec2:CreateRoute", "ec2:CreateTags"],
-                   apply=apply, opt_in="nat_gateway", notes=[nat_cost_note(), *notes])
+                   apply=apply, opt_in="nat_gateway",
+                   notes=[nat_cost_note(), "DescribeNatGateways polls until the new NAT gateway is available (up to "
+                          "10 minutes) before the route is added", *notes])
 
 
 # -- NET004 ------------------------------------------------------------------------------------------------
