@@ -276,12 +276,15 @@ def add_egress_path(ctx: CheckContext, res: Resource, finding: Finding) -> FixPl
         f"an internet gateway would not help: {ips.reason} (turning it on is a change pytest-mlbatch does not make)",
         "nat_gateway": _nat_plan(ctx, data, res.id, vpc, rid),
     }
-    for name in ("nat_gateway", "internet_gateway"):  # what the config allows, NAT first (it keeps hosts private)
-        if name in allow and isinstance(options[name], FixPlan):
-            return options[name]  # type: ignore[return-value]
-    for name in ("internet_gateway", "nat_gateway"):  # else the plan to show (the engine asks for the opt-in)
-        if isinstance(options[name], FixPlan):
-            return options[name]  # type: ignore[return-value]
+    # An internet gateway is offered only when instances get public IPs there (the subnet is meant to be public,
+    # and it costs nothing); otherwise a NAT gateway. What the config allows comes first; else the plan is shown
+    # and the engine asks for the opt-in.
+    plans = [p for name in ("internet_gateway", "nat_gateway") if isinstance(p := options[name], FixPlan)]
+    for plan in plans:
+        if plan.opt_in in allow:
+            return plan
+    if plans:
+        return plans[0]
     raise NotFixable("; ".join(str(v) for v in options.values()))
 
 

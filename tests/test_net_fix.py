@@ -118,6 +118,16 @@ def test_nat_reuse_and_refusals(net: Net, tmp_path) -> None:
     assert f"(not fixed: {on_main} uses the VPC's main route table {main}" in run.message(f"NET003[{on_main}]")
     assert run.mutating_calls() == []
 
+    # an internet gateway already attached: only the route is added (public IPs on, so the gateway is preferred)
+    fresh = net.subnet(vpc, "10.0.4.0/24", public_ip=True)
+    own = net.table(vpc, fresh)
+    cfg["network"]["subnet_ids"] = [fresh]  # type: ignore[index]
+    run = run_checks(cfg, tmp_path, prefixes=("NET003",), fix=True)
+    assert run.outcome(f"NET003[{fresh}]") == "fixed"
+    assert run.mutating_calls() == ["ec2:CreateRoute"]
+    assert "add route 0.0.0.0/0 -> igw-" in run.message(f"NET003[{fresh}]")
+    assert f"(already attached to {vpc}) to {fresh}'s route table {own}" in run.message(f"NET003[{fresh}]")
+
 
 def test_dry_run_plan_printed_by_the_plugin(preflight, net: Net) -> None:
     vpc = net.vpc("10.0.0.0/16")
