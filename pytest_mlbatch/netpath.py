@@ -255,16 +255,35 @@ def _interface_problem(data: NetData, ep: Doc, az: str | None, cidr: str | None,
     zones = data.endpoint_zones.get(str(ep.get("VpcEndpointId")), {})
     if az not in zones:
         return f"has no interface in {az} (it covers {', '.join(sorted(zones)) or 'no zone'})"
+    return _admission_problem(data, ep, cidr, instance_groups)
+
+
+def _admission_problem(data: NetData, ep: Doc, cidr: str | None, instance_groups: Sequence[str]) -> str | None:
+    """None when one of the endpoint's groups admits tcp/443 from the subnet's CIDR or the instances' groups."""
     groups = [g["GroupId"] for g in ep.get("Groups", [])]
-    admitted: list[str] = []
     for gid in groups:
         sg = data.security_groups.get(gid)
-        if sg is None:
+        if sg and secgroups.allows(sg.get("IpPermissions", []), "tcp", 443, 443, cidr=cidr, groups=instance_groups):
+            return None
+    return f"has groups {', '.join(groups) or '(none)'} that do not admit tcp/443 from {cidr}"
+
+
+def captured_by_endpoints(data: NetData, subnet_id: str, instance_groups: Sequence[str],
+                          services: Sequence[str] = INTERFACE_SERVICES) -> list[str]:
+    """Interface endpoints with private DNS take a service's traffic from every subnet of the VPC, whatever its
+    route: those whose groups do not admit tcp/443 from this subnet break the internet and NAT paths too."""
+    subnet = data.subnets.get(subnet_id, {})
+    out: list[str] = []
+    for ep in data.endpoints:
+        svc = service_of(str(ep.get("ServiceName", "")), data.region)
+        if svc not in services or ep.get("VpcId") != subnet.get("VpcId") or ep.get("VpcEndpointType") != "Interface":
             continue
-        admitted += secgroups.allows(sg.get("IpPermissions", []), "tcp", 443, 443, cidr=cidr, groups=instance_groups)
-    if not admitted:
-        return f"has groups {', '.join(groups) or '(none)'} that do not admit tcp/443 from {cidr}"
-    return None
+        if not (_available(ep) and ep.get("PrivateDnsEnabled")):
+            continue
+        why = _admission_problem(data, ep, subnet.get("CidrBlock"), instance_groups)
+        if why:
+            out.append(f"{svc} endpoint {ep['VpcEndpointId']} (private DNS, so it receives the {svc} traffic) {why}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -283,14 +302,20 @@ def analyze(data: NetData, subnet_id: str, public_ips: PublicIps, instance_group
     """Exact egress path analysis for one described subnet (`services`: the interface endpoints it needs)."""
     rt, _how, hop = route_target(data, subnet_id)
     eps = endpoint_path(data, subnet_id, rt, instance_groups, services)
+    captured = captured_by_endpoints(data, subnet_id, instance_groups, services)
+    found: tuple[str, str] | None = None
     if hop.kind == "igw" and hop.ok and public_ips.enabled:
-        return PathResult(True, "internet", f"{subnet_id}: public: {hop.detail}; {public_ips.reason}", endpoints=eps)
+        found = "internet", f"public: {hop.detail}; {public_ips.reason}"
     if hop.kind == "nat":
         nat_ok, nat_detail = nat_usable(data, hop.target)
         if nat_ok:
-            return PathResult(True, "nat", f"{subnet_id}: private via NAT: {hop.detail}; {nat_detail}", endpoints=eps)
+            found = "nat", f"private via NAT: {hop.detail}; {nat_detail}"
     else:
         nat_detail = "no NAT"
+    if found is not None:
+        if captured:
+            return PathResult(False, "none", f"{subnet_id}: {found[1]}; but " + "; ".join(captured), endpoints=eps)
+        return PathResult(True, found[0], f"{subnet_id}: {found[1]}", endpoints=eps)
     if eps.ok:
         return PathResult(True, "endpoints", f"{subnet_id}: private via VPC endpoints: {', '.join(eps.found)}",
                           endpoints=eps)

@@ -140,7 +140,16 @@ def test_endpoint_path(net: Net, tmp_path) -> None:
     eps = net.endpoints(vpc, [sub], [good], services=("ecs-agent", "ecs-telemetry", "ecr.api"))
     eps |= net.endpoints(vpc, [sub], [closed], services=("ecs",))
     eps |= net.endpoints(vpc, [sub], [good], services=("logs",), private_dns=False)
-    run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [sub]}}, tmp_path, prefixes=("NET003",))
+    # a public subnet of the same VPC: private DNS sends its ECS traffic to the endpoint that does not admit it
+    pub = net.subnet(vpc, "10.2.9.0/24", public_ip=True)
+    igw = net.igw(vpc)
+    net.default_route(net.table(vpc, pub), GatewayId=igw)
+    run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [sub, pub]}}, tmp_path, prefixes=("NET003",))
+    assert run.outcome(f"NET003[{pub}]") == "failed"
+    assert run.message(f"NET003[{pub}]").endswith(
+        f"sends 0.0.0.0/0 to {igw}; public IPs on launch (MapPublicIpOnLaunch is on); but ecs endpoint {eps['ecs']} "
+        f"(private DNS, so it receives the ecs traffic) has groups {closed} that do not admit tcp/443 from "
+        "10.2.9.0/24")
     assert run.outcome(f"NET003[{sub}]") == "failed"
     assert run.message(f"NET003[{sub}]") == (
         f"{sub}: private (route table {rt} has no 0.0.0.0/0 route); no NAT; VPC endpoints missing: ecr.dkr, s3; "
