@@ -84,6 +84,8 @@ def match_resource(pattern: str, resource: str) -> bool | None:
 
     pat = _VAR.sub(hide, pattern)
     p_parts, r_parts = pat.split(":", 5), resource.split(":", 5)
+    if len(r_parts) == 6 and len(p_parts) != 6 and pat.startswith("arn:"):
+        return False  # a malformed ARN pattern (fewer than six parts) matches no ARN: never a false allow
     whole = len(p_parts) != 6 or len(r_parts) != 6
     pairs = [(pat, resource)] if whole else list(zip(p_parts, r_parts, strict=True))
     for p, r in pairs:
