@@ -65,7 +65,8 @@ CASES: list[tuple[str, list[dict[str, Any]], Request, str, str]] = [
      Request("ecr:BatchGetImage", "arn:aws:ecr:eu-west-1:123456789012:repository/mlmodel"), "denied", "implicit"),
     ("other account's ARN", [allow("ecr:BatchGetImage", "arn:aws:ecr:*:111111111111:repository/*")],
      Request("ecr:BatchGetImage", "arn:aws:ecr:us-east-1:123456789012:repository/m"), "denied", "implicit"),
-    ("list of resources", [allow(["ecr:BatchGetImage"], ["arn:aws:ecr:*:*:repository/a", "arn:aws:ecr:*:*:repository/m"])],
+    ("list of resources",
+     [allow(["ecr:BatchGetImage"], ["arn:aws:ecr:*:*:repository/a", "arn:aws:ecr:*:*:repository/m"])],
      Request("ecr:BatchGetImage", "arn:aws:ecr:us-east-1:1:repository/m"), "allowed", ""),
     ("condition with an unknown key -> unknown",
      [allow("s3:GetObject", "*", Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}})],
@@ -120,7 +121,8 @@ def test_permissions_boundary_limits_the_identity_policies() -> None:
     assert policy.evaluate_with_boundary(identity, boundary, Request("s3:GetObject")).verdict == "allowed"
     outside = policy.evaluate_with_boundary(identity, boundary, Request("ecr:BatchGetImage"))
     assert outside.verdict == "denied" and "permissions boundary" in outside.reason
-    cond = [Document("boundary", {"Statement": [allow("*", Condition={"Bool": {"aws:MultiFactorAuthPresent": "true"}})]})]
+    mfa = {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+    cond = [Document("boundary", {"Statement": [allow("*", Condition=mfa)]})]
     assert policy.evaluate_with_boundary(identity, cond, Request("s3:GetObject")).verdict == "unknown"
 
 
