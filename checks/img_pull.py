@@ -58,13 +58,21 @@ def pulling_role(ctx: CheckContext) -> tuple[str, str]:
     return "", "no instance role could be resolved (see IAM002/IAM003)"
 
 
-def repository_policy(ctx: CheckContext, account: str, region: str, repo: str) -> dict[str, Any] | None:
+def repository_policy(ctx: CheckContext, account: str, region: str, repo: str,
+                      cross: bool) -> dict[str, Any] | None:
+    """The repository's policy; None when it has none. Another account's repository that cannot be seen is
+    `error` (NotEvaluable), never read as "no policy"."""
     try:
         found = ctx.inventory.call("ecr", "get_repository_policy", region=region, registryId=account,
                                    repositoryName=repo)
     except AwsError as exc:
-        if exc.code in ("RepositoryPolicyNotFoundException", "RepositoryNotFoundException"):
+        if exc.code == "RepositoryPolicyNotFoundException":
             return None
+        if exc.code == "RepositoryNotFoundException":
+            if cross:
+                raise NotEvaluable(f"repository {repo} of account {account} ({region}) cannot be seen from "
+                                   f"account {ctx.account}, so its repository policy cannot be read") from None
+            return None  # the repository is missing: IMG001 reports it
         raise
     return policy.parse_document(found.get("policyText") or "{}")
 
@@ -117,7 +125,7 @@ def _with_repository_policy(ctx: CheckContext, decisions: list[Decision], role: 
                             region: str, repo: str, cross: bool) -> list[Decision]:
     """Same account: the repository policy can grant what the role's policies do not. Another account: the
     repository policy must grant the pull actions as well as the role's own policies."""
-    doc = repository_policy(ctx, account, region, repo)
+    doc = repository_policy(ctx, account, region, repo, cross)
     docs = [Document(f"repository policy of {repo} ({account})", doc)] if doc else []
     principals = [str(role["Arn"]), str(role.get("RoleId", "")), str(ctx.account or ""),
                   f"arn:{policy.caller_partition(ctx)}:iam::{ctx.account}:root"]
