@@ -12,9 +12,9 @@ import pytest
 from backends import ACCOUNT, REGION, Aws
 from botocore.stub import Stubber
 from iam_fixtures import IMAGE, base_config, batch_setup, make_role, policy_doc, run_check
+from pytest_mlbatch.checks.img_pull import parse_ecr
 
 from pytest_mlbatch import config, engine
-from pytest_mlbatch.checks.img_pull import parse_ecr
 from pytest_mlbatch.model import Resource
 from pytest_mlbatch.runtime import Runtime
 
