@@ -79,7 +79,9 @@ def reference(ctx: CheckContext, name: str) -> tuple[str, list[Request]]:
         version, document = policy.managed_policy(ctx.inventory, arn)
     except AwsError as exc:
         raise NotEvaluable(f"cannot read the reference policy {arn}: {exc}") from None
-    return version, policy.reference_requests(document)
+    requests = [Request(r.action, policy.concrete(r.resource, ctx.region, ctx.account), r.context)
+                for r in policy.reference_requests(document)]
+    return version, list(dict.fromkeys(requests))
 
 
 def create_role(fx: FixContext, name: str, path: str, service: str, description: str) -> None:

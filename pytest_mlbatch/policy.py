@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from .inventory import AwsError
-from .model import NotEvaluable
 
 if TYPE_CHECKING:
     from .context import CheckContext
@@ -203,6 +202,8 @@ class Decision:
 
     def describe(self) -> str:
         why = self.statement or self.reason
+        if self.verdict == "unknown" and self.statement and self.reason:
+            why = f"{self.statement}: {self.reason}"
         return f"{self.request}: {self.verdict}" + (f" ({why})" if why else "")
 
 
@@ -372,6 +373,25 @@ def reference_requests(document: Mapping[str, Any]) -> list[Request]:
     return out
 
 
+SAMPLE = "pytest-mlbatch"
+
+
+def concrete(resource: str, region: str | None, account: str | None) -> str:
+    """A representative resource for a pattern from a reference policy (arn:aws:ecs:*:*:task/*_Batch_* ->
+    arn:aws:ecs:REGION:ACCOUNT:task/pytest-mlbatch_Batch_pytest-mlbatch), so the simulator gets a real ARN and
+    the local evaluation asks about a resource, not about a pattern. "*" stays "*"."""
+    if resource == "*" or not resource.startswith("arn:"):
+        return resource
+    parts = resource.split(":", 5)
+    if len(parts) != 6:
+        return resource
+    if parts[3] == "*":
+        parts[3] = region or "us-east-1"
+    if parts[4] == "*":
+        parts[4] = account or "123456789012"
+    return ":".join(p.replace("*", SAMPLE).replace("?", "x") for p in parts)
+
+
 # -- principals and their policies through the inventory ----------------------------------------------------
 @dataclass
 class Principal:
@@ -516,13 +536,6 @@ def decide(inv: Inventory, principal: Principal, requests: Sequence[Request]) ->
             _simulation[inv] = None
         return decisions
     return local_decisions(inv, principal, requests, str(state))
-
-
-def principal_documents_or_error(inv: Inventory, principal: Principal) -> list[Document]:
-    try:
-        return identity_documents(inv, principal)
-    except AwsError as exc:
-        raise NotEvaluable(f"cannot read the policies of {principal.arn}: {exc}") from None
 
 
 @dataclass(frozen=True)

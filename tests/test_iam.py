@@ -351,3 +351,46 @@ def test_assumed_role_caller(tmp_path: Path, aws: Aws, monkeypatch: pytest.Monke
     row = run_check(tmp_path, submit_config(), "IAM006")
     assert row["outcome"] == "passed", row["message"]
     assert f"caller {submitter} (session policies, if any, are not visible): all 4 allowed" in row["message"]
+
+
+def test_check_answered_by_simulate_principal_policy(tmp_path: Path, aws: Aws) -> None:
+    """IAM002 where the account answers iam:SimulatePrincipalPolicy. moto does not implement it, so the IAM client
+    of the run's inventory is a botocore Stubber (every request and response validated against IAM's model);
+    STS still answers from moto."""
+    from botocore.stub import Stubber
+
+    from pytest_mlbatch import config, engine
+    from pytest_mlbatch.model import Resource
+    from pytest_mlbatch.runtime import Runtime
+
+    runtime = Runtime(config.build("test", base_config(instance_role="ecsInstanceRole")), tmp_path)
+    target = runtime.targets[0]
+    stub = Stubber(target.inventory.client("iam"))
+    arn = f"arn:aws:iam::{ACCOUNT}:role/ecsInstanceRole"
+    reference = "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
+    stub.add_response("get_role", {"Role": {
+        "RoleName": "ecsInstanceRole", "Arn": arn, "Path": "/", "RoleId": "AROAEXAMPLEEXAMPLE1",
+        "CreateDate": "2026-01-01",
+        "AssumeRolePolicyDocument": trust("ec2.amazonaws.com")}}, {"RoleName": "ecsInstanceRole"})
+    stub.add_response("get_policy", {"Policy": {"PolicyName": "AmazonEC2ContainerServiceforEC2Role",
+                                                "DefaultVersionId": "v10"}}, {"PolicyArn": reference})
+    stub.add_response("get_policy_version", {"PolicyVersion": {"VersionId": "v10", "IsDefaultVersion": True,
+                                                               "Document": policy_doc({
+                                                                   "Effect": "Allow", "Resource": "*", "Action": [
+                                                                       "ecs:RegisterContainerInstance",
+                                                                       "ecr:GetAuthorizationToken"]})}},
+                      {"PolicyArn": reference, "VersionId": "v10"})
+    stub.add_response("simulate_principal_policy", {"IsTruncated": False, "EvaluationResults": [
+        {"EvalActionName": "ecr:GetAuthorizationToken", "EvalDecision": "implicitDeny"},
+        {"EvalActionName": "ecs:RegisterContainerInstance", "EvalDecision": "allowed", "MatchedStatements": [
+            {"SourcePolicyId": "ecs-only", "SourcePolicyType": "IAM Policy"}]}]},
+        {"PolicySourceArn": arn, "ActionNames": ["ecr:GetAuthorizationToken", "ecs:RegisterContainerInstance"]})
+    with stub:
+        row = engine.run(runtime, runtime.registry.get("IAM002"), target,
+                         Resource("instance_role", "ecsInstanceRole")).as_json()
+        stub.assert_no_pending_responses()
+    assert row["outcome"] == "failed"
+    assert row["message"] == (
+        f"role {arn} for AmazonEC2ContainerServiceforEC2Role (v10) actions: 1 of 2 not allowed: "
+        "ecr:GetAuthorizationToken: denied (no statement allows it (implicit deny)) "
+        "[answered by iam:SimulatePrincipalPolicy]")

@@ -299,3 +299,17 @@ def test_simulation_refused_falls_back_to_local_once() -> None:
     again = policy.decide(inv, principal, [Request("ecr:GetAuthorizationToken")])
     assert again[0].verdict == "allowed"
     stub.assert_no_pending_responses()
+
+
+def test_concrete_resource_for_a_reference_pattern() -> None:
+    assert policy.concrete("arn:aws:ecs:*:*:task/*_Batch_*", "eu-west-1", "111122223333") == \
+        "arn:aws:ecs:eu-west-1:111122223333:task/pytest-mlbatch_Batch_pytest-mlbatch"
+    assert policy.concrete("*", "eu-west-1", "1") == "*"
+    assert policy.concrete("arn:aws:s3:::bucket/?", None, None) == "arn:aws:s3:::bucket/x"
+
+
+def test_unknown_names_statement_and_reason() -> None:
+    decision = policy.evaluate([doc(allow("s3:*", Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}))],
+                               Request("s3:GetObject"))
+    assert decision.describe() == ("s3:GetObject: unknown (Allow statement #1 of test policy: only an Allow with a "
+                                   "condition or variable applies)")
