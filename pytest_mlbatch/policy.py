@@ -277,8 +277,11 @@ def evaluate(documents: Iterable[Document], req: Request, *, principals: Sequenc
             applies = _applies(stmt, req, principals)
             if applies is False:
                 continue
+            effect = str(stmt.get("Effect", "")).lower()
+            if effect not in ("allow", "deny"):
+                continue  # not a valid statement: it grants nothing
             name = _statement_name(stmt, i, doc.source)
-            deny = str(stmt.get("Effect", "")).lower() == "deny"
+            deny = effect == "deny"
             if deny and applies:
                 return Decision(req, "denied", method, name, "explicit deny")
             if deny:

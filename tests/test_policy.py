@@ -3,11 +3,14 @@ SimulatePrincipalPolicy path (moto does not implement it: botocore's Stubber, va
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pytest_mlbatch import policy, roles
 from pytest_mlbatch.inventory import Inventory
@@ -313,3 +316,27 @@ def test_unknown_names_statement_and_reason() -> None:
                                Request("s3:GetObject"))
     assert decision.describe() == ("s3:GetObject: unknown (Allow statement #1 of test policy: only an Allow with a "
                                    "condition or variable applies)")
+
+
+def test_statement_without_a_valid_effect_grants_nothing() -> None:
+    assert policy.evaluate([doc({"Action": "*", "Resource": "*"})], Request("s3:GetObject")).verdict == "denied"
+
+
+# -- the wildcard translation checked against an independent implementation (fnmatch, which treats * and ? the
+# -- same way; patterns here have no [ so its character classes never come into play) ----------------------
+WILDCARD_TEXT = st.text(alphabet="ab:/*?-", max_size=12)
+PLAIN_TEXT = st.text(alphabet="abAB:/-", max_size=12)
+
+
+@given(pattern=WILDCARD_TEXT, value=PLAIN_TEXT)
+def test_action_matching_agrees_with_fnmatch(pattern: str, value: str) -> None:
+    assert policy.match_action(pattern, value) == fnmatch.fnmatchcase(value.lower(), pattern.lower())
+
+
+@given(pattern=WILDCARD_TEXT, value=PLAIN_TEXT)
+def test_resource_matching_is_never_looser_than_fnmatch(pattern: str, value: str) -> None:
+    result = policy.match_resource(pattern, value)
+    if result:
+        assert fnmatch.fnmatchcase(value, pattern)
+    if value.count(":") < 5 and pattern.count(":") < 5 and not pattern.startswith("arn:"):
+        assert bool(result) == fnmatch.fnmatchcase(value, pattern)
