@@ -394,3 +394,20 @@ def test_check_answered_by_simulate_principal_policy(tmp_path: Path, aws: Aws) -
         f"role {arn} for AmazonEC2ContainerServiceforEC2Role (v10) actions: 1 of 2 not allowed: "
         "ecr:GetAuthorizationToken: denied (no statement allows it (implicit deny)) "
         "[answered by iam:SimulatePrincipalPolicy]")
+
+
+def test_sandbox_iam_outcomes_and_the_instance_profile_fix(pytester: pytest.Pytester) -> None:
+    """The sandbox names iam.instance_profile 'ecsInstanceRole' while only a role has that name (its compute
+    environment uses ml-ce-profile): IAM003 fails and --fix creates the profile with the role."""
+    args = ("--mlbatch-sandbox", "--mlbatch-json", "r.json", "-p", "no:cacheprovider", "-k", "IAM or IMG006")
+    pytester.runpytest_subprocess(*args)
+    data = json.loads((pytester.path / "r.json").read_text())
+    rows = {r["check_id"]: r for r in data["results"]}
+    assert {k: r["outcome"] for k, r in rows.items()} == {
+        "IAM001": "passed", "IAM002": "passed", "IAM003": "failed", "IAM004": "passed", "IAM005": "passed",
+        "IAM006": "error", "IMG006": "passed"}
+    assert rows["IAM003"]["message"].startswith("ecsInstanceRole is a role, not an instance profile")
+    pytester.runpytest_subprocess(*args[:-1], "IAM003", "--fix")
+    data = json.loads((pytester.path / "r.json").read_text())
+    assert [(r["check_id"], r["outcome"]) for r in data["results"]] == [("IAM003", "fixed")]
+    assert data["fixes"][0]["calls"] == ["iam:CreateInstanceProfile", "iam:AddRoleToInstanceProfile"]
