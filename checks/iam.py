@@ -45,6 +45,8 @@ def resolve(ctx: CheckContext, value: str) -> tuple[roles.RoleRef, dict[str, Any
     if ref.arn and ref.arn != role["Arn"]:
         return ref, failed(f"{ref.arn} is not the role's ARN: role {ref.name} is {role['Arn']} "
                            f"(path {role.get('Path', '/')}); use the real ARN")
+    if not ref.arn and ref.path and ref.path != role.get("Path", "/"):
+        return ref, failed(f"role {ref.name} has path {role.get('Path', '/')}, not {ref.path}: it is {role['Arn']}")
     return ref, role
 
 
@@ -330,6 +332,14 @@ def secret_requests(ctx: CheckContext, jd: dict[str, Any] | None, partition: str
     return out
 
 
+def log_group(jd: dict[str, Any] | None) -> str:
+    """The awslogs group the job writes to: the job definition's awslogs-group, else Batch's /aws/batch/job."""
+    conf = ((jd or {}).get("containerProperties") or {}).get("logConfiguration") or {}
+    if conf.get("logDriver", "awslogs") == "awslogs":
+        return str((conf.get("options") or {}).get("awslogs-group") or "/aws/batch/job")
+    return "/aws/batch/job"
+
+
 @check(
     id="IAM004", slug="execution-role", title="The execution role trusts ECS tasks and can pull, log, read secrets",
     severity="high", resource="execution_role",
@@ -350,9 +360,11 @@ def execution_role(ctx: CheckContext, res: Resource) -> Finding:
     repo = ecr_repository_arn(ctx.scope.image_uri, partition)
     requests = [Request("ecr:GetAuthorizationToken")]
     requests += [Request(a, repo or "*") for a in ECR_PULL]
-    log_group = f"arn:{partition}:logs:{ctx.region}:{ctx.account or '*'}:log-group:/aws/batch/job:log-stream:*"
-    requests += [Request("logs:CreateLogStream", log_group), Request("logs:PutLogEvents", log_group)]
-    secrets = secret_requests(ctx, batchinfo.job_definition(ctx), partition)
+    jd = batchinfo.job_definition(ctx)
+    stream = (f"arn:{partition}:logs:{ctx.region}:{ctx.account or '*'}:log-group:{log_group(jd)}:"
+              f"log-stream:{policy.SAMPLE}")
+    requests += [Request("logs:CreateLogStream", stream), Request("logs:PutLogEvents", stream)]
+    secrets = secret_requests(ctx, jd, partition)
     what = f"role {found['Arn']} for ECR pull, logs" + (f" and {len(secrets)} secret(s)" if secrets else "")
     return judge(ctx, found, requests + secrets, what, f"{ref.name} trusts ecs-tasks.amazonaws.com; ")
 

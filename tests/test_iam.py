@@ -31,11 +31,9 @@ def test_service_role_with_managed_policy_at_its_real_arn_passes(tmp_path: Path,
     assert "answered by local evaluation; iam:SimulatePrincipalPolicy not available" in row["message"]
 
 
-def test_service_role_arn_without_its_path_fails(preflight, aws: Aws) -> None:
+def test_service_role_arn_without_its_path_fails(tmp_path: Path, aws: Aws) -> None:
     make_role(aws, "AWSBatchServiceRole", "batch.amazonaws.com", path="/service-role/", managed=("batch",))
-    _, report = preflight.run(base_config(service_role=f"arn:aws:iam::{ACCOUNT}:role/AWSBatchServiceRole"),
-                              "-k", "IAM001")
-    row = preflight.result(report, "IAM001")
+    row = run_check(tmp_path, base_config(service_role=f"arn:aws:iam::{ACCOUNT}:role/AWSBatchServiceRole"), "IAM001")
     assert row["outcome"] == "failed"
     assert (f"arn:aws:iam::{ACCOUNT}:role/AWSBatchServiceRole is not the role's ARN: role AWSBatchServiceRole is "
             f"{SERVICE_ROLE_ARN} (path /service-role/)") in row["message"]
@@ -71,26 +69,25 @@ def test_conditional_trust_is_unknown_never_passed(tmp_path: Path, aws: Aws) -> 
     assert "cannot tell whether AWSBatchServiceRole trusts batch.amazonaws.com" in row["message"]
 
 
-def test_service_linked_role_missing_fix_creates_it_once(preflight, aws: Aws, pytester: pytest.Pytester) -> None:
+def test_service_linked_role_missing_fix_creates_it_once(tmp_path: Path, aws: Aws) -> None:
     cfg = base_config(service_role="service-linked")
-    _, report = preflight.run(cfg, "-k", "IAM001")
-    row = preflight.result(report, "IAM001")
+    row = run_check(tmp_path, cfg, "IAM001")
     assert row["outcome"] == "failed"
     assert "the AWS Batch service-linked role does not exist" in row["message"]
 
-    _, report = preflight.run(cfg, "-k", "IAM001", "--fix")
-    assert preflight.result(report, "IAM001")["outcome"] == "fixed"
-    assert report["fixes"][0]["calls"] == ["iam:CreateServiceLinkedRole", "iam:TagRole"]
+    row = run_check(tmp_path, cfg, "IAM001", fix=True)
+    assert row["outcome"] == "fixed"
+    assert row["fix"]["calls"] == ["iam:CreateServiceLinkedRole", "iam:TagRole"]
     roles = aws.client("iam").list_roles(PathPrefix="/aws-service-role/batch.amazonaws.com/")["Roles"]
     assert len(roles) == 1
     assert TAG in aws.client("iam").list_role_tags(RoleName=roles[0]["RoleName"])["Tags"]
 
-    before = journal(pytester)
-
+    before = journal(tmp_path)
     assert '"status": "applied"' in before  # the fix was journaled
-    _, report = preflight.run(cfg, "-k", "IAM001", "--fix")
-    assert preflight.result(report, "IAM001")["outcome"] == "passed"
-    assert journal(pytester) == before  # a second --fix makes no mutating call
+    row = run_check(tmp_path, cfg, "IAM001", fix=True)
+    assert row["outcome"] == "passed"
+    assert row["message"].startswith("the service-linked role arn:aws:iam::123456789012:role/aws-service-role/")
+    assert journal(tmp_path) == before  # a second --fix makes no mutating call
 
 
 def test_missing_custom_service_role_is_not_created(tmp_path: Path, aws: Aws) -> None:
@@ -104,11 +101,12 @@ def test_missing_custom_service_role_is_not_created(tmp_path: Path, aws: Aws) ->
 # -- IAM002 ------------------------------------------------------------------------------------------------
 def test_instance_role_missing_fix_creates_role_with_policy(preflight, aws: Aws, pytester: pytest.Pytester) -> None:
     cfg = base_config(instance_role="ecsInstanceRole")
-    _, report = preflight.run(cfg, "-k", "IAM002")
-    row = preflight.result(report, "IAM002")
-    assert (row["outcome"], row["message"]) == ("failed", "role ecsInstanceRole does not exist")
-
     _, report = preflight.run(cfg, "-k", "IAM002", "--fix-dry-run")
+    row = preflight.result(report, "IAM002")
+    assert row["outcome"] == "failed"
+    assert row["message"].startswith("role ecsInstanceRole does not exist (dry run: would create role "
+                                     "/ecsInstanceRole trusted by ec2.amazonaws.com, attach "
+                                     "AmazonEC2ContainerServiceforEC2Role)")
     assert report["fixes"][0]["calls"] == ["iam:CreateRole", "iam:AttachRolePolicy"]
     assert aws.client("iam").list_roles()["Roles"] == []
 
@@ -154,14 +152,10 @@ def test_role_named_as_instance_profile_fails_and_fix_creates_profile(preflight,
                                                                       pytester: pytest.Pytester) -> None:
     make_role(aws, "ecsInstanceRole", "ec2.amazonaws.com", managed=("ec2",))
     cfg = base_config(instance_role="ecsInstanceRole", instance_profile="ecsInstanceRole")
-    _, report = preflight.run(cfg, "-k", "IAM003")
-    row = preflight.result(report, "IAM003")
-    assert row["outcome"] == "failed"
-    assert row["message"].startswith("ecsInstanceRole is a role, not an instance profile")
-
     _, report = preflight.run(cfg, "-k", "IAM003", "--fix")
     row = preflight.result(report, "IAM003")
     assert row["outcome"] == "fixed"
+    assert "(ecsInstanceRole is a role, not an instance profile" in row["message"]  # what failed before the fix
     profile = aws.client("iam").get_instance_profile(InstanceProfileName="ecsInstanceRole")["InstanceProfile"]
     assert [r["RoleName"] for r in profile["Roles"]] == ["ecsInstanceRole"]
     assert TAG in profile["Tags"]
@@ -399,15 +393,26 @@ def test_check_answered_by_simulate_principal_policy(tmp_path: Path, aws: Aws) -
 def test_sandbox_iam_outcomes_and_the_instance_profile_fix(pytester: pytest.Pytester) -> None:
     """The sandbox names iam.instance_profile 'ecsInstanceRole' while only a role has that name (its compute
     environment uses ml-ce-profile): IAM003 fails and --fix creates the profile with the role."""
-    args = ("--mlbatch-sandbox", "--mlbatch-json", "r.json", "-p", "no:cacheprovider", "-k", "IAM or IMG006")
-    pytester.runpytest_subprocess(*args)
+    pytester.runpytest_subprocess("--mlbatch-sandbox", "--mlbatch-json", "r.json", "-p", "no:cacheprovider",
+                                  "-k", "IAM or IMG006", "--fix")
     data = json.loads((pytester.path / "r.json").read_text())
     rows = {r["check_id"]: r for r in data["results"]}
     assert {k: r["outcome"] for k, r in rows.items()} == {
-        "IAM001": "passed", "IAM002": "passed", "IAM003": "failed", "IAM004": "passed", "IAM005": "passed",
+        "IAM001": "passed", "IAM002": "passed", "IAM003": "fixed", "IAM004": "passed", "IAM005": "passed",
         "IAM006": "error", "IMG006": "passed"}
-    assert rows["IAM003"]["message"].startswith("ecsInstanceRole is a role, not an instance profile")
-    pytester.runpytest_subprocess(*args[:-1], "IAM003", "--fix")
-    data = json.loads((pytester.path / "r.json").read_text())
-    assert [(r["check_id"], r["outcome"]) for r in data["results"]] == [("IAM003", "fixed")]
-    assert data["fixes"][0]["calls"] == ["iam:CreateInstanceProfile", "iam:AddRoleToInstanceProfile"]
+    assert rows["IAM003"]["message"] == (
+        "fixed: create instance profile ecsInstanceRole and add role ecsInstanceRole (ecsInstanceRole is a role, "
+        "not an instance profile: the compute environment's instanceRole must name an instance profile that "
+        "contains the role (no instance profile ecsInstanceRole exists))")
+    assert [f["calls"] for f in data["fixes"]] == [["iam:CreateInstanceProfile", "iam:AddRoleToInstanceProfile"]]
+    # moto's default identity has no IAM user behind it: IAM006 says so instead of passing
+    assert "is neither an IAM user nor an assumed role" in rows["IAM006"]["message"]
+
+
+def test_log_group_of_the_job_definition() -> None:
+    from pytest_mlbatch.checks.iam import log_group
+
+    assert log_group(None) == "/aws/batch/job"
+    custom = {"containerProperties": {"logConfiguration": {"logDriver": "awslogs",
+                                                           "options": {"awslogs-group": "/ml/train"}}}}
+    assert log_group(custom) == "/ml/train"
