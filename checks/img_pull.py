@@ -96,6 +96,8 @@ def pull_permissions(ctx: CheckContext, res: Resource) -> Finding:
         raise NotApplicable(f"{res.id} is not an ECR image; pull rights are IAM's only for ECR")
     account, region, repo, _ = parsed
     value, why = pulling_role(ctx)
+    if not value and "Fargate" in why:
+        return failed(f"{why}: nothing can pull {res.id}")
     if not value:
         raise NotEvaluable(why)
     try:

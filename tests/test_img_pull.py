@@ -142,3 +142,28 @@ def test_not_an_ecr_image_is_skipped(tmp_path: Path, aws: Aws) -> None:
     row = run_check(tmp_path, ec2_config("python:3.11"), "IMG006")
     assert row["outcome"] == "skipped"
     assert "is not an ECR image" in row["message"]
+
+
+def test_role_found_through_the_instance_profile(tmp_path: Path, aws: Aws) -> None:
+    batch_setup(aws)
+    make_role(aws, "ecsInstanceRole", "ec2.amazonaws.com", managed=("ec2",))
+    iam = aws.client("iam")
+    iam.create_instance_profile(InstanceProfileName="ml-profile")
+    iam.add_role_to_instance_profile(InstanceProfileName="ml-profile", RoleName="ecsInstanceRole")
+    cfg = base_config(instance_profile=f"arn:aws:iam::{ACCOUNT}:instance-profile/ml-profile")
+    cfg["image"] = {"uri": IMAGE}
+    row = run_check(tmp_path, cfg, "IMG006")
+    assert row["outcome"] == "passed", row["message"]
+    assert row["message"].startswith("instance role (EC2, from instance profile ml-profile) "
+                                     f"arn:aws:iam::{ACCOUNT}:role/ecsInstanceRole pulling")
+
+
+def test_fargate_job_without_execution_role_fails(tmp_path: Path, aws: Aws) -> None:
+    batch_setup(aws, fargate=True)
+    cfg = base_config()
+    cfg["image"] = {"uri": IMAGE}
+    cfg["batch"] = {"job_definition": "ml-train"}
+    row = run_check(tmp_path, cfg, "IMG006")
+    assert row["outcome"] == "failed"
+    assert row["message"] == ("the job runs on Fargate, and no execution role is configured or in the job "
+                              f"definition: nothing can pull {IMAGE}")
