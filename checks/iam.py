@@ -99,6 +99,8 @@ def _missing_role_plan(ctx: CheckContext, res: Resource, service: str, managed: 
         raise NotFixable(f"{ref.name} is a service-linked role; it is created by its service")
     if roles.get_role(ctx.inventory, ref.name) is not None:
         raise NotFixable(f"role {ref.name} exists; --fix never edits an existing role or policy")
+    if ref.arn and ctx.account and ref.arn.split(":")[4] != ctx.account:
+        raise NotFixable(f"{ref.arn} belongs to account {ref.arn.split(':')[4]}, not to {ctx.account}")
     path = ref.path or "/"
     if ctx.check.id == "IAM005" and ctx.scope.job_role is not None and not ref.path:
         path = ctx.scope.job_role.path
@@ -120,9 +122,7 @@ def _missing_role_plan(ctx: CheckContext, res: Resource, service: str, managed: 
             fx.client("iam").put_role_policy(RoleName=ref.name, PolicyName=JOB_ROLE_POLICY,
                                              PolicyDocument=json.dumps(inline))
 
-    return FixPlan(ctx.check.id, res.id, action, calls=calls,
-                   permissions=[*calls, "iam:TagRole"],
-                   apply=apply)
+    return FixPlan(ctx.check.id, res.id, action, calls=calls, permissions=[*calls, "iam:TagRole"], apply=apply)
 
 
 # -- IAM001 ------------------------------------------------------------------------------------------------
