@@ -105,7 +105,7 @@ def junit_suites(results: list[dict[str, Any]], fail_on: str = "low") -> list[An
     from junit_xml import TestCase, TestSuite
 
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    for r in results:
+    for r in normalize(results):
         key = (str(r.get("account") or "unknown-account"), str(r.get("region") or "no-region"), area_of(r))
         groups.setdefault(key, []).append(r)
     area_order = list(AREAS)

@@ -128,16 +128,17 @@ def write_summary(tr: Any, results: list[dict[str, Any]], runtime: Runtime, *, v
         tr.write_line(f"worst: {problem_line(worst, ascii_only=ascii_only)}")
     if verbose >= 0:
         _exemptions(tr, results, runtime)
-        tr.write_line("")
-    tr.write_line(gate_text(results, fail_on), bold=True)
+    fixed = [r for r in results if r["outcome"] == "fixed"]
+    if fixed:
+        tr.write_line(f"fixed {len(fixed)}; journal: {runtime.journal.path}")
     plans = [r for r in results if r.get("plan")]
     if plans and runtime.fix_dry_run:
         tr.section("mlbatch fix plan (dry run: nothing was changed)", sep="-")
         for r in plans:
             tr.write_line(r["plan"])
-    fixed = [r for r in results if r["outcome"] == "fixed"]
-    if fixed:
-        tr.write_line(f"fixed {len(fixed)}; journal: {runtime.journal.path}")
+    if verbose >= 0:
+        tr.write_line("")
+    tr.write_line(gate_text(results, fail_on), bold=True)
     from .github import annotation_lines
 
     for line in annotation_lines(results, fail_on):
