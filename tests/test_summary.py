@@ -148,7 +148,8 @@ def test_summary_lines_and_very_quiet(no_github: None) -> None:
     tr = FakeTerminal()
     write_summary(tr, RESULTS, runtime("low"), verbose=0)
     body = tr.lines[tr.lines.index("IMG container image:") + 1:]
-    assert body[:2] == ["  critical IMG001 res — it is wrong → do this", "  (low)    IMG008 res — it is wrong → do this"]
+    assert body[:2] == ["  critical IMG001 res — it is wrong → do this",
+                        "  (low)    IMG008 res — it is wrong → do this"]
     assert "  ERROR    NET001 res — ec2:DescribeVpcs denied → do this" in body
     assert tr.lines[-1] == "4 problems at or above --mlbatch-fail-on low or not evaluated: the run fails " \
                            "(1 below it, in parentheses, do not count)"
