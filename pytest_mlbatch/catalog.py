@@ -29,25 +29,40 @@ def catalog() -> dict[str, Any]:
 
 
 def print_catalog(config: pytest.Config) -> int:
+    """Runs from pytest_cmdline_main, before pytest is configured (no terminal reporter yet): plain stdout."""
     data = catalog()
     rows = data["checks"]
-    tw = config.get_terminal_writer()
+    out: list[str] = []
     json_path = config.getoption("mlbatch_json")
     if json_path:
         path = Path(config.invocation_params.dir) / json_path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        tw.line(f"wrote {len(rows)} checks to {path}")
-        return 0
-    for c in rows:
-        fixer = c["fixer"] or "—"
-        tw.line(f"{c['id']:<7} {c['severity']:<9} {c['title']}  [fix: {fixer}]")
-    tw.line(f"{len(rows)} checks; details: docs/checks.md")
+        out.append(f"wrote {len(rows)} checks to {path}")
+    else:
+        out += [f"{c['id']:<7} {c['severity']:<9} {c['title']}  [fix: {c['fixer'] or '—'}]" for c in rows]
+        out.append(f"{len(rows)} checks; details: docs/checks.md")
+    text = "\n".join(out) + "\n"
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    sys.stdout.write(text.encode(encoding, "replace").decode(encoding))
+    sys.stdout.flush()
     return 0
 
 
 def _cell(text: Any) -> str:
     return " ".join(str(text or "").split()).replace("|", "\\|")
+
+
+def _runs_on(kind: str) -> str:
+    return {"target": "once per target (account and region)", "docker": "the local Docker daemon"}.get(
+        kind, f"each {kind.replace('_', ' ')}")
+
+
+def read_only_policy(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """An IAM policy with every read permission the checks need (what a CI role for the preflight needs)."""
+    actions = sorted({p for c in rows for p in c["permissions"]})
+    return {"Version": "2012-10-17",
+            "Statement": [{"Sid": "PytestMlbatchPreflight", "Effect": "Allow", "Action": actions, "Resource": "*"}]}
 
 
 def render_markdown(data: dict[str, Any] | None = None) -> str:
@@ -77,13 +92,18 @@ def render_markdown(data: dict[str, Any] | None = None) -> str:
         out.append("")
         for c in checks:
             out += [f"### {c['id']}", "", f"**{_cell(c['title'])}** (`{c['slug']}`, {c['severity']}, runs on "
-                    f"each {c['resource']})", "", f"- Why: {_cell(c['rationale'])}",
+                    f"{_runs_on(c['resource'])})", "", f"- Why: {_cell(c['rationale'])}",
                     f"- What to do: {_cell(c['remediation'])}",
                     f"- Permissions: {', '.join(f'`{p}`' for p in c['permissions']) or 'none'}"]
             if c["fixer"]:
                 out.append(f"- `--fix`: {_cell(c['fixer'])} (permissions: "
                            f"{', '.join(f'`{p}`' for p in c['fix_permissions']) or 'none'})")
             out.append("")
+    fix_permissions = sorted({p for c in rows for p in c["fix_permissions"]})
+    out += ["## Permissions", "",
+            "The checks only read. A role for the preflight in CI needs these actions (`--fix` needs, in addition, "
+            f"{', '.join(f'`{p}`' for p in fix_permissions) or 'nothing'}):", "", "```json",
+            json.dumps(read_only_policy(rows), indent=2), "```"]
     return "\n".join(out).rstrip("\n") + "\n"
 
 
