@@ -8,7 +8,16 @@ from typing import Any
 
 from .model import AREAS
 from .report import area_of, gating
-from .summary import COLUMNS, column, gate_text, one_line, problem_kind, problems_by_area, totals_text
+from .summary import (
+    COLUMNS,
+    column,
+    gate_text,
+    one_line,
+    problem_kind,
+    problems_by_area,
+    totals_text,
+    worst_key,
+)
 
 # GitHub shows at most 10 error and 10 warning annotations per step and 50 per job; more are dropped silently.
 MAX_ANNOTATIONS = 50
@@ -89,12 +98,10 @@ def markdown(results: list[dict[str, Any]], fail_on: str) -> str:
     if problems:
         lines += ["", "#### Problems, worst first", ""]
         rows = []
-        for _area, group in problems:
-            for r in group:
-                what = {0: f"**{r['severity']}**", 1: "could not check", 2: f"{r['severity']} (below fail-on)"}
-                rows.append([what[problem_kind(r)], f"{md(r['check_id'])} {md(r.get('slug', ''))}",
-                             md(r["resource"]), md(r.get("target")),
-                             md(r.get("message")), md(r.get("remediation"))])
+        what = {0: "**{}**", 1: "could not check", 2: "{} (below fail-on)"}
+        for r in sorted((r for _area, group in problems for r in group), key=worst_key):
+            rows.append([what[problem_kind(r)].format(r["severity"]), f"{md(r['check_id'])} {md(r.get('slug', ''))}",
+                         md(r["resource"]), md(r.get("target")), md(r.get("message")), md(r.get("remediation"))])
         lines += _table(["severity", "check", "resource", "target", "what is wrong", "what to do"], rows)
     detail = _table(["outcome", "check", "resource", "target", "message"],
                     [[column(r), md(r["check_id"]), md(r["resource"]), md(r.get("target")), md(r.get("message"))]

@@ -65,10 +65,12 @@ def totals_text(results: list[dict[str, Any]]) -> str:
     return ", ".join(f"{counts[c]} {c}" for c in COLUMNS if counts[c]) or "nothing ran"
 
 
-def gate_text(results: list[dict[str, Any]], fail_on: str) -> str:
+def gate_text(results: list[dict[str, Any]], fail_on: str, *, marked: str = "") -> str:
+    """The verdict; `marked` says how the failures below the threshold are shown (e.g. 'in parentheses')."""
     failing = sum(1 for r in results if gating(r))
     below = sum(1 for r in results if problem_kind(r) == 2 and r["outcome"] == "failed")
-    note = f" ({below} below it, in parentheses, do not count)" if below else ""
+    verb = "does" if below == 1 else "do"
+    note = f" ({below} below it{', ' + marked + ',' if marked else ''} {verb} not count)" if below else ""
     if failing:
         return f"{failing} problem{'s' if failing != 1 else ''} at or above --mlbatch-fail-on {fail_on} " \
                f"or not evaluated: the run fails{note}"
@@ -138,7 +140,7 @@ def write_summary(tr: Any, results: list[dict[str, Any]], runtime: Runtime, *, v
             tr.write_line(r["plan"])
     if verbose >= 0:
         tr.write_line("")
-    tr.write_line(gate_text(results, fail_on), bold=True)
+    tr.write_line(gate_text(results, fail_on, marked="in parentheses" if verbose >= -1 else ""), bold=True)
     from .github import annotation_lines
 
     for line in annotation_lines(results, fail_on):

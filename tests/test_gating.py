@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from backends import Aws
+from report_helpers import validate_report
 
 KEY = {"name": "ml-batch-key", "private_key_file": "keys/ml.pem"}
 
@@ -34,6 +35,7 @@ def test_fail_on_critical_reports_failures_as_xfail_and_passes(preflight, aws: A
                                                               pytester: pytest.Pytester) -> None:
     result, report = preflight.run(config(), "--mlbatch-fail-on", "critical", "--junitxml", "pytest.xml")
     assert result.ret == 0
+    validate_report(report)
     result.assert_outcomes(passed=2, skipped=1, xfailed=2)
     row = preflight.result(report, "KEY001")
     assert row["outcome"] == "failed" and row["below_threshold"] is True
@@ -94,6 +96,7 @@ def test_exemption_covers_one_check_on_one_resource_until_its_date(preflight, aw
         {"check": "KEY002", "resource": "other-key", "until": "2099-12-31", "reason": "another key"},
     ]
     result, report = preflight.run(config(exempt=exempt))
+    validate_report(report)
     row = preflight.result(report, "KEY001")
     assert row["outcome"] == "skipped"
     assert row["message"] == "exempted until 2099-12-31: key rotation, ticket 42"
@@ -113,6 +116,7 @@ def test_expired_exemption_stops_exempting_and_says_so(preflight, aws: Aws) -> N
     exempt = [{"check": "KEY001", "resource": "ml-batch-key", "until": yesterday, "reason": "ticket 7"}]
     result, report = preflight.run(config(exempt=exempt))
     assert result.ret == 1
+    validate_report(report)
     row = preflight.result(report, "KEY001")
     assert row["outcome"] == "failed"
     assert row["message"] == (f"key pair 'ml-batch-key' does not exist in us-east-1 "

@@ -152,7 +152,7 @@ def test_summary_lines_and_very_quiet(no_github: None) -> None:
                         "  (low)    IMG008 res — it is wrong → do this"]
     assert "  ERROR    NET001 res — ec2:DescribeVpcs denied → do this" in body
     assert tr.lines[-1] == "4 problems at or above --mlbatch-fail-on low or not evaluated: the run fails " \
-                           "(1 below it, in parentheses, do not count)"
+                           "(1 below it, in parentheses, does not count)"
 
     tr = FakeTerminal()
     write_summary(tr, RESULTS, runtime("low"), verbose=-2)
@@ -160,7 +160,7 @@ def test_summary_lines_and_very_quiet(no_github: None) -> None:
                             "worst: IMG001 res — it is wrong → do this",
                             "fixed 1; journal: .mlbatch/journal",
                             "4 problems at or above --mlbatch-fail-on low or not evaluated: the run fails "
-                            "(1 below it, in parentheses, do not count)"]
+                            "(1 below it does not count)"]
 
 
 def test_summary_ascii_fallback_several_targets_and_exemptions(no_github: None) -> None:
