@@ -1,4 +1,9 @@
-"""CI gating on real moto runs: --mlbatch-fail-on, checks.skip, checks.severity and checks.exempt (with expiry)."""
+"""CI gating on real moto runs: --mlbatch-fail-on, checks.skip, checks.severity and checks.exempt (with expiry).
+
+Real failures used: KEY001 (high) when the key pair does not exist; ENV001 (critical) when the config names another
+account than the credentials'; KEY002 (medium) when the key pair exists but the private key file does not; ENV002
+(critical) on a region AWS does not have.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,25 @@ import pytest
 from backends import Aws
 from report_helpers import validate_report
 
+from pytest_mlbatch import keys
+
 KEY = {"name": "ml-batch-key", "private_key_file": "keys/ml.pem"}
+OTHER_ACCOUNT = "210987654321"
 
 
-def config(**checks: Any) -> dict[str, Any]:
-    """A key pair that does not exist: KEY001 (high) and KEY002 (medium) fail for real."""
+def config(*, account: str | None = None, **checks: Any) -> dict[str, Any]:
+    """The key pair does not exist (KEY001 fails; KEY002 defers to it); with `account`, ENV001 fails too."""
     cfg: dict[str, Any] = {"version": 1, "region": "us-east-1", "key_pair": dict(KEY)}
+    if account:
+        cfg["account_id"] = account
     if checks:
         cfg["checks"] = checks
     return cfg
+
+
+def import_key_pair(aws: Aws) -> None:
+    """The key pair exists, but its private key file does not: KEY002 fails."""
+    aws.client("ec2").import_key_pair(KeyName=KEY["name"], PublicKeyMaterial=keys.public_openssh(keys.generate("rsa")))
 
 
 def junit_cases(path: Any) -> dict[str, ET.Element]:
@@ -36,11 +51,11 @@ def test_fail_on_critical_reports_failures_as_xfail_and_passes(preflight, aws: A
     result, report = preflight.run(config(), "--mlbatch-fail-on", "critical", "--junitxml", "pytest.xml")
     assert result.ret == 0
     validate_report(report)
-    result.assert_outcomes(passed=2, skipped=1, xfailed=2)
+    result.assert_outcomes(passed=2, skipped=2, xfailed=1)
     row = preflight.result(report, "KEY001")
     assert row["outcome"] == "failed" and row["below_threshold"] is True
-    assert report["gate"] == "passed" and report["summary"]["below_fail_on"] == 2
-    # pytest's own JUnit shows them as skipped (xfail) with the reason, never as passed
+    assert report["gate"] == "passed" and report["summary"]["below_fail_on"] == 1
+    # pytest's own JUnit shows it as skipped (xfail) with the reason, never as passed
     cases = junit_cases(pytester.path / "pytest.xml")
     skipped = cases["KEY001"].find("skipped")
     assert skipped is not None and skipped.get("type") == "pytest.xfail"
@@ -51,15 +66,17 @@ def test_fail_on_critical_reports_failures_as_xfail_and_passes(preflight, aws: A
                                       "target": "us-east-1"}
     result.stdout.fnmatch_lines([
         "  (high)   KEY001 ml-batch-key — key pair 'ml-batch-key' does not exist in us-east-1 → Create *",
-        "nothing at or above --mlbatch-fail-on critical failed: the run passes (2 below it*"])
+        "nothing at or above --mlbatch-fail-on critical failed: the run passes (1 below it*does not count)"])
 
 
-def test_fail_on_high_gates_on_the_high_failure_only(preflight, aws: Aws) -> None:
-    result, report = preflight.run(config(), "--mlbatch-fail-on", "high")
+def test_fail_on_high_gates_on_the_critical_failure_only(preflight, aws: Aws) -> None:
+    import_key_pair(aws)
+    result, report = preflight.run(config(account=OTHER_ACCOUNT), "--mlbatch-fail-on", "high")
     assert result.ret == 1 and report["gate"] == "failed"
     result.assert_outcomes(failed=1, passed=2, skipped=1, xfailed=1)
-    assert preflight.result(report, "KEY001")["below_threshold"] is False
-    assert preflight.result(report, "KEY002")["below_threshold"] is True
+    assert preflight.result(report, "ENV001")["below_threshold"] is False
+    row = preflight.result(report, "KEY002")
+    assert row["outcome"] == "failed" and row["below_threshold"] is True
     result.stdout.fnmatch_lines(
         ["1 problem at or above --mlbatch-fail-on high or not evaluated: the run fails (1 below it*"])
 
@@ -76,38 +93,40 @@ def test_fail_on_from_ini_and_bad_value(preflight, aws: Aws, pytester: pytest.Py
 
 
 def test_checks_skip_and_severity_override(preflight, aws: Aws, pytester: pytest.Pytester) -> None:
-    cfg = config(skip=["KEY002"], severity={"KEY001": "low"})
+    cfg = config(account=OTHER_ACCOUNT, skip=["KEY001"], severity={"ENV001": "low"})
     result, report = preflight.run(cfg, "--mlbatch-fail-on", "medium", "--junitxml", "pytest.xml")
     assert result.ret == 0
-    result.assert_outcomes(passed=2, skipped=2, xfailed=1)
-    row = preflight.result(report, "KEY002")
-    assert row["outcome"] == "skipped" and row["message"] == "skipped by config (checks.skip)"
+    validate_report(report)
+    result.assert_outcomes(passed=1, skipped=3, xfailed=1)
     row = preflight.result(report, "KEY001")
+    assert row["outcome"] == "skipped" and row["message"] == "skipped by config (checks.skip)"
+    row = preflight.result(report, "ENV001")
     assert row["severity"] == "low" and row["outcome"] == "failed" and row["below_threshold"] is True
+    assert row["message"] == f"credentials are for account {aws.account}, config expects {OTHER_ACCOUNT}"
     cases = junit_cases(pytester.path / "pytest.xml")
-    assert props(cases["KEY001"])["severity"] == "low"
-    skipped = cases["KEY002"].find("skipped")
+    assert props(cases["ENV001"])["severity"] == "low"
+    skipped = cases["KEY001"].find("skipped")
     assert skipped is not None and "skipped by config (checks.skip)" in skipped.get("message", "")
 
 
 def test_exemption_covers_one_check_on_one_resource_until_its_date(preflight, aws: Aws) -> None:
     exempt = [
         {"check": "KEY001", "resource": "ml-batch-key", "until": "2099-12-31", "reason": "key rotation, ticket 42"},
-        {"check": "KEY002", "resource": "other-key", "until": "2099-12-31", "reason": "another key"},
+        {"check": "ENV001", "resource": "eu-west-1", "until": "2099-12-31", "reason": "another target"},
     ]
-    result, report = preflight.run(config(exempt=exempt))
+    result, report = preflight.run(config(account=OTHER_ACCOUNT, exempt=exempt))
     validate_report(report)
     row = preflight.result(report, "KEY001")
     assert row["outcome"] == "skipped"
     assert row["message"] == "exempted until 2099-12-31: key rotation, ticket 42"
-    # the same resource under another check, and the same check on another resource, are not exempted
-    assert preflight.result(report, "KEY002")["outcome"] == "failed"
+    # the exemption of ENV001 on another resource does not exempt ENV001 on this one
+    assert preflight.result(report, "ENV001")["outcome"] == "failed"
     assert result.ret == 1
     assert [(e["check"], e["status"], e["results"]) for e in report["exemptions"]] == [
-        ("KEY001", "active", 1), ("KEY002", "unused", 0)]
+        ("KEY001", "active", 1), ("ENV001", "unused", 0)]
     result.stdout.fnmatch_lines([
         "exemption KEY001 ml-batch-key: exempted until 2099-12-31 (key rotation, ticket 42)",
-        "exemption KEY002 other-key: exemption (until 2099-12-31) matched no result (another key)",
+        "exemption ENV001 eu-west-1: exemption (until 2099-12-31) matched no result (another target)",
     ])
 
 

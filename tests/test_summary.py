@@ -16,8 +16,8 @@ from pytest_mlbatch.github import annotation_lines, command, escape_data, escape
 from pytest_mlbatch.model import Severity
 from pytest_mlbatch.summary import problems_by_area, write_summary
 
-# ENV001 fails for real (the config names another account), KEY001 and KEY002 fail for real (no key pair, no file);
-# severities are overridden so that the KEY area holds the worst problem and comes first.
+# ENV001 fails for real (the config names another account) and KEY001 fails for real (no such key pair; KEY002 then
+# defers to it); severities are overridden so that the KEY area holds the worst problem and comes first.
 CONFIG = {"version": 1, "region": "us-east-1", "account_id": "210987654321",
           "key_pair": {"name": "ml-batch-key", "private_key_file": "keys/ml.pem"},
           "checks": {"severity": {"ENV001": "medium", "KEY001": "critical"}}}
@@ -42,31 +42,28 @@ def test_summary_worst_first_plain_text_and_github_output(preflight, aws: Aws, p
     result.stdout.fnmatch_lines([
         "*= mlbatch preflight =*",
         "ENV  account and local tooling  1 failed, 1 passed, 1 skipped",
-        "KEY  EC2 key pair               2 failed",
+        "KEY  EC2 key pair               1 failed, 1 skipped",
         "KEY EC2 key pair:",
         "  critical KEY001 ml-batch-key — key pair 'ml-batch-key' does not exist in us-east-1 → Create or import "
         "the key pair in this region*",
-        "  medium   KEY002 ml-batch-key — private key file */keys/ml.pem does not exist → Point "
-        "key_pair.private_key_file at the private key*",
         "ENV account and local tooling:",
         "  medium   ENV001 us-east-1 — credentials are for account 123456789012, config expects 210987654321 → "
         "Set AWS_PROFILE*",
-        "3 problems at or above --mlbatch-fail-on low or not evaluated: the run fails",
+        "2 problems at or above --mlbatch-fail-on low or not evaluated: the run fails",
         "::error title=KEY001 key-pair-exists (critical)::ml-batch-key (us-east-1): key pair 'ml-batch-key' does "
         "not exist in us-east-1%0AWhat to do: Create or import the key pair*",
-        "::error title=KEY002 private-key-matches (medium)::*",
         "::error title=ENV001 credentials (medium)::us-east-1 (us-east-1): credentials are for account "
         "123456789012, config expects 210987654321%0AWhat to do: *",
     ])
-    assert out.count("::error ") == 3 and "::warning" not in out
+    assert out.count("::error ") == 2 and "::warning" not in out
 
     text = step_summary.read_text()
     assert text.startswith("## an earlier step\n### pytest-mlbatch preflight: ❌ fails (--mlbatch-fail-on low)\n")
     assert "| area | failed | error | below fail-on | fixed | passed | skipped |" in text
-    assert "| KEY EC2 key pair | 2 | 0 | 0 | 0 | 0 | 0 |" in text
+    assert "| KEY EC2 key pair | 1 | 0 | 0 | 0 | 0 | 1 |" in text
     assert "| **critical** | KEY001 key-pair-exists | ml-batch-key | us-east-1 | key pair 'ml-batch-key' does not " \
            "exist in us-east-1 | Create or import the key pair in this region (\\`--fix\\` generates one" in text
-    assert "Point key\\_pair.private\\_key\\_file at" in text
+    assert "make sure account\\_id names the account you mean" in text
     assert f"<details><summary>All {len(report['results'])} results</summary>" in text
 
 
@@ -79,11 +76,10 @@ def test_quiet_is_short_and_color_only_when_asked(preflight, aws: Aws, no_github
     assert "ENV  account and local tooling" not in plain  # -q: no per-area table, no area headings
     assert "KEY EC2 key pair:" not in plain
     lines = plain.splitlines()
-    start = lines.index("mlbatch: 3 failed, 1 passed, 1 skipped")
+    start = lines.index("mlbatch: 2 failed, 1 passed, 2 skipped")
     assert lines[start + 1].startswith("critical KEY001 ml-batch-key — key pair 'ml-batch-key' does not exist")
-    assert lines[start + 2].startswith("medium   KEY002 ml-batch-key — ")
-    assert lines[start + 3].startswith("medium   ENV001 us-east-1 — ")
-    assert lines[start + 4] == "3 problems at or above --mlbatch-fail-on low or not evaluated: the run fails"
+    assert lines[start + 2].startswith("medium   ENV001 us-east-1 — ")
+    assert lines[start + 3] == "2 problems at or above --mlbatch-fail-on low or not evaluated: the run fails"
     assert "::error" not in out  # annotations only under GitHub Actions
 
 
