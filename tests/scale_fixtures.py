@@ -1,4 +1,4 @@
-"""Fixtures for the scale, xdist, targets tests: a counting (optionally slow, faulty) moto endpoint, and report diffs."""
+"""Fixtures for the scale, xdist and targets tests: a counting (optionally slow, faulty) moto endpoint; report diffs."""
 
 from __future__ import annotations
 

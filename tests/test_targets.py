@@ -7,8 +7,9 @@ from typing import Any
 import boto3
 import pytest
 from backends import Aws
-from scale_fixtures import counted, counting_server  # noqa: F401  (fixtures)
 from wsgi_backend import LatencyServer
+
+pytest_plugins = ("scale_fixtures",)
 
 OTHER = "210987654321"
 ROLE = f"arn:aws:iam::{OTHER}:role/preflight"
@@ -59,6 +60,7 @@ def test_assumed_role_target_checks_the_other_account(preflight, counted: Latenc
     key = rows(report, "KEY001")
     assert key[label]["outcome"] == "passed" and key[label]["account"] == OTHER
     assert key["us-east-1"]["outcome"] == "failed" and key["us-east-1"]["account"] == "123456789012"
+    assert result.ret == 1
     assumes = [c for c in counted.calls if c.name == "sts:AssumeRole"]
     assert len(assumes) == 1
     assert assumes[0].params["RoleArn"] == ROLE

@@ -7,8 +7,10 @@ from collections import Counter
 
 import pytest
 from backends import Aws
-from scale_fixtures import comparable, counted, counting_server  # noqa: F401  (fixtures)
+from scale_fixtures import comparable
 from wsgi_backend import LatencyServer
+
+pytest_plugins = ("scale_fixtures",)
 
 pytest.importorskip("xdist")
 
