@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-from backends import Aws
-from faults import FaultInjector, FaultServer
+from faults import CallLog, FaultInjector, FaultServer, result_key
 
 from pytest_mlbatch import engine
 from pytest_mlbatch.inventory import AwsError, Inventory
@@ -40,35 +36,6 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     import botocore.retries.standard as standard
 
     monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.001)
-
-
-OUTSIDE = "(outside a check)"
-
-
-@dataclass
-class CallLog:
-    """Which AWS operations each (check, resource) read through the inventory, cache hits included."""
-
-    needs: dict[str, set[str]] = field(default_factory=dict)
-    failed: dict[str, set[str]] = field(default_factory=dict)
-    local: threading.local = field(default_factory=threading.local)
-
-    def current(self) -> str:
-        return str(getattr(self.local, "key", OUTSIDE))
-
-    def note(self, op: str, ok: bool) -> None:
-        (self.needs if ok else self.failed).setdefault(self.current(), set()).add(op)
-
-    def reset(self) -> None:
-        self.needs.clear()
-        self.failed.clear()
-
-    def ops(self) -> set[str]:
-        return set().union(*self.needs.values()) if self.needs else set()
-
-
-def result_key(check_id: str, target: str | None, resource: str) -> str:
-    return f"{check_id}[{target}/{resource}]"
 
 
 @pytest.fixture
@@ -105,12 +72,3 @@ def call_log(monkeypatch: pytest.MonkeyPatch) -> CallLog:
     monkeypatch.setattr(Inventory, "call", wrap(orig_call))
     monkeypatch.setattr(Inventory, "paginate", wrap(orig_paginate))
     return log
-
-
-def seed_catalog_scenario(aws: Aws, state_dir: Path) -> dict[str, Any]:
-    """The sandbox's sample ML batch environment (with its real problems) on the test's moto server: a scenario
-    in which as many checks of the catalog as possible have data to read."""
-    from pytest_mlbatch import sandbox
-
-    raw = sandbox.seed(aws.endpoint, state_dir)
-    return raw

@@ -34,6 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -286,3 +287,41 @@ class FaultServer:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+OUTSIDE = "(outside a check)"
+
+
+@dataclass
+class CallLog:
+    """Which AWS operations each (check, resource) read through the inventory, cache hits included."""
+
+    needs: dict[str, set[str]] = field(default_factory=dict)
+    failed: dict[str, set[str]] = field(default_factory=dict)
+    local: threading.local = field(default_factory=threading.local)
+
+    def current(self) -> str:
+        return str(getattr(self.local, "key", OUTSIDE))
+
+    def note(self, op: str, ok: bool) -> None:
+        (self.needs if ok else self.failed).setdefault(self.current(), set()).add(op)
+
+    def reset(self) -> None:
+        self.needs.clear()
+        self.failed.clear()
+
+    def ops(self) -> set[str]:
+        return set().union(*self.needs.values()) if self.needs else set()
+
+
+def result_key(check_id: str, target: str | None, resource: str) -> str:
+    return f"{check_id}[{target}/{resource}]"
+
+
+def seed_catalog_scenario(aws: Any, state_dir: Path) -> dict[str, Any]:
+    """The sandbox's sample ML batch environment (with its real problems) on the test's moto server: a scenario
+    in which as many checks of the catalog as possible have data to read."""
+    from pytest_mlbatch import sandbox
+
+    raw = sandbox.seed(aws.endpoint, state_dir)
+    return raw

@@ -17,8 +17,18 @@ from typing import Any
 import boto3
 import pytest
 from backends import REGION, Aws
-from fault_fixtures import OUTSIDE, CallLog, result_key, seed_catalog_scenario
-from faults import WIRE, Fault, FaultInjector, FaultServer, error_response, identify
+from faults import (
+    OUTSIDE,
+    WIRE,
+    CallLog,
+    Fault,
+    FaultInjector,
+    FaultServer,
+    error_response,
+    identify,
+    result_key,
+    seed_catalog_scenario,
+)
 
 from pytest_mlbatch import inventory as inv
 from pytest_mlbatch.inventory import AwsError, Inventory
