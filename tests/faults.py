@@ -325,3 +325,21 @@ def seed_catalog_scenario(aws: Any, state_dir: Path) -> dict[str, Any]:
 
     raw = sandbox.seed(aws.endpoint, state_dir)
     return raw
+
+
+# API operations whose IAM action has another name.
+ACTION_OF = {"s3:ListObjectsV2": "s3:ListBucket", "s3:HeadBucket": "s3:ListBucket", "s3:HeadObject": "s3:GetObject"}
+
+
+def iam_actions(kind: str) -> set[str]:
+    """The actions of docs/iam-policy-<kind>.json (readonly or fix)."""
+    import json
+
+    doc = json.loads((Path(__file__).resolve().parent.parent / "docs" / f"iam-policy-{kind}.json").read_text())
+    return {a for st in doc["Statement"] for a in st["Action"]}
+
+
+def uncovered(ops: set[str] | list[str], kind: str) -> list[str]:
+    """Operations the documented policy does not grant."""
+    granted = iam_actions(kind) | (iam_actions("readonly") if kind == "fix" else set())
+    return sorted({op for op in ops if ACTION_OF.get(op, op) not in granted})

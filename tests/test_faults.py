@@ -28,6 +28,7 @@ from faults import (
     identify,
     result_key,
     seed_catalog_scenario,
+    uncovered,
 )
 
 from pytest_mlbatch import inventory as inv
@@ -217,6 +218,7 @@ def test_whole_catalog_under_faults(preflight: Any, aws: Aws, pytester: pytest.P
     needs = {k: set(v) for k, v in call_log.needs.items()}
     ops = sorted(set(faulty.operations()))
     assert ops, "the plugin made no AWS call through the fault server"
+    assert uncovered(ops, "readonly") == [], "called without being in docs/iam-policy-readonly.json"
 
     # 2. throttled twice on every request, recovered by the third attempt
     faulty.set(Fault("throttle", "*", times=inv.RETRIES["total_max_attempts"] - 1))

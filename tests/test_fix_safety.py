@@ -20,7 +20,7 @@ import botocore.session
 import pytest
 from audit import AUDIT, DESTRUCTIVE, MODIFY, judge
 from backends import Aws
-from faults import Fault, FaultServer, seed_catalog_scenario
+from faults import Fault, FaultServer, seed_catalog_scenario, uncovered
 
 from pytest_mlbatch.guard import Guard, is_allowed_write, is_read
 from pytest_mlbatch.registry import load_checks
@@ -118,6 +118,7 @@ def test_every_fixer_is_idempotent(preflight: Any, aws: Aws, pytester: pytest.Py
         applied |= {f["check_id"] for f in first["fixes"] if f.get("applied")}
         first_mutations = [c for c in AUDIT.since(mark) if c.fixing and c.mutating]
         assert {c.fixing for c in first_mutations} >= fixed
+        assert uncovered({c.operation for c in first_mutations}, "fix") == [], "not in docs/iam-policy-fix.json"
         journal = journal_lines(pytester.path)
 
         mark = AUDIT.mark()
