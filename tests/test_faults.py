@@ -103,6 +103,8 @@ def test_error_bodies_parse_as_the_real_services_do(protocol: str, kind: str) ->
 def test_persistent_fault_per_operation(faulty: FaultInjector, fast_backoff: None, short_timeouts: float,
                                         service: str, method: str, params: dict[str, Any], op: str,
                                         kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if kind != "slow":  # only slow answers need the short read timeout; under load it could fire elsewhere
+        monkeypatch.setattr(inv, "READ_TIMEOUT", 15)
     faulty.set(Fault(kind, op, delay=short_timeouts * 3))
     with pytest.raises(AwsError) as info:
         inventory().call(service, method, **params)
@@ -190,8 +192,7 @@ def check_invariants(group: list[str], kind: str, clean: dict[str, tuple[str, st
 
 
 def test_whole_catalog_under_faults(preflight: Any, aws: Aws, pytester: pytest.Pytester, fault_server: FaultServer,
-                                    call_log: CallLog, fast_backoff: None, short_timeouts: float,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+                                    call_log: CallLog, fast_backoff: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every registered check, on the sandbox's sample environment (one seeding, several runs):
 
     1. clean run, recording which operations each (check, resource) read;
@@ -202,6 +203,8 @@ def test_whole_catalog_under_faults(preflight: Any, aws: Aws, pytester: pytest.P
     4. every request slower than the read timeout: the run ends within the documented bound;
     5. all of AWS answering 5xx: everything that reads AWS is `error`, nothing that reads AWS passes.
     """
+    short_timeouts = 1.0  # the read timeout while answers are slowed (a loaded CI machine answers within it)
+    monkeypatch.setattr(inv, "CONNECT_TIMEOUT", 2)
     preflight.write_config(seed_catalog_scenario(aws, pytester.path / "state"))
     monkeypatch.setenv("AWS_ENDPOINT_URL", fault_server.endpoint)
     faulty = fault_server.injector
@@ -234,11 +237,13 @@ def test_whole_catalog_under_faults(preflight: Any, aws: Aws, pytester: pytest.P
     # 3. each operation failing persistently
     for i, group in enumerate(fault_groups(ops)):
         kind = KINDS_ROTATION[i % len(KINDS_ROTATION)]
+        monkeypatch.setattr(inv, "READ_TIMEOUT", short_timeouts if kind == "slow" else 15)
         faulty.set(*(Fault(kind, op, delay=short_timeouts * 4) for op in group))
         _, report = preflight.run(None)
         problems += check_invariants(group, kind, clean, rows(report), needs)
 
     # 4. everything slow: bounded wall time
+    monkeypatch.setattr(inv, "READ_TIMEOUT", short_timeouts)
     faulty.set(Fault("slow", "*", delay=short_timeouts * 4))
     faulty.seen.clear()
     t0 = time.monotonic()
@@ -255,6 +260,7 @@ def test_whole_catalog_under_faults(preflight: Any, aws: Aws, pytester: pytest.P
             problems.append(f"{key} passed with every answer timing out: {message!r}")
 
     # 5. everything failing
+    monkeypatch.setattr(inv, "READ_TIMEOUT", 15)
     faulty.set(Fault("fault", "*"))
     result, report = preflight.run(None)
     if "Traceback" in result.stdout.str():
