@@ -122,7 +122,7 @@ def fargate_fit(job: JobSize, max_vcpus: int | None) -> Verdict:
                         f"{', '.join(_num(v) for v in FARGATE_SIZES)})")
     elif job.memory not in FARGATE_SIZES[job.vcpus]:
         sizes = FARGATE_SIZES[job.vcpus]
-        problems.append(f"Fargate {_num(job.vcpus)} vCPU takes memory {_ranges(sizes)} MiB; job asks {job.memory}")
+        problems.append(f"Fargate {_num(job.vcpus)} vCPU takes memory {_ranges(sizes)}; job asks {job.memory}")
     if max_vcpus is not None and job.vcpus and job.vcpus > max_vcpus:
         problems.append(f"job asks {_num(job.vcpus)} vCPUs; maxvCpus is {max_vcpus}")
     if problems:
@@ -134,7 +134,7 @@ def _ranges(sizes: tuple[int, ...]) -> str:
     if len(sizes) > 3:
         step = sizes[1] - sizes[0]
         if all(b - a == step for a, b in itertools.pairwise(sizes)):
-            return f"{sizes[0]}-{sizes[-1]} in {step} steps"
+            return f"{sizes[0]}-{sizes[-1]} MiB in {step} MiB steps"
     return ", ".join(map(str, sizes))
 
 
