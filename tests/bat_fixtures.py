@@ -113,6 +113,17 @@ def patched_backend(cls: type, method: str, wrap: Callable[[Any, Any], Any]) -> 
         setattr(cls, method, original)
 
 
+@contextlib.contextmanager
+def replaced_backend(cls: type, method: str, fn: Callable[..., Any]) -> Iterator[None]:
+    """Replace a method of moto's in-process backend for the duration (what moto does not implement)."""
+    original = getattr(cls, method)
+    setattr(cls, method, fn)
+    try:
+        yield
+    finally:
+        setattr(cls, method, original)
+
+
 def invalid_compute_environments(names: dict[str, str]) -> contextlib.AbstractContextManager[None]:
     """moto always reports VALID: make the named compute environments INVALID with the given statusReason."""
     from moto.batch.models import BatchBackend
