@@ -209,7 +209,6 @@ def build_world(aws: Aws) -> BatchEnv:
     q("q-gpu-cpuami", ["ce-gpu-cpuami"])
     q("q-gpu-p4", ["ce-gpu-p4"])
     q("q-undescribed", ["ce-undescribed"])
-    q(WORLD_MARKER, ["ml-ce"])
     jd = env.job_definition
     jd("ml-train")
     jd("jd-16g", memory="16384")
@@ -234,18 +233,24 @@ def build_world(aws: Aws) -> BatchEnv:
     return env
 
 
-def world_env(moto_endpoint: str, monkeypatch: Any, state: dict[str, Any]) -> BatchEnv:
-    """The module's world, rebuilt if another test (another module under xdist) reset the server meanwhile."""
+def world_env(moto_endpoint: str, monkeypatch: Any, state: dict[str, Any],
+              builder: Callable[[Aws], BatchEnv] = build_world) -> BatchEnv:
+    """A module's world, rebuilt if another test (another module under xdist) reset the server meanwhile: the
+    world's marker queue (named after the builder) tells whether the server still holds it."""
     aws = Aws(moto_endpoint)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_REGION", REGION)
+    marker = f"{WORLD_MARKER}-{builder.__name__.replace('_', '-')}"
     env: BatchEnv | None = state.get("env")
-    if env is not None and env.batch.describe_job_queues(jobQueues=[WORLD_MARKER])["jobQueues"]:
+    if env is not None and env.batch.describe_job_queues(jobQueues=[marker])["jobQueues"]:
         return env
     aws.reset()
-    state["env"] = build_world(aws)
-    return state["env"]
+    env = builder(aws)
+    first = next(iter(env.ce_arns))
+    env.queue(marker, [first])
+    state["env"] = env
+    return env
 
 
 def hidden_instance_types(names: set[str]) -> contextlib.AbstractContextManager[None]:
