@@ -91,14 +91,14 @@ def private_key_matches(ctx: CheckContext, res: Resource) -> Finding:
     if not file_value:
         raise NotApplicable("key_pair.private_key_file is not set")
     path = ctx.path(file_value)
+    pair = key_pairs(ctx).get(res.id)
+    if pair is None:
+        raise NotApplicable(f"key pair {res.id} does not exist in {ctx.region} (see KEY001)")
     if not path.is_file():
         return failed(f"private key file {path} does not exist")
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode not in (0o600, 0o400):
         return failed(f"{path} has mode {mode:04o}; ssh refuses keys others can read: chmod 600 {path}")
-    pair = key_pairs(ctx).get(res.id)
-    if pair is None:
-        raise NotApplicable(f"key pair {res.id} does not exist in {ctx.region} (see KEY001)")
     try:
         key = keys.load_private_key(path)
     except (OSError, ValueError) as exc:

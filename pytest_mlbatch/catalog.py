@@ -13,14 +13,13 @@ def print_catalog(config: pytest.Config) -> int:
 
     registry = load_checks()
     rows = [c.metadata() for c in registry]
-    tw = config.get_terminal_writer()
     json_path = config.getoption("mlbatch_json")
     if json_path:
         path = Path(config.invocation_params.dir) / json_path
         path.write_text(json.dumps({"checks": rows}, indent=2) + "\n", encoding="utf-8")
-        tw.line(f"wrote {len(rows)} checks to {path}")
+        print(f"wrote {len(rows)} checks to {path}")
         return 0
     for c in rows:
         fixer = c["fixer"] or "—"
-        tw.line(f"{c['id']:<7} {c['severity']:<9} {c['title']}  [fix: {fixer}]")
+        print(f"{c['id']:<7} {c['severity']:<9} {c['title']}  [fix: {fixer}]")
     return 0

@@ -193,14 +193,10 @@ class Inventory:
         """Cache any derived value (e.g. a parsed document) for the life of this inventory."""
         return self._cached(json.dumps(["memo", name]), fetch)
 
-    def invalidate(self, service: str | None = None) -> None:
-        """Forget cached answers (after a fix changed something) so a re-check reads fresh data."""
+    def invalidate(self) -> None:
+        """Forget every cached answer (after a fix changed something) so a re-check reads fresh data."""
         with self._lock:
-            if service is None:
-                self._cache.clear()
-            else:
-                for key in [k for k in self._cache if f'"{service}"' in k or k.startswith('["memo"')]:
-                    del self._cache[key]
+            self._cache.clear()
 
     @contextlib.contextmanager
     def mutations(self, journal: Any, check_id: str, resource: str) -> Iterator[None]:

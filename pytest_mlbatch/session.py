@@ -61,6 +61,8 @@ class MlbatchPlugin:
             cli_profile=config.getoption("aws_profile"),
         )
         config.addinivalue_line("markers", "mlbatch: a pytest-mlbatch preflight check")
+        if not config.pluginmanager.hasplugin("xdist"):
+            config.addinivalue_line("markers", "xdist_group(name): the items of one target (pytest-xdist loadgroup)")
         return cls(config, runtime, sandbox)
 
     # -- collection ----------------------------------------------------------------------------------

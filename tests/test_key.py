@@ -22,7 +22,8 @@ def test_key_pair_missing_fails_then_fix_imports_once(preflight, aws: Aws, pytes
     result, report = preflight.run(cfg)
     assert preflight.result(report, "KEY001")["outcome"] == "failed"
     assert "does not exist in us-east-1" in preflight.result(report, "KEY001")["message"]
-    result.assert_outcomes(failed=2, passed=2, skipped=1)
+    assert preflight.result(report, "KEY002")["outcome"] == "skipped"
+    result.assert_outcomes(failed=1, passed=2, skipped=2)
 
     result, report = preflight.run(cfg, "--fix")
     assert preflight.result(report, "KEY001")["outcome"] == "fixed"
@@ -76,6 +77,13 @@ def test_fix_imports_existing_private_key(preflight, aws: Aws, pytester: pytest.
     _, report = preflight.run(config("ml.pem"), "--fix")
     assert preflight.result(report, "KEY001")["outcome"] == "fixed"
     assert preflight.result(report, "KEY002")["outcome"] == "passed"
+
+
+def test_private_key_file_missing(preflight, aws: Aws) -> None:
+    aws.client("ec2").import_key_pair(KeyName="ml-batch-key", PublicKeyMaterial=keys.public_openssh(keys.generate()))
+    _, report = preflight.run(config("nowhere.pem"))
+    row = preflight.result(report, "KEY002")
+    assert row["outcome"] == "failed" and "nowhere.pem does not exist" in row["message"]
 
 
 def test_key_name_given_as_file_name(preflight, aws: Aws) -> None:
