@@ -15,6 +15,7 @@ Results are the same as a serial run's: evaluations only read, and they read the
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -47,10 +48,12 @@ class Prefetcher:
 
     # -- planning --------------------------------------------------------------------------------------
     def warm_scopes(self, targets: Iterable[Target]) -> None:
-        """Start every target's discovery now, concurrently (collection waits for each in turn)."""
+        """Start every target's discovery and identity now, concurrently (collection waits for each in turn; every
+        AWS check's credentials gate waits for the identity)."""
         for target in targets:
             if target.region:
                 self.pool.submit(_quiet_scope, target)
+                self.pool.submit(_quiet_identity, target)
 
     def plan(self, items: Iterable[pytest.Item]) -> None:
         """Remember the selected items that evaluate something, by target; in eager mode queue them all."""
@@ -92,6 +95,13 @@ class Prefetcher:
 
 def _quiet_scope(target: Target) -> None:
     target.scope()  # never raises: discovery failures are recorded as scope problems
+
+
+def _quiet_identity(target: Target) -> None:
+    from .inventory import AwsError
+
+    with contextlib.suppress(AwsError):  # reported by ENV001 and the gate, which ask again (cached)
+        target.identity()
 
 
 PREFETCHER = pytest.StashKey["Prefetcher | None"]()

@@ -80,6 +80,7 @@ class Target:
         self._session_error: AwsError | None = None
         self._scope: Scope | None = None
         self._preloaded: dict[str, Any] = {}
+        self._scope_lock = threading.Lock()
 
     @property
     def label(self) -> str:
@@ -154,8 +155,9 @@ class Target:
             return self.spec.account_id
 
     def scope(self) -> Scope:
-        """Config values completed by discovery (once)."""
-        with self._lock:
+        """Config values completed by discovery (once). Its own lock, so identity and other calls of this target
+        can proceed while discovery runs."""
+        with self._scope_lock:
             if self._scope is None:
                 scope = Scope.from_settings(self.settings)
                 try:
