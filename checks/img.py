@@ -463,7 +463,13 @@ def image_pullable(ctx: CheckContext, res: Resource) -> Finding:
     except ImageRefError as exc:
         return failed(f"malformed image reference, nothing can pull it: {exc}")
     require_present(ctx, ref)
-    client = registry(ctx, ref)
+    try:
+        client = registry(ctx, ref)
+    except AwsError as exc:
+        if exc.operation == "secretsmanager:GetSecretValue" and exc.code == "ResourceNotFoundException":
+            return failed(f"the secret {repository_credentials_secret(ctx)} that the job definition's "
+                          "repositoryCredentials names does not exist: the job cannot log in to pull")
+        raise
     m = manifest(ctx, ref)
     who = f"with {client.credentials}" if client.credentials else "anonymously"
     if m is None:
