@@ -322,7 +322,11 @@ def push_plan(ctx: CheckContext, res: Resource) -> PushPlan:
             client = ctx.docker()
         except NotEvaluable as exc:
             raise NotFixable(str(exc)) from None
-        if dockerops.local_image(client, str(local)) is None:
+        try:
+            found = dockerops.local_image(client, str(local))
+        except dockerops.DockerOpError as exc:
+            raise NotFixable(str(exc)) from None
+        if found is None:
             raise NotFixable(f"local image {local} does not exist in Docker")
     return PushPlan(ref, str(local), ref.tag)
 
@@ -401,7 +405,10 @@ def local_matches_remote(ctx: CheckContext, res: Resource) -> Finding:
     if not local_name:
         raise NotApplicable("image.local is not set")
     ref = image_ref(res)
-    local = dockerops.local_image(ctx.docker(), str(local_name))
+    try:
+        local = dockerops.local_image(ctx.docker(), str(local_name))
+    except dockerops.DockerOpError as exc:
+        raise NotEvaluable(str(exc)) from None
     if local is None:
         return failed(f"local image {local_name} does not exist in Docker")
     require_present(ctx, ref)
@@ -463,7 +470,13 @@ def image_pullable(ctx: CheckContext, res: Resource) -> Finding:
     except ImageRefError as exc:
         return failed(f"malformed image reference, nothing can pull it: {exc}")
     require_present(ctx, ref)
-    client = registry(ctx, ref)
+    try:
+        client = registry(ctx, ref)
+    except AwsError as exc:
+        if exc.operation == "secretsmanager:GetSecretValue" and exc.code == "ResourceNotFoundException":
+            return failed(f"the secret {repository_credentials_secret(ctx)} that the job definition's "
+                          "repositoryCredentials names does not exist: the job cannot log in to pull")
+        raise
     m = manifest(ctx, ref)
     who = f"with {client.credentials}" if client.credentials else "anonymously"
     if m is None:

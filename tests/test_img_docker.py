@@ -82,7 +82,7 @@ def test_local_image_missing_and_remote_differs(preflight: Any, aws: Aws, auth_r
                                                 docker_env: str) -> None:
     client = docker.DockerClient(base_url=docker_env)
     build_scratch(client, "other-local:1", "something else")
-    make_repo(aws, "differs")
+    make_repo(aws, "differs", imageTagMutability="IMMUTABLE")
     api = RegistryApi(auth_registry)
     digest, raw = api.image("differs", "1.0", "amd64")
     aws.client("ecr").put_image(repositoryName="differs", imageManifest=raw.decode(), imageTag="1.0",
@@ -90,9 +90,11 @@ def test_local_image_missing_and_remote_differs(preflight: Any, aws: Aws, auth_r
     _, report = run(preflight, ecr_config("differs:1.0", auth_registry, local="nope:1"))
     r = row(preflight, report, "IMG003")
     assert r["outcome"] == "failed" and "local image nope:1 does not exist in Docker" in r["message"]
-    _, report = run(preflight, ecr_config("differs:1.0", auth_registry, local="other-local:1", pull=True))
+    _, report = run(preflight, ecr_config("differs:1.0", auth_registry, local="other-local:1", pull=True),
+                    "--fix-dry-run")
     r = row(preflight, report, "IMG003")
     assert r["outcome"] == "failed" and f"manifest {digest}" in r["message"], r
+    assert "not fixed: tags of differs are immutable" in r["message"]  # a tag is never moved in such a repository
     # the registry image has a fake layer: the real pull fails, naming the image
     r4 = row(preflight, report, "IMG004")
     assert r4["outcome"] == "failed" and "docker pull" in r4["message"], r4

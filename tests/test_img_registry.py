@@ -107,6 +107,26 @@ def test_private_registry_secret_and_size(preflight: Any, aws: Aws, auth_registr
     assert r["outcome"] == "error" and f"registry {auth_registry}" in r["message"] and "HTTP 401" in r["message"]
     assert row(preflight, report, "IMG002")["outcome"] == "error"
 
+    # a job definition naming a secret that does not exist: the job could not log in, a failure
+    missing = secret.replace("registry-creds", "gone")
+    arn = aws.client("batch").register_job_definition(
+        jobDefinitionName="priv-gone", type="container",
+        containerProperties={"image": uri, "command": ["true"], "repositoryCredentials": {"credentialsParameter":
+                                                                                          missing},
+                             "resourceRequirements": [{"type": "VCPU", "value": "1"},
+                                                      {"type": "MEMORY", "value": "2048"}]})["jobDefinitionArn"]
+    _, report = run(preflight, {"version": 1, "region": REGION, "image": {"uri": uri},
+                                "batch": {"job_definition": arn}})
+    r = row(preflight, report, "IMG004")
+    assert r["outcome"] == "failed" and f"the secret {missing} that the job definition's" in r["message"], r
+
+
+def test_credentials_never_shown() -> None:
+    from pytest_mlbatch.oci import Credentials
+
+    creds = Credentials("AWS", TOKEN_PASSWORD, "test")
+    assert TOKEN_PASSWORD not in repr(creds) + str(creds) + repr([creds])
+
 
 def test_launch_template_volume(preflight: Any, aws: Aws, auth_registry: str) -> None:
     """ECR size (moto reports the config size as imageSizeInBytes) against a launch template's volume."""
