@@ -31,13 +31,12 @@ def _filter(name: str, values: list[str]) -> list[dict[str, Any]]:
     return [{"Name": name, "Values": values}]
 
 
-def network(ctx: CheckContext) -> NetData:
-    """Subnets, VPCs, route tables, gateways, endpoints, groups and ACLs of the target: one call each."""
-    result: NetData = ctx.inventory.memo("net:data", lambda: _load(ctx))
-    return result
+def network(ctx: CheckContext, *, vpcs: bool = False, groups: bool = False, paths: bool = False,
+            acls: bool = False) -> NetData:
+    """The subnets of the target, plus (as asked) its VPCs, security groups, what decides egress paths (route
+    tables, gateways, endpoints and their zones) and network ACLs: one call per kind, cached by the inventory.
 
-
-def _load(ctx: CheckContext) -> NetData:
+    Each check asks only for what it reads, so a permission it does not need cannot turn it into an error."""
     inv, scope = ctx.inventory, ctx.scope
     data = NetData(region=ctx.region or "")
     if scope.subnet_ids:
@@ -45,24 +44,29 @@ def _load(ctx: CheckContext) -> NetData:
         subnets = inv.paginate("ec2", "describe_subnets", "Subnets",
                                Filters=_filter("subnet-id", sorted(scope.subnet_ids)))
         data.subnets = {s["SubnetId"]: s for s in subnets}
-    vpcs = sorted({s["VpcId"] for s in data.subnets.values()} | ({scope.vpc_id} if scope.vpc_id else set()))
-    if not vpcs:
-        if scope.security_group_ids:
-            groups = inv.paginate("ec2", "describe_security_groups", "SecurityGroups",
-                                  Filters=_filter("group-id", sorted(set(scope.security_group_ids))))
-            data.security_groups = {g["GroupId"]: g for g in groups}
+    data.vpc_ids = sorted({s["VpcId"] for s in data.subnets.values()} | ({scope.vpc_id} if scope.vpc_id else set()))
+    if not data.vpc_ids:
+        if (groups or paths) and scope.security_group_ids:
+            found = inv.paginate("ec2", "describe_security_groups", "SecurityGroups",
+                                 Filters=_filter("group-id", sorted(set(scope.security_group_ids))))
+            data.security_groups = {g["GroupId"]: g for g in found}
         return data
-    by_vpc = _filter("vpc-id", vpcs)
-    data.vpcs = {v["VpcId"]: v for v in inv.paginate("ec2", "describe_vpcs", "Vpcs", Filters=by_vpc)}
+    by_vpc = _filter("vpc-id", data.vpc_ids)
+    if vpcs or paths:
+        data.vpcs = {v["VpcId"]: v for v in inv.paginate("ec2", "describe_vpcs", "Vpcs", Filters=by_vpc)}
+    if groups or paths:
+        data.security_groups = {g["GroupId"]: g for g in inv.paginate("ec2", "describe_security_groups",
+                                                                      "SecurityGroups", Filters=by_vpc)}
+    if acls:
+        data.network_acls = inv.paginate("ec2", "describe_network_acls", "NetworkAcls", Filters=by_vpc)
+    if not paths:
+        return data
     data.route_tables = inv.paginate("ec2", "describe_route_tables", "RouteTables", Filters=by_vpc)
     data.internet_gateways = inv.paginate("ec2", "describe_internet_gateways", "InternetGateways",
-                                          Filters=_filter("attachment.vpc-id", vpcs))
+                                          Filters=_filter("attachment.vpc-id", data.vpc_ids))
     data.nat_gateways = {n["NatGatewayId"]: n for n in inv.paginate("ec2", "describe_nat_gateways", "NatGateways",
                                                                     Filter=by_vpc)}
     data.endpoints = inv.paginate("ec2", "describe_vpc_endpoints", "VpcEndpoints", Filters=by_vpc)
-    data.security_groups = {g["GroupId"]: g for g in inv.paginate("ec2", "describe_security_groups",
-                                                                  "SecurityGroups", Filters=by_vpc)}
-    data.network_acls = inv.paginate("ec2", "describe_network_acls", "NetworkAcls", Filters=by_vpc)
     # which zones the interface endpoints cover: their network interfaces, in one call
     owner = {eni: ep["VpcEndpointId"] for ep in data.endpoints if ep.get("VpcEndpointType") == "Interface"
              for eni in ep.get("NetworkInterfaceIds", [])}
@@ -156,14 +160,14 @@ def _ec2_public_ip(ctx: CheckContext, ce: dict[str, Any], mapped: bool, subnet_r
 
 @check(
     id="NET001", slug="vpc-dns", title="The VPC exists with DNS support and DNS hostnames on", severity="high",
-    resource="vpc", permissions=["ec2:DescribeVpcs", "ec2:DescribeVpcAttribute"],
+    resource="vpc", permissions=["ec2:DescribeVpcs", "ec2:DescribeVpcAttribute", "ec2:DescribeSubnets"],
     rationale="Interface endpoints with private DNS, and the ECS agent's registration, need the VPC's DNS "
               "resolver and DNS hostnames; without them jobs fail with ResourceInitializationError or sit RUNNABLE.",
     remediation="Turn on enableDnsSupport and enableDnsHostnames for the VPC (VPC console: Edit VPC settings, or "
                 "`aws ec2 modify-vpc-attribute --enable-dns-hostnames`).",
 )
 def vpc_dns(ctx: CheckContext, res: Resource) -> Finding:
-    data = network(ctx)
+    data = network(ctx, vpcs=True)
     vpc = data.vpcs.get(res.id)
     if vpc is None:
         return failed(f"{res.id} does not exist in {ctx.region}")
@@ -213,7 +217,7 @@ def subnet_usable(ctx: CheckContext, res: Resource) -> Finding:
 # -- NET003 ------------------------------------------------------------------------------------------------
 
 def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
-    data = network(ctx)
+    data = network(ctx, paths=True)
     _subnet_or_skip(data, ctx, subnet_id)
     _, _, hop = netpath.route_target(data, subnet_id)
     # public IPs matter only on the internet path (and reading them may need the compute environment)
@@ -227,7 +231,8 @@ def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
 @check(
     id="NET003", slug="subnet-egress-path", title="Each subnet reaches ECS, ECR and S3", severity="critical",
     resource="subnet",
-    permissions=["ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribeInternetGateways",
+    permissions=["ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeRouteTables", "ec2:DescribeInternetGateways",
+                 "ec2:DescribeNetworkInterfaces",
                  "ec2:DescribeNatGateways", "ec2:DescribeVpcEndpoints", "ec2:DescribeSecurityGroups",
                  "ec2:DescribeLaunchTemplateVersions", "batch:DescribeComputeEnvironments",
                  "batch:DescribeJobDefinitions"],
@@ -255,7 +260,7 @@ def subnet_egress_path(ctx: CheckContext, res: Resource) -> Finding:
                                      "ec2:AllocateAddress", "ec2:CreateNatGateway", "ec2:CreateTags",
                                      "ec2:DescribeNatGateways"])
 def add_egress_path(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
-    data = network(ctx)
+    data = network(ctx, paths=True)
     subnet = _subnet_or_skip(data, ctx, res.id)
     vpc = str(subnet["VpcId"])
     rt, how, hop = netpath.route_target(data, res.id)
@@ -396,7 +401,7 @@ def multi_az(ctx: CheckContext, res: Resource) -> Finding:
                 "for 0.0.0.0/0 (and ::/0 when the subnet has IPv6).",
 )
 def network_acls(ctx: CheckContext, res: Resource) -> Finding:
-    data = network(ctx)
+    data = network(ctx, acls=True)
     _subnet_or_skip(data, ctx, res.id)
     acl, problems, good = netpath.acl_problems(data, res.id)
     if acl is None:

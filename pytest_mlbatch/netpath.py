@@ -37,6 +37,7 @@ class NetData:
 
     region: str
     subnets: dict[str, Doc] = field(default_factory=dict)
+    vpc_ids: list[str] = field(default_factory=list)  # the VPCs in question (configured, and the subnets')
     vpcs: dict[str, Doc] = field(default_factory=dict)
     route_tables: list[Doc] = field(default_factory=list)
     internet_gateways: list[Doc] = field(default_factory=list)
