@@ -122,8 +122,10 @@ def declared_rules(ctx: CheckContext, res: Resource) -> Finding:
     missing = missing_rules(group, decl.ingress, decl.egress)
     total = len(decl.ingress) + len(decl.egress)
     if missing:
+        refused = [why for _, r in missing if (why := secgroups.rule_opens_admin_to_world(r))]
+        warning = f" (--fix will not add it: {'; '.join(refused)})" if refused else ""
         return failed(f"{_label(group)} lacks {len(missing)} of {total} declared rules: "
-                      + "; ".join(_rule_text(d, r) for d, r in missing))
+                      + "; ".join(_rule_text(d, r) for d, r in missing) + warning)
     return passed(f"{_label(group)} has all {total} declared rules")
 
 
