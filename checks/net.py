@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from pytest_mlbatch import batchinfo, netpath
@@ -158,6 +159,18 @@ def _ec2_public_ip(ctx: CheckContext, ce: dict[str, Any], mapped: bool, subnet_r
 
 # -- NET001 ------------------------------------------------------------------------------------------------
 
+def dns_off(ctx: CheckContext, vpc_id: str) -> list[str]:
+    """The VPC's DNS attributes that are off (one DescribeVpcAttribute per attribute and VPC, cached)."""
+    off = []
+    for attr, key in (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames")):
+        answer = ctx.inventory.call("ec2", "describe_vpc_attribute", VpcId=vpc_id, Attribute=attr)
+        if key not in answer:
+            raise NotEvaluable(f"DescribeVpcAttribute({attr}) for {vpc_id} gave no answer")
+        if not answer[key].get("Value"):
+            off.append(attr)
+    return off
+
+
 @check(
     id="NET001", slug="vpc-dns", title="The VPC exists with DNS support and DNS hostnames on", severity="high",
     resource="vpc", permissions=["ec2:DescribeVpcs", "ec2:DescribeVpcAttribute", "ec2:DescribeSubnets"],
@@ -173,13 +186,7 @@ def vpc_dns(ctx: CheckContext, res: Resource) -> Finding:
         return failed(f"{res.id} does not exist in {ctx.region}")
     if vpc.get("State") != "available":
         return failed(f"{res.id} is {vpc.get('State')}, not available")
-    off = []
-    for attr, key in (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames")):
-        answer = ctx.inventory.call("ec2", "describe_vpc_attribute", VpcId=res.id, Attribute=attr)
-        if key not in answer:
-            raise NotEvaluable(f"DescribeVpcAttribute({attr}) for {res.id} gave no answer")
-        if not answer[key].get("Value"):
-            off.append(attr)
+    off = dns_off(ctx, res.id)
     if off:
         return failed(f"{res.id} has {' and '.join(off)} off: endpoint private DNS names and instance hostnames "
                       "will not resolve")
@@ -225,14 +232,22 @@ def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
     using = compute_environments_using(ctx, subnet_id)
     fargate = bool(using) and all(batchinfo.is_fargate(ce) for ce in using)
     services = netpath.FARGATE_SERVICES if fargate else netpath.INTERFACE_SERVICES
-    return netpath.analyze(data, subnet_id, ips, instance_groups(ctx, data), services)
+    result = netpath.analyze(data, subnet_id, ips, instance_groups(ctx, data), services)
+    if result.ok and result.path == "endpoints":
+        # endpoint private DNS names resolve only with both VPC DNS attributes on
+        vpc = str(data.subnets[subnet_id].get("VpcId"))
+        off = dns_off(ctx, vpc)
+        if off:
+            return replace(result, ok=False, path="none", message=f"{result.message}; but {vpc} has "
+                           f"{' and '.join(off)} off, so the endpoints' private DNS names do not resolve")
+    return result
 
 
 @check(
     id="NET003", slug="subnet-egress-path", title="Each subnet reaches ECS, ECR and S3", severity="critical",
     resource="subnet",
     permissions=["ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeRouteTables", "ec2:DescribeInternetGateways",
-                 "ec2:DescribeNetworkInterfaces",
+                 "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcAttribute",
                  "ec2:DescribeNatGateways", "ec2:DescribeVpcEndpoints", "ec2:DescribeSecurityGroups",
                  "ec2:DescribeLaunchTemplateVersions", "batch:DescribeComputeEnvironments",
                  "batch:DescribeJobDefinitions"],

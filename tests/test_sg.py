@@ -46,7 +46,7 @@ def test_existence_admin_ports_and_egress(net: Net, tmp_path) -> None:
 
 
 def test_https_egress_to_endpoints_on_the_endpoint_path(net: Net, tmp_path) -> None:
-    vpc = net.vpc("10.2.0.0/16")
+    vpc = net.vpc("10.2.0.0/16", hostnames=True)
     sub = net.subnet(vpc, "10.2.1.0/24")
     rt = net.table(vpc, sub)
     ep_sg = net.endpoint_group(vpc, "10.2.0.0/16")
