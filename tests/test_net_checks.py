@@ -111,6 +111,7 @@ def _world(net: Net, n: int) -> dict:
     rt = net.table(vpc, *subnets)
     net.default_route(rt, GatewayId=igw)
     groups = [net.group(vpc, f"g{i}") for i in range(n)]
+    net.endpoints(vpc, subnets[:2], [net.endpoint_group(vpc, "10.0.0.0/16")], s3_tables=[rt])
     return {"network": {"vpc_id": vpc, "subnet_ids": subnets, "security_group_ids": groups,
                         "security_group": {"name": "g0", "ingress": [
                             {"protocol": "tcp", "port": 22, "cidr": "203.0.113.7/32"}]}}}
@@ -124,7 +125,8 @@ def test_one_call_per_describe_for_1_and_40_resources(net: Net, aws: Aws, tmp_pa
     assert len(forty.results) == 6 * 40 + 6
     assert one.calls == forty.calls
     for op in ("DescribeSubnets", "DescribeRouteTables", "DescribeNatGateways", "DescribeInternetGateways",
-               "DescribeVpcEndpoints", "DescribeNetworkAcls", "DescribeSecurityGroups", "DescribeVpcs"):
+               "DescribeVpcEndpoints", "DescribeNetworkAcls", "DescribeSecurityGroups", "DescribeVpcs",
+               "DescribeNetworkInterfaces"):
         assert forty.calls[f"ec2:{op}"] == 1, op
     assert forty.calls["ec2:DescribeVpcAttribute"] == 2
     # the declared SSH rule is missing; the declared group is checked under its id; everything else passes
