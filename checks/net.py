@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from pytest_mlbatch import batchinfo, netpath
@@ -31,13 +32,12 @@ def _filter(name: str, values: list[str]) -> list[dict[str, Any]]:
     return [{"Name": name, "Values": values}]
 
 
-def network(ctx: CheckContext) -> NetData:
-    """Subnets, VPCs, route tables, gateways, endpoints, groups and ACLs of the target: one call each."""
-    result: NetData = ctx.inventory.memo("net:data", lambda: _load(ctx))
-    return result
+def network(ctx: CheckContext, *, vpcs: bool = False, groups: bool = False, paths: bool = False,
+            acls: bool = False) -> NetData:
+    """The subnets of the target, plus (as asked) its VPCs, security groups, what decides egress paths (route
+    tables, gateways, endpoints and their zones) and network ACLs: one call per kind, cached by the inventory.
 
-
-def _load(ctx: CheckContext) -> NetData:
+    Each check asks only for what it reads, so a permission it does not need cannot turn it into an error."""
     inv, scope = ctx.inventory, ctx.scope
     data = NetData(region=ctx.region or "")
     if scope.subnet_ids:
@@ -45,24 +45,29 @@ def _load(ctx: CheckContext) -> NetData:
         subnets = inv.paginate("ec2", "describe_subnets", "Subnets",
                                Filters=_filter("subnet-id", sorted(scope.subnet_ids)))
         data.subnets = {s["SubnetId"]: s for s in subnets}
-    vpcs = sorted({s["VpcId"] for s in data.subnets.values()} | ({scope.vpc_id} if scope.vpc_id else set()))
-    if not vpcs:
-        if scope.security_group_ids:
-            groups = inv.paginate("ec2", "describe_security_groups", "SecurityGroups",
-                                  Filters=_filter("group-id", sorted(set(scope.security_group_ids))))
-            data.security_groups = {g["GroupId"]: g for g in groups}
+    data.vpc_ids = sorted({s["VpcId"] for s in data.subnets.values()} | ({scope.vpc_id} if scope.vpc_id else set()))
+    if not data.vpc_ids:
+        if (groups or paths) and scope.security_group_ids:
+            found = inv.paginate("ec2", "describe_security_groups", "SecurityGroups",
+                                 Filters=_filter("group-id", sorted(set(scope.security_group_ids))))
+            data.security_groups = {g["GroupId"]: g for g in found}
         return data
-    by_vpc = _filter("vpc-id", vpcs)
-    data.vpcs = {v["VpcId"]: v for v in inv.paginate("ec2", "describe_vpcs", "Vpcs", Filters=by_vpc)}
+    by_vpc = _filter("vpc-id", data.vpc_ids)
+    if vpcs or paths:
+        data.vpcs = {v["VpcId"]: v for v in inv.paginate("ec2", "describe_vpcs", "Vpcs", Filters=by_vpc)}
+    if groups or paths:
+        data.security_groups = {g["GroupId"]: g for g in inv.paginate("ec2", "describe_security_groups",
+                                                                      "SecurityGroups", Filters=by_vpc)}
+    if acls:
+        data.network_acls = inv.paginate("ec2", "describe_network_acls", "NetworkAcls", Filters=by_vpc)
+    if not paths:
+        return data
     data.route_tables = inv.paginate("ec2", "describe_route_tables", "RouteTables", Filters=by_vpc)
     data.internet_gateways = inv.paginate("ec2", "describe_internet_gateways", "InternetGateways",
-                                          Filters=_filter("attachment.vpc-id", vpcs))
+                                          Filters=_filter("attachment.vpc-id", data.vpc_ids))
     data.nat_gateways = {n["NatGatewayId"]: n for n in inv.paginate("ec2", "describe_nat_gateways", "NatGateways",
                                                                     Filter=by_vpc)}
     data.endpoints = inv.paginate("ec2", "describe_vpc_endpoints", "VpcEndpoints", Filters=by_vpc)
-    data.security_groups = {g["GroupId"]: g for g in inv.paginate("ec2", "describe_security_groups",
-                                                                  "SecurityGroups", Filters=by_vpc)}
-    data.network_acls = inv.paginate("ec2", "describe_network_acls", "NetworkAcls", Filters=by_vpc)
     # which zones the interface endpoints cover: their network interfaces, in one call
     owner = {eni: ep["VpcEndpointId"] for ep in data.endpoints if ep.get("VpcEndpointType") == "Interface"
              for eni in ep.get("NetworkInterfaceIds", [])}
@@ -154,28 +159,34 @@ def _ec2_public_ip(ctx: CheckContext, ce: dict[str, Any], mapped: bool, subnet_r
 
 # -- NET001 ------------------------------------------------------------------------------------------------
 
+def dns_off(ctx: CheckContext, vpc_id: str) -> list[str]:
+    """The VPC's DNS attributes that are off (one DescribeVpcAttribute per attribute and VPC, cached)."""
+    off = []
+    for attr, key in (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames")):
+        answer = ctx.inventory.call("ec2", "describe_vpc_attribute", VpcId=vpc_id, Attribute=attr)
+        if key not in answer:
+            raise NotEvaluable(f"DescribeVpcAttribute({attr}) for {vpc_id} gave no answer")
+        if not answer[key].get("Value"):
+            off.append(attr)
+    return off
+
+
 @check(
     id="NET001", slug="vpc-dns", title="The VPC exists with DNS support and DNS hostnames on", severity="high",
-    resource="vpc", permissions=["ec2:DescribeVpcs", "ec2:DescribeVpcAttribute"],
+    resource="vpc", permissions=["ec2:DescribeVpcs", "ec2:DescribeVpcAttribute", "ec2:DescribeSubnets"],
     rationale="Interface endpoints with private DNS, and the ECS agent's registration, need the VPC's DNS "
               "resolver and DNS hostnames; without them jobs fail with ResourceInitializationError or sit RUNNABLE.",
     remediation="Turn on enableDnsSupport and enableDnsHostnames for the VPC (VPC console: Edit VPC settings, or "
                 "`aws ec2 modify-vpc-attribute --enable-dns-hostnames`).",
 )
 def vpc_dns(ctx: CheckContext, res: Resource) -> Finding:
-    data = network(ctx)
+    data = network(ctx, vpcs=True)
     vpc = data.vpcs.get(res.id)
     if vpc is None:
         return failed(f"{res.id} does not exist in {ctx.region}")
     if vpc.get("State") != "available":
         return failed(f"{res.id} is {vpc.get('State')}, not available")
-    off = []
-    for attr, key in (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames")):
-        answer = ctx.inventory.call("ec2", "describe_vpc_attribute", VpcId=res.id, Attribute=attr)
-        if key not in answer:
-            raise NotEvaluable(f"DescribeVpcAttribute({attr}) for {res.id} gave no answer")
-        if not answer[key].get("Value"):
-            off.append(attr)
+    off = dns_off(ctx, res.id)
     if off:
         return failed(f"{res.id} has {' and '.join(off)} off: endpoint private DNS names and instance hostnames "
                       "will not resolve")
@@ -213,7 +224,7 @@ def subnet_usable(ctx: CheckContext, res: Resource) -> Finding:
 # -- NET003 ------------------------------------------------------------------------------------------------
 
 def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
-    data = network(ctx)
+    data = network(ctx, paths=True)
     _subnet_or_skip(data, ctx, subnet_id)
     _, _, hop = netpath.route_target(data, subnet_id)
     # public IPs matter only on the internet path (and reading them may need the compute environment)
@@ -221,13 +232,22 @@ def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
     using = compute_environments_using(ctx, subnet_id)
     fargate = bool(using) and all(batchinfo.is_fargate(ce) for ce in using)
     services = netpath.FARGATE_SERVICES if fargate else netpath.INTERFACE_SERVICES
-    return netpath.analyze(data, subnet_id, ips, instance_groups(ctx, data), services)
+    result = netpath.analyze(data, subnet_id, ips, instance_groups(ctx, data), services)
+    if result.ok and result.path == "endpoints":
+        # endpoint private DNS names resolve only with both VPC DNS attributes on
+        vpc = str(data.subnets[subnet_id].get("VpcId"))
+        off = dns_off(ctx, vpc)
+        if off:
+            return replace(result, ok=False, path="none", message=f"{result.message}; but {vpc} has "
+                           f"{' and '.join(off)} off, so the endpoints' private DNS names do not resolve")
+    return result
 
 
 @check(
     id="NET003", slug="subnet-egress-path", title="Each subnet reaches ECS, ECR and S3", severity="critical",
     resource="subnet",
-    permissions=["ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribeInternetGateways",
+    permissions=["ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeRouteTables", "ec2:DescribeInternetGateways",
+                 "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcAttribute",
                  "ec2:DescribeNatGateways", "ec2:DescribeVpcEndpoints", "ec2:DescribeSecurityGroups",
                  "ec2:DescribeLaunchTemplateVersions", "batch:DescribeComputeEnvironments",
                  "batch:DescribeJobDefinitions"],
@@ -255,7 +275,7 @@ def subnet_egress_path(ctx: CheckContext, res: Resource) -> Finding:
                                      "ec2:AllocateAddress", "ec2:CreateNatGateway", "ec2:CreateTags",
                                      "ec2:DescribeNatGateways"])
 def add_egress_path(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
-    data = network(ctx)
+    data = network(ctx, paths=True)
     subnet = _subnet_or_skip(data, ctx, res.id)
     vpc = str(subnet["VpcId"])
     rt, how, hop = netpath.route_target(data, res.id)
@@ -396,7 +416,7 @@ def multi_az(ctx: CheckContext, res: Resource) -> Finding:
                 "for 0.0.0.0/0 (and ::/0 when the subnet has IPv6).",
 )
 def network_acls(ctx: CheckContext, res: Resource) -> Finding:
-    data = network(ctx)
+    data = network(ctx, acls=True)
     _subnet_or_skip(data, ctx, res.id)
     acl, problems, good = netpath.acl_problems(data, res.id)
     if acl is None:

@@ -18,10 +18,10 @@ HTTPS_DESCRIPTION = "pytest-mlbatch: HTTPS to ECS, ECR and S3"
 
 def find_group(ctx: CheckContext, res: Resource) -> dict[str, Any] | None:
     """The group a resource names: by id, or (the declared group) by name in the VPC."""
-    data = network(ctx)
+    data = network(ctx, groups=True)
     if not res.get("declared") and res.kind != "declared_security_group":
         return data.security_groups.get(res.id)
-    vpcs = set(data.vpcs)
+    vpcs = set(data.vpc_ids)
     found = [g for g in data.security_groups.values() if g.get("GroupName") == res.id and g.get("VpcId") in vpcs]
     return found[0] if found else None
 
@@ -43,24 +43,24 @@ def _label(group: dict[str, Any]) -> str:
 
 @check(
     id="SG001", slug="security-group-exists", title="Each security group exists in the compute environment's VPC",
-    severity="high", resource="security_group", permissions=["ec2:DescribeSecurityGroups"],
+    severity="high", resource="security_group", permissions=["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets"],
     rationale="A compute environment whose security group is missing or belongs to another VPC cannot launch "
               "instances; the compute environment turns INVALID.",
     remediation="Use security groups of the compute environment's VPC, or declare network.security_group so "
                 "`--fix` creates it there.",
 )
 def security_group_exists(ctx: CheckContext, res: Resource) -> Finding:
-    data = network(ctx)
-    vpc = ctx.scope.vpc_id or (next(iter(data.vpcs)) if len(data.vpcs) == 1 else None)
+    data = network(ctx, groups=True)
+    vpc = ctx.scope.vpc_id or (data.vpc_ids[0] if len(data.vpc_ids) == 1 else None)
     group = find_group(ctx, res)
     if res.get("declared"):
-        if not data.vpcs:
+        if not data.vpc_ids:
             raise NotApplicable("no VPC known to look the declared group up in: set network.vpc_id")
         if group is None:
-            return failed(f"security group {res.id!r} does not exist in {', '.join(sorted(data.vpcs))}")
+            return failed(f"security group {res.id!r} does not exist in {', '.join(data.vpc_ids)}")
         return passed(f"{res.id} is {group['GroupId']} in {group.get('VpcId')}")
     if group is None:
-        where = f"in {', '.join(sorted(data.vpcs))}" if data.vpcs else f"in {ctx.region}"
+        where = f"in {', '.join(data.vpc_ids)}" if data.vpc_ids else f"in {ctx.region}"
         return failed(f"{res.id} was not found {where}: it does not exist or belongs to another VPC")
     if vpc and group.get("VpcId") != vpc:
         return failed(f"{_label(group)} is in {group.get('VpcId')}, not in the compute environment's VPC {vpc}")
@@ -75,7 +75,7 @@ def create_group(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
         raise NotFixable(f"{res.id} is a group id, which cannot be created as such; declare "
                          "network.security_group to have a group created")
     data = network(ctx)
-    vpcs = sorted(data.vpcs)
+    vpcs = data.vpc_ids
     if len(vpcs) != 1:
         raise NotFixable("the VPC to create the group in is not known: set network.vpc_id")
     vpc = vpcs[0]
@@ -107,7 +107,7 @@ def _rule_text(direction: str, rule: Rule) -> str:
 
 @check(
     id="SG002", slug="declared-ingress", title="Every declared rule is present", severity="medium",
-    resource="declared_security_group", permissions=["ec2:DescribeSecurityGroups"],
+    resource="declared_security_group", permissions=["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets"],
     rationale="The rules you declared (SSH from your address, traffic between nodes of a multi-node job) are what "
               "your jobs and your debugging rely on.",
     remediation="Add the missing rules to the group (`--fix` authorizes exactly the missing ones).",
@@ -122,8 +122,10 @@ def declared_rules(ctx: CheckContext, res: Resource) -> Finding:
     missing = missing_rules(group, decl.ingress, decl.egress)
     total = len(decl.ingress) + len(decl.egress)
     if missing:
+        refused = [why for _, r in missing if (why := secgroups.rule_opens_admin_to_world(r))]
+        warning = f" (--fix will not add it: {'; '.join(refused)})" if refused else ""
         return failed(f"{_label(group)} lacks {len(missing)} of {total} declared rules: "
-                      + "; ".join(_rule_text(d, r) for d, r in missing))
+                      + "; ".join(_rule_text(d, r) for d, r in missing) + warning)
     return passed(f"{_label(group)} has all {total} declared rules")
 
 
@@ -164,7 +166,7 @@ def authorize_declared(ctx: CheckContext, res: Resource, finding: Finding) -> Fi
 
 @check(
     id="SG003", slug="no-admin-ports-open", title="No SSH or RDP open to the whole internet", severity="high",
-    resource="security_group", permissions=["ec2:DescribeSecurityGroups"],
+    resource="security_group", permissions=["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets"],
     rationale="Port 22 or 3389 open to 0.0.0.0/0 or ::/0 invites brute-force attempts on every instance the "
               "compute environment launches.",
     remediation="Replace the rule with one that allows SSH only from your own address (e.g. 203.0.113.7/32), or "
@@ -183,7 +185,9 @@ def no_admin_ports_open(ctx: CheckContext, res: Resource) -> Finding:
 @check(
     id="SG004", slug="https-egress", title="Egress allows TCP 443 to the internet or the VPC endpoints",
     severity="critical", resource="security_group",
-    permissions=["ec2:DescribeSecurityGroups", "ec2:DescribeVpcEndpoints", "ec2:DescribeRouteTables"],
+    permissions=["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeVpcEndpoints",
+                 "ec2:DescribeRouteTables", "ec2:DescribeInternetGateways", "ec2:DescribeNatGateways",
+                 "ec2:DescribeNetworkInterfaces"],
     rationale="The ECS agent registers, and images are pulled from ECR and S3, over HTTPS; a group without 443 "
               "egress leaves jobs in RUNNABLE or failing with CannotPullContainerError.",
     remediation="Allow outbound TCP 443 to 0.0.0.0/0 (or, for subnets that use VPC endpoints only, to the "
@@ -195,7 +199,7 @@ def https_egress(ctx: CheckContext, res: Resource) -> Finding:
     world = secgroups.allows(egress, "tcp", 443, 443, cidr=DEFAULT_V4)
     if world:
         return passed(f"{_label(group)} allows tcp/443 to the internet ({world[0]})")
-    data = network(ctx)
+    data = network(ctx, vpcs=True)
     results = [analyze(ctx, s) for s in ctx.scope.subnet_ids if s in data.subnets]
     endpoint_only = bool(results) and all(r.ok and r.path == "endpoints" for r in results)
     if not endpoint_only:

@@ -37,6 +37,7 @@ class NetData:
 
     region: str
     subnets: dict[str, Doc] = field(default_factory=dict)
+    vpc_ids: list[str] = field(default_factory=list)  # the VPCs in question (configured, and the subnets')
     vpcs: dict[str, Doc] = field(default_factory=dict)
     route_tables: list[Doc] = field(default_factory=list)
     internet_gateways: list[Doc] = field(default_factory=list)
@@ -413,7 +414,9 @@ def _subtract(ranges: list[tuple[int, int]], cut: tuple[int, int]) -> list[tuple
 
 
 def subnet_has_ipv6(subnet: Doc) -> bool:
-    return any(a.get("Ipv6CidrBlockState", {}).get("State", "associated") == "associated"
+    """Does the subnet have an IPv6 block? (Any association not on its way out counts: checking more is safe.)"""
+    gone = {"disassociating", "disassociated", "failing", "failed"}
+    return any(str(a.get("Ipv6CidrBlockState", {}).get("State", "associated")) not in gone
                for a in subnet.get("Ipv6CidrBlockAssociationSet", []))
 
 

@@ -79,6 +79,29 @@ def test_network_acls(net: Net, tmp_path) -> None:
         f"{blocked}: network ACL {acl}: outbound 443 to 0.0.0.0/0: rule 90 denies tcp/443 to 0.0.0.0/0; "
         "inbound 1024-65535 from 0.0.0.0/0: no rule allows tcp/30001-65535 from 0.0.0.0/0")
 
+    # IPv6: a subnet with an IPv6 block needs the same for ::/0, evaluated separately
+    block = ec2.associate_vpc_cidr_block(VpcId=vpc, AmazonProvidedIpv6CidrBlock=True)[
+        "Ipv6CidrBlockAssociation"]["Ipv6CidrBlock"]
+    v6 = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.3.0/24",
+                           Ipv6CidrBlock=block.replace("00::/56", "01::/64"))["Subnet"]["SubnetId"]
+    acl6 = ec2.create_network_acl(VpcId=vpc)["NetworkAcl"]["NetworkAclId"]
+    for n, egress, cidr in ((100, True, "0.0.0.0/0"), (100, False, "0.0.0.0/0")):
+        ec2.create_network_acl_entry(NetworkAclId=acl6, RuleNumber=n, Protocol="-1", RuleAction="allow",
+                                     Egress=egress, CidrBlock=cidr)
+    assoc = next(a["NetworkAclAssociationId"] for x in ec2.describe_network_acls(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}])["NetworkAcls"] for a in x["Associations"] if a["SubnetId"] == v6)
+    ec2.replace_network_acl_association(AssociationId=assoc, NetworkAclId=acl6)
+    run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [v6]}}, tmp_path, prefixes=("NET005",))
+    assert run.outcome(f"NET005[{v6}]") == "failed"
+    assert run.message(f"NET005[{v6}]") == (
+        f"{v6}: network ACL {acl6}: outbound 443 to ::/0: no rule allows tcp/443 to ::/0; inbound 1024-65535 from "
+        "::/0: no rule allows tcp/1024-65535 from ::/0")
+    for egress in (True, False):
+        ec2.create_network_acl_entry(NetworkAclId=acl6, RuleNumber=101, Protocol="6", RuleAction="allow",
+                                     Egress=egress, Ipv6CidrBlock="::/0", PortRange={"From": 0, "To": 65535})
+    run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [v6]}}, tmp_path, prefixes=("NET005",))
+    assert run.outcome(f"NET005[{v6}]") == "passed", run.message(f"NET005[{v6}]")
+
 
 def _world(net: Net, n: int) -> dict:
     """A VPC with n subnets (each with its own public route table) and n security groups."""
@@ -88,6 +111,7 @@ def _world(net: Net, n: int) -> dict:
     rt = net.table(vpc, *subnets)
     net.default_route(rt, GatewayId=igw)
     groups = [net.group(vpc, f"g{i}") for i in range(n)]
+    net.endpoints(vpc, subnets[:2], [net.endpoint_group(vpc, "10.0.0.0/16")], s3_tables=[rt])
     return {"network": {"vpc_id": vpc, "subnet_ids": subnets, "security_group_ids": groups,
                         "security_group": {"name": "g0", "ingress": [
                             {"protocol": "tcp", "port": 22, "cidr": "203.0.113.7/32"}]}}}
@@ -101,7 +125,8 @@ def test_one_call_per_describe_for_1_and_40_resources(net: Net, aws: Aws, tmp_pa
     assert len(forty.results) == 6 * 40 + 6
     assert one.calls == forty.calls
     for op in ("DescribeSubnets", "DescribeRouteTables", "DescribeNatGateways", "DescribeInternetGateways",
-               "DescribeVpcEndpoints", "DescribeNetworkAcls", "DescribeSecurityGroups", "DescribeVpcs"):
+               "DescribeVpcEndpoints", "DescribeNetworkAcls", "DescribeSecurityGroups", "DescribeVpcs",
+               "DescribeNetworkInterfaces"):
         assert forty.calls[f"ec2:{op}"] == 1, op
     assert forty.calls["ec2:DescribeVpcAttribute"] == 2
     # the declared SSH rule is missing; the declared group is checked under its id; everything else passes

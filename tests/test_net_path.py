@@ -107,7 +107,7 @@ def test_detached_igw_opaque_target_and_subnet_id_mode(net: Net, tmp_path) -> No
 
 
 def test_endpoint_path(net: Net, tmp_path) -> None:
-    vpc = net.vpc("10.1.0.0/16")
+    vpc = net.vpc("10.1.0.0/16", hostnames=True)
     a = net.subnet(vpc, "10.1.1.0/24", "a")
     b = net.subnet(vpc, "10.1.2.0/24", "b")
     c = net.subnet(vpc, "10.1.3.0/24", "a")
@@ -157,7 +157,7 @@ def test_endpoint_path(net: Net, tmp_path) -> None:
         f"logs endpoint {eps['logs']} has private DNS off (the default service names would not resolve to it)")
 
     # An endpoint group that admits 443 from the instances' group (not a CIDR) is enough.
-    vpc = net.vpc("10.5.0.0/16")
+    vpc = net.vpc("10.5.0.0/16", hostnames=True)
     sub = net.subnet(vpc, "10.5.1.0/24")
     rt = net.table(vpc, sub)
     instances = net.group(vpc, "instances")
@@ -170,6 +170,14 @@ def test_endpoint_path(net: Net, tmp_path) -> None:
     run = run_checks(cfg, tmp_path, prefixes=("NET003",))
     assert run.outcome(f"NET003[{sub}]") == "failed"
     assert "that do not admit tcp/443 from 10.5.1.0/24" in run.message(f"NET003[{sub}]")
+
+    # private DNS names resolve only with both VPC DNS attributes on
+    net.ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": False})
+    cfg["network"]["security_group_ids"] = [instances]  # type: ignore[index]
+    run = run_checks(cfg, tmp_path, prefixes=("NET003",))
+    assert run.outcome(f"NET003[{sub}]") == "failed"
+    assert run.message(f"NET003[{sub}]").endswith(
+        f"; but {vpc} has enableDnsHostnames off, so the endpoints' private DNS names do not resolve")
 
 
 # -- public IPs from the compute environment --------------------------------------------------------------
@@ -204,7 +212,7 @@ def test_public_ips_from_the_compute_environment(net: Net, aws: Aws, tmp_path) -
     run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [sub]}}, tmp_path, prefixes=("NET003",))
     assert run.outcome(f"NET003[{sub}]") == "failed"  # without the compute environment: the subnet's setting
 
-    vpc = net.vpc("10.9.0.0/16")
+    vpc = net.vpc("10.9.0.0/16", hostnames=True)
     sub = net.subnet(vpc, "10.9.1.0/24", public_ip=True)  # ignored on Fargate
     net.default_route(net.table(vpc, sub), GatewayId=net.igw(vpc))
     sg = net.group(vpc, "ce")

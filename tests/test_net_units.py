@@ -230,3 +230,24 @@ def test_opaque_targets_and_endpoint_names() -> None:
     assert service_of("com.amazonaws.us-east-1.ecr.dkr", "us-east-1") == "ecr.dkr"
     assert service_of("cn.com.amazonaws.cn-north-1.ecr.api", "cn-north-1") == "ecr.api"
     assert service_of("com.amazonaws.us-west-2.ecs", "us-east-1") is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["tcp", "6", "udp", "-1"]), st.integers(0, 40), st.integers(0, 40),
+                          st.sampled_from(["0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "::/0"])), max_size=5),
+       st.integers(0, 40), st.integers(0, 40), st.sampled_from(["0.0.0.0/0", "10.1.2.0/24", "192.168.0.0/16"]))
+def test_allows_matches_a_per_port_model(rules: list[tuple[str, int, int, str]], a: int, b: int, want: str) -> None:
+    """allows(): some one permission must cover every port of lo..hi (tcp) and the whole wanted CIDR."""
+    import ipaddress
+
+    lo, hi = min(a, b), max(a, b)
+    perms = [perm(p, min(x, y), max(x, y), **({"cidr6": c} if ":" in c else {"cidr": c})) for p, x, y, c in rules]
+
+    def covers(p: tuple[str, int, int, str]) -> bool:
+        proto, x, y, cidr = p
+        net, w = ipaddress.ip_network(cidr), ipaddress.ip_network(want)
+        ports = proto == "-1" or (proto in ("tcp", "6") and all(min(x, y) <= q <= max(x, y)
+                                                                  for q in range(lo, hi + 1)))
+        return ports and net.version == w.version and w.subnet_of(net)  # type: ignore[arg-type]
+
+    assert bool(secgroups.allows(perms, "tcp", lo, hi, cidr=want)) == any(covers(r) for r in rules)

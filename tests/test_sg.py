@@ -46,7 +46,7 @@ def test_existence_admin_ports_and_egress(net: Net, tmp_path) -> None:
 
 
 def test_https_egress_to_endpoints_on_the_endpoint_path(net: Net, tmp_path) -> None:
-    vpc = net.vpc("10.2.0.0/16")
+    vpc = net.vpc("10.2.0.0/16", hostnames=True)
     sub = net.subnet(vpc, "10.2.1.0/24")
     rt = net.table(vpc, sub)
     ep_sg = net.endpoint_group(vpc, "10.2.0.0/16")
@@ -92,7 +92,10 @@ def test_declared_group_created_and_rules_authorized_once(net: Net, aws: Aws, tm
     assert fixed.outcome("SG001[ml-batch-sg]") == "fixed"
     row = fixed["SG002[ml-batch-sg]"]
     assert row.outcome == "failed"  # the world-open SSH rule stays missing: refused
-    assert "lacks 1 of 4 declared rules: ingress tcp/22 from 0.0.0.0/0 (after applying 'authorize on" in row.message
+    assert row.message.startswith(
+        f"{group_id(net)} (ml-batch-sg) lacks 1 of 4 declared rules: ingress tcp/22 from 0.0.0.0/0 (--fix will not "
+        "add it: tcp/22 from 0.0.0.0/0 would open SSH (port 22) to 0.0.0.0/0; allow it only from your own address) "
+        "(after applying 'authorize on")
     assert row.fix is not None and row.fix["calls"] == ["ec2:AuthorizeSecurityGroupIngress"]
     assert row.fix["notes"] == ["refusing tcp/22 from 0.0.0.0/0 would open SSH (port 22) to 0.0.0.0/0; allow it "
                                 "only from your own address"]
@@ -114,6 +117,11 @@ def test_declared_group_created_and_rules_authorized_once(net: Net, aws: Aws, tm
     assert again.mutating_calls() == []
     assert again.outcome("SG002[ml-batch-sg]") == "failed"
     assert "(not fixed: refusing tcp/22 from 0.0.0.0/0 would open SSH" in again.message("SG002[ml-batch-sg]")
+
+
+def group_id(net: Net, name: str = "ml-batch-sg") -> str:
+    found = net.ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [name]}])["SecurityGroups"]
+    return str(found[0]["GroupId"])
 
 
 def test_https_egress_fix(net: Net, tmp_path) -> None:
