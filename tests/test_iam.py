@@ -416,3 +416,11 @@ def test_log_group_of_the_job_definition() -> None:
     custom = {"containerProperties": {"logConfiguration": {"logDriver": "awslogs",
                                                            "options": {"awslogs-group": "/ml/train"}}}}
     assert log_group(custom) == "/ml/train"
+
+
+def test_role_arn_given_as_instance_role_of_the_compute_environment(tmp_path: Path, aws: Aws) -> None:
+    arn = make_role(aws, "ecsInstanceRole", "ec2.amazonaws.com", managed=("ec2",))
+    row = run_check(tmp_path, base_config(instance_profile=arn), "IAM003", fix=True)
+    assert row["outcome"] == "failed"
+    assert row["message"].startswith(f"{arn} is a role, not an instance profile")
+    assert "not fixed: the compute environment names a role ARN" in row["message"]

@@ -340,3 +340,19 @@ def test_resource_matching_is_never_looser_than_fnmatch(pattern: str, value: str
         assert fnmatch.fnmatchcase(value, pattern)
     if value.count(":") < 5 and pattern.count(":") < 5 and not pattern.startswith("arn:"):
         assert bool(result) == fnmatch.fnmatchcase(value, pattern)
+
+
+@pytest.mark.parametrize(("value", "name", "arn"), [
+    ("ecsInstanceRole", "ecsInstanceRole", None),
+    ("arn:aws:iam::123456789012:instance-profile/batch/ml-profile", "ml-profile",
+     "arn:aws:iam::123456789012:instance-profile/batch/ml-profile"),
+    ("arn:aws:iam::123456789012:role/ecsInstanceRole", "ecsInstanceRole", None),  # a role ARN: IAM003 says so
+])
+def test_parse_profile(value: str, name: str, arn: str | None) -> None:
+    ref = roles.parse_profile(value)
+    assert (ref.name, ref.arn) == (name, arn)
+
+
+def test_parse_profile_refuses_other_arns() -> None:
+    with pytest.raises(ValueError, match="not an instance profile ARN"):
+        roles.parse_profile("arn:aws:s3:::bucket")
