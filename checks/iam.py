@@ -81,8 +81,11 @@ def reference(ctx: CheckContext, name: str) -> tuple[str, list[Request]]:
         version, document = policy.managed_policy(ctx.inventory, arn)
     except AwsError as exc:
         raise NotEvaluable(f"cannot read the reference policy {arn}: {exc}") from None
+    china = policy.caller_partition(ctx) == "aws-cn"
     requests = [Request(r.action, policy.concrete(r.resource, ctx.region, ctx.account), r.context)
-                for r in policy.reference_requests(document)]
+                for r in policy.reference_requests(document)
+                # a context value of the other partition (ec2.amazonaws.com.cn outside China) never occurs here
+                if china or not any(v.endswith(".amazonaws.com.cn") for _, vs in r.context for v in vs)]
     return version, list(dict.fromkeys(requests))
 
 
