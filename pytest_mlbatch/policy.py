@@ -515,7 +515,7 @@ def local_decisions(inv: Inventory, principal: Principal, requests: Sequence[Req
                     note: str = "") -> list[Decision]:
     identity = identity_documents(inv, principal)
     boundary = [_managed_document(inv, principal.boundary_arn)] if principal.boundary_arn else None
-    method = LOCAL + (f"; {note}" if note else "")
+    method = f"{LOCAL} of identity policies (organization SCPs not visible)" + (f"; {note}" if note else "")
     return [evaluate_with_boundary(identity, boundary, req, method) for req in requests]
 
 

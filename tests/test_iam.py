@@ -28,7 +28,8 @@ def test_service_role_with_managed_policy_at_its_real_arn_passes(tmp_path: Path,
     assert "AWSBatchServiceRole trusts batch.amazonaws.com" in row["message"]
     assert "for AWSBatchServiceRole (v13) actions: all" in row["message"]
     # moto answers SimulatePrincipalPolicy with an HTML 500 page: the message names the method that answered
-    assert "answered by local evaluation; iam:SimulatePrincipalPolicy not available" in row["message"]
+    assert ("answered by local evaluation of identity policies (organization SCPs not visible); "
+            "iam:SimulatePrincipalPolicy not available") in row["message"]
 
 
 def test_service_role_arn_without_its_path_fails(tmp_path: Path, aws: Aws) -> None:

@@ -295,7 +295,8 @@ def test_simulation_refused_falls_back_to_local_once() -> None:
     local_reads()
     decisions = policy.decide(inv, principal, [Request("ecr:BatchGetImage"), Request("s3:GetObject")])
     assert [d.verdict for d in decisions] == ["allowed", "denied"]
-    assert decisions[0].method == "local evaluation; iam:SimulatePrincipalPolicy not available: AccessDenied"
+    assert decisions[0].method == ("local evaluation of identity policies (organization SCPs not visible); "
+                                   "iam:SimulatePrincipalPolicy not available: AccessDenied")
     assert decisions[0].statement == "Allow statement #1 of inline policy p"
     # the next question goes straight to local evaluation: no second simulate call is queued (the Stubber
     # would fail on one); the role's policies are already cached by the inventory
