@@ -428,3 +428,24 @@ def test_role_arn_given_as_instance_role_of_the_compute_environment(tmp_path: Pa
     assert row["outcome"] == "failed"
     assert row["message"].startswith(f"{arn} is a role, not an instance profile")
     assert "not fixed: the compute environment names a role ARN" in row["message"]
+
+
+def test_root_caller_may_submit(tmp_path: Path, aws: Aws) -> None:
+    """moto never answers GetCallerIdentity with the root user, so STS here is a botocore Stubber (validated
+    against STS's model)."""
+    from botocore.stub import Stubber
+
+    from pytest_mlbatch import config, engine
+    from pytest_mlbatch.model import Resource
+    from pytest_mlbatch.runtime import Runtime
+
+    runtime = Runtime(config.build("test", submit_config()), tmp_path)
+    target = runtime.targets[0]
+    stub = Stubber(target.inventory.client("sts"))
+    stub.add_response("get_caller_identity", {"UserId": ACCOUNT, "Account": ACCOUNT,
+                                              "Arn": f"arn:aws:iam::{ACCOUNT}:root"}, {})
+    with stub:
+        row = engine.run(runtime, runtime.registry.get("IAM006"), target, Resource("caller", "caller")).as_json()
+    assert row["outcome"] == "passed"
+    assert row["message"] == (f"the caller is the root user of account {ACCOUNT}: IAM policies do not limit it "
+                              "(only an organization SCP could)")
