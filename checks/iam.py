@@ -245,10 +245,15 @@ def instance_profile(ctx: CheckContext, res: Resource) -> Finding:
     except ValueError as exc:
         return failed(str(exc))
     expected = _ref(ctx.scope.instance_role).name if ctx.scope.instance_role else None
+    if res.id.startswith("arn:") and ":role/" in res.id:
+        has = roles.get_instance_profile(ctx.inventory, ref.name) is not None
+        return failed(f"{res.id} is a role, not an instance profile: the compute environment's instanceRole must "
+                      "name an instance profile that contains the role" +
+                      (f" (instance profile {ref.name} exists: use its name or ARN)" if has else ""))
     profile = roles.get_instance_profile(ctx.inventory, ref.name)
     if profile is None:
         role = roles.get_role(ctx.inventory, ref.name)
-        if role is not None or (res.id.startswith("arn:") and ":role/" in res.id):
+        if role is not None:
             return failed(f"{res.id} is a role, not an instance profile: the compute environment's instanceRole "
                           f"must name an instance profile that contains the role (no instance profile "
                           f"{ref.name} exists)")

@@ -428,6 +428,10 @@ def test_role_arn_given_as_instance_role_of_the_compute_environment(tmp_path: Pa
     assert row["outcome"] == "failed"
     assert row["message"].startswith(f"{arn} is a role, not an instance profile")
     assert "not fixed: the compute environment names a role ARN" in row["message"]
+    aws.client("iam").create_instance_profile(InstanceProfileName="ecsInstanceRole")
+    row = run_check(tmp_path, base_config(instance_profile=arn), "IAM003")
+    assert row["outcome"] == "failed"  # a profile of that name exists, but the compute environment names the role
+    assert row["message"].endswith("(instance profile ecsInstanceRole exists: use its name or ARN)")
 
 
 def test_root_caller_may_submit(tmp_path: Path, aws: Aws) -> None:
