@@ -453,3 +453,22 @@ def test_root_caller_may_submit(tmp_path: Path, aws: Aws) -> None:
     assert row["outcome"] == "passed"
     assert row["message"] == (f"the caller is the root user of account {ACCOUNT}: IAM policies do not limit it "
                               "(only an organization SCP could)")
+
+
+def test_permissions_boundary_limits_the_caller(tmp_path: Path, aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An assumed role with an admin policy whose permissions boundary allows only batch:* (moto returns a role's
+    boundary, not a user's)."""
+    submit_setup(aws)
+    iam = aws.client("iam")
+    boundary = iam.create_policy(PolicyName="batch-only", PolicyDocument=policy_doc(
+        {"Effect": "Allow", "Action": "batch:*", "Resource": "*"}))["Policy"]["Arn"]
+    arn = iam.create_role(RoleName="bounded", PermissionsBoundary=boundary, AssumeRolePolicyDocument=json.dumps(
+        {"Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                        "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    iam.put_role_policy(RoleName="bounded", PolicyName="admin", PolicyDocument=policy_doc(
+        {"Effect": "Allow", "Action": "*", "Resource": "*"}))
+    use_credentials(monkeypatch, aws.client("sts").assume_role(RoleArn=arn, RoleSessionName="ci")["Credentials"])
+    row = run_check(tmp_path, submit_config(), "IAM006")
+    assert row["outcome"] == "failed"
+    assert "2 of 4 not allowed: iam:PassRole on" in row["message"]
+    assert "(the permissions boundary does not allow it)" in row["message"]
