@@ -81,8 +81,11 @@ def reference(ctx: CheckContext, name: str) -> tuple[str, list[Request]]:
         version, document = policy.managed_policy(ctx.inventory, arn)
     except AwsError as exc:
         raise NotEvaluable(f"cannot read the reference policy {arn}: {exc}") from None
+    china = policy.caller_partition(ctx) == "aws-cn"
     requests = [Request(r.action, policy.concrete(r.resource, ctx.region, ctx.account), r.context)
-                for r in policy.reference_requests(document)]
+                for r in policy.reference_requests(document)
+                # a context value of the other partition (ec2.amazonaws.com.cn outside China) never occurs here
+                if china or not any(v.endswith(".amazonaws.com.cn") for _, vs in r.context for v in vs)]
     return version, list(dict.fromkeys(requests))
 
 
@@ -242,10 +245,15 @@ def instance_profile(ctx: CheckContext, res: Resource) -> Finding:
     except ValueError as exc:
         return failed(str(exc))
     expected = _ref(ctx.scope.instance_role).name if ctx.scope.instance_role else None
+    if res.id.startswith("arn:") and ":role/" in res.id:
+        has = roles.get_instance_profile(ctx.inventory, ref.name) is not None
+        return failed(f"{res.id} is a role, not an instance profile: the compute environment's instanceRole must "
+                      "name an instance profile that contains the role" +
+                      (f" (instance profile {ref.name} exists: use its name or ARN)" if has else ""))
     profile = roles.get_instance_profile(ctx.inventory, ref.name)
     if profile is None:
         role = roles.get_role(ctx.inventory, ref.name)
-        if role is not None or (res.id.startswith("arn:") and ":role/" in res.id):
+        if role is not None:
             return failed(f"{res.id} is a role, not an instance profile: the compute environment's instanceRole "
                           f"must name an instance profile that contains the role (no instance profile "
                           f"{ref.name} exists)")

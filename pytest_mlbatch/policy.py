@@ -94,7 +94,7 @@ def match_resource(pattern: str, resource: str) -> bool | None:
 
 
 # -- conditions --------------------------------------------------------------------------------------------
-def _as_list(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return list(value) if isinstance(value, list | tuple) else [value]
@@ -135,7 +135,7 @@ def evaluate_condition(condition: Mapping[str, Any], context: Mapping[str, Seque
                 if if_exists:
                     continue
                 return None
-            result = _operator(base, [str(e) for e in _as_list(expected)], [str(a) for a in actual])
+            result = _operator(base, [str(e) for e in as_list(expected)], [str(a) for a in actual])
             if result is None:
                 return None
             if not result:
@@ -160,7 +160,7 @@ def parse_document(value: Any) -> dict[str, Any]:
 
 def statements(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     found = document.get("Statement", [])
-    return [dict(s) for s in _as_list(found) if isinstance(s, Mapping)]
+    return [dict(s) for s in as_list(found) if isinstance(s, Mapping)]
 
 
 @dataclass(frozen=True)
@@ -225,24 +225,24 @@ def _principal_matches(stmt: Mapping[str, Any], principals: Sequence[str]) -> bo
     if not isinstance(principal, Mapping):
         return None
     for values in principal.values():
-        for v in _as_list(values):
+        for v in as_list(values):
             if v == "*" or v in principals:
                 return True
     return False
 
 
-def _applies(stmt: Mapping[str, Any], req: Request, principals: Sequence[str] | None) -> bool | None:
+def statement_applies(stmt: Mapping[str, Any], req: Request, principals: Sequence[str] | None) -> bool | None:
     """Does a statement cover this request? None: it might (condition, policy variable, NotPrincipal)."""
     maybe = False
     if "NotAction" in stmt:
-        if any(match_action(str(p), req.action) for p in _as_list(stmt["NotAction"])):
+        if any(match_action(str(p), req.action) for p in as_list(stmt["NotAction"])):
             return False
-    elif not any(match_action(str(p), req.action) for p in _as_list(stmt.get("Action"))):
+    elif not any(match_action(str(p), req.action) for p in as_list(stmt.get("Action"))):
         return False
     for key, negate in (("Resource", False), ("NotResource", True)):
         if key not in stmt:
             continue
-        results = [match_resource(str(p), req.resource) for p in _as_list(stmt[key])]
+        results = [match_resource(str(p), req.resource) for p in as_list(stmt[key])]
         hit = True in results
         if negate:
             if hit:
@@ -274,7 +274,7 @@ def evaluate(documents: Iterable[Document], req: Request, *, principals: Sequenc
     maybe_deny: str | None = None
     for doc in documents:
         for i, stmt in enumerate(statements(doc.document)):
-            applies = _applies(stmt, req, principals)
+            applies = statement_applies(stmt, req, principals)
             if applies is False:
                 continue
             effect = str(stmt.get("Effect", "")).lower()
@@ -355,7 +355,7 @@ def reference_requests(document: Mapping[str, Any]) -> list[Request]:
     for stmt in statements(document):
         if str(stmt.get("Effect")).lower() != "allow" or "NotAction" in stmt:
             continue
-        resources = [str(r) for r in _as_list(stmt.get("Resource", "*"))] if "NotResource" not in stmt else ["*"]
+        resources = [str(r) for r in as_list(stmt.get("Resource", "*"))] if "NotResource" not in stmt else ["*"]
         contexts: list[tuple[tuple[str, tuple[str, ...]], ...]] = [()]
         cond = stmt.get("Condition")
         if isinstance(cond, Mapping):
@@ -363,9 +363,9 @@ def reference_requests(document: Mapping[str, Any]) -> list[Request]:
             for op, block in cond.items():
                 if op in EXACT_OPERATORS and isinstance(block, Mapping):
                     for key, values in block.items():
-                        keys.append([(str(key), (str(v),)) for v in _as_list(values)])
+                        keys.append([(str(key), (str(v),)) for v in as_list(values)])
             contexts = [tuple(combo) for combo in itertools.product(*keys)] if keys else [()]
-        for action in _as_list(stmt.get("Action")):
+        for action in as_list(stmt.get("Action")):
             for concrete in expand_action(str(action)):
                 for resource in resources:
                     for context in contexts:
@@ -515,7 +515,7 @@ def local_decisions(inv: Inventory, principal: Principal, requests: Sequence[Req
                     note: str = "") -> list[Decision]:
     identity = identity_documents(inv, principal)
     boundary = [_managed_document(inv, principal.boundary_arn)] if principal.boundary_arn else None
-    method = LOCAL + (f"; {note}" if note else "")
+    method = f"{LOCAL} of identity policies (organization SCPs not visible)" + (f"; {note}" if note else "")
     return [evaluate_with_boundary(identity, boundary, req, method) for req in requests]
 
 

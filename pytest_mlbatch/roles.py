@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from .inventory import AwsError
-from .policy import Request, _applies, _as_list, parse_document, statements
+from .policy import Request, as_list, parse_document, statement_applies, statements
 
 if TYPE_CHECKING:
     from .inventory import Inventory
@@ -119,7 +119,7 @@ def trust(role: Mapping[str, Any], service: str) -> TrustDecision:
     req = Request("sts:AssumeRole")
     allow = maybe = None
     for i, stmt in enumerate(statements(doc)):
-        applies = _applies(stmt, req, [service])
+        applies = statement_applies(stmt, req, [service])
         if applies is False:
             continue
         label = f"statement {stmt.get('Sid')!r}" if stmt.get("Sid") else f"statement #{i + 1}"
@@ -137,7 +137,7 @@ def trust(role: Mapping[str, Any], service: str) -> TrustDecision:
     if allow:
         return TrustDecision("allowed", f"{name} trusts {service} ({allow})")
     services = sorted({str(s) for stmt in statements(doc) if isinstance(stmt.get("Principal"), Mapping)
-                       for s in _as_list(stmt["Principal"].get("Service"))})
+                       for s in as_list(stmt["Principal"].get("Service"))})
     found = f"; it trusts {', '.join(services)}" if services else ""
     return TrustDecision("denied", f"the trust policy of {name} does not let {service} assume it{found}")
 

@@ -28,7 +28,8 @@ def test_service_role_with_managed_policy_at_its_real_arn_passes(tmp_path: Path,
     assert "AWSBatchServiceRole trusts batch.amazonaws.com" in row["message"]
     assert "for AWSBatchServiceRole (v13) actions: all" in row["message"]
     # moto answers SimulatePrincipalPolicy with an HTML 500 page: the message names the method that answered
-    assert "answered by local evaluation; iam:SimulatePrincipalPolicy not available" in row["message"]
+    assert ("answered by local evaluation of identity policies (organization SCPs not visible); "
+            "iam:SimulatePrincipalPolicy not available") in row["message"]
 
 
 def test_service_role_arn_without_its_path_fails(tmp_path: Path, aws: Aws) -> None:
@@ -41,6 +42,9 @@ def test_service_role_arn_without_its_path_fails(tmp_path: Path, aws: Aws) -> No
 
 def test_equivalent_custom_service_policy_passes_and_a_narrower_one_fails(tmp_path: Path, aws: Aws) -> None:
     document = managed_document(aws, "batch")
+    for statement in document["Statement"]:  # written differently, but grants the same outside China
+        if statement["Action"] == "iam:PassRole":
+            statement["Condition"] = {"StringLike": {"iam:PassedToService": ["ec2.amazonaws.com", "ecs-tasks.*"]}}
     make_role(aws, "custom-batch", "batch.amazonaws.com", inline={"copy": json.dumps(document)})
     narrower = copy.deepcopy(document)
     narrower["Statement"][0]["Action"].remove("autoscaling:DescribeScalingActivities")
@@ -416,3 +420,55 @@ def test_log_group_of_the_job_definition() -> None:
     custom = {"containerProperties": {"logConfiguration": {"logDriver": "awslogs",
                                                            "options": {"awslogs-group": "/ml/train"}}}}
     assert log_group(custom) == "/ml/train"
+
+
+def test_role_arn_given_as_instance_role_of_the_compute_environment(tmp_path: Path, aws: Aws) -> None:
+    arn = make_role(aws, "ecsInstanceRole", "ec2.amazonaws.com", managed=("ec2",))
+    row = run_check(tmp_path, base_config(instance_profile=arn), "IAM003", fix=True)
+    assert row["outcome"] == "failed"
+    assert row["message"].startswith(f"{arn} is a role, not an instance profile")
+    assert "not fixed: the compute environment names a role ARN" in row["message"]
+    aws.client("iam").create_instance_profile(InstanceProfileName="ecsInstanceRole")
+    row = run_check(tmp_path, base_config(instance_profile=arn), "IAM003")
+    assert row["outcome"] == "failed"  # a profile of that name exists, but the compute environment names the role
+    assert row["message"].endswith("(instance profile ecsInstanceRole exists: use its name or ARN)")
+
+
+def test_root_caller_may_submit(tmp_path: Path, aws: Aws) -> None:
+    """moto never answers GetCallerIdentity with the root user, so STS here is a botocore Stubber (validated
+    against STS's model)."""
+    from botocore.stub import Stubber
+
+    from pytest_mlbatch import config, engine
+    from pytest_mlbatch.model import Resource
+    from pytest_mlbatch.runtime import Runtime
+
+    runtime = Runtime(config.build("test", submit_config()), tmp_path)
+    target = runtime.targets[0]
+    stub = Stubber(target.inventory.client("sts"))
+    stub.add_response("get_caller_identity", {"UserId": ACCOUNT, "Account": ACCOUNT,
+                                              "Arn": f"arn:aws:iam::{ACCOUNT}:root"}, {})
+    with stub:
+        row = engine.run(runtime, runtime.registry.get("IAM006"), target, Resource("caller", "caller")).as_json()
+    assert row["outcome"] == "passed"
+    assert row["message"] == (f"the caller is the root user of account {ACCOUNT}: IAM policies do not limit it "
+                              "(only an organization SCP could)")
+
+
+def test_permissions_boundary_limits_the_caller(tmp_path: Path, aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An assumed role with an admin policy whose permissions boundary allows only batch:* (moto returns a role's
+    boundary, not a user's)."""
+    submit_setup(aws)
+    iam = aws.client("iam")
+    boundary = iam.create_policy(PolicyName="batch-only", PolicyDocument=policy_doc(
+        {"Effect": "Allow", "Action": "batch:*", "Resource": "*"}))["Policy"]["Arn"]
+    arn = iam.create_role(RoleName="bounded", PermissionsBoundary=boundary, AssumeRolePolicyDocument=json.dumps(
+        {"Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                        "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    iam.put_role_policy(RoleName="bounded", PolicyName="admin", PolicyDocument=policy_doc(
+        {"Effect": "Allow", "Action": "*", "Resource": "*"}))
+    use_credentials(monkeypatch, aws.client("sts").assume_role(RoleArn=arn, RoleSessionName="ci")["Credentials"])
+    row = run_check(tmp_path, submit_config(), "IAM006")
+    assert row["outcome"] == "failed"
+    assert "2 of 4 not allowed: iam:PassRole on" in row["message"]
+    assert "(the permissions boundary does not allow it)" in row["message"]

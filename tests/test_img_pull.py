@@ -50,7 +50,8 @@ def test_ec2_instance_role_with_the_ecs_policy_may_pull(tmp_path: Path, aws: Aws
     assert row["outcome"] == "passed", row["message"]
     assert row["message"].startswith(f"instance role (EC2) arn:aws:iam::{ACCOUNT}:role/ecsInstanceRole pulling "
                                      f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/mlmodel: all 4 allowed")
-    assert "[answered by local evaluation; iam:SimulatePrincipalPolicy not available" in row["message"]
+    assert ("[answered by local evaluation of identity policies (organization SCPs not visible); "
+            "iam:SimulatePrincipalPolicy not available") in row["message"]
 
 
 def test_ec2_instance_role_without_ecr_rights_fails(preflight, aws: Aws) -> None:

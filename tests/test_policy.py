@@ -295,7 +295,8 @@ def test_simulation_refused_falls_back_to_local_once() -> None:
     local_reads()
     decisions = policy.decide(inv, principal, [Request("ecr:BatchGetImage"), Request("s3:GetObject")])
     assert [d.verdict for d in decisions] == ["allowed", "denied"]
-    assert decisions[0].method == "local evaluation; iam:SimulatePrincipalPolicy not available: AccessDenied"
+    assert decisions[0].method == ("local evaluation of identity policies (organization SCPs not visible); "
+                                   "iam:SimulatePrincipalPolicy not available: AccessDenied")
     assert decisions[0].statement == "Allow statement #1 of inline policy p"
     # the next question goes straight to local evaluation: no second simulate call is queued (the Stubber
     # would fail on one); the role's policies are already cached by the inventory
@@ -340,3 +341,19 @@ def test_resource_matching_is_never_looser_than_fnmatch(pattern: str, value: str
         assert fnmatch.fnmatchcase(value, pattern)
     if value.count(":") < 5 and pattern.count(":") < 5 and not pattern.startswith("arn:"):
         assert bool(result) == fnmatch.fnmatchcase(value, pattern)
+
+
+@pytest.mark.parametrize(("value", "name", "arn"), [
+    ("ecsInstanceRole", "ecsInstanceRole", None),
+    ("arn:aws:iam::123456789012:instance-profile/batch/ml-profile", "ml-profile",
+     "arn:aws:iam::123456789012:instance-profile/batch/ml-profile"),
+    ("arn:aws:iam::123456789012:role/ecsInstanceRole", "ecsInstanceRole", None),  # a role ARN: IAM003 says so
+])
+def test_parse_profile(value: str, name: str, arn: str | None) -> None:
+    ref = roles.parse_profile(value)
+    assert (ref.name, ref.arn) == (name, arn)
+
+
+def test_parse_profile_refuses_other_arns() -> None:
+    with pytest.raises(ValueError, match="not an instance profile ARN"):
+        roles.parse_profile("arn:aws:s3:::bucket")
