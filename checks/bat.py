@@ -285,6 +285,14 @@ def resources_fit(ctx: CheckContext, res: Resource) -> Finding:
     if not usable:
         return failed(f"{source} runs on {'/'.join(platforms)}, but compute environment "
                       + ", ".join(f"{ce['computeEnvironmentName']} is {_ce_kind(ce)}" for ce in ces))
+    arch = str((bi.container(jd).get("runtimePlatform") or {}).get("cpuArchitecture", "")) if jd else ""
+    if arch == "ARM64":  # Fargate Spot offers no ARM64 (AWS Batch user guide, Fargate multi-architecture)
+        spot = [ce for ce in usable if ce.get("computeResources", {}).get("type") == "FARGATE_SPOT"]
+        usable = [ce for ce in usable if ce not in spot]
+        if not usable:
+            return failed(f"{source} runs ARM64 on Fargate, which FARGATE_SPOT does not offer (compute environment "
+                          f"{', '.join(ce['computeEnvironmentName'] for ce in spot)} is FARGATE_SPOT)")
+    nodes = int((jd or {}).get("nodeProperties", {}).get("numNodes", 1) or 1)
     verdicts: list[tuple[str, Verdict]] = []
     unknown: list[str] = []
     for ce in usable:
@@ -297,7 +305,7 @@ def resources_fit(ctx: CheckContext, res: Resource) -> Finding:
         caps, missing, _ = _capacities(ctx, ce)
         if missing:
             unknown.append(f"{name}: {', '.join(missing)}")
-        verdicts.append((name, ec2_fit(job, caps, max_vcpus)))
+        verdicts.append((name, ec2_fit(job, caps, max_vcpus, nodes)))
     good = [(n, v) for n, v in verdicts if v.fits]
     if good:
         others = [f"{n} does not ({v.message})" for n, v in verdicts if not v.fits]

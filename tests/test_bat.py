@@ -204,6 +204,13 @@ def test_bat004_fargate_job_on_ec2_queue(env: BatchEnv, tmp_path: Path) -> None:
         "failed", "job definition jd-fargate:1 runs on FARGATE, but compute environment ml-ce is EC2")
 
 
+def test_bat004_arm64_on_fargate_spot(env: BatchEnv, tmp_path: Path) -> None:
+    assert outcome("BAT004", qj("q-fargate-spot", "jd-fargate-arm"), tmp_path) == (
+        "failed", "job definition jd-fargate-arm:1 runs ARM64 on Fargate, which FARGATE_SPOT does not offer (compute "
+                  "environment ce-fargate-spot is FARGATE_SPOT)")
+    assert outcome("BAT004", qj("q-fargate", "jd-fargate-arm"), tmp_path)[0] == "passed"
+
+
 def test_bat004_types_the_backend_cannot_describe_are_an_error(env: BatchEnv, tmp_path: Path) -> None:
     """A type DescribeInstanceTypes does not return (moto lacks p2/p3; here p4d is hidden the same way): no fit
     among the rest is an error, not a failure."""
