@@ -166,3 +166,16 @@ def test_a_bug_in_discovery_becomes_an_error_item(aws: Aws, tmp_path: Path, monk
 
     result = run_check("BAT002", QJ, tmp_path)
     assert (result.outcome, result.message) == ("error", "KeyError: 'computeResources'")
+
+
+def test_unreachable_endpoint_stops_discovery_after_one_call(tmp_path: Path) -> None:
+    """No aws fixture: AWS_ENDPOINT_URL points at a closed port. One call fails; the other stages are not tried."""
+    target = runtime_for(QJ, tmp_path).targets[0]
+    scope = target.scope()
+    assert [p[0] for p in scope.problems] == ["job_queue", "compute_environment", "network", "instance_profile",
+                                              "job_definition"]
+    assert all(p[2] == "error" for p in scope.problems)
+    assert scope.problems[0][1].startswith("discovery could not read job queue: batch:DescribeJobQueues failed "
+                                           "(EndpointConnectionError)")
+    assert scope.problems[-1][1].startswith("discovery stopped: batch:DescribeJobQueues failed")
+    assert dict(target.inventory.calls) == {"batch:DescribeJobQueues": 1}
