@@ -168,6 +168,9 @@ def job_queue_valid(ctx: CheckContext, res: Resource) -> Finding:
         if len(set().union(*known.values())) > 1:
             problems.append("it mixes CPU architectures (" + ", ".join(
                 f"{n}: {'/'.join(sorted(a))}" for n, a in known.items()) + ")")
+        elif not problems and len(known) < len(archs):
+            unknown = ", ".join(n for n in archs if n not in known)
+            raise NotEvaluable(f"could not describe the instance types of {unknown} to compare CPU architectures")
     if problems:
         return failed(f"job queue {res.id}: " + "; ".join(problems))
     return passed(f"{res.id} is VALID and ENABLED, orders {', '.join(order)}")

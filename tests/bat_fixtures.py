@@ -197,6 +197,7 @@ def build_world(aws: Aws) -> BatchEnv:
     ce("ce-undescribed", instance_types=["p4d.24xlarge", "m5.large"])
     ce("ce-invalid")
     ce("ce-fargate-spot", kind="FARGATE_SPOT")
+    ce("ce-p4d", instance_types=["p4d.24xlarge"])
     q = env.queue
     q("ml-queue", ["ml-ce"])
     q("q-disabled", ["ce-invalid"], state="DISABLED")
@@ -211,6 +212,7 @@ def build_world(aws: Aws) -> BatchEnv:
     q("q-gpu-p4", ["ce-gpu-p4"])
     q("q-undescribed", ["ce-undescribed"])
     q("q-fargate-spot", ["ce-fargate-spot"])
+    q("q-arch-unknown", ["ml-ce", "ce-p4d"])
     jd = env.job_definition
     jd("ml-train")
     jd("jd-16g", memory="16384")

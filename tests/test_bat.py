@@ -106,6 +106,13 @@ def test_bat002_mixes_cpu_architectures(env: BatchEnv, tmp_path: Path) -> None:
         "failed", "job queue q-arch: it mixes CPU architectures (ml-ce: x86_64, ce-arm: arm64)")
 
 
+def test_bat002_architecture_unknown_is_an_error(env: BatchEnv, tmp_path: Path) -> None:
+    assert outcome("BAT002", base_config(job_queue="q-arch-unknown"), tmp_path)[0] == "passed"
+    with hidden_instance_types({"p4d.24xlarge"}):
+        assert outcome("BAT002", base_config(job_queue="q-arch-unknown"), tmp_path) == (
+            "error", "could not describe the instance types of ce-p4d to compare CPU architectures")
+
+
 # -- BAT003 ------------------------------------------------------------------------------------------------------
 def test_bat003_valid(env: BatchEnv, tmp_path: Path) -> None:
     assert outcome("BAT003", QJ, tmp_path) == (
