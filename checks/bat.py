@@ -250,8 +250,7 @@ def job_definition_valid(ctx: CheckContext, res: Resource) -> Finding:
             problems.append(f"{where} uses deprecated {' and '.join(deprecated)}: move them to resourceRequirements "
                             "(overrides in resourceRequirements are rejected next to the deprecated keys)")
         req = bi.requirements(cont)
-        lacking = [t for t in ("VCPU", "MEMORY") if t not in req and cont.get(t.lower() + (
-            "s" if t == "VCPU" else "")) is None]
+        lacking = [t for t, old in (("VCPU", "vcpus"), ("MEMORY", "memory")) if t not in req and cont.get(old) is None]
         if lacking and where == "containerProperties":
             problems.append(f"{where}.resourceRequirements has no {' or '.join(lacking)}")
     cont = bi.container(doc)
