@@ -169,7 +169,7 @@ def test_queue_and_job_definition_alone_run_every_check(preflight: Any, aws: Aws
     bat006 = preflight.result(report, "BAT006")["message"]
     assert f"subnets {', '.join(env.subnets)}" in bat006 and "instance profile ml-ce-profile" in bat006
     assert "discovered: VPC, compute environments, execution role, image" in bat006
-    result.stdout.fnmatch_lines(["collected 1? items"])
+    result.stdout.fnmatch_lines(["collected * items"])
     assert "ERROR collecting" not in result.stdout.str()
 
 
