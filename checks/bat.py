@@ -168,6 +168,9 @@ def job_queue_valid(ctx: CheckContext, res: Resource) -> Finding:
         if len(set().union(*known.values())) > 1:
             problems.append("it mixes CPU architectures (" + ", ".join(
                 f"{n}: {'/'.join(sorted(a))}" for n, a in known.items()) + ")")
+        elif not problems and len(known) < len(archs):
+            unknown = ", ".join(n for n in archs if n not in known)
+            raise NotEvaluable(f"could not describe the instance types of {unknown} to compare CPU architectures")
     if problems:
         return failed(f"job queue {res.id}: " + "; ".join(problems))
     return passed(f"{res.id} is VALID and ENABLED, orders {', '.join(order)}")
@@ -247,8 +250,7 @@ def job_definition_valid(ctx: CheckContext, res: Resource) -> Finding:
             problems.append(f"{where} uses deprecated {' and '.join(deprecated)}: move them to resourceRequirements "
                             "(overrides in resourceRequirements are rejected next to the deprecated keys)")
         req = bi.requirements(cont)
-        lacking = [t for t in ("VCPU", "MEMORY") if t not in req and cont.get(t.lower() + (
-            "s" if t == "VCPU" else "")) is None]
+        lacking = [t for t, old in (("VCPU", "vcpus"), ("MEMORY", "memory")) if t not in req and cont.get(old) is None]
         if lacking and where == "containerProperties":
             problems.append(f"{where}.resourceRequirements has no {' or '.join(lacking)}")
     cont = bi.container(doc)
@@ -285,6 +287,14 @@ def resources_fit(ctx: CheckContext, res: Resource) -> Finding:
     if not usable:
         return failed(f"{source} runs on {'/'.join(platforms)}, but compute environment "
                       + ", ".join(f"{ce['computeEnvironmentName']} is {_ce_kind(ce)}" for ce in ces))
+    arch = str((bi.container(jd).get("runtimePlatform") or {}).get("cpuArchitecture", "")) if jd else ""
+    if arch == "ARM64":  # Fargate Spot offers no ARM64 (AWS Batch user guide, Fargate multi-architecture)
+        spot = [ce for ce in usable if ce.get("computeResources", {}).get("type") == "FARGATE_SPOT"]
+        usable = [ce for ce in usable if ce not in spot]
+        if not usable:
+            return failed(f"{source} runs ARM64 on Fargate, which FARGATE_SPOT does not offer (compute environment "
+                          f"{', '.join(ce['computeEnvironmentName'] for ce in spot)} is FARGATE_SPOT)")
+    nodes = int((jd or {}).get("nodeProperties", {}).get("numNodes", 1) or 1)
     verdicts: list[tuple[str, Verdict]] = []
     unknown: list[str] = []
     for ce in usable:
@@ -297,7 +307,7 @@ def resources_fit(ctx: CheckContext, res: Resource) -> Finding:
         caps, missing, _ = _capacities(ctx, ce)
         if missing:
             unknown.append(f"{name}: {', '.join(missing)}")
-        verdicts.append((name, ec2_fit(job, caps, max_vcpus)))
+        verdicts.append((name, ec2_fit(job, caps, max_vcpus, nodes)))
     good = [(n, v) for n, v in verdicts if v.fits]
     if good:
         others = [f"{n} does not ({v.message})" for n, v in verdicts if not v.fits]

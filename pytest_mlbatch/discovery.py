@@ -34,23 +34,38 @@ from .scope import Scope
 SERVICE_LINKED = "service-linked"
 
 
+# AWS failures after which no further call can succeed: the remaining stages are not tried (each would wait for
+# its own timeouts and retries), and record the same reason.
+UNREACHABLE = ("connection", "timeout", "credentials", "assume-role")
+
+
 def discover(scope: Scope, inventory: Inventory) -> None:
     """Fill what the config left out, from the queue and the job definition; record what disagrees."""
-    _stage(scope, "job_queue", lambda: _queue(scope, inventory))
-    _stage(scope, "compute_environment", lambda: _compute_environments(scope, inventory))
-    _stage(scope, "network", lambda: _network(scope, inventory))
-    _stage(scope, "instance_profile", lambda: _instance_role(scope, inventory))
-    _stage(scope, "job_definition", lambda: _job_definition(scope, inventory))
+    stages: list[tuple[str, Callable[[], None]]] = [
+        ("job_queue", lambda: _queue(scope, inventory)),
+        ("compute_environment", lambda: _compute_environments(scope, inventory)),
+        ("network", lambda: _network(scope, inventory)),
+        ("instance_profile", lambda: _instance_role(scope, inventory)),
+        ("job_definition", lambda: _job_definition(scope, inventory)),
+    ]
+    for i, (what, fn) in enumerate(stages):
+        failure = _stage(scope, what, fn)
+        if failure is not None and failure.kind in UNREACHABLE:
+            for later, _ in stages[i + 1:]:
+                scope.problems.append((later, f"discovery stopped: {failure}", "error"))
+            return
 
 
-def _stage(scope: Scope, what: str, fn: Callable[[], None]) -> None:
+def _stage(scope: Scope, what: str, fn: Callable[[], None]) -> AwsError | None:
     try:
         fn()
     except AwsError as exc:
         scope.problems.append((what, f"discovery could not read {what.replace('_', ' ')}: {exc}", "error"))
+        return exc
     except Exception as exc:
         scope.problems.append((what, f"discovery failed on {what.replace('_', ' ')}: {type(exc).__name__}: {exc}",
                                "error"))
+    return None
 
 
 def _offer_name(scope: Scope, name: str, value: str | None, how: str) -> None:

@@ -76,11 +76,13 @@ def _num(value: float) -> str:
     return f"{value:g}"
 
 
-def ec2_fit(job: JobSize, types: list[Capacity], max_vcpus: int | None) -> Verdict:
-    """Whether some allowed instance type holds the job, and maxvCpus allows it; else exactly what is short."""
+def ec2_fit(job: JobSize, types: list[Capacity], max_vcpus: int | None, nodes: int = 1) -> Verdict:
+    """Whether some allowed instance type holds the job, and maxvCpus allows it (all nodes of a multi-node
+    parallel job at once); else exactly what is short."""
     problems: list[str] = []
-    if max_vcpus is not None and job.vcpus and job.vcpus > max_vcpus:
-        problems.append(f"job asks {_num(job.vcpus)} vCPUs; maxvCpus is {max_vcpus}")
+    if max_vcpus is not None and job.vcpus and job.vcpus * nodes > max_vcpus:
+        each = f" x {nodes} nodes = {_num(job.vcpus * nodes)}" if nodes > 1 else ""
+        problems.append(f"job asks {_num(job.vcpus)} vCPUs{each}; maxvCpus is {max_vcpus}")
     if not types:
         return Verdict(False, "; ".join([*problems, "no allowed instance type could be described"]))
     fitting = sorted((t for t in types if t.holds(job)), key=lambda t: (t.vcpus, t.usable, t.gpus, t.name))

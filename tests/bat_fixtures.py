@@ -196,6 +196,8 @@ def build_world(aws: Aws) -> BatchEnv:
     ce("ce-gpu-p4", instance_types=["g4dn.xlarge", "p4d.24xlarge"])
     ce("ce-undescribed", instance_types=["p4d.24xlarge", "m5.large"])
     ce("ce-invalid")
+    ce("ce-fargate-spot", kind="FARGATE_SPOT")
+    ce("ce-p4d", instance_types=["p4d.24xlarge"])
     q = env.queue
     q("ml-queue", ["ml-ce"])
     q("q-disabled", ["ce-invalid"], state="DISABLED")
@@ -209,6 +211,8 @@ def build_world(aws: Aws) -> BatchEnv:
     q("q-gpu-cpuami", ["ce-gpu-cpuami"])
     q("q-gpu-p4", ["ce-gpu-p4"])
     q("q-undescribed", ["ce-undescribed"])
+    q("q-fargate-spot", ["ce-fargate-spot"])
+    q("q-arch-unknown", ["ml-ce", "ce-p4d"])
     jd = env.job_definition
     jd("ml-train")
     jd("jd-16g", memory="16384")
@@ -219,6 +223,8 @@ def build_world(aws: Aws) -> BatchEnv:
     fargate = {"platformCapabilities": ["FARGATE"], "executionRoleArn": env.execution_role_arn}
     jd("jd-fargate", vcpus="1", memory="2048", **fargate)
     jd("jd-fargate-bad", vcpus="1", memory="16384", **fargate)
+    jd("jd-fargate-arm", vcpus="1", memory="2048", runtimePlatform={"cpuArchitecture": "ARM64",
+       "operatingSystemFamily": "LINUX"}, **fargate)
     jd("jd-torch-fargate", image="pytorch/pytorch:2.3.0", vcpus="1", memory="2048", **fargate)
     jd("jd-torch-shm64", image="pytorch/pytorch:2.3.0-cuda12.1-cudnn8-runtime",
        linuxParameters={"sharedMemorySize": 64})

@@ -106,6 +106,13 @@ def test_bat002_mixes_cpu_architectures(env: BatchEnv, tmp_path: Path) -> None:
         "failed", "job queue q-arch: it mixes CPU architectures (ml-ce: x86_64, ce-arm: arm64)")
 
 
+def test_bat002_architecture_unknown_is_an_error(env: BatchEnv, tmp_path: Path) -> None:
+    assert outcome("BAT002", base_config(job_queue="q-arch-unknown"), tmp_path)[0] == "passed"
+    with hidden_instance_types({"p4d.24xlarge"}):
+        assert outcome("BAT002", base_config(job_queue="q-arch-unknown"), tmp_path) == (
+            "error", "could not describe the instance types of ce-p4d to compare CPU architectures")
+
+
 # -- BAT003 ------------------------------------------------------------------------------------------------------
 def test_bat003_valid(env: BatchEnv, tmp_path: Path) -> None:
     assert outcome("BAT003", QJ, tmp_path) == (
@@ -202,6 +209,13 @@ def test_bat004_fargate_sizes(env: BatchEnv, tmp_path: Path) -> None:
 def test_bat004_fargate_job_on_ec2_queue(env: BatchEnv, tmp_path: Path) -> None:
     assert outcome("BAT004", qj("ml-queue", "jd-fargate"), tmp_path) == (
         "failed", "job definition jd-fargate:1 runs on FARGATE, but compute environment ml-ce is EC2")
+
+
+def test_bat004_arm64_on_fargate_spot(env: BatchEnv, tmp_path: Path) -> None:
+    assert outcome("BAT004", qj("q-fargate-spot", "jd-fargate-arm"), tmp_path) == (
+        "failed", "job definition jd-fargate-arm:1 runs ARM64 on Fargate, which FARGATE_SPOT does not offer (compute "
+                  "environment ce-fargate-spot is FARGATE_SPOT)")
+    assert outcome("BAT004", qj("q-fargate", "jd-fargate-arm"), tmp_path)[0] == "passed"
 
 
 def test_bat004_types_the_backend_cannot_describe_are_an_error(env: BatchEnv, tmp_path: Path) -> None:

@@ -43,6 +43,10 @@ def test_ec2_fit_messages() -> None:
     assert ec2_fit(JobSize(4, 4096, 1), [M5_XLARGE, G4DN], 2).message == "job asks 4 vCPUs; maxvCpus is 2"
     assert ec2_fit(JobSize(2, 1024, 2), [G4DN], None).message == (
         "job asks 2 GPUs; most GPUs in one type: g4dn.xlarge with 1")
+    # a multi-node parallel job needs maxvCpus for all its nodes at once (moto's DescribeJobDefinitions drops
+    # nodeProperties, so this is tested here and not on moto)
+    assert ec2_fit(JobSize(8, 4096), [M5_XLARGE, Capacity.of(info("m5.2xlarge", 8, 32768))], 16, nodes=3).message \
+        == "job asks 8 vCPUs x 3 nodes = 24; maxvCpus is 16"
     assert ec2_fit(JobSize(1, 512), [], 4).message == "no allowed instance type could be described"
 
 
