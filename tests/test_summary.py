@@ -194,6 +194,17 @@ def test_annotation_levels_and_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     assert annotation_lines(RESULTS, "medium") == []
 
 
+def test_step_summary_lists_fixes() -> None:
+    fixed = {**row("KEY001", "fixed", message="fixed: import key pair"),
+             "fix": {"action": "import key pair ml|key", "calls": ["ec2:ImportKeyPair"], "applied": True}}
+    planned = {**row("SG002", "failed", resource="sg-1"),
+               "fix": {"action": "authorize tcp/22", "calls": ["ec2:AuthorizeSecurityGroupIngress"], "applied": False}}
+    text = markdown([fixed, planned], "low")
+    assert "| KEY001 | res | us-east-1 | import key pair ml\\|key | ec2:ImportKeyPair | applied |" in text
+    assert "| SG002 | sg-1 | us-east-1 | authorize tcp/22 | ec2:AuthorizeSecurityGroupIngress | " \
+           "planned, not applied |" in text
+
+
 def test_step_summary_stays_within_githubs_limit() -> None:
     big = [row("NET002", "failed", resource=f"subnet-{i}", message="x" * 400) for i in range(3000)]
     text = markdown(big, "low")
