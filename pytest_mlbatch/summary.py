@@ -104,6 +104,8 @@ def write_summary(tr: Any, results: list[dict[str, Any]], runtime: Runtime, *, v
     ascii_only = _ascii_only(tr)
     several_targets = len({r.get("target") for r in results}) > 1
     problems = problems_by_area(results)
+    if hasattr(tr, "ensure_newline"):  # end the progress line first, so no blank line follows the heading
+        tr.ensure_newline()
     tr.section("mlbatch preflight", sep="=")
     if verbose >= 0:
         per_area: dict[str, Counter[str]] = defaultdict(Counter)

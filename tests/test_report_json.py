@@ -48,7 +48,13 @@ def test_fix_run_report_validates_and_keeps_the_contract(preflight, aws: Aws, py
         for text in (result.stdout.str(), (pytester.path / "mlbatch-report.json").read_text(),
                      (pytester.path / "junit.xml").read_text(), (pytester.path / "summary.md").read_text()):
             assert chunk not in text
-    result.stdout.fnmatch_lines(["::notice title=KEY001 fixed::ml-batch-key: fixed: generate a rsa key*"])
+    result.stdout.fnmatch_lines(["*= mlbatch preflight =*", "ENV  account and local tooling  2 passed, 1 skipped",
+                                 "KEY  EC2 key pair               1 fixed, 1 passed",
+                                 "::notice title=KEY001 fixed::ml-batch-key: fixed: generate a rsa key*"],
+                                consecutive=False)
+    lines = result.stdout.lines
+    heading = next(i for i, line in enumerate(lines) if "= mlbatch preflight =" in line)
+    assert lines[heading + 1].startswith("ENV  ")  # no blank line after the heading
     assert set(CONTRACT_EXAMPLE) <= set(report)
     assert (report["version"], report["tool"], report["tool_version"]) == (1, "pytest-mlbatch", "0.1.0")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", report["started_at"])
