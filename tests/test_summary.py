@@ -159,6 +159,16 @@ def test_summary_lines_and_very_quiet(no_github: None) -> None:
                             "(1 below it does not count)"]
 
 
+def test_verbose_lists_why_checks_were_skipped(no_github: None) -> None:
+    tr = FakeTerminal()
+    results = [*RESULTS, row("IMG009", "skipped", message="no image: set image.uri")]
+    write_summary(tr, results, runtime("low"), verbose=1)
+    assert tr.lines[tr.lines.index("skipped:") + 1] == "  IMG009 res — no image: set image.uri"
+    tr = FakeTerminal()
+    write_summary(tr, results, runtime("low"), verbose=0)
+    assert "skipped:" not in tr.lines
+
+
 def test_summary_ascii_fallback_several_targets_and_exemptions(no_github: None) -> None:
     tr = FakeTerminal(encoding="ascii")
     results = [row("KEY001", "failed", target="us-east-1"), row("KEY001", "failed", target="eu-west-1"),
