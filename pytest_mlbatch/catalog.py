@@ -54,8 +54,8 @@ def _cell(text: Any) -> str:
 
 
 def _runs_on(kind: str) -> str:
-    return {"target": "once per target (account and region)", "docker": "the local Docker daemon"}.get(
-        kind, f"each {kind.replace('_', ' ')}")
+    return {"target": "once per target (account and region)", "docker": "on the local Docker daemon"}.get(
+        kind, f"on each {kind.replace('_', ' ')}")
 
 
 def read_only_policy(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def render_markdown(data: dict[str, Any] | None = None) -> str:
                 f"{c['resource']} | {_cell(c['fixer']) or '—'} |" for c in checks]
         out.append("")
         for c in checks:
-            out += [f"### {c['id']}", "", f"**{_cell(c['title'])}** (`{c['slug']}`, {c['severity']}, runs on "
+            out += [f"### {c['id']}", "", f"**{_cell(c['title'])}** (`{c['slug']}`, {c['severity']}, runs "
                     f"{_runs_on(c['resource'])})", "", f"- Why: {_cell(c['rationale'])}",
                     f"- What to do: {_cell(c['remediation'])}",
                     f"- Permissions: {', '.join(f'`{p}`' for p in c['permissions']) or 'none'}"]

@@ -103,6 +103,13 @@ def markdown(results: list[dict[str, Any]], fail_on: str) -> str:
             rows.append([what[problem_kind(r)].format(r["severity"]), f"{md(r['check_id'])} {md(r.get('slug', ''))}",
                          md(r["resource"]), md(r.get("target")), md(r.get("message")), md(r.get("remediation"))])
         lines += _table(["severity", "check", "resource", "target", "what is wrong", "what to do"], rows)
+    fixes = [r for r in results if r.get("fix")]
+    if fixes:
+        lines += ["", "#### Fixes", ""]
+        lines += _table(["check", "resource", "target", "action", "calls", "state"],
+                        [[md(r["check_id"]), md(r["resource"]), md(r.get("target")), md(r["fix"].get("action")),
+                          md(", ".join(r["fix"].get("calls") or ())),
+                          "applied" if r["fix"].get("applied") else "planned, not applied"] for r in fixes])
     detail = _table(["outcome", "check", "resource", "target", "message"],
                     [[column(r), md(r["check_id"]), md(r["resource"]), md(r.get("target")), md(r.get("message"))]
                      for r in results[:MAX_DETAIL_ROWS]])

@@ -132,7 +132,7 @@ def junit_suites(results: list[dict[str, Any]], fail_on: str = "low") -> list[An
             elif outcome == "skipped":
                 case.add_skipped_info(message=finding)
             else:
-                case.stdout = f"{outcome}: {finding}"
+                case.stdout = finding if finding.startswith(f"{outcome}:") else f"{outcome}: {finding}"
             cases.append(case)
         suites.append(TestSuite(f"{area} ({AREAS.get(area, area)}) {account}/{region}", cases,
                                 package=f"mlbatch.{account}.{region}",

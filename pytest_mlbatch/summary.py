@@ -104,6 +104,8 @@ def write_summary(tr: Any, results: list[dict[str, Any]], runtime: Runtime, *, v
     ascii_only = _ascii_only(tr)
     several_targets = len({r.get("target") for r in results}) > 1
     problems = problems_by_area(results)
+    if hasattr(tr, "ensure_newline"):  # end the progress line first, so no blank line follows the heading
+        tr.ensure_newline()
     tr.section("mlbatch preflight", sep="=")
     if verbose >= 0:
         per_area: dict[str, Counter[str]] = defaultdict(Counter)
@@ -128,7 +130,17 @@ def write_summary(tr: Any, results: list[dict[str, Any]], runtime: Runtime, *, v
     elif problems:
         worst = problems[0][1][0]
         tr.write_line(f"worst: {problem_line(worst, ascii_only=ascii_only)}")
-    if verbose >= 0:
+    if verbose >= 1:  # -v: also why each skipped check did not run
+        skipped = [r for r in results if r["outcome"] == "skipped"]
+        if skipped:
+            tr.write_line("")
+            tr.write_line("skipped:", bold=True)
+        for r in skipped:
+            where = f" ({r.get('target')})" if several_targets else ""
+            dash = " -- " if ascii_only else " — "
+            tr.write_line(f"  {r['check_id']} {r['resource']}{where}{dash}{one_line(r.get('message'))}")
+    if verbose >= 0 and runtime.settings.exempt:
+        tr.write_line("")
         _exemptions(tr, results, runtime)
     fixed = [r for r in results if r["outcome"] == "fixed"]
     if fixed:

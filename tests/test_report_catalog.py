@@ -3,6 +3,7 @@ docs/checks.md, generated from the registry (this test fails when the file is st
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 
@@ -18,7 +19,10 @@ METADATA_KEYS = {"id", "slug", "title", "severity", "area", "resource", "permiss
 
 def test_docs_checks_md_is_generated_from_the_registry() -> None:
     current = DOCS.read_text(encoding="utf-8") if DOCS.is_file() else ""
-    assert current == render_markdown(), f"docs/checks.md is stale: run `{REGENERATE}` and commit it"
+    expected = render_markdown()
+    diff = "".join(difflib.unified_diff(current.splitlines(True), expected.splitlines(True), "docs/checks.md",
+                                        "generated", n=1))
+    assert current == expected, f"docs/checks.md is stale: run `{REGENERATE}` and commit it\n{diff[:3000]}"
     for check in load_checks():
         assert f"### {check.id}\n" in current and check.remediation.split()[0] in current
 

@@ -32,13 +32,29 @@ CONTRACT_RESULT_KEYS = {"check_id", "slug", "title", "severity", "account", "reg
                         "remediation", "duration_s"}
 
 
-def test_fix_run_report_validates_and_keeps_the_contract(preflight, aws: Aws, pytester: pytest.Pytester) -> None:
+def test_fix_run_report_validates_and_keeps_the_contract(preflight, aws: Aws, pytester: pytest.Pytester,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = {"version": 1, "region": "us-east-1",
            "key_pair": {"name": "ml-batch-key", "private_key_file": "keys/ml.pem"},
            "checks": {"exempt": [{"check": "SG003", "resource": "sg-0123", "until": "2099-01-01", "reason": "r"}]}}
-    result, report = preflight.run(cfg, "--fix")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "summary.md"))
+    result, report = preflight.run(cfg, "--fix", "--mlbatch-junit", "junit.xml")
     assert result.ret == 0
     validate_report(report)
+    # the private key the fix wrote appears in no report, summary or log line
+    key_body = "".join((pytester.path / "keys" / "ml.pem").read_text().splitlines()[1:-1])
+    for chunk in (key_body[:40], key_body[-40:]):
+        for text in (result.stdout.str(), (pytester.path / "mlbatch-report.json").read_text(),
+                     (pytester.path / "junit.xml").read_text(), (pytester.path / "summary.md").read_text()):
+            assert chunk not in text
+    result.stdout.fnmatch_lines(["*= mlbatch preflight =*", "ENV  account and local tooling  2 passed, 1 skipped",
+                                 "KEY  EC2 key pair               1 fixed, 1 passed",
+                                 "::notice title=KEY001 fixed::ml-batch-key: fixed: generate a rsa key*"],
+                                consecutive=False)
+    lines = result.stdout.lines
+    heading = next(i for i, line in enumerate(lines) if "= mlbatch preflight =" in line)
+    assert lines[heading + 1].startswith("ENV  ")  # no blank line after the heading
     assert set(CONTRACT_EXAMPLE) <= set(report)
     assert (report["version"], report["tool"], report["tool_version"]) == (1, "pytest-mlbatch", "0.1.0")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", report["started_at"])

@@ -115,7 +115,7 @@ def test_every_outcome_maps_to_junit_and_validates(tmp_path: Path) -> None:
     assert error.get("type") == "not-evaluated"
     skipped = cases["NET002"].find("skipped")
     assert skipped is not None and skipped.get("message") == "no subnets configured"
-    for name, text_out in (("KEY001", "fixed: fixed: import key pair"), ("KEY002", "passed: finding")):
+    for name, text_out in (("KEY001", "fixed: import key pair"), ("KEY002", "passed: finding")):
         assert case_outcome(cases[name]) == "passed"
         out = cases[name].find("system-out")
         assert out is not None and out.text == text_out

@@ -159,6 +159,16 @@ def test_summary_lines_and_very_quiet(no_github: None) -> None:
                             "(1 below it does not count)"]
 
 
+def test_verbose_lists_why_checks_were_skipped(no_github: None) -> None:
+    tr = FakeTerminal()
+    results = [*RESULTS, row("IMG009", "skipped", message="no image: set image.uri")]
+    write_summary(tr, results, runtime("low"), verbose=1)
+    assert tr.lines[tr.lines.index("skipped:") + 1] == "  IMG009 res — no image: set image.uri"
+    tr = FakeTerminal()
+    write_summary(tr, results, runtime("low"), verbose=0)
+    assert "skipped:" not in tr.lines
+
+
 def test_summary_ascii_fallback_several_targets_and_exemptions(no_github: None) -> None:
     tr = FakeTerminal(encoding="ascii")
     results = [row("KEY001", "failed", target="us-east-1"), row("KEY001", "failed", target="eu-west-1"),
@@ -192,6 +202,17 @@ def test_annotation_levels_and_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(lines) == 51 and lines[-1].startswith("::warning title=pytest-mlbatch::10 more problems")
     monkeypatch.delenv("GITHUB_ACTIONS")
     assert annotation_lines(RESULTS, "medium") == []
+
+
+def test_step_summary_lists_fixes() -> None:
+    fixed = {**row("KEY001", "fixed", message="fixed: import key pair"),
+             "fix": {"action": "import key pair ml|key", "calls": ["ec2:ImportKeyPair"], "applied": True}}
+    planned = {**row("SG002", "failed", resource="sg-1"),
+               "fix": {"action": "authorize tcp/22", "calls": ["ec2:AuthorizeSecurityGroupIngress"], "applied": False}}
+    text = markdown([fixed, planned], "low")
+    assert "| KEY001 | res | us-east-1 | import key pair ml\\|key | ec2:ImportKeyPair | applied |" in text
+    assert "| SG002 | sg-1 | us-east-1 | authorize tcp/22 | ec2:AuthorizeSecurityGroupIngress | " \
+           "planned, not applied |" in text
 
 
 def test_step_summary_stays_within_githubs_limit() -> None:
