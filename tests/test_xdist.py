@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import Any
 
 import pytest
 from backends import Aws
-from scale_fixtures import comparable
 from wsgi_backend import LatencyServer
 
 pytest_plugins = ("scale_fixtures",)
@@ -28,7 +28,7 @@ def per_query(server: LatencyServer) -> Counter[str]:
 
 
 def test_two_workers_match_serial_and_read_each_target_once(preflight, aws: Aws, counted: LatencyServer,
-                                                            pytester: pytest.Pytester) -> None:
+                                                            pytester: pytest.Pytester, comparable: Any) -> None:
     aws.client("ec2", "eu-west-1").create_key_pair(KeyName="ml-batch-key")
     counted.clear()
     serial, serial_report = preflight.run(CONFIG, "--mlbatch-fail-on", "high")
