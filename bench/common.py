@@ -83,7 +83,7 @@ def run_pytest_cpu(directory: Path, args: list[str],
     env = aws_env(endpoint) if endpoint else dict(os.environ)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", *args],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:randomly", *args],
                           cwd=directory, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

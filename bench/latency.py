@@ -3,7 +3,7 @@
 The sandbox's sample environment on the latency middleware (tests/wsgi_backend.py). Each mode runs alternately
 with 0 ms and 50 ms added; extra wall time = median(50 ms runs) - median(0 ms runs), where wall time is the
 report's duration_s (plugin start to report: collection, discovery and every check; no interpreter start-up).
-Modes: the default prefetch pool, and `--mlbatch-concurrency 1` (one evaluation at a time) for comparison.
+Modes: the default (pool + hints recorded by the previous run), the pool alone, and one evaluation at a time.
 Usage: python bench/latency.py [repetitions] [latency_ms]   (default 5, 50)
 """
 
@@ -21,7 +21,9 @@ def main() -> None:
     with LatencyServer() as server:
         d = workdir("latency")
         write_config(d, seed_environment(server.endpoint, d / "state", subnets=4, groups=2))
-        modes = {"prefetch (default, 8)": [], "--mlbatch-concurrency 1": ["--mlbatch-concurrency", "1"]}
+        modes = {"default: pool of 8 + hints of the previous run": [],
+                 "pool of 8, no hints (-p no:cacheprovider)": ["-p", "no:cacheprovider"],
+                 "--mlbatch-concurrency 1 (one at a time)": ["--mlbatch-concurrency", "1"]}
         for mode, extra in modes.items():
             args = ["--mlbatch", "-q", "--mlbatch-json", "r.json", *extra]
             run_pytest(d, args, server.endpoint)  # warm moto's lazily built backends

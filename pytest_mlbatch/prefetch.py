@@ -11,15 +11,22 @@ Results are the same as a serial run's: evaluations only read, and they read the
   worker, so a worker never fetches the inventory of a target it does not run);
 - `--fix`: no prefetch (fixes change what later checks read, so they run in order); `--mlbatch-concurrency 1`
   turns it off too.
+- hints: a check that reads A, then B, then C (independent listings, but written one after the other) cannot be
+  overlapped by running checks side by side. So a serial run records, in pytest's cache (`.pytest_cache`,
+  `mlbatch/prefetch`), the queries each target made; the next run with the same config, target and checks issues
+  them all at once when the session starts. They are the same read-only queries with the same cache keys, so the
+  results are the same; a stale hint costs one unneeded read. `-p no:cacheprovider` turns hints off.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import threading
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -93,6 +100,38 @@ class Prefetcher:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+HINTS_KEY = "mlbatch/prefetch"
+
+
+def fingerprint(runtime: Runtime, target: Target, check_ids: list[str]) -> str:
+    """What a recorded list of queries depends on: settings, the target, the selected checks."""
+    text = repr((runtime.settings, target.spec, sorted(check_ids)))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def recorded_queries(target: Target) -> list[str]:
+    """The successful call/paginate cache keys of a target's inventory, in the order they were first asked."""
+    snap = target.snapshot()["answers"]
+    return [key for key, (status, _) in snap.items() if status == "ok" and key.startswith(('["call"', '["pages"'))]
+
+
+def replay(target: Target, key: str) -> None:
+    """Issue one recorded query through the target's inventory (so it lands in the cache under the same key)."""
+    from .inventory import AwsError
+
+    try:
+        parts = json.loads(key)
+    except ValueError:
+        return
+    with contextlib.suppress(AwsError):
+        if parts[0] == "call" and len(parts) == 5:
+            _, service, region, method, params = parts
+            target.inventory.call(service, method, region=region, **params)
+        elif parts[0] == "pages" and len(parts) == 6:
+            _, service, region, method, result_key, params = parts
+            target.inventory.paginate(service, method, result_key, region=region, **params)
+
+
 def _quiet_scope(target: Target) -> None:
     target.scope()  # never raises: discovery failures are recorded as scope problems
 
@@ -129,9 +168,31 @@ class PrefetchPlugin:
             self.prefetcher = Prefetcher(runtime, workers, eager=eager)
         config.stash[PREFETCHER] = self.prefetcher
 
+    def _check_ids(self) -> list[str]:
+        """The catalog plus what selects from it (-k, -m, paths), so a hint recorded for a full run is not replayed
+        for a `-k KEY001` run."""
+        opt = self.config.option
+        selection = [f"-k {getattr(opt, 'keyword', '')}", f"-m {getattr(opt, 'markexpr', '')}", *self.config.args]
+        return [c.id for c in self.runtime.checks()] + selection
+
+    def _hints(self) -> dict[str, Any]:
+        cache = getattr(self.config, "cache", None)
+        if cache is None:
+            return {}
+        found = cache.get(HINTS_KEY, {})
+        return found if isinstance(found, dict) else {}
+
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        if self.prefetcher is not None and not hasattr(self.config, "workerinput"):
-            self.prefetcher.warm_scopes(self.runtime.targets)
+        if self.prefetcher is None or hasattr(self.config, "workerinput"):
+            return
+        self.prefetcher.warm_scopes(self.runtime.targets)
+        hints = self._hints()
+        for target in self.runtime.targets:
+            hint = hints.get(target.label)
+            if (target.region and isinstance(hint, dict)
+                    and hint.get("fingerprint") == fingerprint(self.runtime, target, self._check_ids())):
+                for key in hint.get("queries", []):
+                    self.prefetcher.pool.submit(replay, target, str(key))
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -141,6 +202,14 @@ class PrefetchPlugin:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.prefetcher is not None:
             self.prefetcher.close()
+            cache = getattr(self.config, "cache", None)
+            eager = self.prefetcher.eager
+            controller = self.config.pluginmanager.has_plugin("dsession")  # xdist controller: no items here
+            if cache is not None and eager and not controller and not self.runtime.fix and session.testscollected:
+                hints = {t.label: {"fingerprint": fingerprint(self.runtime, t, self._check_ids()),
+                                   "queries": recorded_queries(t)} for t in self.runtime.targets if t.region}
+                with contextlib.suppress(Exception):  # a read-only or odd cache dir is no reason to fail a run
+                    cache.set(HINTS_KEY, hints)
 
 
 def result_for(item: MlbatchItem) -> ItemResult:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -27,7 +27,13 @@ def counted(aws: Aws, counting_server: LatencyServer, monkeypatch: pytest.Monkey
     return counting_server
 
 
-def comparable(report: dict[str, Any]) -> list[tuple[Any, ...]]:
+@pytest.fixture
+def comparable() -> Callable[[dict[str, Any]], list[tuple[Any, ...]]]:
+    """The function below, for tests (so they need not import this module, which pytest_plugins loads)."""
+    return _comparable
+
+
+def _comparable(report: dict[str, Any]) -> list[tuple[Any, ...]]:
     """A report's results without timings, in a stable order: what must be equal across run modes."""
     keys = ("target", "account", "region", "check_id", "resource", "outcome", "severity", "message")
     return sorted(tuple(json.dumps(r.get(k)) for k in keys) for r in report["results"])

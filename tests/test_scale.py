@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from backends import Aws
-from scale_fixtures import comparable
 from wsgi_backend import LatencyServer
 
 pytest_plugins = ("scale_fixtures",)
@@ -46,7 +45,8 @@ def run_synthetic(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResu
     return result, json.loads(report.read_text()), time.perf_counter() - t0
 
 
-def test_independent_calls_overlap_and_each_is_made_once(pytester: pytest.Pytester, counted: LatencyServer) -> None:
+def test_independent_calls_overlap_and_each_is_made_once(pytester: pytest.Pytester, counted: LatencyServer,
+                                                          comparable: Any) -> None:
     pytester.makeconftest(SYNTHETIC)
     pytester.makefile(".yaml", mlbatch="version: 1\nregion: us-east-1\n")
     counted.latency = 0.25
@@ -90,3 +90,40 @@ def test_calls_do_not_grow_with_resources(preflight, aws: Aws, counted: LatencyS
         assert report["results"], "the preflight ran"
         counts[n] = counted.counts()
     assert counts[1] == counts[12], f"1 resource: {dict(counts[1])}\n12 resources: {dict(counts[12])}"
+
+
+CHAIN = '''
+from pytest_mlbatch.model import passed
+from pytest_mlbatch.registry import check
+
+CALLS = [("ec2", "describe_vpcs", "Vpcs"), ("ec2", "describe_subnets", "Subnets"),
+         ("ec2", "describe_security_groups", "SecurityGroups"), ("ec2", "describe_route_tables", "RouteTables"),
+         ("iam", "list_roles", "Roles"), ("ecr", "describe_repositories", "repositories")]
+
+@check(id="BAT990", slug="synthetic-chain", title="reads six listings one after the other", severity="low",
+       resource="target", permissions=["ec2:DescribeVpcs"], rationale="r", remediation="r")
+def chain(ctx, res):
+    sizes = [len(ctx.inventory.paginate(service, method, key)) for service, method, key in CALLS]
+    return passed(f"sizes {sizes}")
+'''
+
+
+def test_hints_of_the_previous_run_overlap_a_chain(pytester: pytest.Pytester, counted: LatencyServer,
+                                                    comparable: Any) -> None:
+    pytester.makeconftest(CHAIN)
+    pytester.makefile(".yaml", mlbatch="version: 1\nregion: us-east-1\n")
+    counted.latency = 0.25
+    args = ("--mlbatch", "-p", "no:randomly", "-k", "BAT990", "--mlbatch-json")
+    first = pytester.runpytest_subprocess(*args, "first.json")
+    first.assert_outcomes(passed=1)
+    first_calls, first_overlap = counted.counts(), counted.max_in_flight
+    assert (pytester.path / ".pytest_cache").is_dir()
+    counted.clear()
+    counted.latency = 0.25
+    second = pytester.runpytest_subprocess(*args, "second.json")
+    second.assert_outcomes(passed=1)
+    assert first_overlap <= 2  # the chain alone: one listing at a time (identity may overlap the first)
+    assert counted.max_in_flight >= 4  # replayed hints: the chain's listings all at once
+    assert counted.counts() == first_calls and set(first_calls.values()) == {1}
+    reports = [json.loads((pytester.path / name).read_text()) for name in ("first.json", "second.json")]
+    assert comparable(reports[0]) == comparable(reports[1])

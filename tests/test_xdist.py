@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import pickle
 from collections import Counter
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from backends import Aws
-from scale_fixtures import comparable
 from wsgi_backend import LatencyServer
+
+from pytest_mlbatch.inventory import AwsError
 
 pytest_plugins = ("scale_fixtures",)
 
@@ -28,7 +32,7 @@ def per_query(server: LatencyServer) -> Counter[str]:
 
 
 def test_two_workers_match_serial_and_read_each_target_once(preflight, aws: Aws, counted: LatencyServer,
-                                                            pytester: pytest.Pytester) -> None:
+                                                            pytester: pytest.Pytester, comparable: Any) -> None:
     aws.client("ec2", "eu-west-1").create_key_pair(KeyName="ml-batch-key")
     counted.clear()
     serial, serial_report = preflight.run(CONFIG, "--mlbatch-fail-on", "high")
@@ -61,13 +65,41 @@ def test_two_workers_match_serial_and_read_each_target_once(preflight, aws: Aws,
     assert "mlbatch ap-south-1 KEY" in xml
 
 
-def test_sandbox_under_xdist_uses_the_controllers_server(pytester: pytest.Pytester) -> None:
-    """Workers get the sandbox's endpoint and seeded config through workerinput, so they see its problems."""
-    report = pytester.path / "r.json"
-    parallel = pytester.runpytest("--mlbatch-sandbox", "-n", "2", "--mlbatch-json", str(report))
-    data = json.loads(report.read_text())
-    outcomes = {r["check_id"]: (r["outcome"], r["message"]) for r in data["results"]}
-    assert outcomes["ENV001"] == ("passed", "account 123456789012 as arn:aws:sts::123456789012:user/moto")
-    assert outcomes["KEY001"] == ("failed", "key pair 'ml-batch-key' does not exist in us-east-1")
-    assert parallel.ret == 1
-    parallel.stdout.fnmatch_lines(["*2 workers*"])
+def test_workerinput_carries_sandbox_and_snapshot(tmp_path) -> None:
+    """The controller side of pytest_configure_node, and the worker side that reads it back. No AWS call: the
+    targets' profiles do not exist, so each target's session error travels in the snapshot too."""
+    from pytest_mlbatch import config as cfg
+    from pytest_mlbatch.runtime import Runtime
+    from pytest_mlbatch.xdist import XdistPlugin
+
+    raw = {"version": 1, "key_pair": {"name": "ml-batch-key"}, "targets": [{"region": "eu-west-1", "profile": "nope-a"},
+                                                                   {"region": "eu-west-2", "profile": "nope-b"}]}
+    settings = cfg.build("(test)", raw)
+
+    def plugin(workerinput: dict[str, Any] | None) -> XdistPlugin:
+        option = SimpleNamespace(dist="load", tx=["popen", "popen"], mlbatch_concurrency=None)
+        config = SimpleNamespace(option=option, getoption=lambda name, default=None: getattr(option, name, default),
+                                 getini=lambda name: None)
+        if workerinput is not None:
+            config.workerinput = workerinput  # type: ignore[attr-defined]
+        runtime = Runtime(settings, tmp_path)
+        session = SimpleNamespace(runtime=runtime, sandbox=SimpleNamespace(endpoint="http://127.0.0.1:1", raw=raw))
+        return XdistPlugin(config, session)  # type: ignore[arg-type]
+
+    controller = plugin(None)
+    assert controller.config.option.dist == "loadgroup"  # -n's default `load` would split a target
+    node = SimpleNamespace(workerinput={"workerid": "gw0"})
+    controller.pytest_configure_node(node)
+    assert node.workerinput["mlbatch_sandbox"] == {"endpoint": "http://127.0.0.1:1", "config": raw}
+    snapshot = pickle.loads(node.workerinput["mlbatch_snapshot"])
+    labels = [t.label for t in controller.session.runtime.targets]
+    assert sorted(snapshot) == sorted(labels) and len(labels) == 2
+    assert all(snapshot[label]["scope"].key_name == "ml-batch-key" for label in labels)
+    assert all(snapshot[label]["session_error"].kind == "credentials" for label in labels)
+
+    worker = plugin(node.workerinput)
+    assert worker.config.option.loadgroup is True
+    for target in worker.session.runtime.targets:
+        assert target._scope is not None and target._scope.key_name == "ml-batch-key"  # preloaded, not rebuilt
+        with pytest.raises(AwsError, match="ProfileNotFound"):
+            target.identity()  # the controller's answer, as the controller got it
