@@ -136,7 +136,7 @@ def test_throttling_recovered_with_real_backoff(aws: Aws, faulty: FaultInjector)
     aws.client("ec2").create_key_pair(KeyName="k1")
     clean = inventory().paginate("ec2", "describe_key_pairs", "KeyPairs")
     assert [k["KeyName"] for k in clean] == ["k1"]
-    faulty.set(Fault("throttle", "ec2:DescribeKeyPairs", times=2))
+    faulty.set(Fault("throttle", "ec2:DescribeKeyPairs", times=1))
     assert inventory().paginate("ec2", "describe_key_pairs", "KeyPairs") == clean
 
 
