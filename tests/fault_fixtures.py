@@ -60,14 +60,37 @@ def call_log(monkeypatch: pytest.MonkeyPatch) -> CallLog:
             op = self.operation_name(self.client(service, kwargs.get("region")), method)
             try:
                 result = orig(self, service, method, *args, **kwargs)
-            except AwsError:
-                log.note(op, False)
+            except AwsError as exc:
+                # "not found" and other answers of the service are data the check used; faults are not
+                log.note(op, exc.kind == "client")
                 raise
             log.note(op, True)
             return result
 
         return recorded
 
+    orig_memo = Inventory.memo
+    memo_ops: dict[tuple[int, str], set[str]] = {}
+
+    def memo(self: Inventory, name: str, fetch: Any) -> Any:
+        """Whoever uses a memoized value needs every read made to compute it."""
+        key = (id(self), name)
+
+        def collecting() -> Any:
+            stack = log.local.__dict__.setdefault("collectors", [])
+            stack.append(memo_ops.setdefault(key, set()))
+            try:
+                return fetch()
+            finally:
+                stack.pop()
+
+        try:
+            return orig_memo(self, name, collecting)
+        finally:
+            for op in sorted(memo_ops.get(key, set())):
+                log.note(op, True)
+
+    monkeypatch.setattr(Inventory, "memo", memo)
     monkeypatch.setattr(engine, "evaluate", evaluate)
     monkeypatch.setattr(Inventory, "call", wrap(orig_call))
     monkeypatch.setattr(Inventory, "paginate", wrap(orig_paginate))

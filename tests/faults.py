@@ -219,7 +219,7 @@ class FaultInjector:
         with self._lock:
             for fault in self.faults:
                 if fault.matches(operation):
-                    attempt_key = f"{fault.kind}|{fault.operation}|{key}"
+                    attempt_key = f"{fault.kind}|{operation}|{key}"
                     self._attempts[attempt_key] += 1
                     if fault.times is None or self._attempts[attempt_key] <= fault.times:
                         return fault
@@ -304,7 +304,12 @@ class CallLog:
         return str(getattr(self.local, "key", OUTSIDE))
 
     def note(self, op: str, ok: bool) -> None:
+        """A read by the current check; a read made while computing a memoized value is also remembered for
+        that value."""
         (self.needs if ok else self.failed).setdefault(self.current(), set()).add(op)
+        if ok:
+            for collector in getattr(self.local, "collectors", []):
+                collector.add(op)
 
     def reset(self) -> None:
         self.needs.clear()

