@@ -3,10 +3,9 @@ including a cross-account repository policy; answered by the shared permission e
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from pytest_mlbatch import batchinfo, policy, roles
+from pytest_mlbatch import batchinfo, imageref, policy, roles
 from pytest_mlbatch.context import CheckContext
 from pytest_mlbatch.inventory import AwsError
 from pytest_mlbatch.model import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
@@ -15,19 +14,16 @@ from pytest_mlbatch.registry import check
 
 PULL_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
 
-# A small local parse of ECR URIs (the image area's full image-reference parser was not on main when this
-# was written): ACCOUNT.dkr.ecr[-fips].REGION.amazonaws.com[.cn]/REPO[:TAG][@sha256:...]
-_ECR = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
-                  r"(?P<repo>[a-z0-9][a-z0-9._/-]*?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
-                  r"(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
-
-
 def parse_ecr(uri: str) -> tuple[str, str, str, str | None] | None:
-    """(account, region, repository, tag-or-digest) of an ECR image URI; None for any other registry."""
-    m = _ECR.match(uri.strip())
-    if not m:
+    """(account, region, repository, tag-or-digest) of an ECR image URI (parsed by imageref, the image area's
+    parser); None for any other registry or a malformed reference (the IMG checks report those)."""
+    try:
+        ref = imageref.parse(uri)
+    except imageref.ImageRefError:
         return None
-    return m["account"], m["region"], m["repo"], m["digest"] or m["tag"]
+    if not ref.is_ecr or ref.account is None or ref.region is None:
+        return None
+    return ref.account, ref.region, ref.repository, ref.digest or (ref.tag if ref.explicit_tag else None)
 
 
 def pulling_role(ctx: CheckContext) -> tuple[str, str]:
