@@ -99,7 +99,8 @@ def render_markdown(data: dict[str, Any] | None = None) -> str:
                 out.append(f"- `--fix`: {_cell(c['fixer'])} (permissions: "
                            f"{', '.join(f'`{p}`' for p in c['fix_permissions']) or 'none'})")
             out.append("")
-    fix_permissions = sorted({p for c in rows for p in c["fix_permissions"]})
+    read = {p for c in rows for p in c["permissions"]}
+    fix_permissions = sorted({p for c in rows for p in c["fix_permissions"]} - read)
     out += ["## Permissions", "",
             "The checks only read. A role for the preflight in CI needs these actions (`--fix` needs, in addition, "
             f"{', '.join(f'`{p}`' for p in fix_permissions) or 'nothing'}):", "", "```json",
