@@ -111,11 +111,14 @@ def fresh_account(aws: Aws, root: Path) -> dict[str, Any]:
     vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.30.1.0/24",
                                AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    closed = ec2.create_security_group(GroupName="fresh-closed", Description="no egress", VpcId=vpc)["GroupId"]
+    ec2.revoke_security_group_egress(GroupId=closed, IpPermissions=[
+        {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])  # arrangement: a group without HTTPS egress
     return {
         "version": 1, "region": "us-east-1",
         "image": {"uri": f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/fresh-model:1.0"},
         "key_pair": {"name": "fresh-key", "private_key_file": str(root / "fresh" / "fresh-key.pem")},
-        "network": {"vpc_id": vpc, "subnet_ids": [subnet], "security_group": {
+        "network": {"vpc_id": vpc, "subnet_ids": [subnet], "security_group_ids": [closed], "security_group": {
             "name": "fresh-sg", "ingress": [{"protocol": "tcp", "port": 22, "cidr": "203.0.113.7/32"}],
             "egress": [{"protocol": "tcp", "port": 443, "cidr": "0.0.0.0/0"}]}},
         "iam": {"service_role": "service-linked", "instance_role": "fresh-instance-role",
@@ -169,7 +172,8 @@ def test_every_fixer_is_idempotent(preflight: Any, aws: Aws, pytester: pytest.Py
 
 
 # Fixers the scenarios above trigger (a fixer landing later that they miss gives a warning naming it).
-KNOWN_FIXERS = {"KEY001"}
+KNOWN_FIXERS = {"IAM001", "IAM002", "IAM003", "IAM004", "IAM005", "IMG001", "KEY001", "NET003", "SG001", "SG002",
+                "SG004"}
 
 
 def _supported(cfg: dict[str, Any]) -> dict[str, Any]:
