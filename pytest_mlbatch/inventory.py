@@ -46,6 +46,9 @@ class AwsError(Exception):
         self.detail = detail
         super().__init__(str(self))
 
+    def __reduce__(self) -> Any:  # picklable, so an xdist controller can hand it to its workers
+        return (AwsError, (self.operation, self.kind, self.code, self.detail))
+
     @property
     def permission(self) -> str:
         return self.operation
@@ -194,6 +197,28 @@ class Inventory:
     def memo(self, name: str, fetch: Callable[[], Any]) -> Any:
         """Cache any derived value (e.g. a parsed document) for the life of this inventory."""
         return self._cached(json.dumps(["memo", name]), fetch)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every answer fetched so far (results and AwsErrors), by cache key: what an xdist controller ships."""
+        out: dict[str, Any] = {}
+        with self._lock:
+            done = [(k, f) for k, f in self._cache.items() if f.done()]
+        for key, fut in done:
+            exc = fut.exception()
+            out[key] = ("error", exc) if exc is not None else ("ok", fut.result())
+        return out
+
+    def preload(self, answers: dict[str, Any]) -> None:
+        """Seed the cache with answers from `snapshot()` (keys already present are kept)."""
+        with self._lock:
+            for key, (status, value) in answers.items():
+                if key not in self._cache:
+                    fut: Future[Any] = Future()
+                    if status == "ok":
+                        fut.set_result(value)
+                    else:
+                        fut.set_exception(value)
+                    self._cache[key] = fut
 
     def invalidate(self) -> None:
         """Forget every cached answer (after a fix changed something) so a re-check reads fresh data."""

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .engine import ItemResult, run
+from .engine import ItemResult
 from .model import Outcome, Resource
+from .prefetch import result_for
 
 if TYPE_CHECKING:
     from .registry import Check
@@ -51,7 +52,7 @@ class MlbatchItem(pytest.Item):
         if self.skip_reason is not None:
             self.result = _skipped_result(self, self.skip_reason)
         else:
-            self.result = run(self.runtime, self.check, self.target, self.resource)
+            self.result = result_for(self)  # evaluated ahead in the prefetch pool when there is one
         outcome = self.result.outcome
         if outcome == Outcome.SKIPPED:
             pytest.skip(self.result.message)

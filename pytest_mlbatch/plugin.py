@@ -19,6 +19,8 @@ HELP = {
     "mlbatch_fail_on": "failures below this severity are reported as xfail and do not fail the run (default: low)",
     "mlbatch_sandbox": "run on an embedded AWS (moto) seeded with a sample ML batch environment; needs no account",
     "mlbatch_list_checks": "print the check catalog (id, severity, title, fixer) and exit",
+    "mlbatch_concurrency": "evaluate at most this many checks (so AWS calls) at once per process (default: 8; "
+                           "1: one at a time)",
 }
 
 
@@ -36,10 +38,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=HELP["mlbatch_fail_on"])
     group.addoption("--mlbatch-sandbox", action="store_true", default=False, help=HELP["mlbatch_sandbox"])
     group.addoption("--mlbatch-list-checks", action="store_true", default=False, help=HELP["mlbatch_list_checks"])
+    group.addoption("--mlbatch-concurrency", metavar="N", type=int, default=None, help=HELP["mlbatch_concurrency"])
     parser.addini("mlbatch_config", HELP["mlbatch_config"], default=None)
     parser.addini("mlbatch_fail_on", HELP["mlbatch_fail_on"], default=None)
     parser.addini("mlbatch_json", HELP["mlbatch_json"], default=None)
     parser.addini("mlbatch_junit", HELP["mlbatch_junit"], default=None)
+    parser.addini("mlbatch_concurrency", HELP["mlbatch_concurrency"], default=None)
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
@@ -57,6 +61,13 @@ def pytest_configure(config: pytest.Config) -> None:
             if config.getoption(flag):
                 raise pytest.UsageError(f"--{flag.replace('_', '-')} needs --mlbatch (or --mlbatch-sandbox)")
         return
+    from .prefetch import PrefetchPlugin
     from .session import MlbatchPlugin
 
-    config.pluginmanager.register(MlbatchPlugin.create(config), "mlbatch-session")
+    session = MlbatchPlugin.create(config)
+    config.pluginmanager.register(session, "mlbatch-session")
+    config.pluginmanager.register(PrefetchPlugin(config, session.runtime), "mlbatch-prefetch")
+    if config.pluginmanager.hasplugin("xdist"):
+        from .xdist import XdistPlugin
+
+        config.pluginmanager.register(XdistPlugin(config, session), "mlbatch-xdist")

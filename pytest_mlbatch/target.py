@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 
 from .config import Settings, TargetConfig
-from .inventory import AwsError, Inventory, classify
+from .inventory import AwsError, Inventory, classify, client_config
 from .scope import Scope
 
 
@@ -79,6 +79,8 @@ class Target:
         self._inventory: Inventory | None = None
         self._session_error: AwsError | None = None
         self._scope: Scope | None = None
+        self._preloaded: dict[str, Any] = {}
+        self._scope_lock = threading.Lock()
 
     @property
     def label(self) -> str:
@@ -95,6 +97,15 @@ class Target:
             raise classify("sts:GetCallerIdentity", exc) from None
         if not self.spec.role_arn:
             return base
+        return self._assume_role(base)
+
+    def _assume_role(self, base: boto3.Session) -> boto3.Session:
+        """A session on the role's credentials, refreshed by botocore before they expire (long runs over many
+        accounts). The first AssumeRole happens here, so a refusal is this target's error, named as such."""
+        import botocore.credentials
+        import botocore.session
+
+        assert self.spec.role_arn is not None
         params: dict[str, Any] = {
             "RoleArn": self.spec.role_arn,
             "RoleSessionName": self.spec.session_name or "pytest-mlbatch",
@@ -102,19 +113,19 @@ class Target:
         if self.spec.external_id:
             params["ExternalId"] = self.spec.external_id
         try:
-            sts = base.client("sts", region_name=self.spec.region)
-            creds = sts.assume_role(**params)["Credentials"]
+            sts = base.client("sts", region_name=self.spec.region, config=client_config())
+            refresh = botocore.credentials.create_assume_role_refresher(sts, params)
+            metadata = refresh()
         except Exception as exc:
             err = classify("sts:AssumeRole", exc)
             err.kind = "assume-role"
             err.detail = f"could not assume {self.spec.role_arn}: {err.code}: {err.detail}"
             raise err from None
-        return boto3.Session(
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-            region_name=self.spec.region,
-        )
+        credentials = botocore.credentials.RefreshableCredentials.create_from_metadata(
+            metadata=metadata, refresh_using=refresh, method="assume-role")
+        core = botocore.session.get_session()
+        core._credentials = credentials  # botocore has no public setter; this is how assume-role helpers do it
+        return boto3.Session(botocore_session=core, region_name=self.spec.region)
 
     @property
     def inventory(self) -> Inventory:
@@ -123,6 +134,7 @@ class Target:
             if self._inventory is None and self._session_error is None:
                 try:
                     self._inventory = Inventory(self._make_session(), self.spec.region, label=self.label)
+                    self._inventory.preload(self._preloaded)
                 except AwsError as exc:
                     self._session_error = exc
             if self._session_error is not None:
@@ -143,8 +155,9 @@ class Target:
             return self.spec.account_id
 
     def scope(self) -> Scope:
-        """Config values completed by discovery (once)."""
-        with self._lock:
+        """Config values completed by discovery (once). Its own lock, so identity and other calls of this target
+        can proceed while discovery runs."""
+        with self._scope_lock:
             if self._scope is None:
                 scope = Scope.from_settings(self.settings)
                 try:
@@ -162,3 +175,24 @@ class Target:
                         scope.problems.append(("discovery", f"{type(exc).__name__}: {exc}", "error"))
                 self._scope = scope
             return self._scope
+
+    # -- sharing with xdist workers --------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """What an xdist worker needs to skip this target's discovery and identity: scope and answers so far."""
+        with self._lock:
+            return {
+                "scope": self._scope,
+                "session_error": self._session_error,
+                "answers": self._inventory.snapshot() if self._inventory is not None else {},
+            }
+
+    def preload(self, data: dict[str, Any]) -> None:
+        """Take a controller's snapshot: its scope, its session error, and its answers (served from cache)."""
+        with self._lock:
+            if data.get("scope") is not None:
+                self._scope = data["scope"]
+            if data.get("session_error") is not None:
+                self._session_error = data["session_error"]
+            self._preloaded = dict(data.get("answers") or {})
+            if self._inventory is not None:
+                self._inventory.preload(self._preloaded)

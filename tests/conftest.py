@@ -23,6 +23,9 @@ os.environ["AWS_CONFIG_FILE"] = os.devnull
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 os.environ["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"  # refused until a test points it at its moto server
+# Inner pytest runs must not write to the step summary or annotate the log of a GitHub Actions job running the suite.
+for _var in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"):
+    os.environ.pop(_var, None)
 
 from audit import AUDIT  # noqa: E402
 from backends import REGION, Aws, start_dockerd, start_registry  # noqa: E402

@@ -1,0 +1,129 @@
+"""Inventory speed: a target's independent calls overlap in the prefetch pool, each query is made once, and the
+number of calls does not grow with the number of resources."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+from backends import Aws
+from wsgi_backend import LatencyServer
+
+pytest_plugins = ("scale_fixtures",)
+
+# Synthetic checks, registered only inside the subprocess run (its conftest), never in this process's registry:
+# each reads one independent listing, like the real catalog's checks do.
+SYNTHETIC = '''
+from pytest_mlbatch.model import passed
+from pytest_mlbatch.registry import check
+
+CALLS = [("ec2", "describe_vpcs", "Vpcs"), ("ec2", "describe_subnets", "Subnets"),
+         ("ec2", "describe_security_groups", "SecurityGroups"), ("ec2", "describe_route_tables", "RouteTables"),
+         ("ec2", "describe_internet_gateways", "InternetGateways"), ("iam", "list_roles", "Roles"),
+         ("ecr", "describe_repositories", "repositories"), ("batch", "describe_job_queues", "jobQueues")]
+
+for i, (service, method, key) in enumerate(CALLS):
+    def evaluate(ctx, res, service=service, method=method, key=key):
+        found = ctx.inventory.paginate(service, method, key)
+        again = ctx.inventory.paginate(service, method, key)  # served from the cache
+        assert found is again
+        return passed(f"{len(found)} {key}")
+
+    check(id=f"BAT9{i:02d}", slug=f"synthetic-{i}", title=f"synthetic {method}", severity="low",
+          resource="target", permissions=[f"{service}:{method}"], rationale="r", remediation="r")(evaluate)
+'''
+
+
+def run_synthetic(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict[str, Any], float]:
+    report = pytester.path / "r.json"
+    t0 = time.perf_counter()
+    result = pytester.runpytest_subprocess("--mlbatch", "-p", "no:randomly", "-p", "no:cacheprovider",
+                                           "--mlbatch-json", str(report), "-k", "BAT9", *args)
+    return result, json.loads(report.read_text()), time.perf_counter() - t0
+
+
+def test_independent_calls_overlap_and_each_is_made_once(pytester: pytest.Pytester, counted: LatencyServer,
+                                                          comparable: Any) -> None:
+    pytester.makeconftest(SYNTHETIC)
+    pytester.makefile(".yaml", mlbatch="version: 1\nregion: us-east-1\n")
+    counted.latency = 0.25
+
+    result, concurrent_report, _ = run_synthetic(pytester)
+    result.assert_outcomes(passed=8)
+    overlapped = counted.max_in_flight
+    calls = counted.counts()
+    counted.clear()
+    counted.latency = 0.25
+    serial, serial_report, _ = run_synthetic(pytester, "--mlbatch-concurrency", "1")
+    serial.assert_outcomes(passed=8)
+
+    assert overlapped >= 4, f"only {overlapped} calls in flight at once"
+    assert counted.max_in_flight == 1  # --mlbatch-concurrency 1: one at a time, as before
+    assert comparable(concurrent_report) == comparable(serial_report)
+    # each listing once, and the identity gate once, although eight checks asked for it at the same moment
+    assert calls == counted.counts()
+    assert set(calls.values()) == {1} and len(calls) == 9
+    assert calls["sts:GetCallerIdentity"] == 1
+
+
+def seed_network(aws: Aws, n: int) -> dict[str, Any]:
+    ec2 = aws.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{i}.0/24")["Subnet"]["SubnetId"] for i in range(n)]
+    groups = [ec2.create_security_group(GroupName=f"ml-{i}", Description="ml", VpcId=vpc)["GroupId"]
+              for i in range(n)]
+    ec2.create_key_pair(KeyName="ml-batch-key")
+    return {"version": 1, "region": "us-east-1", "key_pair": {"name": "ml-batch-key"},
+            "network": {"vpc_id": vpc, "subnet_ids": subnets, "security_group_ids": groups}}
+
+
+def test_calls_do_not_grow_with_resources(preflight, aws: Aws, counted: LatencyServer) -> None:
+    counts: dict[int, Counter[str]] = {}
+    for n in (1, 12):
+        aws.reset()
+        config = seed_network(aws, n)
+        counted.clear()
+        _, report = preflight.run(config)
+        assert report["results"], "the preflight ran"
+        counts[n] = counted.counts()
+    assert counts[1] == counts[12], f"1 resource: {dict(counts[1])}\n12 resources: {dict(counts[12])}"
+
+
+CHAIN = '''
+from pytest_mlbatch.model import passed
+from pytest_mlbatch.registry import check
+
+CALLS = [("ec2", "describe_vpcs", "Vpcs"), ("ec2", "describe_subnets", "Subnets"),
+         ("ec2", "describe_security_groups", "SecurityGroups"), ("ec2", "describe_route_tables", "RouteTables"),
+         ("iam", "list_roles", "Roles"), ("ecr", "describe_repositories", "repositories")]
+
+@check(id="BAT990", slug="synthetic-chain", title="reads six listings one after the other", severity="low",
+       resource="target", permissions=["ec2:DescribeVpcs"], rationale="r", remediation="r")
+def chain(ctx, res):
+    sizes = [len(ctx.inventory.paginate(service, method, key)) for service, method, key in CALLS]
+    return passed(f"sizes {sizes}")
+'''
+
+
+def test_hints_of_the_previous_run_overlap_a_chain(pytester: pytest.Pytester, counted: LatencyServer,
+                                                    comparable: Any) -> None:
+    pytester.makeconftest(CHAIN)
+    pytester.makefile(".yaml", mlbatch="version: 1\nregion: us-east-1\n")
+    counted.latency = 0.25
+    args = ("--mlbatch", "-p", "no:randomly", "-k", "BAT990", "--mlbatch-json")
+    first = pytester.runpytest_subprocess(*args, "first.json")
+    first.assert_outcomes(passed=1)
+    first_calls, first_overlap = counted.counts(), counted.max_in_flight
+    assert (pytester.path / ".pytest_cache").is_dir()
+    counted.clear()
+    counted.latency = 0.25
+    second = pytester.runpytest_subprocess(*args, "second.json")
+    second.assert_outcomes(passed=1)
+    assert first_overlap <= 2  # the chain alone: one listing at a time (identity may overlap the first)
+    assert counted.max_in_flight >= 4  # replayed hints: the chain's listings all at once
+    assert counted.counts() == first_calls and set(first_calls.values()) == {1}
+    reports = [json.loads((pytester.path / name).read_text()) for name in ("first.json", "second.json")]
+    assert comparable(reports[0]) == comparable(reports[1])

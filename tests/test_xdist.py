@@ -1,0 +1,105 @@
+"""`pytest --mlbatch -n 2` gives the serial run's results, reads each target once per run, and reports once."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections import Counter
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from backends import Aws
+from wsgi_backend import LatencyServer
+
+from pytest_mlbatch.inventory import AwsError
+
+pytest_plugins = ("scale_fixtures",)
+
+pytest.importorskip("xdist")
+
+CONFIG = {
+    "version": 1,
+    "key_pair": {"name": "ml-batch-key"},
+    "checks": {"severity": {"KEY001": "low"}},
+    "targets": [{"region": "us-east-1"}, {"region": "eu-west-1"}, {"region": "ap-south-1"}],
+}
+
+
+def per_query(server: LatencyServer) -> Counter[str]:
+    """Calls by (operation, region, parameters): the inventory's own cache key, seen from the server."""
+    return Counter(f"{c.name} {c.region} {json.dumps(c.params, sort_keys=True)}" for c in server.calls)
+
+
+def test_two_workers_match_serial_and_read_each_target_once(preflight, aws: Aws, counted: LatencyServer,
+                                                            pytester: pytest.Pytester, comparable: Any) -> None:
+    aws.client("ec2", "eu-west-1").create_key_pair(KeyName="ml-batch-key")
+    counted.clear()
+    serial, serial_report = preflight.run(CONFIG, "--mlbatch-fail-on", "high")
+    serial_calls = per_query(counted)
+
+    counted.clear()
+    junit = pytester.path / "compliance.xml"
+    parallel, parallel_report = preflight.run(CONFIG, "--mlbatch-fail-on", "high", "-n", "2",
+                                              "--mlbatch-junit", str(junit))
+    parallel_calls = per_query(counted)
+
+    parallel.stdout.fnmatch_lines(["*mlbatch: xdist --dist loadgroup*", "*2 workers*"])
+    assert comparable(parallel_report) == comparable(serial_report)
+    assert parallel_report["summary"] == serial_report["summary"]
+    assert parallel_report["targets"] == serial_report["targets"]
+    assert len(parallel_report["results"]) == len(serial_report["results"]) == 3 * 5
+    outcomes = {(r["target"], r["check_id"]): r["outcome"] for r in parallel_report["results"]}
+    assert outcomes[("eu-west-1", "KEY001")] == "passed"
+    assert outcomes[("us-east-1", "KEY001")] == "failed"  # below --mlbatch-fail-on: reported, not failing
+    assert parallel.ret == serial.ret == 0
+
+    # every query once per run, in both modes: workers start from the controller's snapshot
+    assert parallel_calls == serial_calls
+    assert set(parallel_calls.values()) == {1}
+    assert Counter(k.split()[0] for k in parallel_calls) == {"sts:GetCallerIdentity": 3, "ec2:DescribeKeyPairs": 3}
+
+    # the compliance report is written once, by the controller, with every result
+    xml = junit.read_text()
+    assert xml.count("<testcase ") == 15
+    assert "mlbatch ap-south-1 KEY" in xml
+
+
+def test_workerinput_carries_sandbox_and_snapshot(tmp_path) -> None:
+    """The controller side of pytest_configure_node, and the worker side that reads it back. No AWS call: the
+    targets' profiles do not exist, so each target's session error travels in the snapshot too."""
+    from pytest_mlbatch import config as cfg
+    from pytest_mlbatch.runtime import Runtime
+    from pytest_mlbatch.xdist import XdistPlugin
+
+    raw = {"version": 1, "key_pair": {"name": "ml-batch-key"}, "targets": [{"region": "eu-west-1", "profile": "nope-a"},
+                                                                   {"region": "eu-west-2", "profile": "nope-b"}]}
+    settings = cfg.build("(test)", raw)
+
+    def plugin(workerinput: dict[str, Any] | None) -> XdistPlugin:
+        option = SimpleNamespace(dist="load", tx=["popen", "popen"], mlbatch_concurrency=None)
+        config = SimpleNamespace(option=option, getoption=lambda name, default=None: getattr(option, name, default),
+                                 getini=lambda name: None)
+        if workerinput is not None:
+            config.workerinput = workerinput  # type: ignore[attr-defined]
+        runtime = Runtime(settings, tmp_path)
+        session = SimpleNamespace(runtime=runtime, sandbox=SimpleNamespace(endpoint="http://127.0.0.1:1", raw=raw))
+        return XdistPlugin(config, session)  # type: ignore[arg-type]
+
+    controller = plugin(None)
+    assert controller.config.option.dist == "loadgroup"  # -n's default `load` would split a target
+    node = SimpleNamespace(workerinput={"workerid": "gw0"})
+    controller.pytest_configure_node(node)
+    assert node.workerinput["mlbatch_sandbox"] == {"endpoint": "http://127.0.0.1:1", "config": raw}
+    snapshot = pickle.loads(node.workerinput["mlbatch_snapshot"])
+    labels = [t.label for t in controller.session.runtime.targets]
+    assert sorted(snapshot) == sorted(labels) and len(labels) == 2
+    assert all(snapshot[label]["scope"].key_name == "ml-batch-key" for label in labels)
+    assert all(snapshot[label]["session_error"].kind == "credentials" for label in labels)
+
+    worker = plugin(node.workerinput)
+    assert worker.config.option.loadgroup is True
+    for target in worker.session.runtime.targets:
+        assert target._scope is not None and target._scope.key_name == "ml-batch-key"  # preloaded, not rebuilt
+        with pytest.raises(AwsError, match="ProfileNotFound"):
+            target.identity()  # the controller's answer, as the controller got it
