@@ -212,8 +212,10 @@ def _containers(jd: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     out: list[tuple[str, dict[str, Any]]] = []
     if isinstance(jd.get("containerProperties"), dict):
         out.append(("containerProperties", jd["containerProperties"]))
-    for i, rng in enumerate((jd.get("nodeProperties") or {}).get("nodeRangeProperties", []) or []):
-        if isinstance(rng.get("container"), dict):
+    nodes = jd.get("nodeProperties")
+    ranges = nodes.get("nodeRangeProperties") if isinstance(nodes, dict) else None
+    for i, rng in enumerate(ranges if isinstance(ranges, list) else []):
+        if isinstance(rng, dict) and isinstance(rng.get("container"), dict):
             out.append((f"nodeProperties.nodeRangeProperties[{i}].container", rng["container"]))
     return out
 

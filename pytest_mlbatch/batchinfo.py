@@ -248,7 +248,8 @@ def job_size(jd: dict[str, Any]) -> JobSize:
 
 
 def platform_capabilities(jd: dict[str, Any]) -> list[str]:
-    return [str(p) for p in jd.get("platformCapabilities") or []] or ["EC2"]
+    caps = jd.get("platformCapabilities")
+    return [str(p) for p in caps] if isinstance(caps, list) and caps else ["EC2"]
 
 
 # -- instance types ------------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def derive() -> tuple[dict[str, Any], dict[str, Any], dict[str, list[str]]]:
         for action in check.fix_permissions:
             fix.setdefault(action, set()).add(check.id)
     fix_only = sorted(set(fix) - set(readonly), key=str.lower)
-    users = {a: sorted(ids) for a, ids in {**readonly, **fix}.items()}
+    users = {a: sorted(readonly.get(a, set()) | fix.get(a, set())) for a in {*readonly, *fix}}
     return (_policy("PytestMlbatchPreflightReadOnly", sorted(readonly, key=str.lower)),
             _policy("PytestMlbatchFix", fix_only), users)
 

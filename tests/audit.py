@@ -64,9 +64,17 @@ def _exists(probe: Callable[[str, dict[str, Any]], Any], op: str, params: dict[s
     return False
 
 
-def judge(op: str, params: dict[str, Any], probe: Callable[[str, dict[str, Any]], Any]) -> str | None:
+# Overwrites the contract itself asks for, by (check, operation). CHECKS.md: IMG003's fix "push the local image"
+# moves the configured tag to the local image. Anything else that overwrites is a violation.
+SANCTIONED = {("IMG003", "ecr:PutImage")}
+
+
+def judge(op: str, params: dict[str, Any], probe: Callable[[str, dict[str, Any]], Any],
+          check_id: str = "") -> str | None:
     """Why a call made by a fixer is forbidden, or None."""
     name = op.split(":", 1)[1]
+    if (check_id, op) in SANCTIONED:
+        return None
     if DESTRUCTIVE.match(name):
         return f"{op} deletes, revokes, detaches or replaces"
     if MODIFY.match(name) and not _widening_modify(op, params):
@@ -127,7 +135,7 @@ class Audit:
                     finally:
                         audit._local.probing = False
 
-                violation = judge(op, api_params, probe)
+                violation = judge(op, api_params, probe, who.split(" ", 1)[0])
             with audit._lock:
                 audit.calls.append(Call(op, who, violation))
             return original_call(client, operation_name, api_params)

@@ -60,7 +60,7 @@ class Aws:
 
     def reset(self) -> None:
         req = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
-        urllib.request.urlopen(req, timeout=10).close()
+        urllib.request.urlopen(req, timeout=60).close()  # reloading IAM's managed policies is slow under load
 
 
 class Process:
