@@ -45,7 +45,7 @@ def start_server() -> tuple[Any, str]:
             f"--mlbatch-sandbox needs moto's server: pip install 'pytest-mlbatch[sandbox]' ({exc})") from None
     import logging
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)  # moto logs a traceback per unimplemented API
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -273,7 +273,7 @@ class FaultServer:
     def start(self) -> str:
         from werkzeug.serving import make_server
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        logging.getLogger("werkzeug").setLevel(logging.CRITICAL)  # moto logs a traceback per unimplemented API
         self._server = make_server("127.0.0.1", 0, self.injector, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
