@@ -448,9 +448,11 @@ def push_local(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
 
     notes = ["logs in with the ECR authorization token (kept in memory, never written)"]
     if before:
+        # Moving a tag replaces what it names: --fix never overwrites unless the config opts in (fix.allow).
         notes.append(f"moves tag {p.tag} from {before}; that image stays in the repository by its digest")
     return FixPlan(ctx.check.id, res.id, f"push local image {p.local} as {docker_name(ctx, p.ref)}:{p.tag}",
-                   calls=push_calls(ctx), permissions=PUSH_PERMISSIONS, apply=apply, notes=notes)
+                   calls=push_calls(ctx), permissions=PUSH_PERMISSIONS, apply=apply, notes=notes,
+                   opt_in="move_tag" if before else None)
 
 
 # -- IMG004 ---------------------------------------------------------------------------------------------

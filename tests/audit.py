@@ -64,7 +64,8 @@ def _exists(probe: Callable[[str, dict[str, Any]], Any], op: str, params: dict[s
     return False
 
 
-# Overwrites the contract itself asks for, by (check, operation). CHECKS.md: IMG003's fix "push the local image"
+# Overwrites the contract itself asks for, by (check, operation), only when the config opts in (fix.allow:
+# [move_tag]). CHECKS.md: IMG003's fix "push the local image"
 # moves the configured tag to the local image. Anything else that overwrites is a violation.
 SANCTIONED = {("IMG003", "ecr:PutImage")}
 

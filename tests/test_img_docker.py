@@ -69,6 +69,11 @@ def test_push_fix_then_compare_then_repush(preflight: Any, aws: Aws, auth_regist
     _, report = run(preflight, cfg)
     r3 = row(preflight, report, "IMG003")
     assert r3["outcome"] == "failed" and f"({new_id}) is not what" in r3["message"], r3
+    _, report = run(preflight, cfg, "--fix")  # moving a tag overwrites what it names: only on opt-in
+    r3 = row(preflight, report, "IMG003")
+    assert r3["outcome"] == "failed" and "needs fix.allow: [move_tag]" in r3["message"], r3
+    assert reg.manifest("pushed", "1.0").config_digest != new_id  # type: ignore[union-attr]
+    cfg["fix"] = {"allow": ["move_tag"]}
     _, report = run(preflight, cfg, "--fix")
     assert row(preflight, report, "IMG003")["outcome"] == "fixed"
     again = reg.manifest("pushed", "1.0")
