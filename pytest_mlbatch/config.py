@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -203,10 +204,19 @@ def _read(path: Path) -> dict[str, Any]:
     return doc
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+
+
 def _path(parts: Any) -> str:
+    """A key path as users write it (network.subnet_ids[0]); odd keys are quoted, so none can forge a line."""
     out = ""
     for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif not _PLAIN_KEY.match(str(p)):
+            out += f"[{str(p)!r}]"
+        else:
+            out += f".{p}" if out else str(p)
     return out or "(top level)"
 
 

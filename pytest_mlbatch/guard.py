@@ -38,6 +38,12 @@ class Guard:
     def install(self, client: Any) -> None:
         client.meta.events.register("before-call", self._before)
         client.meta.events.register("after-call", self._after)
+        signing_name = str(client.meta.service_model.signing_name)
+
+        def after_error(event_name: str = "", exception: BaseException | None = None, **_: Any) -> None:
+            self._unanswered(f"{signing_name}:{event_name.rsplit('.', 1)[-1]}", exception)
+
+        client.meta.events.register("after-call-error", after_error)
 
     def _state(self) -> tuple[Any, str, str] | None:
         state: tuple[Any, str, str] | None = getattr(self._local, "state", None)
@@ -61,6 +67,15 @@ class Guard:
             raise ForbiddenCall(f"{service}:{op} is not a read, and no fix is being applied")
         if not is_allowed_write(op):
             raise ForbiddenCall(f"{service}:{op} is never sent by pytest-mlbatch (create-only fixes)")
+
+    def _unanswered(self, call: str, exception: BaseException | None) -> None:
+        """A change sent without an answer (timeout, dropped connection): it may or may not have happened."""
+        state = self._state()
+        if state is None or is_read(call.split(":", 1)[1]):
+            return
+        journal, check_id, resource = state
+        if journal is not None:
+            journal.record_unanswered(check_id, resource, call, f"{type(exception).__name__}: {exception}"[:300])
 
     def _after(self, model: Any, http_response: Any = None, parsed: Any = None, **_: Any) -> None:
         op = str(model.name)

@@ -16,7 +16,9 @@ import botocore.exceptions
 
 from .guard import Guard
 
-RETRIES: Any = {"mode": "standard", "max_attempts": 3}
+# total_max_attempts counts the first try: 3 attempts in all. (botocore's `max_attempts` would count retries
+# only, giving 4, and botocore rewrites the dict it is given, so client_config passes a copy.)
+RETRIES: Any = {"mode": "standard", "total_max_attempts": 3}
 CONNECT_TIMEOUT = 5
 READ_TIMEOUT = 15
 
@@ -98,7 +100,7 @@ def classify(operation: str, exc: BaseException) -> AwsError:
 
 def client_config(max_pool: int = 10) -> botocore.config.Config:
     return botocore.config.Config(
-        retries=RETRIES,
+        retries=dict(RETRIES),
         connect_timeout=CONNECT_TIMEOUT,
         read_timeout=READ_TIMEOUT,
         max_pool_connections=max_pool,

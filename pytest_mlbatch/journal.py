@@ -49,6 +49,11 @@ class Journal:
         self._write({"check_id": check_id, "resource": resource, "call": call,
                      "status": "ok" if ok else "failed", "created": _ids(parsed)})
 
+    def record_unanswered(self, check_id: str, resource: str, call: str, detail: str) -> None:
+        """A change that got no answer: AWS may or may not have made it; the next run's check will tell."""
+        self._write({"check_id": check_id, "resource": resource, "call": call, "status": "unknown",
+                     "created": {}, "detail": f"no answer ({detail}); it may or may not have taken effect"})
+
     def record_local(self, check_id: str, resource: str, action: str, path: str) -> None:
         self._write({"check_id": check_id, "resource": resource, "call": f"local:{action}", "status": "ok",
                      "created": {"path": path}})

@@ -165,7 +165,7 @@ def check(
     """Decorator turning an evaluate function into a registered Check."""
 
     def register(fn: Evaluator) -> Check:
-        return (registry or REGISTRY).add(
+        return (registry if registry is not None else REGISTRY).add(
             Check(
                 id=id,
                 slug=slug,

@@ -4,84 +4,199 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections import Counter
 from pathlib import Path
-from typing import Any
-
-import pytest
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .model import AREAS, Outcome
-from .runtime import Runtime
+from .model import AREAS, Outcome, Severity
 
+if TYPE_CHECKING:
+    import pytest
+
+    from .config import Exemption
+    from .runtime import Runtime
+
+# The result fields of the contract (INTERFACE.md), then the ones the implementation adds.
 RESULT_KEYS = ("check_id", "slug", "title", "severity", "account", "region", "resource", "outcome", "message",
                "remediation", "duration_s")
+EXTRA_RESULT_KEYS = ("area", "target")
+FIX_KEYS = ("check_id", "resource", "action", "calls", "permissions", "notes", "applied")
+
+
+def area_of(row: dict[str, Any]) -> str:
+    return str(row.get("area") or str(row["check_id"]).rstrip("0123456789"))
+
+
+def gating(row: dict[str, Any]) -> bool:
+    """Does this result fail the run? Failures at or above --mlbatch-fail-on and every `error`."""
+    return row["outcome"] == "error" or (row["outcome"] == "failed" and not row.get("below_threshold"))
+
+
+def exemption_status(ex: Exemption, today: dt.date, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One configured exemption for the audit trail: active, expired, or unused (matched no result of this run)."""
+    matched = [r for r in results if r["check_id"] == ex.check and r["resource"] == ex.resource]
+    status = "expired" if ex.until < today else ("active" if matched else "unused")
+    return {"check": ex.check, "resource": ex.resource, "until": ex.until.isoformat(), "reason": ex.reason,
+            "status": status, "results": len(matched)}
+
+
+def _targets(runtime: Runtime, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The targets of the run; accounts come from the results (no AWS call here: the controller may have none)."""
+    seen: dict[str, str] = {}
+    for r in results:
+        if r.get("account") and r.get("target"):
+            seen.setdefault(str(r["target"]), str(r["account"]))
+    return [{"account": seen.get(t.label) or t.spec.account_id, "region": t.region, "label": t.label}
+            for t in runtime.targets]
 
 
 def build_report(runtime: Runtime, results: list[dict[str, Any]], started_at: dt.datetime,
                  duration_s: float) -> dict[str, Any]:
     counts = Counter(r["outcome"] for r in results)
-    targets = []
-    for t in runtime.targets:
-        try:
-            account = t.account
-        except Exception:
-            account = None
-        targets.append({"account": account, "region": t.region, "label": t.label})
+    rows = []
+    for r in results:
+        row = {k: r.get(k) for k in RESULT_KEYS}
+        row.update({k: r.get(k) for k in EXTRA_RESULT_KEYS})
+        row["area"] = area_of(r)
+        row["below_threshold"] = bool(r.get("below_threshold"))
+        row["notes"] = [str(n) for n in r.get("notes") or ()]
+        rows.append(row)
+    fixes = []
+    for r in results:
+        if r.get("fix"):
+            fix = {k: r["fix"].get(k) for k in FIX_KEYS if k in r["fix"]}
+            fix.update({"check_id": r["check_id"], "resource": r["resource"], "target": r.get("target")})
+            fix.setdefault("calls", [])
+            fix["applied"] = bool(fix.get("applied"))
+            fixes.append(fix)
+    summary = {o.value: counts.get(o.value, 0) for o in Outcome}
+    summary["below_fail_on"] = sum(1 for r in results if r["outcome"] == "failed" and r.get("below_threshold"))
     return {
         "version": 1,
         "tool": "pytest-mlbatch",
         "tool_version": __version__,
-        "started_at": started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "started_at": started_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "duration_s": round(duration_s, 3),
-        "targets": targets,
-        "results": [{**{k: r.get(k) for k in RESULT_KEYS}, "target": r.get("target"),
-                     "below_threshold": bool(r.get("below_threshold"))} for r in results],
-        "fixes": [{**r["fix"], "check_id": r["check_id"], "resource": r["resource"]}
-                  for r in results if r.get("fix")],
-        "summary": {o.value: counts.get(o.value, 0) for o in Outcome},
+        "fail_on": runtime.fail_on.value,
+        "gate": "failed" if any(gating(r) for r in results) else "passed",
+        "targets": _targets(runtime, results),
+        "results": rows,
+        "fixes": fixes,
+        "exemptions": [exemption_status(ex, runtime.today, results) for ex in runtime.settings.exempt],
+        "summary": summary,
     }
 
 
-def junit_suites(results: list[dict[str, Any]]) -> Any:
-    """One testsuite per (account, region, area), one testcase per check and resource."""
+# -- compliance JUnit -----------------------------------------------------------------------------------------
+def _one_line(text: Any) -> str:
+    return " ".join(str(text or "").split())
+
+
+def junit_suites(results: list[dict[str, Any]], fail_on: str = "low") -> list[Any]:
+    """One testsuite per (account, region, area), one testcase per check and resource.
+
+    failed → <failure message=finding type=severity>remediation</failure>; error → <error>; skipped (not
+    applicable, not configured, exempted) → <skipped message=reason>; a failure below --mlbatch-fail-on →
+    <skipped> that says so (like pytest's xfail), so CI systems do not count it; fixed and passed → a
+    passing testcase whose system-out says what was found.
+    """
     from junit_xml import TestCase, TestSuite
 
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in results:
-        groups.setdefault((str(r.get("target")), r["check_id"].rstrip("0123456789")), []).append(r)
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in normalize(results):
+        key = (str(r.get("account") or "unknown-account"), str(r.get("region") or "no-region"), area_of(r))
+        groups.setdefault(key, []).append(r)
+    area_order = list(AREAS)
     suites = []
-    for (target, area), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], list(AREAS).index(kv[0][1]))):
+    for (account, region, area), rows in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], kv[0][1], area_order.index(kv[0][2]) if kv[0][2] in AREAS else 99)
+    ):
         cases = []
-        for r in rows:
-            case = TestCase(name=f"{r['check_id']} {r['slug']} [{r['resource']}]", classname=f"mlbatch.{area}",
-                            elapsed_sec=r.get("duration_s") or 0.0, stdout=r.get("remediation"),
-                            status=r["outcome"])
-            if r["outcome"] == "failed":
-                case.add_failure_info(message=r["message"], output=f"remediation: {r['remediation']}",
-                                      failure_type=r["severity"])
-            elif r["outcome"] == "error":
-                case.add_error_info(message=r["message"], error_type="not-evaluated")
-            elif r["outcome"] == "skipped":
-                case.add_skipped_info(message=r["message"])
+        for r in sorted(rows, key=lambda r: (r["check_id"], str(r["resource"]))):
+            finding = _one_line(r.get("message"))
+            remediation = str(r.get("remediation") or "")
+            case = TestCase(name=f"{r['check_id']} {r.get('slug', '')} [{r['resource']}]",
+                            classname=f"mlbatch.{account}.{region}.{area}",
+                            elapsed_sec=float(r.get("duration_s") or 0.0))
+            outcome = r["outcome"]
+            if outcome == "failed" and r.get("below_threshold"):
+                case.add_skipped_info(message=f"below --mlbatch-fail-on {fail_on} ({r['severity']}): {finding}",
+                                      output=remediation)
+            elif outcome == "failed":
+                case.add_failure_info(message=finding, output=remediation, failure_type=str(r["severity"]))
+            elif outcome == "error":
+                case.add_error_info(message=f"could not evaluate: {finding}", output=remediation,
+                                    error_type="not-evaluated")
+            elif outcome == "skipped":
+                case.add_skipped_info(message=finding)
+            else:
+                case.stdout = finding if finding.startswith(f"{outcome}:") else f"{outcome}: {finding}"
             cases.append(case)
-        suites.append(TestSuite(f"mlbatch {target} {area} ({AREAS[area]})", cases,
-                                properties={"target": target, "area": area}))
+        suites.append(TestSuite(f"{area} ({AREAS.get(area, area)}) {account}/{region}", cases,
+                                package=f"mlbatch.{account}.{region}",
+                                properties={"account": account, "region": region, "area": area,
+                                            "fail_on": fail_on}))
     return suites
+
+
+def junit_xml(results: list[dict[str, Any]], fail_on: str = "low") -> str:
+    """The report as text, tidied to the JUnit XSD Jenkins validates against (times to the millisecond, no
+    junit-xml-only `disabled` counts)."""
+    import xml.etree.ElementTree as ET
+
+    from junit_xml import to_xml_report_string
+
+    root = ET.fromstring(to_xml_report_string(junit_suites(results, fail_on), encoding="utf-8").encode("utf-8"))
+    for el in root.iter():
+        el.attrib.pop("disabled", None)
+        if "time" in el.attrib:
+            el.set("time", f"{float(el.get('time') or 0):.3f}")
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 def write_reports(config: pytest.Config, runtime: Runtime, results: list[dict[str, Any]], started_at: dt.datetime,
                   duration_s: float, *, json_path: str | None, junit_path: str | None) -> None:
     base = Path(config.invocation_params.dir)
+    ordered = sort_results(normalize(results))
     if json_path:
-        report = build_report(runtime, results, started_at, duration_s)
-        _write(base / json_path, json.dumps(report, indent=2, sort_keys=False) + "\n")
+        report = build_report(runtime, ordered, started_at, duration_s)
+        _write(base / json_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     if junit_path:
-        from junit_xml import to_xml_report_string
+        _write(base / junit_path, junit_xml(ordered, runtime.fail_on.value))
+    from .github import write_step_summary
 
-        _write(base / junit_path, to_xml_report_string(junit_suites(results), encoding="utf-8"))
+    write_step_summary(ordered, runtime.fail_on.value)
+
+
+def normalize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of the results with the account filled in from other results of the same target (a check skipped
+    before any AWS call does not know it)."""
+    accounts: dict[str, str] = {}
+    for r in results:
+        if r.get("account") and r.get("target"):
+            accounts.setdefault(str(r["target"]), str(r["account"]))
+    return [{**r, "account": r.get("account") or accounts.get(str(r.get("target")))} for r in results]
+
+
+def sort_results(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A stable order whatever the order items ran in (xdist): target, area, check, resource."""
+    order = list(AREAS)
+    return sorted(results, key=lambda r: (str(r.get("target")), order.index(area_of(r)) if area_of(r) in AREAS
+                                          else 99, r["check_id"], str(r["resource"])))
+
+
+def severity_rank(row: dict[str, Any]) -> int:
+    try:
+        return Severity(row["severity"]).rank
+    except ValueError:
+        return 0

@@ -128,9 +128,17 @@ def _caller(scope: Scope, label: str) -> list[Resource] | str:
     return [Resource("caller", "caller")]
 
 
+def discovery_problems(scope: Scope, *whats: str) -> list[tuple[str, str, str]]:
+    """Discovery failures about these kinds (and unattributed ones): shown by the check that runs on the kind."""
+    return [p for p in scope.problems if p[0] in (*whats, "discovery")]
+
+
 @provider("compute_environment")
 def _compute_environment(scope: Scope, label: str) -> list[Resource] | str:
     if not scope.compute_environments:
+        problems = discovery_problems(scope, "job_queue", "compute_environment")
+        if problems:  # discovery could not find them: one item that fails or errors with the reason
+            return [Resource("compute_environment", "undiscovered", {"problems": problems})]
         return "no compute environment: set batch.compute_environment (or batch.job_queue to discover it)"
     return [Resource("compute_environment", c) for c in scope.compute_environments]
 
@@ -142,15 +150,14 @@ def _job_queue(scope: Scope, label: str) -> list[Resource] | str:
 
 @provider("job_definition")
 def _job_definition(scope: Scope, label: str) -> list[Resource] | str:
-    if scope.job_definition:
-        return [Resource("job_definition", scope.job_definition)]
-    if scope.job_definition_file:
-        return [Resource("job_definition", scope.job_definition_file, {"file": scope.job_definition_file})]
-    return "no job definition: set batch.job_definition (or batch.job_definition_file)"
+    out = [Resource("job_definition", scope.job_definition)] if scope.job_definition else []
+    if scope.job_definition_file:  # validated before it is registered, also next to a registered one
+        out.append(Resource("job_definition", scope.job_definition_file, {"file": scope.job_definition_file}))
+    return out or "no job definition: set batch.job_definition (or batch.job_definition_file)"
 
 
 @provider("job")
 def _job(scope: Scope, label: str) -> list[Resource] | str:
-    if scope.job_definition or scope.job is not None:
-        return [Resource("job", scope.job_definition or "job")]
-    return "no job: set batch.job_definition or batch.job"
+    if scope.job_definition or scope.job_definition_file or scope.job is not None:
+        return [Resource("job", scope.job_definition or scope.job_definition_file or "job")]
+    return "no job: set batch.job_definition, batch.job_definition_file or batch.job"

@@ -23,7 +23,11 @@ os.environ["AWS_CONFIG_FILE"] = os.devnull
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 os.environ["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"  # refused until a test points it at its moto server
+# Inner pytest runs must not write to the step summary or annotate the log of a GitHub Actions job running the suite.
+for _var in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"):
+    os.environ.pop(_var, None)
 
+from audit import AUDIT  # noqa: E402
 from backends import REGION, Aws, start_dockerd, start_registry  # noqa: E402
 
 import pytest_mlbatch  # noqa: E402
@@ -35,6 +39,20 @@ for _info in pkgutil.walk_packages(pytest_mlbatch.__path__, "pytest_mlbatch."):
     if not _info.name.endswith("sandbox"):
         importlib.import_module(_info.name)
 load_checks()
+AUDIT.install()
+
+
+@pytest.fixture(autouse=True)
+def fix_audit() -> Iterator[None]:
+    """Session-wide (tests/audit.py): a test in which a fixer sent a delete, revoke, detach, replace, or a modify
+    or overwrite that can narrow access, fails."""
+    mark = AUDIT.mark()
+    yield
+    bad = AUDIT.violations(mark)
+    AUDIT.forget(mark)
+    if bad:
+        pytest.fail("a fixer sent forbidden AWS calls:\n" + "\n".join(f"  {c.fixing}: {c.violation}" for c in bad),
+                    pytrace=False)
 
 # moto's server imports a service's backend on its first request; if that happened inside a pytester run, pytester
 # would drop the module afterwards and the next request would see a fresh, empty backend. Import them all now.

@@ -1,0 +1,656 @@
+"""BAT checks: compute environments, job queue and job definition are valid, the job fits, GPUs, wiring, quotas."""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+from pytest_mlbatch import batchinfo as bi
+from pytest_mlbatch.config import JobSize
+from pytest_mlbatch.context import CheckContext
+from pytest_mlbatch.fit import MEMORY_RULE, Capacity, Verdict, ec2_fit, fargate_fit
+from pytest_mlbatch.inventory import AwsError
+from pytest_mlbatch.model import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
+from pytest_mlbatch.registry import check
+from pytest_mlbatch.resources import discovery_problems
+
+
+# -- shared helpers ----------------------------------------------------------------------------------------------
+def _report_problems(problems: list[tuple[str, str, str]]) -> Finding:
+    """Discovery failures as an outcome: any error -> error (NotEvaluable), else failed."""
+    errors = [p[1] for p in problems if p[2] == "error"]
+    if errors:
+        raise NotEvaluable("; ".join(errors))
+    return failed("; ".join(p[1] for p in problems))
+
+
+def _raise_discovery_errors(ctx: CheckContext, *whats: str) -> None:
+    errors = [p[1] for p in discovery_problems(ctx.scope, *whats) if p[2] == "error"]
+    if errors:
+        raise NotEvaluable("; ".join(errors))
+
+
+def _ce_kind(ce: dict[str, Any]) -> str:
+    if bi.is_eks(ce):
+        return "EKS"
+    return "FARGATE" if bi.is_fargate(ce) else "EC2"
+
+
+def _describe_ce(ce: dict[str, Any]) -> str:
+    cr = ce.get("computeResources", {})
+    parts = [str(ce.get("type", "?"))]
+    if cr:
+        parts.append(str(cr.get("type", "?")))
+        if cr.get("maxvCpus") is not None:
+            parts.append(f"maxvCpus {cr['maxvCpus']}")
+    return ", ".join(parts)
+
+
+def _job(ctx: CheckContext) -> tuple[JobSize, dict[str, Any] | None, str]:
+    """(what the job asks, its job definition if any, where the size came from)."""
+    scope = ctx.scope
+    if scope.job_definition or scope.job_definition_file:
+        jd, why = bi.current_job_definition(ctx)
+        if jd is not None:
+            label = (f"job definition {jd.get('jobDefinitionName', '?')}:{jd.get('revision', '?')}"
+                     if scope.job_definition else f"job definition file {scope.job_definition_file}")
+            return bi.job_size(jd), jd, label
+        if ctx.settings.job is None:
+            raise NotApplicable(f"{why} (see BAT003)")
+    if ctx.settings.job is not None:
+        return ctx.settings.job, None, "batch.job"
+    raise NotApplicable("no job definition and no batch.job")
+
+
+def _compute_environments(ctx: CheckContext) -> list[dict[str, Any]]:
+    found = [ce for _, ce in bi.scope_compute_environments(ctx) if ce is not None]
+    if not found:
+        raise NotApplicable("no compute environment of the scope exists (see BAT001)")
+    return found
+
+
+def _capacities(ctx: CheckContext, ce: dict[str, Any]) -> tuple[list[Capacity], list[str], list[dict[str, Any]]]:
+    """(capacities of the allowed types, instanceTypes entries that matched nothing, raw type infos)."""
+    names = list(ce.get("computeResources", {}).get("instanceTypes", []) or [])
+    infos = bi.instance_types(ctx, names)
+    return [Capacity.of(i) for i in infos], bi.unresolved(names, [i["InstanceType"] for i in infos]), infos
+
+
+# -- BAT001 ------------------------------------------------------------------------------------------------------
+@check(
+    id="BAT001", slug="compute-environment-valid", title="The compute environment is VALID and ENABLED",
+    severity="critical", resource="compute_environment", permissions=["batch:DescribeComputeEnvironments"],
+    rationale="An INVALID compute environment (bad service role, an instance profile that is really a role, "
+              "instances that never join ECS) launches nothing, and a DISABLED one takes no jobs: every job "
+              "waits in RUNNABLE.",
+    remediation="Read the statusReason, fix the role, profile or network it names, then update the compute "
+                "environment (or re-create it) until it is VALID; enable it with UpdateComputeEnvironment.",
+)
+def compute_environment_valid(ctx: CheckContext, res: Resource) -> Finding:
+    if res.get("problems"):
+        return _report_problems(list(res.get("problems")))
+    _raise_discovery_errors(ctx, "compute_environment")
+    ce = bi.compute_environment(ctx, res.id)
+    if ce is None:
+        queue = ctx.scope.job_queue
+        ordered = queue and res.id in ctx.scope.discovered.get("queue_compute_environment_names", [])
+        return failed(f"compute environment {res.id} does not exist in {ctx.region}"
+                      + (f", yet job queue {queue} orders it" if ordered else ""))
+    status, state = ce.get("status"), ce.get("state")
+    wrong = []
+    if status != "VALID":
+        reason = ce.get("statusReason")
+        wrong.append(f"status {status}" + (f" ({reason})" if reason else ""))
+    if state != "ENABLED":
+        wrong.append(f"state {state}")
+    if wrong:
+        return failed(f"{res.id} is not usable: {'; '.join(wrong)}")
+    return passed(f"{res.id} is VALID and ENABLED ({_describe_ce(ce)})")
+
+
+# -- BAT002 ------------------------------------------------------------------------------------------------------
+def _architectures(ctx: CheckContext, ce: dict[str, Any]) -> set[str]:
+    _, _, infos = _capacities(ctx, ce)
+    archs: set[str] = set()
+    for info in infos:
+        archs.update(a for a in bi.architectures(info) if a in ("x86_64", "arm64"))
+    return archs
+
+
+@check(
+    id="BAT002", slug="job-queue-valid", title="The job queue is VALID, ENABLED and orders usable compute",
+    severity="critical", resource="job_queue",
+    permissions=["batch:DescribeJobQueues", "batch:DescribeComputeEnvironments", "ec2:DescribeInstanceTypes"],
+    rationale="A DISABLED or INVALID queue, one whose compute environments are invalid, or one that mixes EC2 "
+              "with Fargate or CPU architectures blocks jobs (ACTION_REQUIRED) or rejects them.",
+    remediation="Enable the queue, order only VALID compute environments of one kind (EC2 or Fargate) and one CPU "
+                "architecture, and order the compute environment you configured.",
+)
+def job_queue_valid(ctx: CheckContext, res: Resource) -> Finding:
+    _raise_discovery_errors(ctx, "job_queue")
+    queue = bi.job_queue(ctx)
+    if queue is None:
+        return failed(f"job queue {res.id} does not exist in {ctx.region}")
+    problems: list[str] = []
+    if queue.get("status") != "VALID":
+        reason = queue.get("statusReason")
+        problems.append(f"status {queue.get('status')}" + (f" ({reason})" if reason else ""))
+    if queue.get("state") != "ENABLED":
+        problems.append(f"state {queue.get('state')}")
+    order = [bi.arn_name(c) for c in bi.queue_order(queue)]
+    if not order:
+        problems.append("it orders no compute environment")
+    missing_from_queue = [bi.arn_name(c) for c in ctx.scope.compute_environments if bi.arn_name(c) not in order]
+    if order and missing_from_queue:
+        problems.append(f"it does not order compute environment {', '.join(missing_from_queue)} "
+                        f"(it orders {', '.join(order)})")
+    ces = bi.compute_environments(ctx)
+    described = [ces[n] for n in order if n in ces]
+    absent = [n for n in order if n not in ces]
+    if absent:
+        problems.append(f"it orders compute environment {', '.join(absent)}, which does not exist")
+    invalid = [f"{ce['computeEnvironmentName']} ({ce.get('status')}: {ce.get('statusReason', '')})".replace(": )", ")")
+               for ce in described if ce.get("status") != "VALID"]
+    if invalid:
+        problems.append(f"it orders INVALID compute environment {', '.join(invalid)}")
+    if described and not any(ce.get("status") == "VALID" and ce.get("state") == "ENABLED" for ce in described):
+        problems.append("none of its compute environments is VALID and ENABLED")
+    kinds = {ce["computeEnvironmentName"]: _ce_kind(ce) for ce in described}
+    if len(set(kinds.values())) > 1:
+        problems.append("it mixes " + " and ".join(sorted(set(kinds.values()))) + " compute environments ("
+                        + ", ".join(f"{n}: {k}" for n, k in kinds.items()) + ")")
+    ec2 = [ce for ce in described if _ce_kind(ce) == "EC2"]
+    if len(ec2) > 1:
+        archs = {ce["computeEnvironmentName"]: _architectures(ctx, ce) for ce in ec2}
+        known = {n: a for n, a in archs.items() if a}
+        if len(set().union(*known.values())) > 1:
+            problems.append("it mixes CPU architectures (" + ", ".join(
+                f"{n}: {'/'.join(sorted(a))}" for n, a in known.items()) + ")")
+        elif not problems and len(known) < len(archs):
+            unknown = ", ".join(n for n in archs if n not in known)
+            raise NotEvaluable(f"could not describe the instance types of {unknown} to compare CPU architectures")
+    if problems:
+        return failed(f"job queue {res.id}: " + "; ".join(problems))
+    return passed(f"{res.id} is VALID and ENABLED, orders {', '.join(order)}")
+
+
+# -- BAT003 ------------------------------------------------------------------------------------------------------
+@functools.cache
+def job_definition_schema() -> dict[str, Any]:
+    text = resources.files("pytest_mlbatch.schemas").joinpath("job-definition.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def register_form(jd: dict[str, Any]) -> dict[str, Any]:
+    """A described job definition as RegisterJobDefinition input: output-only fields and nulls dropped."""
+    allowed = set(job_definition_schema()["properties"])
+    return {k: v for k, v in jd.items() if k in allowed and v is not None and v != {} and v != []}
+
+
+def schema_errors(doc: dict[str, Any], limit: int = 8) -> list[str]:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(job_definition_schema())
+    out = []
+    for err in sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path]):
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path).lstrip(".")
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            allowed = set(err.schema.get("properties", {}))
+            extra = sorted(set(err.instance) - allowed)
+            out.append(f"{where or '(top level)'}: unknown key {', '.join(extra)}")
+        else:
+            out.append(f"{where or '(top level)'}: {err.message[:200]}")
+    if len(out) > limit:
+        out = [*out[:limit], f"(+{len(out) - limit} more)"]
+    return out
+
+
+def _containers(jd: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(jd.get("containerProperties"), dict):
+        out.append(("containerProperties", jd["containerProperties"]))
+    for i, rng in enumerate((jd.get("nodeProperties") or {}).get("nodeRangeProperties", []) or []):
+        if isinstance(rng.get("container"), dict):
+            out.append((f"nodeProperties.nodeRangeProperties[{i}].container", rng["container"]))
+    return out
+
+
+@check(
+    id="BAT003", slug="job-definition-valid", title="The job definition exists, is well formed and runs the image",
+    severity="high", resource="job_definition", permissions=["batch:DescribeJobDefinitions"],
+    rationale="A missing or INACTIVE job definition cannot be submitted; deprecated vcpus/memory keys make "
+              "resourceRequirements overrides fail ('submitted in a deprecated key'); a job definition that runs "
+              "another image than the one you built and checked runs the wrong code.",
+    remediation="Register a revision that validates against the RegisterJobDefinition model, puts VCPU, MEMORY "
+                "(and GPU) in resourceRequirements, and names the configured image.",
+)
+def job_definition_valid(ctx: CheckContext, res: Resource) -> Finding:
+    file_value = res.get("file")
+    if file_value:
+        doc = bi.load_job_definition_file(ctx, file_value)
+        label = f"job definition file {ctx.path(file_value)}"
+        form = doc
+    else:
+        _raise_discovery_errors(ctx, "job_definition")
+        jd, why = bi.describe_job_definition(ctx.inventory, res.id)
+        if jd is None:
+            return failed(why)
+        label = f"{jd.get('jobDefinitionName')}:{jd.get('revision')}"
+        if jd.get("status", "ACTIVE") != "ACTIVE":
+            return failed(f"{label} is {jd.get('status')}: register a new revision or name an ACTIVE one")
+        doc, form = jd, register_form(jd)
+    problems = [f"schema: {e}" for e in schema_errors(form)]
+    containers = _containers(doc)
+    for where, cont in containers:
+        deprecated = [k for k in ("vcpus", "memory") if cont.get(k) is not None]
+        if deprecated:
+            problems.append(f"{where} uses deprecated {' and '.join(deprecated)}: move them to resourceRequirements "
+                            "(overrides in resourceRequirements are rejected next to the deprecated keys)")
+        req = bi.requirements(cont)
+        lacking = [t for t, old in (("VCPU", "vcpus"), ("MEMORY", "memory")) if t not in req and cont.get(old) is None]
+        if lacking and where == "containerProperties":
+            problems.append(f"{where}.resourceRequirements has no {' or '.join(lacking)}")
+    cont = bi.container(doc)
+    image = cont.get("image")
+    scope = ctx.scope
+    if image and scope.image_uri and scope.sources.get("image_uri") == "config" and image != scope.image_uri:
+        problems.append(f"it runs {image}, but image.uri is {scope.image_uri}")
+    if problems:
+        return failed(f"{label}: " + "; ".join(problems))
+    size = bi.job_size(doc) if containers else None
+    what = f", asks {size.vcpus:g} vCPU / {size.memory} MiB" if size and size.vcpus and size.memory else ""
+    return passed(f"{label} is valid against the RegisterJobDefinition model, runs {image or '?'}{what}")
+
+
+# -- BAT004 ------------------------------------------------------------------------------------------------------
+@check(
+    id="BAT004", slug="resources-fit", title="The job's vCPU, memory and GPUs fit the compute environment",
+    severity="critical", resource="job",
+    permissions=["batch:DescribeJobDefinitions", "batch:DescribeComputeEnvironments", "ec2:DescribeInstanceTypes"],
+    rationale="A job asking more vCPU, memory or GPUs than any allowed instance type can give (memory set to "
+              "the advertised RAM, which ECS never registers in full), or more vCPUs than maxvCpus, or an "
+              "invalid Fargate size, waits in RUNNABLE forever (MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT).",
+    remediation="Lower the job's resourceRequirements below the usable memory of the largest allowed type, or "
+                "allow larger instance types or families (or raise maxvCpus); on Fargate use a valid "
+                "vCPU/memory pair.",
+)
+def resources_fit(ctx: CheckContext, res: Resource) -> Finding:
+    job, jd, source = _job(ctx)
+    if job.vcpus is None and job.memory is None and not job.gpus:
+        raise NotEvaluable(f"{source} asks no vCPU, memory or GPU: nothing to compare")
+    platforms = bi.platform_capabilities(jd) if jd is not None else ["EC2", "FARGATE"]
+    ces = _compute_environments(ctx)
+    usable = [ce for ce in ces if ("FARGATE" if bi.is_fargate(ce) else "EC2") in platforms]
+    if not usable:
+        return failed(f"{source} runs on {'/'.join(platforms)}, but compute environment "
+                      + ", ".join(f"{ce['computeEnvironmentName']} is {_ce_kind(ce)}" for ce in ces))
+    arch = str((bi.container(jd).get("runtimePlatform") or {}).get("cpuArchitecture", "")) if jd else ""
+    if arch == "ARM64":  # Fargate Spot offers no ARM64 (AWS Batch user guide, Fargate multi-architecture)
+        spot = [ce for ce in usable if ce.get("computeResources", {}).get("type") == "FARGATE_SPOT"]
+        usable = [ce for ce in usable if ce not in spot]
+        if not usable:
+            return failed(f"{source} runs ARM64 on Fargate, which FARGATE_SPOT does not offer (compute environment "
+                          f"{', '.join(ce['computeEnvironmentName'] for ce in spot)} is FARGATE_SPOT)")
+    nodes = int((jd or {}).get("nodeProperties", {}).get("numNodes", 1) or 1)
+    verdicts: list[tuple[str, Verdict]] = []
+    unknown: list[str] = []
+    for ce in usable:
+        name = ce["computeEnvironmentName"]
+        max_vcpus = ce.get("computeResources", {}).get("maxvCpus")
+        max_vcpus = int(max_vcpus) if max_vcpus is not None else None
+        if bi.is_fargate(ce):
+            verdicts.append((name, fargate_fit(job, max_vcpus)))
+            continue
+        caps, missing, _ = _capacities(ctx, ce)
+        if missing:
+            unknown.append(f"{name}: {', '.join(missing)}")
+        verdicts.append((name, ec2_fit(job, caps, max_vcpus, nodes)))
+    good = [(n, v) for n, v in verdicts if v.fits]
+    if good:
+        others = [f"{n} does not ({v.message})" for n, v in verdicts if not v.fits]
+        return passed(f"{source}: " + "; ".join(f"{n}: {v.message}" for n, v in good)
+                      + (f"; {'; '.join(others)}" if others else ""))
+    message = f"{source}: " + "; ".join(f"{n}: {v.message}" for n, v in verdicts)
+    if unknown:
+        # moto's DescribeInstanceTypes lacks p2/p3 (except p3dn.24xlarge); a real account may lack a type too.
+        raise NotEvaluable(f"{message}; could not describe allowed instance types ({'; '.join(unknown)}), so "
+                           "they may still fit")
+    if "MiB over" in message:
+        message += f" [{MEMORY_RULE}]"
+    return failed(message)
+
+
+# -- BAT005 ------------------------------------------------------------------------------------------------------
+GPU_FAMILY_PREFIXES = ("p", "g")
+NVIDIA_IMAGE_TYPES = ("ECS_AL2_NVIDIA", "ECS_AL2023_NVIDIA")
+
+
+def _gpu_types(ctx: CheckContext, ce: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(allowed types with GPUs, unresolved entries whose family name says GPU: assumed, e.g. p3 on moto)."""
+    caps, missing, _ = _capacities(ctx, ce)
+    described = [f"{c.name} ({c.gpus})" for c in sorted(caps, key=lambda c: c.name) if c.gpus]
+    assumed = [m for m in missing if m.split(".")[0].startswith(GPU_FAMILY_PREFIXES)
+               and not m.startswith(("default", "optimal"))]
+    return described, assumed
+
+
+@check(
+    id="BAT005", slug="gpu-ready", title="A GPU job gets GPU instances with an NVIDIA AMI",
+    severity="high", resource="job",
+    permissions=["batch:DescribeJobDefinitions", "batch:DescribeComputeEnvironments", "ec2:DescribeInstanceTypes"],
+    rationale="A GPU job on a compute environment with no GPU types, an AMI without NVIDIA drivers, or Fargate "
+              "waits in RUNNABLE or starts without libcuda; a job that asks no GPU on GPU instances cannot see "
+              "the GPU it pays for.",
+    remediation="Allow GPU instance families (g5, g6, p4d, ...), keep ec2Configuration imageType ECS_AL2_NVIDIA "
+                "(or ECS_AL2023_NVIDIA) for them, keep GPU jobs off Fargate, and add a GPU resourceRequirement "
+                "to jobs that run on GPU instances.",
+)
+def gpu_ready(ctx: CheckContext, res: Resource) -> Finding:
+    job, _jd, source = _job(ctx)
+    ces = _compute_environments(ctx)
+    problems: list[str] = []
+    notes: list[str] = []
+    if job.gpus:
+        for ce in ces:
+            name = ce["computeEnvironmentName"]
+            if bi.is_fargate(ce):
+                problems.append(f"{name} is Fargate, which has no GPUs")
+                continue
+            gpu, assumed = _gpu_types(ctx, ce)
+            if not gpu and not assumed:
+                allowed = ", ".join(ce.get("computeResources", {}).get("instanceTypes", []) or [])
+                problems.append(f"{name} allows no GPU instance type ({allowed})")
+                continue
+            cr = ce.get("computeResources", {})
+            configs = cr.get("ec2Configuration") or []
+            image_types = [str(c.get("imageType", "")) for c in configs]
+            if configs and not any(t in NVIDIA_IMAGE_TYPES or "NVIDIA" in t for t in image_types):
+                problems.append(f"{name} ec2Configuration has imageType {', '.join(image_types)} only: GPU instances "
+                                "would boot an AMI without NVIDIA drivers (add ECS_AL2_NVIDIA)")
+                continue
+            custom = [str(c["imageIdOverride"]) for c in configs if c.get("imageIdOverride")]
+            if cr.get("imageId"):
+                custom.append(str(cr["imageId"]))
+            if custom:
+                notes.append(f"{name} uses custom AMI {', '.join(custom)}: make sure it has the NVIDIA driver")
+            ami = next((t for t in image_types if "NVIDIA" in t), "ECS_AL2_NVIDIA (the default for GPU families)")
+            types = ", ".join(gpu + [f"{a} (assumed GPU from its family)" for a in assumed])
+            notes.insert(0, f"{name}: GPU types {types}; AMI type {ami}")
+        if problems:
+            return failed(f"{source} asks {job.gpus} GPU: " + "; ".join(problems))
+        return passed("; ".join(notes))
+    for ce in ces:
+        if bi.is_fargate(ce):
+            continue
+        gpu, assumed = _gpu_types(ctx, ce)
+        if gpu or assumed:
+            problems.append(f"{ce['computeEnvironmentName']} allows GPU instance types "
+                            f"{', '.join(gpu + assumed)}")
+    if problems:
+        return failed(f"{source} asks no GPU, but " + "; ".join(problems) + ": the container will not see the "
+                      "GPU (add a GPU resourceRequirement, or allow only CPU types)")
+    raise NotApplicable(f"{source} asks no GPU and no GPU instance type is allowed")
+
+
+# -- BAT006 ------------------------------------------------------------------------------------------------------
+LABELS = {
+    "subnet_ids": "subnets", "security_group_ids": "security groups", "instance_profile": "instance profile",
+    "instance_role": "instance role", "key_name": "key pair", "service_role": "service role", "vpc_id": "VPC",
+    "compute_environments": "compute environments", "image_uri": "image", "job_role": "job role",
+    "execution_role": "execution role", "job": "job size",
+}
+
+
+def _same_role(a: str | None, b: str | None) -> bool:
+    if not a or not b:
+        return not a and not b
+    if "service-linked" in (a, b):
+        other = b if a == "service-linked" else a
+        return other == "service-linked" or bi.arn_name(other) == "AWSServiceRoleForBatch"
+    return bi.same_name(a, b)
+
+
+def _wiring(ctx: CheckContext, ce: dict[str, Any]) -> tuple[list[str], list[str]]:
+    scope = ctx.scope
+    cr = ce.get("computeResources", {}) or {}
+    problems: list[str] = []
+    good: list[str] = []
+    if cr:
+        for key, field in (("subnet_ids", "subnets"), ("security_group_ids", "securityGroupIds")):
+            used = list(cr.get(field, []) or [])
+            checked = list(getattr(scope, key))
+            unchecked = [x for x in used if x not in checked]
+            if unchecked:
+                problems.append(f"it uses {LABELS[key]} {', '.join(unchecked)} that were not checked "
+                                f"(checked: {', '.join(checked) or 'none'})")
+            elif used:
+                good.append(f"{LABELS[key]} {', '.join(used)}")
+    if cr and not bi.is_fargate(ce):
+        profile = cr.get("instanceRole")
+        if scope.instance_profile and not _same_role(profile, scope.instance_profile):
+            problems.append(f"its instance profile is {profile or 'not set'}, but {scope.instance_profile} was "
+                            "checked")
+        elif profile:
+            good.append(f"instance profile {bi.arn_name(str(profile))}")
+        pair = cr.get("ec2KeyPair")
+        if scope.key_name and pair != scope.key_name:
+            problems.append(f"its key pair is {pair or 'not set'}, but {scope.key_name} was checked")
+        elif pair:
+            good.append(f"key pair {pair}")
+    if ce.get("type", "MANAGED") == "MANAGED":
+        role = ce.get("serviceRole") or "service-linked"
+        if scope.service_role and not _same_role(role, scope.service_role):
+            problems.append(f"its service role is {role}, but {scope.service_role} was checked")
+        else:
+            good.append(f"service role {bi.arn_name(str(role))}")
+    return problems, good
+
+
+@check(
+    id="BAT006", slug="wiring-consistent", title="The compute environment uses what was checked",
+    severity="medium", resource="compute_environment", permissions=["batch:DescribeComputeEnvironments"],
+    rationale="Checking one set of subnets, groups, roles and keys while the compute environment uses another "
+              "proves nothing: the job fails on the parts nobody looked at.",
+    remediation="Make the config and the compute environment agree (or drop the config values and let them be "
+                "discovered from the job queue).",
+)
+def wiring_consistent(ctx: CheckContext, res: Resource) -> Finding:
+    scope = ctx.scope
+    if res.get("problems"):
+        raise NotApplicable("the compute environment was not discovered (see BAT001)")
+    ce = bi.compute_environment(ctx, res.id)
+    if ce is None:
+        raise NotApplicable(f"compute environment {res.id} does not exist (see BAT001)")
+    problems, good = _wiring(ctx, ce)
+    first = bi.arn_name(scope.compute_environments[0]) if scope.compute_environments else None
+    if res.id == first or bi.arn_name(res.id) == first:
+        for name, (config, found) in sorted(scope.conflicts.items()):
+            label = LABELS.get(name, name)
+            text = f"config sets {label} {_show(config)}, but discovery found {_show(found)}"
+            if text not in problems and not any(label in p for p in problems):
+                problems.append(text)
+        problems.extend(p[1] for p in scope.problems if p[0] in ("instance_profile", "network"))
+    if problems:
+        return failed(f"{res.id}: " + "; ".join(problems))
+    discovered = sorted(LABELS.get(k, k) for k, v in scope.sources.items() if v.startswith("discovered"))
+    found = f" (discovered: {', '.join(discovered)})" if discovered else ""
+    return passed(f"{res.id} uses the checked {', '.join(good) or 'resources'}{found}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(map(str, value)) + "]"
+    if isinstance(value, JobSize):
+        return f"{value.vcpus or 0:g} vCPU / {value.memory} MiB / {value.gpus or 0} GPU"
+    return str(value)
+
+
+# -- BAT007 ------------------------------------------------------------------------------------------------------
+TORCH_HINTS = ("torch", "pytorch", "lightning", "deepspeed", "huggingface", "transformers", "nemo", "fairseq",
+               "detectron", "timm", "accelerate launch")
+DOCKER_DEFAULT_SHM_MIB = 64
+
+
+@check(
+    id="BAT007", slug="shared-memory", title="A GPU/PyTorch job on EC2 sets shared memory",
+    severity="low", resource="job_definition", permissions=["batch:DescribeJobDefinitions"],
+    rationale="Docker gives a container a 64 MB /dev/shm; PyTorch DataLoader workers pass batches through it "
+              "and die with 'Bus error ... insufficient shared memory' after hours of training.",
+    remediation="Set containerProperties.linuxParameters.sharedMemorySize (MiB), e.g. a quarter of the job's "
+                "memory.",
+)
+def shared_memory(ctx: CheckContext, res: Resource) -> Finding:
+    file_value = res.get("file")
+    if file_value:
+        jd: dict[str, Any] | None = bi.load_job_definition_file(ctx, file_value)
+    else:
+        jd, why = bi.describe_job_definition(ctx.inventory, res.id)
+        if jd is None:
+            raise NotApplicable(f"{why} (see BAT003)")
+    assert jd is not None
+    if "FARGATE" in bi.platform_capabilities(jd):
+        raise NotApplicable("Fargate does not support linuxParameters.sharedMemorySize")
+    cont = bi.container(jd)
+    size = bi.job_size(jd)
+    text = " ".join([str(cont.get("image", "")), *map(str, cont.get("command", []) or [])]).lower()
+    hint = next((h for h in TORCH_HINTS if h in text), None)
+    if not size.gpus and hint is None:
+        raise NotApplicable("not a GPU job, and nothing in its image or command looks like PyTorch")
+    why = f"{size.gpus} GPU" if size.gpus else f"'{hint}' in its image or command"
+    shm = (cont.get("linuxParameters") or {}).get("sharedMemorySize")
+    if shm is None:
+        return failed(f"{res.id} ({why}) sets no linuxParameters.sharedMemorySize: /dev/shm stays at Docker's "
+                      f"{DOCKER_DEFAULT_SHM_MIB} MB")
+    if int(shm) <= DOCKER_DEFAULT_SHM_MIB:
+        return failed(f"{res.id} ({why}) sets sharedMemorySize {shm} MiB, no more than Docker's default "
+                      f"{DOCKER_DEFAULT_SHM_MIB} MB")
+    return passed(f"sharedMemorySize {shm} MiB ({why})")
+
+
+# -- BAT008 ------------------------------------------------------------------------------------------------------
+@check(
+    id="BAT008", slug="stuck-job-timeout", title="The job queue cancels jobs stuck in RUNNABLE",
+    severity="low", resource="job_queue", permissions=["batch:DescribeJobQueues"],
+    rationale="A job that can never be placed (no capacity, a misconfiguration found later) sits in RUNNABLE "
+              "silently and blocks the queue; jobStateTimeLimitActions cancels it after a set time with a reason.",
+    remediation="Add jobStateTimeLimitActions to the queue: state RUNNABLE, action CANCEL, maxTimeSeconds "
+                "(600-86400) and a reason such as CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY.",
+)
+def stuck_job_timeout(ctx: CheckContext, res: Resource) -> Finding:
+    queue = bi.job_queue(ctx)
+    if queue is None:
+        raise NotApplicable(f"job queue {res.id} does not exist (see BAT002)")
+    actions = [a for a in queue.get("jobStateTimeLimitActions", []) or []
+               if a.get("state") == "RUNNABLE" and a.get("action") == "CANCEL"]
+    if not actions:
+        return failed(f"job queue {res.id} has no jobStateTimeLimitActions for RUNNABLE jobs: a job that cannot be "
+                      "placed waits forever")
+    return passed("; ".join(f"cancels RUNNABLE jobs after {a.get('maxTimeSeconds')} s ({a.get('reason')})"
+                            for a in actions))
+
+
+# -- BAT009 ------------------------------------------------------------------------------------------------------
+# Service Quotas codes for the EC2 vCPU quotas per instance class (on-demand, spot). The codes come from community
+# code and the Service Quotas console (failure-modes.md: unverified against AWS documentation); a wrong code shows
+# as an error (NoSuchResourceException), never a pass.
+EC2_QUOTAS: dict[str, tuple[str, str, str | None]] = {
+    "standard": ("Standard (A, C, D, H, I, M, R, T, Z)", "L-1216C47A", "L-34B43A08"),
+    "g": ("G and VT", "L-DB2E81BA", "L-3819A6DF"),
+    "p": ("P", "L-417A185B", "L-7212CCBC"),
+    "f": ("F", "L-74FC7D96", "L-88CF9481"),
+    "inf": ("Inf", "L-1945791B", "L-B5D1601B"),
+    "x": ("X", "L-7295265B", "L-E3A00192"),
+    "trn": ("Trn", "L-2C3B7624", "L-6B0D517C"),
+    "dl": ("DL", "L-6E869C2A", "L-85EED4F7"),
+}
+FARGATE_QUOTAS = {"FARGATE": ("Fargate On-Demand vCPU", "L-3032A538"), "FARGATE_SPOT": ("Fargate Spot vCPU",
+                                                                                         "L-36FBB829")}
+
+
+def instance_class(family: str) -> str:
+    """The vCPU quota class of an instance family (m5 -> standard, g4dn -> g, inf1 -> inf, ...)."""
+    f = family.lower()
+    for prefix in ("inf", "trn", "dl"):
+        if f.startswith(prefix):
+            return prefix
+    if f.startswith(("g", "vt")):
+        return "g"
+    if f[:1] in ("p", "f", "x"):
+        return f[:1]
+    return "standard"
+
+
+def families(names: list[str]) -> list[str]:
+    out: list[str] = []
+    for n in names:
+        fams = bi.SPECIAL_TYPES.get(n) or (bi.OPTIMAL_FAMILIES if n.startswith("default_") else None)
+        out.extend(fams if fams else [n.split(".")[0]])
+    return list(dict.fromkeys(out))
+
+
+def quota_value(ctx: CheckContext, service: str, code: str) -> float:
+    """The applied quota, else AWS's default for the account. Raises AwsError if neither answers."""
+    try:
+        found = ctx.inventory.call("service-quotas", "get_service_quota", ServiceCode=service, QuotaCode=code)
+    except AwsError as exc:
+        if exc.code != "NoSuchResourceException":
+            raise
+        try:
+            found = ctx.inventory.call("service-quotas", "get_aws_default_service_quota", ServiceCode=service,
+                                       QuotaCode=code)
+        except AwsError as again:
+            if again.kind in ("denied", "throttled", "credentials"):
+                raise
+            raise NotEvaluable(f"Service Quotas has no {service} quota {code}: GetServiceQuota answered "
+                               f"NoSuchResourceException and GetAWSDefaultServiceQuota failed ({again.code})") \
+                from None
+    return float(found["Quota"]["Value"])
+
+
+@check(
+    id="BAT009", slug="vcpu-quota", title="The vCPU quota covers maxvCpus",
+    severity="medium", resource="compute_environment",
+    permissions=["batch:DescribeComputeEnvironments", "servicequotas:GetServiceQuota",
+                 "servicequotas:GetAWSDefaultServiceQuota"],
+    rationale="Batch cannot launch more vCPUs than the account's EC2 (or Fargate) quota for the instance class; "
+              "new accounts often have 0 for G and P instances, so GPU jobs wait in RUNNABLE forever.",
+    remediation="Request a quota increase in Service Quotas for the instance class (e.g. 'Running On-Demand G and "
+                "VT instances') up to the compute environment's maxvCpus, or lower maxvCpus.",
+)
+def vcpu_quota(ctx: CheckContext, res: Resource) -> Finding:
+    if res.get("problems"):
+        raise NotApplicable("the compute environment was not discovered (see BAT001)")
+    ce = bi.compute_environment(ctx, res.id)
+    if ce is None:
+        raise NotApplicable(f"compute environment {res.id} does not exist (see BAT001)")
+    cr = ce.get("computeResources") or {}
+    if not cr or ce.get("type") == "UNMANAGED":
+        raise NotApplicable(f"{res.id} is unmanaged: Batch launches no instances")
+    max_vcpus = int(cr.get("maxvCpus", 0))
+    kind = str(cr.get("type", "EC2"))
+    checks: list[tuple[str, str, str]] = []  # (label, service, code)
+    if kind in FARGATE_QUOTAS:
+        label, code = FARGATE_QUOTAS[kind]
+        checks.append((label, "fargate", code))
+    else:
+        spot = kind == "SPOT"
+        classes = sorted({instance_class(f) for f in families(list(cr.get("instanceTypes", []) or []))})
+        for cls in classes:
+            label, on_demand, spot_code = EC2_QUOTAS[cls]
+            chosen = spot_code if spot else on_demand
+            if chosen is None:
+                raise NotEvaluable(f"no known Spot quota code for {label} instances")
+            checks.append((f"All {label} Spot Instance Requests" if spot else f"Running On-Demand {label} instances",
+                           "ec2", chosen))
+    short: list[str] = []
+    ok: list[str] = []
+    for label, service, code in checks:
+        value = quota_value(ctx, service, code)
+        text = f"{label} quota {code} is {value:g} vCPUs"
+        (short if value < max_vcpus else ok).append(text)
+    if short:
+        return failed(f"{res.id} maxvCpus is {max_vcpus}, but " + "; ".join(short))
+    return passed(f"{res.id} maxvCpus {max_vcpus} within " + "; ".join(ok))

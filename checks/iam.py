@@ -1,0 +1,519 @@
+"""IAM checks: the Batch service role, the ECS instance role and its instance profile, the execution and job roles,
+and the submitter's rights (IAM001-IAM006), with create-only fixers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from pytest_mlbatch import batchinfo, policy, roles
+from pytest_mlbatch.context import CheckContext, FixContext
+from pytest_mlbatch.inventory import AwsError
+from pytest_mlbatch.model import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
+from pytest_mlbatch.policy import Request
+from pytest_mlbatch.registry import FixPlan, NotFixable, check
+
+READ_ROLE = ["iam:GetRole", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:GetRolePolicy",
+             "iam:GetPolicy", "iam:GetPolicyVersion", "iam:SimulatePrincipalPolicy"]
+BATCH_POLICY = "service-role/AWSBatchServiceRole"
+EC2_ROLE_POLICY = "service-role/AmazonEC2ContainerServiceforEC2Role"
+EXECUTION_POLICY = "service-role/AmazonECSTaskExecutionRolePolicy"
+ECR_PULL = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
+JOB_ROLE_POLICY = "pytest-mlbatch-job-role"
+
+
+# -- helpers -----------------------------------------------------------------------------------------------
+def managed_arn(ctx: CheckContext, name: str) -> str:
+    return f"arn:{policy.caller_partition(ctx)}:iam::aws:policy/{name}"
+
+
+def _ref(value: str) -> roles.RoleRef:
+    try:
+        return roles.parse_role(value)
+    except ValueError as exc:
+        raise NotEvaluable(str(exc)) from None
+
+
+def resolve(ctx: CheckContext, value: str) -> tuple[roles.RoleRef, dict[str, Any] | Finding]:
+    """The role a config value names, or a failed finding saying why it is not there (path included)."""
+    ref = _ref(value)
+    role = roles.get_role(ctx.inventory, ref.name)
+    if role is None:
+        where = f" (path {ref.path})" if ref.path and ref.path != "/" else ""
+        return ref, failed(f"role {ref.name}{where} does not exist")
+    if ref.arn and ref.arn != role["Arn"]:
+        return ref, failed(f"{ref.arn} is not the role's ARN: role {ref.name} is {role['Arn']} "
+                           f"(path {role.get('Path', '/')}); use the real ARN")
+    if not ref.arn and ref.path and ref.path != role.get("Path", "/"):
+        return ref, failed(f"role {ref.name} has path {role.get('Path', '/')}, not {ref.path}: it is {role['Arn']}")
+    return ref, role
+
+
+def require_trust(role: dict[str, Any], service: str) -> Finding | None:
+    decision = roles.trust(role, service)
+    if decision.verdict == "denied":
+        return failed(decision.message)
+    if decision.verdict == "unknown":
+        raise NotEvaluable(decision.message)
+    return None
+
+
+def principal_for(role: dict[str, Any]) -> policy.Principal:
+    return policy.role_principal(role)
+
+
+def judge(ctx: CheckContext, role: dict[str, Any], requests: Sequence[Request], what: str,
+          extra: str = "") -> Finding:
+    """Run the shared evaluator on a role and turn the decisions into a finding (unknown -> error)."""
+    decisions = policy.decide(ctx.inventory, principal_for(role), requests)
+    summary = policy.summarize(decisions, what)
+    if summary.outcome == "failed":
+        return failed(summary.message)
+    if summary.outcome == "unknown":
+        raise NotEvaluable(summary.message)
+    return passed(f"{extra}{summary.message}" if extra else summary.message)
+
+
+def reference(ctx: CheckContext, name: str) -> tuple[str, list[Request]]:
+    arn = managed_arn(ctx, name)
+    try:
+        version, document = policy.managed_policy(ctx.inventory, arn)
+    except AwsError as exc:
+        raise NotEvaluable(f"cannot read the reference policy {arn}: {exc}") from None
+    china = policy.caller_partition(ctx) == "aws-cn"
+    requests = [Request(r.action, policy.concrete(r.resource, ctx.region, ctx.account), r.context)
+                for r in policy.reference_requests(document)
+                # a context value of the other partition (ec2.amazonaws.com.cn outside China) never occurs here
+                if china or not any(v.endswith(".amazonaws.com.cn") for _, vs in r.context for v in vs)]
+    return version, list(dict.fromkeys(requests))
+
+
+def create_role(fx: FixContext, name: str, path: str, service: str, description: str) -> None:
+    fx.client("iam").create_role(RoleName=name, Path=path, Description=description,
+                                 AssumeRolePolicyDocument=json.dumps(roles.trust_policy(service)),
+                                 Tags=fx.tag_list())
+
+
+def _missing_role_plan(ctx: CheckContext, res: Resource, service: str, managed: str | None,
+                       inline: dict[str, Any] | None = None) -> FixPlan:
+    ref = _ref(res.id)
+    if ref.service_linked:
+        raise NotFixable(f"{ref.name} is a service-linked role; it is created by its service")
+    if roles.get_role(ctx.inventory, ref.name) is not None:
+        raise NotFixable(f"role {ref.name} exists; --fix never edits an existing role or policy")
+    if ref.arn and ctx.account and ref.arn.split(":")[4] != ctx.account:
+        raise NotFixable(f"{ref.arn} belongs to account {ref.arn.split(':')[4]}, not to {ctx.account}")
+    path = ref.path or "/"
+    if ctx.check.id == "IAM005" and ctx.scope.job_role is not None and not ref.path:
+        path = ctx.scope.job_role.path
+    calls = ["iam:CreateRole"]
+    action = f"create role {path.rstrip('/')}/{ref.name} trusted by {service}"
+    if managed:
+        calls.append("iam:AttachRolePolicy")
+        action += f", attach {managed.rpartition('/')[2]}"
+    if inline:
+        calls.append("iam:PutRolePolicy")
+        action += f", put inline policy {JOB_ROLE_POLICY} with the {len(inline['Statement'])} declared statement(s)"
+    managed_policy_arn = managed_arn(ctx, managed) if managed else None
+
+    def apply(fx: FixContext) -> None:
+        create_role(fx, ref.name, path, service, f"pytest-mlbatch: {ctx.check.slug}")
+        if managed_policy_arn:
+            fx.client("iam").attach_role_policy(RoleName=ref.name, PolicyArn=managed_policy_arn)
+        if inline:
+            fx.client("iam").put_role_policy(RoleName=ref.name, PolicyName=JOB_ROLE_POLICY,
+                                             PolicyDocument=json.dumps(inline))
+
+    return FixPlan(ctx.check.id, res.id, action, calls=calls, permissions=[*calls, "iam:TagRole"], apply=apply)
+
+
+# -- IAM001 ------------------------------------------------------------------------------------------------
+@check(
+    id="IAM001", slug="batch-service-role", title="The Batch service role exists, trusts Batch and has its rights",
+    severity="critical", resource="service_role",
+    permissions=[*READ_ROLE, "iam:ListRoles", "batch:DescribeComputeEnvironments"],
+    rationale="A compute environment whose service role is given by a bare name or a wrong path, does not trust "
+              "batch.amazonaws.com, or lacks AWSBatchServiceRole's actions turns INVALID (not authorized to "
+              "perform sts:AssumeRole) or leaves jobs RUNNABLE with SERVICE_ROLE_PERMISSIONS.",
+    remediation="Prefer the service-linked role (iam.service_role: service-linked; `--fix` creates it). For a "
+                "custom role, give its full ARN including the path (service-role/), let batch.amazonaws.com "
+                "assume it and attach AWSBatchServiceRole.",
+)
+def batch_service_role(ctx: CheckContext, res: Resource) -> Finding:
+    ref = _ref(res.id)
+    if ref.service_linked:
+        slr = roles.service_linked_role(ctx.inventory)
+        if slr is None:
+            return failed(f"the AWS Batch service-linked role does not exist (no role under "
+                          f"/aws-service-role/{roles.BATCH_SERVICE}/)")
+        if ref.arn and ref.arn.lower() != str(slr["Arn"]).lower():
+            return failed(f"{ref.arn} is not the service-linked role's ARN: it is {slr['Arn']}")
+        return passed(f"the service-linked role {slr['Arn']} exists (its permissions are managed by AWS)")
+    ref, found = resolve(ctx, res.id)
+    if isinstance(found, Finding):
+        return found
+    role = found
+    for name, ce in sorted(batchinfo.compute_environments(ctx).items()):
+        given = ce.get("serviceRole")
+        if name.startswith("arn:") or not given:
+            continue
+        try:
+            same = roles.parse_role(str(given)).name.lower() == ref.name.lower()
+        except ValueError:
+            same = False
+        if same and given != role["Arn"]:
+            return failed(f"compute environment {name} has serviceRole {given}, but the role's ARN is {role['Arn']}")
+    bad = require_trust(role, roles.BATCH_SERVICE)
+    if bad:
+        return bad
+    version, requests = reference(ctx, BATCH_POLICY)
+    return judge(ctx, role, requests, f"role {role['Arn']} for AWSBatchServiceRole ({version}) actions",
+                 f"{ref.name} trusts {roles.BATCH_SERVICE}; ")
+
+
+@batch_service_role.fix(summary="create the Batch service-linked role",
+                        permissions=["iam:CreateServiceLinkedRole", "iam:TagRole"])
+def create_batch_slr(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
+    ref = _ref(res.id)
+    if not ref.service_linked:
+        raise NotFixable(f"{ref.name} is a custom role and is never created or edited: set "
+                         "iam.service_role: service-linked to use the role --fix can create")
+    if roles.service_linked_role(ctx.inventory) is not None:
+        raise NotFixable("the service-linked role exists")
+
+    def apply(fx: FixContext) -> None:
+        iam = fx.client("iam")
+        created = iam.create_service_linked_role(AWSServiceName=roles.BATCH_SERVICE,
+                                                 Description="AWS Batch (created by pytest-mlbatch)")
+        iam.tag_role(RoleName=created["Role"]["RoleName"], Tags=fx.tag_list())
+
+    return FixPlan("IAM001", res.id, f"create the service-linked role for {roles.BATCH_SERVICE}",
+                   calls=["iam:CreateServiceLinkedRole", "iam:TagRole"],
+                   permissions=["iam:CreateServiceLinkedRole", "iam:TagRole"], apply=apply)
+
+
+# -- IAM002 ------------------------------------------------------------------------------------------------
+@check(
+    id="IAM002", slug="ecs-instance-role", title="The ECS instance role trusts EC2 and has the ECS agent's rights",
+    severity="critical", resource="instance_role", permissions=READ_ROLE,
+    rationale="Instances whose role cannot register with ECS or pull from ECR never join the cluster: the "
+              "compute environment is invalidated and jobs stay RUNNABLE.",
+    remediation="Let ec2.amazonaws.com assume the instance role and attach AmazonEC2ContainerServiceforEC2Role "
+                "(`--fix` creates a missing role that way).",
+)
+def ecs_instance_role(ctx: CheckContext, res: Resource) -> Finding:
+    ref, found = resolve(ctx, res.id)
+    if isinstance(found, Finding):
+        return found
+    bad = require_trust(found, "ec2.amazonaws.com")
+    if bad:
+        return bad
+    version, requests = reference(ctx, EC2_ROLE_POLICY)
+    return judge(ctx, found, requests, f"role {found['Arn']} for AmazonEC2ContainerServiceforEC2Role ({version}) "
+                 "actions", f"{ref.name} trusts ec2.amazonaws.com; ")
+
+
+@ecs_instance_role.fix(summary="create the role, attach AmazonEC2ContainerServiceforEC2Role",
+                       permissions=["iam:CreateRole", "iam:AttachRolePolicy", "iam:TagRole"])
+def create_instance_role(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
+    return _missing_role_plan(ctx, res, "ec2.amazonaws.com", EC2_ROLE_POLICY)
+
+
+# -- IAM003 ------------------------------------------------------------------------------------------------
+def _profile_role(ctx: CheckContext, profile_name: str) -> str | None:
+    """The role that belongs in the profile: iam.instance_role, else a role named like the profile."""
+    if ctx.scope.instance_role:
+        return _ref(ctx.scope.instance_role).name
+    if roles.get_role(ctx.inventory, profile_name) is not None:
+        return profile_name
+    return None
+
+
+@check(
+    id="IAM003", slug="instance-profile",
+    title="The compute environment's instanceRole is an instance profile holding the instance role",
+    severity="critical", resource="instance_profile", permissions=["iam:GetInstanceProfile", "iam:GetRole"],
+    rationale="computeResources.instanceRole must name an instance profile; a role name there (the classic "
+              "mistake) makes the compute environment INVALID (Invalid IamInstanceProfile).",
+    remediation="Create an instance profile, add the instance role to it, and give the profile's name or ARN as "
+                "the compute environment's instanceRole (`--fix` creates the profile with the role).",
+)
+def instance_profile(ctx: CheckContext, res: Resource) -> Finding:
+    try:
+        ref = roles.parse_profile(res.id)
+    except ValueError as exc:
+        return failed(str(exc))
+    expected = _ref(ctx.scope.instance_role).name if ctx.scope.instance_role else None
+    if res.id.startswith("arn:") and ":role/" in res.id:
+        has = roles.get_instance_profile(ctx.inventory, ref.name) is not None
+        return failed(f"{res.id} is a role, not an instance profile: the compute environment's instanceRole must "
+                      "name an instance profile that contains the role" +
+                      (f" (instance profile {ref.name} exists: use its name or ARN)" if has else ""))
+    profile = roles.get_instance_profile(ctx.inventory, ref.name)
+    if profile is None:
+        role = roles.get_role(ctx.inventory, ref.name)
+        if role is not None:
+            return failed(f"{res.id} is a role, not an instance profile: the compute environment's instanceRole "
+                          f"must name an instance profile that contains the role (no instance profile "
+                          f"{ref.name} exists)")
+        return failed(f"instance profile {ref.name} does not exist")
+    if ref.arn and ref.arn != profile["Arn"]:
+        return failed(f"{ref.arn} is not the instance profile's ARN: it is {profile['Arn']}")
+    inside = [r["RoleName"] for r in profile.get("Roles", [])]
+    if not inside:
+        return failed(f"instance profile {ref.name} contains no role" +
+                      (f"; add {expected}" if expected else ""))
+    if expected and expected not in inside:
+        return failed(f"instance profile {ref.name} contains {', '.join(inside)}, not the instance role {expected}")
+    return passed(f"instance profile {profile['Arn']} contains role {', '.join(inside)}")
+
+
+@instance_profile.fix(summary="create the instance profile, add the role",
+                      permissions=["iam:CreateInstanceProfile", "iam:AddRoleToInstanceProfile",
+                                   "iam:TagInstanceProfile", "iam:PassRole"])
+def create_instance_profile(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
+    try:
+        ref = roles.parse_profile(res.id)
+    except ValueError as exc:
+        raise NotFixable(str(exc)) from None
+    if res.id.startswith("arn:") and ":role/" in res.id:
+        raise NotFixable("the compute environment names a role ARN; it must be changed to an instance profile")
+    role_name = _profile_role(ctx, ref.name)
+    if role_name is None:
+        raise NotFixable("no role to put in the profile: set iam.instance_role")
+    if roles.get_role(ctx.inventory, role_name) is None:
+        raise NotFixable(f"role {role_name} does not exist (see IAM002)")
+    profile = roles.get_instance_profile(ctx.inventory, ref.name)
+    if profile is not None and profile.get("Roles"):
+        raise NotFixable(f"instance profile {ref.name} already holds a role; --fix never changes it")
+    create = profile is None
+
+    def apply(fx: FixContext) -> None:
+        iam = fx.client("iam")
+        if create:
+            iam.create_instance_profile(InstanceProfileName=ref.name, Tags=fx.tag_list())
+        iam.add_role_to_instance_profile(InstanceProfileName=ref.name, RoleName=role_name)
+
+    calls = (["iam:CreateInstanceProfile"] if create else []) + ["iam:AddRoleToInstanceProfile"]
+    action = (f"create instance profile {ref.name} and add role {role_name}" if create
+              else f"add role {role_name} to the empty instance profile {ref.name}")
+    return FixPlan("IAM003", res.id, action, calls=calls, permissions=[*calls, "iam:TagInstanceProfile",
+                                                                        "iam:PassRole"], apply=apply)
+
+
+# -- IAM004 ------------------------------------------------------------------------------------------------
+def ecr_repository_arn(uri: str | None, partition: str) -> str | None:
+    """arn:...:ecr:REGION:ACCOUNT:repository/NAME for an ECR image URI, else None."""
+    from pytest_mlbatch.checks.img_pull import parse_ecr
+
+    parsed = parse_ecr(uri) if uri else None
+    if parsed is None:
+        return None
+    account, region, repo = parsed[:3]
+    return f"arn:{partition}:ecr:{region}:{account}:repository/{repo}"
+
+
+def secret_requests(ctx: CheckContext, jd: dict[str, Any] | None, partition: str) -> list[Request]:
+    """What reading the job definition's secrets takes: ssm:GetParameters / secretsmanager:GetSecretValue."""
+    if not jd:
+        return []
+    account = ctx.account or "*"
+    props = jd.get("containerProperties") or {}
+    values: list[str] = [str(s.get("valueFrom", "")) for s in props.get("secrets", []) or []]
+    log_conf = props.get("logConfiguration") or {}
+    values += [str(s.get("valueFrom", "")) for s in log_conf.get("secretOptions", []) or []]
+    creds = (props.get("repositoryCredentials") or {}).get("credentialsParameter")
+    if creds:
+        values.append(str(creds))
+    out: list[Request] = []
+    for v in values:
+        if not v:
+            continue
+        if v.startswith("arn:") and ":secretsmanager:" in v:
+            out.append(Request("secretsmanager:GetSecretValue", ":".join(v.split(":")[:7])))
+        elif v.startswith("arn:") and ":ssm:" in v:
+            out.append(Request("ssm:GetParameters", v))
+        else:  # a parameter name in this account and region
+            out.append(Request("ssm:GetParameters",
+                               f"arn:{partition}:ssm:{ctx.region}:{account}:parameter/{v.lstrip('/')}"))
+    return out
+
+
+def log_group(jd: dict[str, Any] | None) -> str:
+    """The awslogs group the job writes to: the job definition's awslogs-group, else Batch's /aws/batch/job."""
+    conf = ((jd or {}).get("containerProperties") or {}).get("logConfiguration") or {}
+    if conf.get("logDriver", "awslogs") == "awslogs":
+        return str((conf.get("options") or {}).get("awslogs-group") or "/aws/batch/job")
+    return "/aws/batch/job"
+
+
+@check(
+    id="IAM004", slug="execution-role", title="The execution role trusts ECS tasks and can pull, log, read secrets",
+    severity="high", resource="execution_role",
+    permissions=[*READ_ROLE, "batch:DescribeJobDefinitions"],
+    rationale="Fargate jobs (and jobs with secrets) start only if the execution role, assumed by "
+              "ecs-tasks.amazonaws.com, can pull the image, write logs and read every secret the job names.",
+    remediation="Let ecs-tasks.amazonaws.com assume the execution role, attach AmazonECSTaskExecutionRolePolicy, "
+                "and allow ssm:GetParameters / secretsmanager:GetSecretValue on the job's secrets.",
+)
+def execution_role(ctx: CheckContext, res: Resource) -> Finding:
+    ref, found = resolve(ctx, res.id)
+    if isinstance(found, Finding):
+        return found
+    bad = require_trust(found, "ecs-tasks.amazonaws.com")
+    if bad:
+        return bad
+    partition = policy.caller_partition(ctx)
+    repo = ecr_repository_arn(ctx.scope.image_uri, partition)
+    requests = [Request("ecr:GetAuthorizationToken")]
+    requests += [Request(a, repo or "*") for a in ECR_PULL]
+    jd = batchinfo.job_definition(ctx)
+    stream = (f"arn:{partition}:logs:{ctx.region}:{ctx.account or '*'}:log-group:{log_group(jd)}:"
+              f"log-stream:{policy.SAMPLE}")
+    requests += [Request("logs:CreateLogStream", stream), Request("logs:PutLogEvents", stream)]
+    secrets = secret_requests(ctx, jd, partition)
+    what = f"role {found['Arn']} for ECR pull, logs" + (f" and {len(secrets)} secret(s)" if secrets else "")
+    return judge(ctx, found, requests + secrets, what, f"{ref.name} trusts ecs-tasks.amazonaws.com; ")
+
+
+@execution_role.fix(summary="create the role, attach AmazonECSTaskExecutionRolePolicy",
+                    permissions=["iam:CreateRole", "iam:AttachRolePolicy", "iam:TagRole"])
+def create_execution_role(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
+    return _missing_role_plan(ctx, res, "ecs-tasks.amazonaws.com", EXECUTION_POLICY)
+
+
+# -- IAM005 ------------------------------------------------------------------------------------------------
+def declared_requests(ctx: CheckContext) -> list[Request]:
+    jr = ctx.scope.job_role
+    if jr is None:
+        return []
+    return [Request(a, r) for st in jr.allow for a in st.actions for r in st.resources]
+
+
+@check(
+    id="IAM005", slug="job-role", title="The job role trusts ECS tasks and allows every declared action",
+    severity="high", resource="job_role", permissions=READ_ROLE,
+    rationale="The job's code runs with the job role: if ecs-tasks.amazonaws.com cannot assume it, or it lacks "
+              "an action the job needs (say s3:GetObject on the training data), the job fails after it started.",
+    remediation="Let ecs-tasks.amazonaws.com assume the job role and allow each iam.job_role.allow action on its "
+                "resource (`--fix` creates a missing role with exactly those statements).",
+)
+def job_role(ctx: CheckContext, res: Resource) -> Finding:
+    ref, found = resolve(ctx, res.id)
+    if isinstance(found, Finding):
+        return found
+    bad = require_trust(found, "ecs-tasks.amazonaws.com")
+    if bad:
+        return bad
+    requests = declared_requests(ctx)
+    if not requests:
+        return passed(f"{ref.name} trusts ecs-tasks.amazonaws.com (no iam.job_role.allow declared to check)")
+    return judge(ctx, found, requests, f"role {found['Arn']} for the declared actions",
+                 f"{ref.name} trusts ecs-tasks.amazonaws.com; ")
+
+
+@job_role.fix(summary="create the role with exactly the declared statements (only if the role is missing)",
+              permissions=["iam:CreateRole", "iam:PutRolePolicy", "iam:TagRole"])
+def create_job_role(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
+    jr = ctx.scope.job_role
+    inline = None
+    if jr is not None and jr.allow:
+        inline = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": list(st.actions), "Resource": list(st.resources)} for st in jr.allow]}
+    return _missing_role_plan(ctx, res, "ecs-tasks.amazonaws.com", None, inline)
+
+
+# -- IAM006 ------------------------------------------------------------------------------------------------
+def caller_principal(ctx: CheckContext) -> policy.Principal | Finding:
+    """The STS identity as a principal whose policies can be read; a finding for the root user."""
+    arn = str(ctx.target.identity()["Arn"])
+    parts = arn.split(":", 5)
+    if len(parts) != 6:
+        raise NotEvaluable(f"caller ARN {arn!r} cannot be parsed")
+    service, rest = parts[2], parts[5]
+    if service == "iam" and rest == "root":
+        return passed(f"the caller is the root user of account {parts[4]}: IAM policies do not limit it "
+                      "(only an organization SCP could)")
+    if service == "iam" and rest.startswith("user/"):
+        name = rest.rpartition("/")[2]
+        try:
+            user = ctx.inventory.call("iam", "get_user", UserName=name)["User"]
+        except AwsError as exc:
+            if roles.is_not_found(exc):
+                raise NotEvaluable(f"the caller {arn} is not an IAM user of this account (iam:GetUser: "
+                                   f"{exc.code}); its permissions cannot be evaluated") from None
+            raise
+        return policy.user_principal(user)
+    if service == "sts" and rest.startswith("assumed-role/"):
+        role_name = rest.split("/")[1]
+        role = roles.get_role(ctx.inventory, role_name)
+        if role is None:
+            raise NotEvaluable(f"the caller {arn} assumed role {role_name}, which GetRole does not find")
+        principal = policy.role_principal(role)
+        principal.notes.append("session policies, if any, are not visible")
+        return principal
+    raise NotEvaluable(f"the caller {arn} is neither an IAM user nor an assumed role: its permissions cannot be "
+                       "evaluated")
+
+
+def _batch_arn(ctx: CheckContext, kind: str, name: str, partition: str) -> str:
+    if name.startswith("arn:"):
+        return name
+    return f"arn:{partition}:batch:{ctx.region}:{ctx.account}:{kind}/{name}"
+
+
+def passed_roles(ctx: CheckContext, jd: dict[str, Any] | None) -> list[str]:
+    """ARNs of the job and execution roles: from the job definition, else the config's roles (if they exist)."""
+    props = (jd or {}).get("containerProperties") or {}
+    arns = [str(props[k]) for k in ("jobRoleArn", "executionRoleArn") if props.get(k)]
+    if arns:
+        return sorted(set(arns))
+    for value in (ctx.scope.job_role.name if ctx.scope.job_role else None, ctx.scope.execution_role):
+        if not value:
+            continue
+        ref = _ref(value)
+        role = roles.get_role(ctx.inventory, ref.name)
+        if role is not None:
+            arns.append(str(role["Arn"]))
+    return sorted(set(arns))
+
+
+@check(
+    id="IAM006", slug="can-submit", title="The caller may submit the job and pass its roles",
+    severity="medium", resource="caller",
+    permissions=["sts:GetCallerIdentity", "iam:GetUser", "iam:ListAttachedUserPolicies", "iam:ListUserPolicies",
+                 "iam:GetUserPolicy", "iam:ListGroupsForUser", "iam:ListAttachedGroupPolicies",
+                 "iam:ListGroupPolicies", "iam:GetGroupPolicy", *READ_ROLE, "batch:DescribeJobQueues",
+                 "batch:DescribeJobDefinitions"],
+    rationale="Whoever submits needs batch:SubmitJob on the queue and the job definition, and iam:PassRole on the "
+              "roles the job runs with; otherwise the submission itself is refused.",
+    remediation="Allow the submitting user or role batch:SubmitJob on the job queue and job definition ARNs and "
+                "iam:PassRole on the job and execution role ARNs.",
+)
+def can_submit(ctx: CheckContext, res: Resource) -> Finding:
+    principal = caller_principal(ctx)
+    if isinstance(principal, Finding):
+        return principal
+    partition = policy.caller_partition(ctx)
+    requests: list[Request] = []
+    if ctx.scope.job_queue:
+        queue = batchinfo.job_queue(ctx)
+        arn = queue["jobQueueArn"] if queue else _batch_arn(ctx, "job-queue", ctx.scope.job_queue, partition)
+        requests.append(Request("batch:SubmitJob", str(arn)))
+    jd = batchinfo.job_definition(ctx) if ctx.scope.job_definition else None
+    if ctx.scope.job_definition:
+        arn = jd["jobDefinitionArn"] if jd else _batch_arn(ctx, "job-definition", ctx.scope.job_definition,
+                                                           partition)
+        requests.append(Request("batch:SubmitJob", str(arn)))
+    requests += [Request("iam:PassRole", arn) for arn in passed_roles(ctx, jd)]
+    if not requests:
+        raise NotApplicable("nothing to submit to")
+    decisions = policy.decide(ctx.inventory, principal, requests)
+    note = f" ({'; '.join(principal.notes)})" if principal.notes else ""
+    summary = policy.summarize(decisions, f"caller {principal.arn}{note}")
+    if summary.outcome == "failed":
+        return failed(summary.message)
+    if summary.outcome == "unknown":
+        raise NotEvaluable(summary.message)
+    return passed(summary.message)

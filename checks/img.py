@@ -1,0 +1,712 @@
+"""IMG checks: the job's image exists in ECR, is the local build, can be pulled, fits the CPU and disk, is scanned
+and pinned (IMG006, pull permissions, lives in img_pull.py)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fnmatch
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from pytest_mlbatch import batchinfo, dockerops
+from pytest_mlbatch.context import CheckContext, FixContext
+from pytest_mlbatch.imageref import ImageRef, ImageRefError, parse
+from pytest_mlbatch.inventory import AwsError
+from pytest_mlbatch.model import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
+from pytest_mlbatch.oci import Credentials, Manifest, Platform, RegistryClient, RegistryError
+from pytest_mlbatch.registry import FixPlan, NotFixable, check
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+# Pulling needs room for the compressed layers while they are extracted: about this many times the compressed size.
+PULL_FOOTPRINT = 2.5
+# The ECS-optimized Amazon Linux 2 AMI has one 30 GiB root volume that holds Docker's data; Fargate gives 20 GiB.
+DEFAULT_EC2_VOLUME_GIB = 30
+DEFAULT_FARGATE_GIB = 20
+SEVERITIES = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+EC2_ARCH = {"x86_64": "amd64", "x86_64_mac": "amd64", "arm64": "arm64", "arm64_mac": "arm64", "i386": "386"}
+FARGATE_ARCH = {"X86_64": "amd64", "ARM64": "arm64"}
+PUSH_PERMISSIONS = ["ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload",
+                    "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage", "ecr:DescribeImages"]
+
+
+class _HideSecrets(logging.Filter):
+    """botocore logs whole response bodies at DEBUG: drop the ones that carry an ECR token or a secret value."""
+
+    MARKERS = ("authorizationToken", "SecretString", "SecretBinary")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:
+            return True
+        return not any(m in text for m in self.MARKERS)
+
+
+def hide_secrets_in_logs() -> None:
+    """Installed once before the first token or secret is fetched."""
+    for name in ("botocore.parsers", "botocore.endpoint", "botocore.hooks", "botocore.retryhandler"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _HideSecrets) for f in logger.filters):
+            logger.addFilter(_HideSecrets())
+
+
+# -- the image reference ---------------------------------------------------------------------------------
+def image_ref(res: Resource) -> ImageRef:
+    """The parsed reference; a malformed one makes the check not applicable (IMG001 and IMG004 report it)."""
+    try:
+        return parse(res.id)
+    except ImageRefError as exc:
+        raise NotApplicable(f"malformed image reference (IMG001/IMG004 report it): {exc}") from None
+
+
+def ecr_only(ref: ImageRef) -> None:
+    if not ref.is_ecr:
+        raise NotApplicable(f"{ref} is not an ECR image (registry {ref.registry})")
+
+
+# -- ECR metadata through the inventory ---------------------------------------------------------------------
+def ecr_repositories(ctx: CheckContext, ref: ImageRef) -> dict[str, dict[str, Any]]:
+    """Every repository of the image's registry (account and region from the URI), one listing per registry."""
+    repos = ctx.inventory.paginate("ecr", "describe_repositories", "repositories", region=ref.region,
+                                   registryId=ref.account)
+    return {r["repositoryName"]: r for r in repos}
+
+
+def ecr_images(ctx: CheckContext, ref: ImageRef) -> list[dict[str, Any]] | None:
+    """Every image of the repository in one listing (None if the repository does not exist)."""
+    if ref.repository not in ecr_repositories(ctx, ref):
+        return None
+    found: list[dict[str, Any]] = ctx.inventory.paginate(
+        "ecr", "describe_images", "imageDetails", region=ref.region, registryId=ref.account,
+        repositoryName=ref.repository)
+    return found
+
+
+def find_image(details: list[dict[str, Any]], ref: ImageRef) -> dict[str, Any] | None:
+    for d in details:
+        if ref.digest and d.get("imageDigest") == ref.digest:
+            return d
+        if not ref.digest and ref.tag in (d.get("imageTags") or []):
+            return d
+    return None
+
+
+def ecr_image(ctx: CheckContext, ref: ImageRef) -> dict[str, Any]:
+    """The image's ECR details; NotApplicable if the repository or tag is missing (IMG001/IMG002 report that)."""
+    details = ecr_images(ctx, ref)
+    if details is None:
+        raise NotApplicable(f"repository {ref.repository} does not exist in {ref.account}/{ref.region} (see IMG001)")
+    found = find_image(details, ref)
+    if found is None:
+        raise NotApplicable(f"{ref.reference} is not in repository {ref.repository} (see IMG002)")
+    return found
+
+
+def require_present(ctx: CheckContext, ref: ImageRef) -> None:
+    """ECR images must exist before their registry is asked; other registries answer for themselves."""
+    if ref.is_ecr:
+        ecr_image(ctx, ref)
+
+
+# -- registry access ----------------------------------------------------------------------------------------
+def endpoint(ctx: CheckContext, ref: ImageRef) -> str:
+    """The registry v2 base URL for this image: image.registry_endpoint if set, else the image's own host."""
+    override = ctx.settings.image_registry_endpoint
+    if override:
+        return override.rstrip("/")
+    if ref.is_ecr:
+        emulated = os.environ.get("AWS_ENDPOINT_URL_ECR") or os.environ.get("AWS_ENDPOINT_URL")
+        if emulated:
+            raise NotEvaluable(f"AWS calls go to {emulated} (AWS_ENDPOINT_URL), so the ECR registry of {ref.registry}"
+                               " is not the real one and its address is unknown: set image.registry_endpoint to "
+                               "the registry v2 URL that serves this account's images")
+    scheme = "http" if ref.is_loopback else "https"
+    return f"{scheme}://{ref.api_host}"
+
+
+def ecr_credentials(ctx: CheckContext, ref: ImageRef) -> Credentials:
+    """ECR's authorization token, used as Basic credentials (user AWS)."""
+    hide_secrets_in_logs()
+    data = ctx.inventory.call("ecr", "get_authorization_token", region=ref.region, registryIds=[ref.account])
+    entries = data.get("authorizationData") or []
+    if not entries:
+        raise NotEvaluable(f"ecr:GetAuthorizationToken gave no token for {ref.account} in {ref.region}")
+    try:
+        user, sep, password = base64.b64decode(entries[0]["authorizationToken"]).decode().partition(":")
+    except (KeyError, ValueError, binascii.Error, UnicodeDecodeError):
+        raise NotEvaluable("ecr:GetAuthorizationToken answered a token that is not base64 user:password") from None
+    if not sep:
+        raise NotEvaluable("ecr:GetAuthorizationToken answered a token without user:password")
+    return Credentials(user, password, f"ECR authorization token of {ref.account} in {ref.region}")
+
+
+def repository_credentials_secret(ctx: CheckContext) -> str | None:
+    """The Secrets Manager secret the job definition names in containerProperties.repositoryCredentials."""
+    if not ctx.scope.job_definition:
+        return None
+    jd = batchinfo.job_definition(ctx)
+    if not jd:
+        return None
+    rc = (jd.get("containerProperties") or {}).get("repositoryCredentials") or {}
+    value = rc.get("credentialsParameter")
+    return str(value) if value else None
+
+
+def secret_credentials(ctx: CheckContext, secret: str) -> Credentials:
+    hide_secrets_in_logs()
+    region = secret.split(":")[3] if secret.startswith("arn:") and secret.count(":") >= 6 else None
+    data = ctx.inventory.call("secretsmanager", "get_secret_value", region=region, SecretId=secret)
+    try:
+        doc = json.loads(data.get("SecretString") or "")
+        user, password = str(doc["username"]), str(doc["password"])
+    except (ValueError, KeyError, TypeError):
+        raise NotEvaluable(f"secret {secret} (repositoryCredentials) is not JSON with username and password") \
+            from None
+    return Credentials(user, password, f"secret {secret}")
+
+
+def credentials(ctx: CheckContext, ref: ImageRef) -> Credentials | None:
+    if ref.is_ecr:
+        return ecr_credentials(ctx, ref)
+    secret = repository_credentials_secret(ctx)
+    return secret_credentials(ctx, secret) if secret else None
+
+
+def registry(ctx: CheckContext, ref: ImageRef) -> RegistryClient:
+    """A registry client for the image, with its credentials, made once per run and registry."""
+    base = endpoint(ctx, ref)
+
+    def make() -> RegistryClient:
+        return RegistryClient(base, credentials(ctx, ref))
+
+    client: RegistryClient = ctx.inventory.memo(f"oci-client {base} {ref.registry}", make)
+    return client
+
+
+def manifest(ctx: CheckContext, ref: ImageRef, reference: str | None = None) -> Manifest | None:
+    """The manifest of the image (or of `reference` in its repository), cached; registry failures -> error."""
+    client = registry(ctx, ref)
+    reference = reference or ref.reference
+
+    def fetch() -> Manifest | None:
+        return client.manifest(ref.repository, reference)
+
+    try:
+        found: Manifest | None = ctx.inventory.memo(f"oci-manifest {client.base_url} {ref.repository} {reference}",
+                                                    fetch)
+    except RegistryError as exc:
+        raise NotEvaluable(str(exc)) from None
+    return found
+
+
+def platforms(ctx: CheckContext, ref: ImageRef, m: Manifest) -> list[Platform]:
+    client = registry(ctx, ref)
+    try:
+        found: list[Platform] = ctx.inventory.memo(f"oci-platforms {client.base_url} {ref.repository} {m.digest}",
+                                                   lambda: client.platforms(ref.repository, m))
+    except RegistryError as exc:
+        raise NotEvaluable(str(exc)) from None
+    return found
+
+
+def docker_name(ctx: CheckContext, ref: ImageRef) -> str:
+    """The repository name Docker uses for this image (at the overriding endpoint, if one is set)."""
+    if ctx.settings.image_registry_endpoint:
+        return f"{urlsplit(ctx.settings.image_registry_endpoint).netloc}/{ref.repository}"
+    return ref.name
+
+
+# -- IMG001 ---------------------------------------------------------------------------------------------
+@check(
+    id="IMG001", slug="ecr-repository-exists", title="The ECR repository of the image exists", severity="critical",
+    resource="image", permissions=["ecr:DescribeRepositories"],
+    rationale="A job whose image names a repository that does not exist (wrong name, account or region) stops "
+              "with CannotPullContainerError: repository not found.",
+    remediation="Create the repository in the account and region of the image URI (`--fix` does, with scan on "
+                "push), or correct image.uri / the job definition's image.",
+)
+def ecr_repository_exists(ctx: CheckContext, res: Resource) -> Finding:
+    try:
+        ref = parse(res.id)
+    except ImageRefError as exc:
+        return failed(f"malformed image reference: {exc}")
+    ecr_only(ref)
+    repos = ecr_repositories(ctx, ref)
+    repo = repos.get(ref.repository)
+    if repo is None:
+        return failed(f"ECR repository {ref.repository!r} does not exist in account {ref.account}, region "
+                      f"{ref.region}")
+    return passed(f"repository {ref.repository} exists in account {ref.account}, region {ref.region} "
+                  f"({repo.get('imageTagMutability', 'MUTABLE')} tags)")
+
+
+@ecr_repository_exists.fix(summary="create the repository (scan on push, tagged)",
+                           permissions=["ecr:CreateRepository", "ecr:TagResource"])
+def create_repository(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
+    try:
+        ref = parse(res.id)
+    except ImageRefError as exc:
+        raise NotFixable(str(exc)) from None
+    if ctx.account and ref.account != ctx.account:
+        raise NotFixable(f"the repository belongs to account {ref.account}; these credentials are for "
+                         f"{ctx.account}")
+
+    def apply(fx: FixContext) -> None:
+        fx.client("ecr", ref.region).create_repository(
+            repositoryName=ref.repository, imageScanningConfiguration={"scanOnPush": True}, tags=fx.tag_list())
+
+    return FixPlan(ctx.check.id, res.id, f"create ECR repository {ref.repository} in {ref.region} (scan on push)",
+                   calls=["ecr:CreateRepository"], permissions=["ecr:CreateRepository", "ecr:TagResource"],
+                   apply=apply)
+
+
+# -- IMG002 ---------------------------------------------------------------------------------------------
+@check(
+    id="IMG002", slug="image-tag-exists", title="The image tag or digest exists in the repository",
+    severity="critical", resource="image", permissions=["ecr:DescribeRepositories", "ecr:DescribeImages"],
+    rationale="A tag that was never pushed (or a digest that was deleted) fails the job at pull time with "
+              "CannotPullContainerError ... not found (FM 19).",
+    remediation="Push the image under this tag (`--fix` pushes image.local), or point the job at a tag that exists.",
+)
+def image_tag_exists(ctx: CheckContext, res: Resource) -> Finding:
+    ref = image_ref(res)
+    if not ref.is_ecr:
+        m = manifest(ctx, ref)
+        if m is None:
+            return failed(f"registry {ref.api_host} has no {ref.repository}:{ref.reference}")
+        return passed(f"registry {ref.api_host} serves {ref.repository}:{ref.reference} ({m.digest})")
+    details = ecr_images(ctx, ref)
+    if details is None:
+        return failed(f"repository {ref.repository} does not exist in {ref.account}/{ref.region}, so "
+                      f"{ref.reference} does not either (see IMG001)")
+    found = find_image(details, ref)
+    if found is None:
+        tags = sorted({t for d in details for t in (d.get("imageTags") or [])})
+        there = f"; tags there: {', '.join(tags[:8])}{' …' if len(tags) > 8 else ''}" if tags else \
+            "; the repository is empty"
+        return failed(f"{ref.reference} is not in repository {ref.repository} ({ref.account}/{ref.region}){there}")
+    return passed(f"{ref.repository}:{ref.reference} exists ({found.get('imageDigest')})")
+
+
+@dataclass
+class PushPlan:
+    ref: ImageRef
+    local: str
+    tag: str
+
+
+def push_plan(ctx: CheckContext, res: Resource) -> PushPlan:
+    try:
+        ref = parse(res.id)
+    except ImageRefError as exc:
+        raise NotFixable(str(exc)) from None
+    local = res.get("local")
+    if not local:
+        raise NotFixable("image.local is not set: there is no local image to push")
+    if not ref.is_ecr:
+        raise NotFixable("pushing is automated for ECR images only")
+    if ref.digest or not ref.tag:
+        raise NotFixable("the job names a digest; a push cannot produce a given digest: push a tag and pin its "
+                         "digest in the job definition")
+    if ctx.account and ref.account != ctx.account:
+        raise NotFixable(f"the repository belongs to account {ref.account}; these credentials are for "
+                         f"{ctx.account}")
+    if not ctx.runtime.fix_dry_run:  # a dry run shows the plan even where Docker is not running
+        try:
+            client = ctx.docker()
+        except NotEvaluable as exc:
+            raise NotFixable(str(exc)) from None
+        try:
+            found = dockerops.local_image(client, str(local))
+        except dockerops.DockerOpError as exc:
+            raise NotFixable(str(exc)) from None
+        if found is None:
+            raise NotFixable(f"local image {local} does not exist in Docker")
+    return PushPlan(ref, str(local), ref.tag)
+
+
+def push_calls(ctx: CheckContext) -> list[str]:
+    calls = ["ecr:GetAuthorizationToken", "docker:tag", "docker:push", "ecr:DescribeImages"]
+    if ctx.settings.image_registry_endpoint:
+        calls.append("ecr:PutImage (only if the ECR API does not list the pushed tag)")
+    return calls
+
+
+def do_push(fx: FixContext, p: PushPlan) -> str:
+    """Tag and push the configured local image; confirm the registry serves exactly that image. Returns the digest."""
+    ref = p.ref
+    try:
+        client = fx.docker()
+    except NotEvaluable as exc:
+        raise NotFixable(str(exc)) from None
+    local = dockerops.local_image(client, p.local)
+    if local is None:
+        raise NotFixable(f"local image {p.local} does not exist in Docker")
+    if ref.repository not in ecr_repositories(fx, ref):
+        raise NotFixable(f"repository {ref.repository} does not exist (IMG001 --fix creates it)")
+    creds = ecr_credentials(fx, ref)
+    base = endpoint(fx, ref)
+    target = docker_name(fx, ref)
+    fx.journal.record_local(fx.check.id, fx.resource.id, "docker tag", f"{target}:{p.tag} <- {p.local} ({local.id})")
+    digest = dockerops.tag_and_push(client, local.id, target, p.tag, creds)
+    fx.journal.record_local(fx.check.id, fx.resource.id, "docker push", f"{target}:{p.tag}@{digest}")
+    served = RegistryClient(base, creds).manifest(ref.repository, p.tag)
+    if served is None or served.digest != digest:
+        raise NotFixable(f"pushed {digest} but the registry serves {served.digest if served else 'nothing'} for "
+                         f"{ref.repository}:{p.tag}")
+    if not served.is_index and served.config_digest != local.id:
+        raise NotFixable(f"the registry's {ref.repository}:{p.tag} is not the local image {p.local}")
+    ecr = fx.client("ecr", ref.region)
+    try:
+        listed = ecr.describe_images(repositoryName=ref.repository, registryId=ref.account,
+                                     imageIds=[{"imageTag": p.tag}])["imageDetails"]
+    except ecr.exceptions.ImageNotFoundException:
+        listed = []
+    if not any(d.get("imageDigest") == digest for d in listed):
+        if not fx.settings.image_registry_endpoint:
+            raise NotFixable(f"pushed {digest}, but ECR does not list {ref.repository}:{p.tag} with that digest")
+        # The registry endpoint is separate from the ECR API (image.registry_endpoint): record the pushed manifest
+        # with the API too, as ECR itself does at the end of a push.
+        ecr.put_image(repositoryName=ref.repository, registryId=ref.account, imageManifest=served.raw.decode(),
+                      imageManifestMediaType=served.media_type, imageTag=p.tag, imageDigest=digest)
+    return digest
+
+
+@image_tag_exists.fix(summary="tag and push the configured local image", permissions=PUSH_PERMISSIONS)
+def push_missing_tag(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
+    p = push_plan(ctx, res)
+
+    def apply(fx: FixContext) -> None:
+        do_push(fx, p)
+
+    return FixPlan(ctx.check.id, res.id, f"tag local image {p.local} as {docker_name(ctx, p.ref)}:{p.tag} and push it",
+                   calls=push_calls(ctx), permissions=PUSH_PERMISSIONS, apply=apply,
+                   notes=["logs in with the ECR authorization token (kept in memory, never written)",
+                          "confirms the registry then serves the local image's digest"])
+
+
+# -- IMG003 ---------------------------------------------------------------------------------------------
+@check(
+    id="IMG003", slug="local-matches-remote", title="The local image is the one in the registry",
+    severity="medium", resource="image", needs_docker=True,
+    permissions=["ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:DescribeImages"],
+    rationale="Testing one build locally and running another in Batch (a push that was forgotten or failed) "
+              "makes the job run stale code.",
+    remediation="Push the local image (`--fix` does), or set image.local to the image you built for this tag.",
+)
+def local_matches_remote(ctx: CheckContext, res: Resource) -> Finding:
+    local_name = res.get("local")
+    if not local_name:
+        raise NotApplicable("image.local is not set")
+    ref = image_ref(res)
+    try:
+        local = dockerops.local_image(ctx.docker(), str(local_name))
+    except dockerops.DockerOpError as exc:
+        raise NotEvaluable(str(exc)) from None
+    if local is None:
+        return failed(f"local image {local_name} does not exist in Docker")
+    require_present(ctx, ref)
+    remote = manifest(ctx, ref)
+    if remote is None:
+        raise NotApplicable(f"{ref} is not in the registry (see IMG002)")
+    if remote.digest in local.digests():
+        return passed(f"{local_name} is {ref} ({remote.digest})")
+    config = remote.config_digest
+    if remote.is_index:
+        want = (local.os, local.architecture)
+        child = next((d for d, p in remote.entries if p and (p.os, p.architecture) == want), None)
+        if child is None:
+            return failed(f"{ref} ({remote.digest}) has no {local.os}/{local.architecture} image, which is what "
+                          f"local {local_name} is")
+        cm = manifest(ctx, ref, child)
+        config = cm.config_digest if cm else None
+    if config == local.id:
+        return passed(f"{local_name} is {ref} (same image config {local.id})")
+    return failed(f"local image {local_name} ({local.id}) is not what {ref} serves (manifest {remote.digest}, "
+                  f"config {config}): push the local build or update image.local")
+
+
+@local_matches_remote.fix(summary="push the local image", permissions=PUSH_PERMISSIONS)
+def push_local(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
+    p = push_plan(ctx, res)
+    repo = ecr_repositories(ctx, p.ref).get(p.ref.repository) or {}
+    if str(repo.get("imageTagMutability", "MUTABLE")).startswith("IMMUTABLE"):
+        raise NotFixable(f"tags of {p.ref.repository} are immutable: push the local build under a new tag")
+    old = find_image(ecr_images(ctx, p.ref) or [], p.ref)
+    before = old.get("imageDigest") if old else None
+
+    def apply(fx: FixContext) -> None:
+        if before:
+            fx.journal.record_local(fx.check.id, fx.resource.id, "tag moves from", f"{p.ref.repository}@{before}")
+        do_push(fx, p)
+
+    notes = ["logs in with the ECR authorization token (kept in memory, never written)"]
+    if before:
+        notes.append(f"moves tag {p.tag} from {before}; that image stays in the repository by its digest")
+    return FixPlan(ctx.check.id, res.id, f"push local image {p.local} as {docker_name(ctx, p.ref)}:{p.tag}",
+                   calls=push_calls(ctx), permissions=PUSH_PERMISSIONS, apply=apply, notes=notes)
+
+
+# -- IMG004 ---------------------------------------------------------------------------------------------
+@check(
+    id="IMG004", slug="image-pullable", title="The registry serves the image with the job's credentials",
+    severity="critical", resource="image", needs_docker=True,
+    permissions=["ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:DescribeImages",
+                 "secretsmanager:GetSecretValue"],
+    rationale="Credentials that are refused, a registry that cannot be reached, or a manifest the registry will "
+              "not serve all end in CannotPullContainerError before the job starts.",
+    remediation="Check the registry address and credentials (ECR: the token; other registries: the secret named "
+                "by repositoryCredentials, JSON with username and password); try `docker pull` of the image.",
+)
+def image_pullable(ctx: CheckContext, res: Resource) -> Finding:
+    try:
+        ref = parse(res.id)
+    except ImageRefError as exc:
+        return failed(f"malformed image reference, nothing can pull it: {exc}")
+    require_present(ctx, ref)
+    try:
+        client = registry(ctx, ref)
+    except AwsError as exc:
+        if exc.operation == "secretsmanager:GetSecretValue" and exc.code == "ResourceNotFoundException":
+            return failed(f"the secret {repository_credentials_secret(ctx)} that the job definition's "
+                          "repositoryCredentials names does not exist: the job cannot log in to pull")
+        raise
+    m = manifest(ctx, ref)
+    who = f"with {client.credentials}" if client.credentials else "anonymously"
+    if m is None:
+        return failed(f"registry {client.registry} has no manifest for {ref.repository}:{ref.reference}")
+    if not ctx.settings.image_pull:
+        return passed(f"registry {client.registry} serves {ref.repository}:{ref.reference} ({m.digest}) {who}")
+    try:
+        pulled = dockerops.pull(ctx.docker(), docker_name(ctx, ref), ref.reference, client.credentials)
+    except dockerops.DockerOpError as exc:
+        return failed(f"the registry serves the manifest, but {exc}")
+    if m.digest not in pulled.digests():
+        return failed(f"docker pulled {pulled.id}, not the manifest {m.digest} the registry serves")
+    return passed(f"docker pulled {docker_name(ctx, ref)}@{m.digest} {who}")
+
+
+# -- IMG005 ---------------------------------------------------------------------------------------------
+def ce_architectures(ctx: CheckContext) -> dict[str, list[tuple[str, set[str]]]]:
+    """Per compute environment: (instance type or 'Fargate', the OCI architectures it runs)."""
+    names = ctx.scope.compute_environments
+    if not names:
+        raise NotApplicable("no compute environment: set batch.compute_environment (or batch.job_queue)")
+    ces = batchinfo.compute_environments(ctx)
+    out: dict[str, list[tuple[str, set[str]]]] = {}
+    for name in names:
+        ce = ces.get(name)
+        if ce is None:
+            raise NotApplicable(f"compute environment {name} was not found (see BAT001)")
+        if batchinfo.is_fargate(ce):
+            arch = "X86_64"
+            if ctx.scope.job_definition:
+                jd = batchinfo.job_definition(ctx) or {}
+                arch = str(((jd.get("containerProperties") or {}).get("runtimePlatform") or {})
+                           .get("cpuArchitecture") or "X86_64")
+            out[name] = [(f"Fargate {arch}", {FARGATE_ARCH.get(arch, arch.lower())})]
+            continue
+        wanted = list((ce.get("computeResources") or {}).get("instanceTypes") or [])
+        if not wanted:
+            raise NotEvaluable(f"compute environment {name} lists no instance types")
+        types = batchinfo.instance_types(ctx, wanted)
+        if not types:
+            raise NotEvaluable(f"DescribeInstanceTypes knows none of {', '.join(wanted)} (compute environment {name})")
+        out[name] = [(t["InstanceType"], {EC2_ARCH.get(a, a) for a in
+                                          (t.get("ProcessorInfo") or {}).get("SupportedArchitectures", [])})
+                     for t in types]
+    return out
+
+
+@check(
+    id="IMG005", slug="image-platform", title="The image runs on the compute environment's CPU architecture",
+    severity="critical", resource="image",
+    permissions=["ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+                 "batch:DescribeComputeEnvironments", "batch:DescribeJobDefinitions", "ec2:DescribeInstanceTypes"],
+    rationale="An image built for another CPU (an arm64 build from Apple Silicon on x86 instances, or the reverse) "
+              "starts and dies at once with 'exec format error' (FM 21).",
+    remediation="Build for the compute environment's architecture (`docker buildx build --platform linux/amd64`, "
+                "or a multi-arch image), or use instance types / a Fargate runtimePlatform that match the image.",
+)
+def image_platform(ctx: CheckContext, res: Resource) -> Finding:
+    ref = image_ref(res)
+    needed = ce_architectures(ctx)
+    require_present(ctx, ref)
+    m = manifest(ctx, ref)
+    if m is None:
+        raise NotApplicable(f"{ref} is not in the registry (see IMG002)")
+    plats = [p for p in platforms(ctx, ref, m) if p.os in ("linux", "")]
+    have = {p.architecture for p in plats}
+    shown = ", ".join(sorted(str(p) for p in plats)) or "no linux platform"
+    bad: list[str] = []
+    for ce, rows in needed.items():
+        for what, archs in rows:
+            if not archs & have:
+                bad.append(f"{ce}: {what} ({'/'.join(sorted(archs)) or '?'})")
+    if bad:
+        return failed(f"image {ref} is built for {shown}, which cannot run on {'; '.join(bad)}: the job would "
+                      "fail with 'exec format error'")
+    covered = "; ".join(f"{ce} ({', '.join(w for w, _ in rows)})" for ce, rows in needed.items())
+    return passed(f"image {ref} ({shown}) runs on {covered}")
+
+
+# -- IMG007 ---------------------------------------------------------------------------------------------
+def image_size(ctx: CheckContext, ref: ImageRef) -> int:
+    """Compressed size in bytes: ECR's imageSizeInBytes, or the manifest's config and layers (largest platform)."""
+    if ref.is_ecr:
+        size = ecr_image(ctx, ref).get("imageSizeInBytes")
+        if size:
+            return int(size)
+    m = manifest(ctx, ref)
+    if m is None:
+        raise NotApplicable(f"{ref} is not in the registry (see IMG002)")
+    if not m.is_index:
+        return m.size
+    sizes = [c.size for d, _ in m.entries if (c := manifest(ctx, ref, d)) is not None]
+    if not sizes:
+        raise NotEvaluable(f"none of the images of index {m.digest} could be read")
+    return max(sizes)
+
+
+def volumes(ctx: CheckContext) -> list[tuple[str, int, str]]:
+    """(compute environment, Docker volume bytes, where that number came from) for each compute environment."""
+    configured = ctx.settings.image_max_size_mib
+    fallback = (configured * MIB, "image.max_size_mib") if configured else \
+        (DEFAULT_EC2_VOLUME_GIB * GIB, f"ECS-optimized AMI default {DEFAULT_EC2_VOLUME_GIB} GiB")
+    names = ctx.scope.compute_environments
+    if not names:
+        if not configured:
+            raise NotApplicable("no compute environment and no image.max_size_mib to compare the image with")
+        return [("image.max_size_mib", fallback[0], fallback[1])]
+    ces = batchinfo.compute_environments(ctx)
+    out: list[tuple[str, int, str]] = []
+    for name in names:
+        ce = ces.get(name)
+        if ce is None:
+            raise NotApplicable(f"compute environment {name} was not found (see BAT001)")
+        if batchinfo.is_fargate(ce):
+            gib = DEFAULT_FARGATE_GIB
+            if ctx.scope.job_definition:
+                jd = batchinfo.job_definition(ctx) or {}
+                gib = int(((jd.get("containerProperties") or {}).get("ephemeralStorage") or {}).get("sizeInGiB")
+                          or DEFAULT_FARGATE_GIB)
+            out.append((name, gib * GIB, f"Fargate ephemeral storage {gib} GiB"))
+            continue
+        lt = (ce.get("computeResources") or {}).get("launchTemplate") or {}
+        size = launch_template_volume(ctx, lt) if lt else None
+        if size:
+            out.append((name, size * GIB, f"launch template volume {size} GiB"))
+        else:
+            out.append((name, *fallback))
+    return out
+
+
+def launch_template_volume(ctx: CheckContext, lt: dict[str, Any]) -> int | None:
+    """The largest EBS volume (GiB) of the launch template version the compute environment uses."""
+    params: dict[str, Any] = {"Versions": [str(lt.get("version") or "$Default")]}
+    if lt.get("launchTemplateId"):
+        params["LaunchTemplateId"] = lt["launchTemplateId"]
+    elif lt.get("launchTemplateName"):
+        params["LaunchTemplateName"] = lt["launchTemplateName"]
+    else:
+        return None
+    versions = ctx.inventory.paginate("ec2", "describe_launch_template_versions", "LaunchTemplateVersions", **params)
+    sizes = [int(m["Ebs"]["VolumeSize"]) for v in versions
+             for m in (v.get("LaunchTemplateData") or {}).get("BlockDeviceMappings", [])
+             if (m.get("Ebs") or {}).get("VolumeSize")]
+    return max(sizes) if sizes else None
+
+
+@check(
+    id="IMG007", slug="image-size", title="The image fits the Docker volume", severity="medium", resource="image",
+    permissions=["ecr:DescribeImages", "batch:DescribeComputeEnvironments", "ec2:DescribeLaunchTemplateVersions"],
+    rationale="A large ML image (CUDA, frameworks, weights) that does not fit the instance's Docker volume fails "
+              "to pull with 'no space left on device' (FM 23).",
+    remediation="Give the compute environment a launch template with a larger volume (or Fargate ephemeralStorage), "
+                "or make the image smaller (multi-stage build, weights from S3 at run time).",
+)
+def image_fits(ctx: CheckContext, res: Resource) -> Finding:
+    ref = image_ref(res)
+    size = image_size(ctx, ref)
+    need = int(size * PULL_FOOTPRINT)
+    rows = volumes(ctx)
+    too_small = [(n, v, src) for n, v, src in rows if need > v]
+    head = f"image {ref} is {size / MIB:.0f} MiB compressed, about {need / MIB:.0f} MiB on disk while pulling " \
+           f"(x{PULL_FOOTPRINT})"
+    if too_small:
+        return failed(head + "; too large for " + "; ".join(f"{n} ({v / MIB:.0f} MiB, {src})"
+                                                            for n, v, src in too_small))
+    return passed(head + "; fits " + "; ".join(f"{n} ({v / MIB:.0f} MiB, {src})" for n, v, src in rows))
+
+
+# -- IMG008 ---------------------------------------------------------------------------------------------
+@check(
+    id="IMG008", slug="scan-findings", title="The image's latest scan has no serious findings", severity="low",
+    resource="image", permissions=["ecr:DescribeImages", "ecr:DescribeImageScanFindings"],
+    rationale="Known vulnerabilities in a training image run with the job role's access to your data.",
+    remediation="Rebuild on a patched base image and push again; enable scan on push so every push is scanned.",
+)
+def scan_findings(ctx: CheckContext, res: Resource) -> Finding:
+    ref = image_ref(res)
+    ecr_only(ref)
+    ecr_image(ctx, ref)
+    threshold = ctx.settings.image_scan_fail_at.upper()
+    try:
+        scan = ctx.inventory.call("ecr", "describe_image_scan_findings", region=ref.region, registryId=ref.account,
+                                  repositoryName=ref.repository, imageId=ref.image_id())
+    except AwsError as exc:
+        if exc.code == "ScanNotFoundException":
+            return failed(f"{ref} has never been scanned: enable scan on push or start a scan")
+        raise
+    status = str((scan.get("imageScanStatus") or {}).get("status", ""))
+    if status in ("IN_PROGRESS", "PENDING", "SCAN_ELIGIBILITY_EXPIRED_PENDING"):
+        raise NotEvaluable(f"the scan of {ref} is {status}")
+    if status not in ("COMPLETE", "ACTIVE"):
+        desc = (scan.get("imageScanStatus") or {}).get("description", "")
+        return failed(f"the scan of {ref} is {status or 'unknown'}: {desc}")
+    counts = (scan.get("imageScanFindings") or {}).get("findingSeverityCounts") or {}
+    at_or_above = SEVERITIES[SEVERITIES.index(threshold):]
+    serious = {s: int(counts[s]) for s in at_or_above if counts.get(s)}
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no findings"
+    if serious:
+        return failed(f"{ref} has findings at or above {threshold}: " +
+                      ", ".join(f"{v} {k}" for k, v in serious.items()) + f" (all: {summary})")
+    return passed(f"{ref}: nothing at or above {threshold} ({summary})")
+
+
+# -- IMG009 ---------------------------------------------------------------------------------------------
+@check(
+    id="IMG009", slug="image-pinned", title="The job runs a digest or an immutable tag", severity="low",
+    resource="image", permissions=["ecr:DescribeRepositories", "ecr:DescribeImages"],
+    rationale="A mutable tag such as latest can point at another build tomorrow: the job is not reproducible and "
+              "a bad push changes every future run.",
+    remediation="Use image@sha256:<digest> in the job definition, or make the repository's tags IMMUTABLE and "
+                "push a new tag per build.",
+)
+def image_pinned(ctx: CheckContext, res: Resource) -> Finding:
+    ref = image_ref(res)
+    if ref.digest:
+        return passed(f"{ref} is pinned by digest")
+    pin = ""
+    if ref.is_ecr:
+        repo = ecr_repositories(ctx, ref).get(ref.repository)
+        if repo is None:
+            raise NotApplicable(f"repository {ref.repository} does not exist (see IMG001)")
+        mutability = str(repo.get("imageTagMutability", "MUTABLE"))
+        exclusions = [f.get("filter", "") for f in repo.get("imageTagMutabilityExclusionFilters") or []]
+        if mutability == "IMMUTABLE" or (mutability == "IMMUTABLE_WITH_EXCLUSION" and not any(
+                fnmatch.fnmatchcase(ref.tag or "", f) for f in exclusions)):
+            if ref.tag == "latest":
+                return failed(f"{ref} uses the tag latest; even in an immutable repository, name builds by version")
+            return passed(f"{ref}: tag {ref.tag} is immutable in {ref.repository}")
+        found = find_image(ecr_images(ctx, ref) or [], ref)
+        if found:
+            pin = f"; pin it as {ref.name}@{found['imageDigest']}"
+    which = "no tag (so latest)" if not ref.explicit_tag else f"the mutable tag {ref.tag}"
+    return failed(f"{ref} uses {which}, which can be moved to another build{pin}")

@@ -1,0 +1,154 @@
+"""IMG006: may the principal that pulls the image (EC2: instance role; Fargate: execution role) pull it from ECR,
+including a cross-account repository policy; answered by the shared permission evaluator."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pytest_mlbatch import batchinfo, policy, roles
+from pytest_mlbatch.context import CheckContext
+from pytest_mlbatch.inventory import AwsError
+from pytest_mlbatch.model import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
+from pytest_mlbatch.policy import Decision, Document, Request
+from pytest_mlbatch.registry import check
+
+PULL_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
+
+# A small local parse of ECR URIs (the image area's full image-reference parser was not on main when this
+# was written): ACCOUNT.dkr.ecr[-fips].REGION.amazonaws.com[.cn]/REPO[:TAG][@sha256:...]
+_ECR = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
+                  r"(?P<repo>[a-z0-9][a-z0-9._/-]*?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+                  r"(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
+
+
+def parse_ecr(uri: str) -> tuple[str, str, str, str | None] | None:
+    """(account, region, repository, tag-or-digest) of an ECR image URI; None for any other registry."""
+    m = _ECR.match(uri.strip())
+    if not m:
+        return None
+    return m["account"], m["region"], m["repo"], m["digest"] or m["tag"]
+
+
+def pulling_role(ctx: CheckContext) -> tuple[str, str]:
+    """(role name or ARN, why): the execution role on Fargate, else the EC2 instance role."""
+    ces = [ce for name, ce in batchinfo.compute_environments(ctx).items() if not name.startswith("arn:")]
+    jd = batchinfo.job_definition(ctx) if ctx.scope.job_definition else None
+    fargate = any(batchinfo.is_fargate(ce) for ce in ces) or "FARGATE" in ((jd or {}).get("platformCapabilities")
+                                                                          or [])
+    if fargate:
+        value = ((jd or {}).get("containerProperties") or {}).get("executionRoleArn") or ctx.scope.execution_role
+        if not value:
+            return "", "the job runs on Fargate, and no execution role is configured or in the job definition"
+        return str(value), "execution role (Fargate)"
+    if not ces and not ctx.scope.instance_role and not ctx.scope.instance_profile:
+        raise NotApplicable("no compute environment or instance role: cannot tell which principal pulls")
+    if ctx.scope.instance_role:
+        return ctx.scope.instance_role, "instance role (EC2)"
+    profile_value = ctx.scope.instance_profile
+    if profile_value:
+        try:
+            name = roles.parse_profile(profile_value).name
+        except ValueError:
+            name = ""
+        profile = roles.get_instance_profile(ctx.inventory, name) if name else None
+        inside = [r["RoleName"] for r in (profile or {}).get("Roles", [])]
+        if inside:
+            return inside[0], f"instance role (EC2, from instance profile {name})"
+    return "", "no instance role could be resolved (see IAM002/IAM003)"
+
+
+def repository_policy(ctx: CheckContext, account: str, region: str, repo: str,
+                      cross: bool) -> dict[str, Any] | None:
+    """The repository's policy; None when it has none. Another account's repository that cannot be seen is
+    `error` (NotEvaluable), never read as "no policy"."""
+    try:
+        found = ctx.inventory.call("ecr", "get_repository_policy", region=region, registryId=account,
+                                   repositoryName=repo)
+    except AwsError as exc:
+        if exc.code == "RepositoryPolicyNotFoundException":
+            return None
+        if exc.code == "RepositoryNotFoundException":
+            if cross:
+                raise NotEvaluable(f"repository {repo} of account {account} ({region}) cannot be seen from "
+                                   f"account {ctx.account}, so its repository policy cannot be read") from None
+            return None  # the repository is missing: IMG001 reports it
+        raise
+    return policy.parse_document(found.get("policyText") or "{}")
+
+
+@check(
+    id="IMG006", slug="pull-permissions", title="The pulling principal may pull the image from ECR",
+    severity="high", resource="image",
+    permissions=["iam:GetRole", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:GetRolePolicy",
+                 "iam:GetPolicy", "iam:GetPolicyVersion", "iam:GetInstanceProfile", "iam:SimulatePrincipalPolicy",
+                 "ecr:GetRepositoryPolicy", "batch:DescribeComputeEnvironments", "batch:DescribeJobDefinitions"],
+    rationale="An instance role (EC2) or execution role (Fargate) without ECR pull rights, or a cross-account "
+              "repository whose policy does not grant them, fails every job with CannotPullContainerError.",
+    remediation="Allow ecr:GetAuthorizationToken (on *) and ecr:BatchGetImage, ecr:GetDownloadUrlForLayer, "
+                "ecr:BatchCheckLayerAvailability on the repository to the pulling role (AmazonEC2Container"
+                "ServiceforEC2Role / AmazonECSTaskExecutionRolePolicy do); for another account's repository, "
+                "grant the role those actions in the repository policy too.",
+)
+def pull_permissions(ctx: CheckContext, res: Resource) -> Finding:
+    parsed = parse_ecr(res.id)
+    if parsed is None:
+        raise NotApplicable(f"{res.id} is not an ECR image; pull rights are IAM's only for ECR")
+    account, region, repo, _ = parsed
+    value, why = pulling_role(ctx)
+    if not value and "Fargate" in why:
+        return failed(f"{why}: nothing can pull {res.id}")
+    if not value:
+        raise NotEvaluable(why)
+    try:
+        name = roles.parse_role(value).name
+    except ValueError as exc:
+        raise NotEvaluable(str(exc)) from None
+    role = roles.get_role(ctx.inventory, name)
+    if role is None:
+        raise NotApplicable(f"the {why} {name} does not exist (see IAM002/IAM004)")
+    partition = policy.caller_partition(ctx)
+    repo_arn = f"arn:{partition}:ecr:{region}:{account}:repository/{repo}"
+    requests = [Request("ecr:GetAuthorizationToken")] + [Request(a, repo_arn) for a in PULL_ACTIONS]
+    principal = policy.role_principal(role)
+    decisions = policy.decide(ctx.inventory, principal, requests)
+    cross = bool(ctx.account) and account != ctx.account
+    if cross or any(d.verdict == "denied" and d.statement is None for d in decisions[1:]):
+        decisions = _with_repository_policy(ctx, decisions, role, account, region, repo, cross)
+    summary = policy.summarize(decisions, f"{why} {role['Arn']} pulling {repo_arn}")
+    if summary.outcome == "failed":
+        return failed(summary.message)
+    if summary.outcome == "unknown":
+        raise NotEvaluable(summary.message)
+    return passed(summary.message)
+
+
+def _with_repository_policy(ctx: CheckContext, decisions: list[Decision], role: dict[str, Any], account: str,
+                            region: str, repo: str, cross: bool) -> list[Decision]:
+    """Same account: the repository policy can grant what the role's policies do not. Another account: the
+    repository policy must grant the pull actions as well as the role's own policies."""
+    doc = repository_policy(ctx, account, region, repo, cross)
+    docs = [Document(f"repository policy of {repo} ({account})", doc)] if doc else []
+    principals = [str(role["Arn"]), str(role.get("RoleId", "")), str(ctx.account or ""),
+                  f"arn:{policy.caller_partition(ctx)}:iam::{ctx.account}:root"]
+    method = "repository policy"
+    out = [decisions[0]]
+    for d in decisions[1:]:
+        r = policy.evaluate(docs, d.request, principals=principals, method=method)
+        if not docs:
+            r = Decision(d.request, "denied", method, None, f"repository {repo} in account {account} has no "
+                                                              "repository policy" + (" granting this account"
+                                                                                     if cross else ""))
+        if cross:  # both must allow
+            if d.verdict == "denied" or r.verdict == "denied":
+                out.append(d if d.verdict == "denied" else r)
+            elif "unknown" in (d.verdict, r.verdict):
+                out.append(d if d.verdict == "unknown" else r)
+            else:
+                out.append(d)
+        else:  # either grants, an explicit deny in the role's policies wins
+            if d.verdict == "allowed" or (d.statement is not None and d.verdict == "denied"):
+                out.append(d)
+            else:
+                out.append(r if r.verdict != "denied" else d)
+    return out

@@ -1,0 +1,427 @@
+"""NET checks: the VPC's DNS, usable subnets, each subnet's egress path to ECS/ECR/S3, zones, and network ACLs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from pytest_mlbatch import batchinfo, netpath
+from pytest_mlbatch.context import CheckContext, FixContext
+from pytest_mlbatch.model import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
+from pytest_mlbatch.netpath import DEFAULT_V4, NetData, PublicIps
+from pytest_mlbatch.registry import FixPlan, NotFixable, check
+
+# us-east-1 list prices (other regions differ): NAT gateway hourly charge and data processing, public IPv4 address.
+NAT_HOURLY_USD = 0.045
+NAT_PER_GB_USD = 0.045
+PUBLIC_IPV4_HOURLY_USD = 0.005
+HOURS_PER_MONTH = 730
+
+
+def nat_cost_note() -> str:
+    monthly = NAT_HOURLY_USD * HOURS_PER_MONTH
+    ip = PUBLIC_IPV4_HOURLY_USD * HOURS_PER_MONTH
+    return (f"cost: a NAT gateway costs about {monthly:.2f} USD a month ({NAT_HOURLY_USD} USD/hour) plus "
+            f"{NAT_PER_GB_USD} USD per GB processed, and its Elastic IP about {ip:.2f} USD a month (us-east-1 "
+            "prices; other regions differ)")
+
+
+# -- one fetch of everything, per target -------------------------------------------------------------------
+
+def _filter(name: str, values: list[str]) -> list[dict[str, Any]]:
+    return [{"Name": name, "Values": values}]
+
+
+def network(ctx: CheckContext, *, vpcs: bool = False, groups: bool = False, paths: bool = False,
+            acls: bool = False) -> NetData:
+    """The subnets of the target, plus (as asked) its VPCs, security groups, what decides egress paths (route
+    tables, gateways, endpoints and their zones) and network ACLs: one call per kind, cached by the inventory.
+
+    Each check asks only for what it reads, so a permission it does not need cannot turn it into an error."""
+    inv, scope = ctx.inventory, ctx.scope
+    data = NetData(region=ctx.region or "")
+    if scope.subnet_ids:
+        # the same query discovery makes for the subnets' VPC, so it is answered from the cache
+        subnets = inv.paginate("ec2", "describe_subnets", "Subnets",
+                               Filters=_filter("subnet-id", sorted(scope.subnet_ids)))
+        data.subnets = {s["SubnetId"]: s for s in subnets}
+    data.vpc_ids = sorted({s["VpcId"] for s in data.subnets.values()} | ({scope.vpc_id} if scope.vpc_id else set()))
+    if not data.vpc_ids:
+        if (groups or paths) and scope.security_group_ids:
+            found = inv.paginate("ec2", "describe_security_groups", "SecurityGroups",
+                                 Filters=_filter("group-id", sorted(set(scope.security_group_ids))))
+            data.security_groups = {g["GroupId"]: g for g in found}
+        return data
+    by_vpc = _filter("vpc-id", data.vpc_ids)
+    if vpcs or paths:
+        data.vpcs = {v["VpcId"]: v for v in inv.paginate("ec2", "describe_vpcs", "Vpcs", Filters=by_vpc)}
+    if groups or paths:
+        data.security_groups = {g["GroupId"]: g for g in inv.paginate("ec2", "describe_security_groups",
+                                                                      "SecurityGroups", Filters=by_vpc)}
+    if acls:
+        data.network_acls = inv.paginate("ec2", "describe_network_acls", "NetworkAcls", Filters=by_vpc)
+    if not paths:
+        return data
+    data.route_tables = inv.paginate("ec2", "describe_route_tables", "RouteTables", Filters=by_vpc)
+    data.internet_gateways = inv.paginate("ec2", "describe_internet_gateways", "InternetGateways",
+                                          Filters=_filter("attachment.vpc-id", data.vpc_ids))
+    data.nat_gateways = {n["NatGatewayId"]: n for n in inv.paginate("ec2", "describe_nat_gateways", "NatGateways",
+                                                                    Filter=by_vpc)}
+    data.endpoints = inv.paginate("ec2", "describe_vpc_endpoints", "VpcEndpoints", Filters=by_vpc)
+    # which zones the interface endpoints cover: their network interfaces, in one call
+    owner = {eni: ep["VpcEndpointId"] for ep in data.endpoints if ep.get("VpcEndpointType") == "Interface"
+             for eni in ep.get("NetworkInterfaceIds", [])}
+    if owner:
+        enis = inv.paginate("ec2", "describe_network_interfaces", "NetworkInterfaces",
+                            Filters=_filter("network-interface-id", sorted(owner)))
+        for eni in enis:
+            zones = data.endpoint_zones.setdefault(owner[eni["NetworkInterfaceId"]], {})
+            zones[str(eni.get("AvailabilityZone"))] = str(eni.get("SubnetId"))
+    return data
+
+
+def instance_groups(ctx: CheckContext, data: NetData) -> list[str]:
+    """The groups the compute environment's instances carry: configured ids plus the declared group's id."""
+    groups = list(ctx.scope.security_group_ids)
+    declared = ctx.scope.security_group
+    if declared is not None:
+        groups += [g["GroupId"] for g in data.security_groups.values() if g.get("GroupName") == declared.name]
+    return sorted(set(groups))
+
+
+def _subnet_or_skip(data: NetData, ctx: CheckContext, subnet_id: str) -> dict[str, Any]:
+    subnet = data.subnets.get(subnet_id)
+    if subnet is None:
+        raise NotApplicable(f"{subnet_id} was not found in {ctx.region} (see NET002)")
+    return subnet
+
+
+# -- public IPs on launch ----------------------------------------------------------------------------------
+
+def compute_environments_using(ctx: CheckContext, subnet_id: str) -> list[dict[str, Any]]:
+    """The scope's compute environments that launch into this subnet (all of them if none names it)."""
+    ces = list({ce["computeEnvironmentArn"]: ce for ce in batchinfo.compute_environments(ctx).values()}.values())
+    return [ce for ce in ces if subnet_id in ce.get("computeResources", {}).get("subnets", [])] or ces
+
+
+def public_ips(ctx: CheckContext, data: NetData, subnet_id: str) -> PublicIps:
+    """Do instances or tasks launched in this subnet by the compute environment(s) get public IPv4 addresses?"""
+    subnet = data.subnets.get(subnet_id, {})
+    mapped = bool(subnet.get("MapPublicIpOnLaunch"))
+    subnet_reason = f"MapPublicIpOnLaunch is {'on' if mapped else 'off'}"
+    using = compute_environments_using(ctx, subnet_id)
+    if not using:
+        return PublicIps(mapped, f"public IPs on launch ({subnet_reason})" if mapped else subnet_reason)
+    verdicts: list[tuple[bool, str]] = []
+    for ce in using:
+        name = ce.get("computeEnvironmentName", "?")
+        if batchinfo.is_fargate(ce):
+            verdicts.append(_fargate_public_ip(ctx, name))
+        else:
+            verdicts.append(_ec2_public_ip(ctx, ce, mapped, subnet_reason))
+    enabled = all(ok for ok, _ in verdicts)
+    reasons = "; ".join(why for _, why in verdicts)
+    return PublicIps(enabled, f"public IPs on launch ({reasons})" if enabled else reasons)
+
+
+def _fargate_public_ip(ctx: CheckContext, ce_name: str) -> tuple[bool, str]:
+    jd = batchinfo.job_definition(ctx)
+    if jd is None:
+        return False, (f"{ce_name} is Fargate and there is no job definition to read assignPublicIp from "
+                       "(default DISABLED)")
+    assign = str(jd.get("containerProperties", {}).get("networkConfiguration", {}).get("assignPublicIp",
+                                                                                       "DISABLED"))
+    return assign == "ENABLED", f"{ce_name} is Fargate: job definition {jd.get('jobDefinitionName')} has " \
+                                f"assignPublicIp {assign}"
+
+
+def _ec2_public_ip(ctx: CheckContext, ce: dict[str, Any], mapped: bool, subnet_reason: str) -> tuple[bool, str]:
+    lt = ce.get("computeResources", {}).get("launchTemplate") or {}
+    name = ce.get("computeEnvironmentName", "?")
+    if lt.get("launchTemplateId") or lt.get("launchTemplateName"):
+        params: dict[str, Any] = {"Versions": [str(lt.get("version") or "$Default")]}
+        if lt.get("launchTemplateId"):
+            params["LaunchTemplateId"] = lt["launchTemplateId"]
+        else:
+            params["LaunchTemplateName"] = lt["launchTemplateName"]
+        versions = ctx.inventory.paginate("ec2", "describe_launch_template_versions", "LaunchTemplateVersions",
+                                          **params)
+        if not versions:
+            raise NotEvaluable(f"launch template {lt} of {name} was not found")
+        data = versions[0].get("LaunchTemplateData", {})
+        for nic in data.get("NetworkInterfaces", []):
+            if int(nic.get("DeviceIndex", 0)) == 0 and "AssociatePublicIpAddress" in nic:
+                on = bool(nic["AssociatePublicIpAddress"])
+                return on, (f"{name}'s launch template {versions[0].get('LaunchTemplateName', '')} sets "
+                            f"AssociatePublicIpAddress {str(on).lower()}")
+    return mapped, subnet_reason
+
+
+# -- NET001 ------------------------------------------------------------------------------------------------
+
+def dns_off(ctx: CheckContext, vpc_id: str) -> list[str]:
+    """The VPC's DNS attributes that are off (one DescribeVpcAttribute per attribute and VPC, cached)."""
+    off = []
+    for attr, key in (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames")):
+        answer = ctx.inventory.call("ec2", "describe_vpc_attribute", VpcId=vpc_id, Attribute=attr)
+        if key not in answer:
+            raise NotEvaluable(f"DescribeVpcAttribute({attr}) for {vpc_id} gave no answer")
+        if not answer[key].get("Value"):
+            off.append(attr)
+    return off
+
+
+@check(
+    id="NET001", slug="vpc-dns", title="The VPC exists with DNS support and DNS hostnames on", severity="high",
+    resource="vpc", permissions=["ec2:DescribeVpcs", "ec2:DescribeVpcAttribute", "ec2:DescribeSubnets"],
+    rationale="Interface endpoints with private DNS, and the ECS agent's registration, need the VPC's DNS "
+              "resolver and DNS hostnames; without them jobs fail with ResourceInitializationError or sit RUNNABLE.",
+    remediation="Turn on enableDnsSupport and enableDnsHostnames for the VPC (VPC console: Edit VPC settings, or "
+                "`aws ec2 modify-vpc-attribute --enable-dns-hostnames`).",
+)
+def vpc_dns(ctx: CheckContext, res: Resource) -> Finding:
+    data = network(ctx, vpcs=True)
+    vpc = data.vpcs.get(res.id)
+    if vpc is None:
+        return failed(f"{res.id} does not exist in {ctx.region}")
+    if vpc.get("State") != "available":
+        return failed(f"{res.id} is {vpc.get('State')}, not available")
+    off = dns_off(ctx, res.id)
+    if off:
+        return failed(f"{res.id} has {' and '.join(off)} off: endpoint private DNS names and instance hostnames "
+                      "will not resolve")
+    return passed(f"{res.id} is available with enableDnsSupport and enableDnsHostnames on")
+
+
+# -- NET002 ------------------------------------------------------------------------------------------------
+
+@check(
+    id="NET002", slug="subnet-usable", title="Each subnet exists, is available, in the VPC, with free addresses",
+    severity="high", resource="subnet", permissions=["ec2:DescribeSubnets"],
+    rationale="A compute environment with a subnet that is gone, in another VPC or out of addresses cannot place "
+              "instances there; scaling fails or jobs wait in RUNNABLE.",
+    remediation="Use subnets of the compute environment's VPC that are available and have room (network."
+                "min_free_ips free addresses), or free addresses in the subnet.",
+)
+def subnet_usable(ctx: CheckContext, res: Resource) -> Finding:
+    data = network(ctx)
+    subnet = data.subnets.get(res.id)
+    vpc = ctx.scope.vpc_id
+    if subnet is None:
+        return failed(f"{res.id} does not exist in {ctx.region}")
+    if vpc and subnet.get("VpcId") != vpc:
+        return failed(f"{res.id} is in {subnet.get('VpcId')}, not in the compute environment's VPC {vpc}")
+    if subnet.get("State") != "available":
+        return failed(f"{res.id} is {subnet.get('State')}, not available")
+    free = int(subnet.get("AvailableIpAddressCount", 0))
+    need = ctx.settings.min_free_ips
+    if free < need:
+        return failed(f"{res.id} has {free} free addresses, fewer than network.min_free_ips ({need})")
+    return passed(f"{res.id} ({subnet.get('AvailabilityZone')}, {subnet.get('CidrBlock')}) in "
+                  f"{subnet.get('VpcId')}: {free} free addresses (minimum {need})")
+
+
+# -- NET003 ------------------------------------------------------------------------------------------------
+
+def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
+    data = network(ctx, paths=True)
+    _subnet_or_skip(data, ctx, subnet_id)
+    _, _, hop = netpath.route_target(data, subnet_id)
+    # public IPs matter only on the internet path (and reading them may need the compute environment)
+    ips = public_ips(ctx, data, subnet_id) if hop.kind == "igw" and hop.ok else PublicIps(False, "not needed")
+    using = compute_environments_using(ctx, subnet_id)
+    fargate = bool(using) and all(batchinfo.is_fargate(ce) for ce in using)
+    services = netpath.FARGATE_SERVICES if fargate else netpath.INTERFACE_SERVICES
+    result = netpath.analyze(data, subnet_id, ips, instance_groups(ctx, data), services)
+    if result.ok and result.path == "endpoints":
+        # endpoint private DNS names resolve only with both VPC DNS attributes on
+        vpc = str(data.subnets[subnet_id].get("VpcId"))
+        off = dns_off(ctx, vpc)
+        if off:
+            return replace(result, ok=False, path="none", message=f"{result.message}; but {vpc} has "
+                           f"{' and '.join(off)} off, so the endpoints' private DNS names do not resolve")
+    return result
+
+
+@check(
+    id="NET003", slug="subnet-egress-path", title="Each subnet reaches ECS, ECR and S3", severity="critical",
+    resource="subnet",
+    permissions=["ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeRouteTables", "ec2:DescribeInternetGateways",
+                 "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcAttribute",
+                 "ec2:DescribeNatGateways", "ec2:DescribeVpcEndpoints", "ec2:DescribeSecurityGroups",
+                 "ec2:DescribeLaunchTemplateVersions", "batch:DescribeComputeEnvironments",
+                 "batch:DescribeJobDefinitions"],
+    rationale="Instances that cannot reach the ECS endpoint never register, so jobs sit in RUNNABLE; tasks that "
+              "cannot reach ECR and S3 fail with CannotPullContainerError. A subnet needs a public route and "
+              "public IPs, a working NAT gateway, or the full set of VPC endpoints.",
+    remediation="Give the subnet one path: a 0.0.0.0/0 route to an attached internet gateway plus public IPs on "
+                "launch; a 0.0.0.0/0 route to an available NAT gateway that sits in a public subnet; or interface "
+                "endpoints ecs, ecs-agent, ecs-telemetry (not needed on Fargate), ecr.api, ecr.dkr, logs (private DNS "
+                "on, in the subnet's zone, their groups admitting 443) and an S3 gateway endpoint on the subnet's "
+                "route table.",
+)
+def subnet_egress_path(ctx: CheckContext, res: Resource) -> Finding:
+    result = analyze(ctx, res.id)
+    if result.ok:
+        return passed(result.message)
+    if result.opaque:
+        raise NotEvaluable(f"{result.message} (cannot be verified: exempt this subnet once you have checked the "
+                           "path yourself)")
+    return failed(result.message)
+
+
+@subnet_egress_path.fix(summary="opt-in (fix.allow): internet gateway + public route, or NAT gateway + route",
+                        permissions=["ec2:CreateInternetGateway", "ec2:AttachInternetGateway", "ec2:CreateRoute",
+                                     "ec2:AllocateAddress", "ec2:CreateNatGateway", "ec2:CreateTags",
+                                     "ec2:DescribeNatGateways"])
+def add_egress_path(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
+    data = network(ctx, paths=True)
+    subnet = _subnet_or_skip(data, ctx, res.id)
+    vpc = str(subnet["VpcId"])
+    rt, how, hop = netpath.route_target(data, res.id)
+    if rt is None:
+        raise NotFixable(f"no route table applies to {res.id}")
+    rid = str(rt["RouteTableId"])
+    if how != "explicitly associated":
+        raise NotFixable(f"{res.id} uses the VPC's main route table {rid}: a default route there would change every "
+                         "subnet without a table of its own; associate a route table of its own with the subnet "
+                         "first (pytest-mlbatch never changes associations)")
+    if netpath.default_route(rt) is not None:
+        raise NotFixable(f"route table {rid} already has a {DEFAULT_V4} route ({hop.detail}); pytest-mlbatch never "
+                         "replaces or deletes a route: repair that route yourself")
+    allow = ctx.settings.fix_allow
+    ips = public_ips(ctx, data, res.id)
+    options: dict[str, FixPlan | str] = {
+        "internet_gateway": _igw_plan(ctx, data, res.id, vpc, rid) if ips.enabled else
+        f"an internet gateway would not help: {ips.reason} (turning it on is a change pytest-mlbatch does not make)",
+        "nat_gateway": _nat_plan(ctx, data, res.id, vpc, rid),
+    }
+    # An internet gateway is offered only when instances get public IPs there (the subnet is meant to be public,
+    # and it costs nothing); otherwise a NAT gateway. What the config allows comes first; else the plan is shown
+    # and the engine asks for the opt-in.
+    plans = [p for name in ("internet_gateway", "nat_gateway") if isinstance(p := options[name], FixPlan)]
+    for plan in plans:
+        if plan.opt_in in allow:
+            return plan
+    if plans:
+        return plans[0]
+    raise NotFixable("; ".join(str(v) for v in options.values()))
+
+
+def _igw_plan(ctx: CheckContext, data: NetData, subnet_id: str, vpc: str, rid: str) -> FixPlan:
+    attached = data.attached_igws(vpc)
+    if attached:
+        igw = attached[0]
+        action = f"add route {DEFAULT_V4} -> {igw} (already attached to {vpc}) to {subnet_id}'s route table {rid}"
+        calls = ["ec2:CreateRoute"]
+    else:
+        igw = ""
+        action = f"create an internet gateway, attach it to {vpc}, add route {DEFAULT_V4} -> it to {rid}"
+        calls = ["ec2:CreateInternetGateway", "ec2:AttachInternetGateway", "ec2:CreateRoute"]
+
+    def apply(fx: FixContext) -> None:
+        ec2 = fx.client("ec2")
+        gateway = igw
+        if not gateway:
+            gateway = ec2.create_internet_gateway(
+                TagSpecifications=fx.tag_specifications("internet-gateway"))["InternetGateway"]["InternetGatewayId"]
+            ec2.attach_internet_gateway(InternetGatewayId=gateway, VpcId=vpc)
+        ec2.create_route(RouteTableId=rid, DestinationCidrBlock=DEFAULT_V4, GatewayId=gateway)
+
+    return FixPlan("NET003", subnet_id, action, calls=calls,
+                   permissions=[*calls, "ec2:CreateTags"], apply=apply, opt_in="internet_gateway",
+                   notes=[f"instances in {subnet_id} become reachable from the internet where their security groups "
+                          "allow it", f"{rid} is used by: {', '.join(data.explicitly_associated(rid))}"])
+
+
+def _nat_plan(ctx: CheckContext, data: NetData, subnet_id: str, vpc: str, rid: str) -> FixPlan | str:
+    az = data.subnets[subnet_id].get("AvailabilityZone")
+    usable = [n for n, d in data.nat_gateways.items() if d.get("VpcId") == vpc and netpath.nat_usable(data, n)[0]]
+    usable.sort(key=lambda n: n)
+    notes = [f"{rid} is used by: {', '.join(data.explicitly_associated(rid))}"]
+    if usable:
+        nat = usable[0]
+        action = f"add route {DEFAULT_V4} -> existing {nat} to {subnet_id}'s route table {rid}"
+
+        def reuse(fx: FixContext) -> None:
+            fx.client("ec2").create_route(RouteTableId=rid, DestinationCidrBlock=DEFAULT_V4, NatGatewayId=nat)
+
+        return FixPlan("NET003", subnet_id, action, calls=["ec2:CreateRoute"], permissions=["ec2:CreateRoute"],
+                       apply=reuse, opt_in="nat_gateway", notes=notes)
+    # every subnet of the VPC (read only when planning this fix) that has a public route of its own
+    found = ctx.inventory.paginate("ec2", "describe_subnets", "Subnets", Filters=_filter("vpc-id", [vpc]))
+    public = [s["SubnetId"] for s in found if s["SubnetId"] != subnet_id and s.get("State") == "available"
+              and netpath.public_route(data, s["SubnetId"], vpc)[0]]
+    zone = {s["SubnetId"]: s.get("AvailabilityZone") for s in found}
+    public.sort(key=lambda s: (zone.get(s) != az, s))
+    if not public:
+        return f"a NAT gateway needs a subnet with a public route in {vpc}, and there is none"
+    host = public[0]
+    action = (f"allocate an Elastic IP, create a NAT gateway in public subnet {host}, add route {DEFAULT_V4} -> it "
+              f"to {subnet_id}'s route table {rid} (about {NAT_HOURLY_USD * HOURS_PER_MONTH:.0f} USD/month + data)")
+    calls = ["ec2:AllocateAddress", "ec2:CreateNatGateway", "ec2:DescribeNatGateways", "ec2:CreateRoute"]
+
+    def apply(fx: FixContext) -> None:
+        ec2 = fx.client("ec2")
+        alloc = ec2.allocate_address(Domain="vpc", TagSpecifications=fx.tag_specifications("elastic-ip"))
+        nat = ec2.create_nat_gateway(SubnetId=host, AllocationId=alloc["AllocationId"],
+                                     TagSpecifications=fx.tag_specifications("natgateway"))["NatGateway"]
+        nat_id = nat["NatGatewayId"]
+        ec2.get_waiter("nat_gateway_available").wait(NatGatewayIds=[nat_id],
+                                                     WaiterConfig={"Delay": 15, "MaxAttempts": 40})
+        ec2.create_route(RouteTableId=rid, DestinationCidrBlock=DEFAULT_V4, NatGatewayId=nat_id)
+
+    return FixPlan("NET003", subnet_id, action, calls=calls,
+                   permissions=["ec2:AllocateAddress", "ec2:CreateNatGateway", "ec2:DescribeNatGateways",
+                                "ec2:CreateRoute", "ec2:CreateTags"],
+                   apply=apply, opt_in="nat_gateway",
+                   notes=[nat_cost_note(), "DescribeNatGateways polls until the new NAT gateway is available (up to "
+                          "10 minutes) before the route is added", *notes])
+
+
+# -- NET004 ------------------------------------------------------------------------------------------------
+
+@check(
+    id="NET004", slug="multi-az", title="The subnets span at least two availability zones", severity="low",
+    resource="subnet_set", permissions=["ec2:DescribeSubnets"],
+    rationale="With every subnet in one zone, an insufficient-capacity event in that zone leaves jobs waiting; "
+              "two or more zones give Batch somewhere else to launch.",
+    remediation="Add a subnet in another availability zone of the VPC to the compute environment.",
+)
+def multi_az(ctx: CheckContext, res: Resource) -> Finding:
+    data = network(ctx)
+    ids = list(res.get("subnet_ids", []))
+    zones: dict[str, list[str]] = {}
+    for sid in ids:
+        if sid in data.subnets:
+            zones.setdefault(str(data.subnets[sid].get("AvailabilityZone")), []).append(sid)
+    missing = [s for s in ids if s not in data.subnets]
+    listing = "; ".join(f"{z}: {', '.join(s)}" for z, s in sorted(zones.items()))
+    if len(zones) >= 2:
+        return passed(f"{len(zones)} availability zones ({listing})")
+    gone = f"; not found: {', '.join(missing)}" if missing else ""
+    if not zones:
+        return failed(f"none of the subnets was found{gone}")
+    return failed(f"all subnets are in one availability zone ({listing}){gone}: add a subnet in another zone")
+
+
+# -- NET005 ------------------------------------------------------------------------------------------------
+
+@check(
+    id="NET005", slug="network-acls", title="Network ACLs allow outbound 443 and inbound ephemeral ports",
+    severity="medium", resource="subnet", permissions=["ec2:DescribeNetworkAcls", "ec2:DescribeSubnets"],
+    rationale="Network ACLs are stateless: without outbound TCP 443 and inbound 1024-65535 for the replies, "
+              "calls to ECS, ECR and S3 time out even with correct routes and security groups.",
+    remediation="Add network ACL entries (before any deny) allowing outbound TCP 443 and inbound TCP 1024-65535 "
+                "for 0.0.0.0/0 (and ::/0 when the subnet has IPv6).",
+)
+def network_acls(ctx: CheckContext, res: Resource) -> Finding:
+    data = network(ctx, acls=True)
+    _subnet_or_skip(data, ctx, res.id)
+    acl, problems, good = netpath.acl_problems(data, res.id)
+    if acl is None:
+        raise NotEvaluable(f"no network ACL of {res.id} was returned by DescribeNetworkAcls")
+    name = acl["NetworkAclId"] + (" (default)" if acl.get("IsDefault") else "")
+    if problems:
+        return failed(f"{res.id}: network ACL {name}: " + "; ".join(problems))
+    return passed(f"{res.id}: network ACL {name}: " + "; ".join(good))

@@ -1,0 +1,258 @@
+"""Fixes that cannot do harm: create-only (audited for every test by conftest), idempotent, race-safe, journaled.
+
+- the session-wide audit (tests/audit.py, installed by conftest) catches a fixer that deletes, revokes, detaches,
+  replaces, modifies in a narrowing way or overwrites; the guard refuses every such operation of the AWS models;
+- every fixer of the registry: a second `--fix` makes zero mutating calls and leaves the journal as it was;
+- two `--fix` processes at once create nothing twice;
+- a fix that fails halfway leaves a journal saying what exists now.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+from audit import AUDIT, DESTRUCTIVE, MODIFY, judge
+from backends import ACCOUNT, Aws
+from faults import Fault, FaultServer, seed_catalog_scenario, uncovered
+
+from pytest_mlbatch.guard import Guard, is_allowed_write, is_read
+from pytest_mlbatch.registry import load_checks
+
+pytest_plugins = ["fault_fixtures"]
+
+SERVICES = ("ec2", "iam", "ecr", "batch", "sts", "ecs", "logs", "ssm", "secretsmanager", "service-quotas",
+            "autoscaling", "s3")
+OPT_INS = ["internet_gateway", "nat_gateway", "vpc_endpoints", "endpoints", "service_linked_role"]
+
+
+# -- the audit and the guard ----------------------------------------------------------------------------------------
+def test_audit_flags_destructive_calls_made_during_a_fix(aws: Aws) -> None:
+    ec2, iam = aws.client("ec2"), aws.client("iam")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.create_key_pair(KeyName="k")
+    iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")
+    doc = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+    iam.put_role_policy(RoleName="r", PolicyName="p", PolicyDocument=doc)
+    mark = AUDIT.mark()
+    with Guard().allow(None, "TST001", "x"):  # what the engine wraps every fix in
+        ec2.delete_key_pair(KeyName="k")
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsSupport={"Value": False})
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})  # widening: allowed
+        iam.put_role_policy(RoleName="r", PolicyName="p", PolicyDocument=doc)  # overwrite
+        iam.put_role_policy(RoleName="r", PolicyName="new", PolicyDocument=doc)  # a new one: allowed
+        ec2.create_key_pair(KeyName="k2")
+    ec2.delete_key_pair(KeyName="k2")  # test arrangement, outside a fix: not the audit's business
+    flagged = [(c.fixing, c.violation) for c in AUDIT.violations(mark)]
+    AUDIT.forget(mark)  # asserted here; keep conftest's audit from failing this test
+    assert flagged == [
+        ("TST001 x", "ec2:DeleteKeyPair deletes, revokes, detaches or replaces"),
+        ("TST001 x", "ec2:ModifyVpcAttribute modifies something that exists (it may narrow access)"),
+        ("TST001 x", "iam:PutRolePolicy would overwrite an existing RolePolicy"),
+    ]
+
+
+def all_operations() -> list[str]:
+    session = botocore.session.get_session()
+    ops = []
+    for name in SERVICES:
+        model = session.get_service_model(name)
+        ops += [f"{model.signing_name}:{op}" for op in model.operation_names]
+    return ops
+
+
+def test_guard_refuses_every_destructive_operation_of_the_models() -> None:
+    """Over every operation of every service the plugin may touch: nothing destructive passes as a read or as an
+    allowed fix write; every allowed Put that can overwrite is one the audit probes."""
+    leaks = []
+    for op in all_operations():
+        name = op.split(":", 1)[1]
+        if (DESTRUCTIVE.match(name) or MODIFY.match(name)) and (is_read(name) or is_allowed_write(name)):
+            leaks.append(op)
+        if judge(op, {}, lambda *_: {}) and is_read(name):
+            leaks.append(op)
+    assert leaks == []
+
+
+def test_every_fixer_declares_its_permissions() -> None:
+    for check in load_checks():
+        if check.fixer is not None:
+            assert check.fix_summary, f"{check.id}: fixer without a summary"
+            assert check.fix_permissions, f"{check.id}: fixer without declared permissions"
+            for perm in check.fix_permissions:
+                name = perm.split(":", 1)[1]
+                assert not DESTRUCTIVE.match(name), f"{check.id} declares {perm}"
+
+
+# -- idempotency for every fixer ------------------------------------------------------------------------------------
+def fix_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """The sandbox scenario with every opt-in fix allowed, so every fixer that can run does."""
+    cfg = json.loads(json.dumps(raw))
+    cfg.setdefault("fix", {})["allow"] = sorted(set(cfg.get("fix", {}).get("allow", [])) | set(OPT_INS))
+    return cfg
+
+
+def journal_lines(root: Path) -> list[dict[str, Any]]:
+    path = root / ".mlbatch" / "journal.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def fresh_account(aws: Aws, root: Path) -> dict[str, Any]:
+    """A VPC and a subnet, and a config naming everything else, none of which exists: every create-fixer runs."""
+    ec2 = aws.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.30.1.0/24",
+                               AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    return {
+        "version": 1, "region": "us-east-1",
+        "image": {"uri": f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/fresh-model:1.0"},
+        "key_pair": {"name": "fresh-key", "private_key_file": str(root / "fresh" / "fresh-key.pem")},
+        "network": {"vpc_id": vpc, "subnet_ids": [subnet], "security_group": {
+            "name": "fresh-sg", "ingress": [{"protocol": "tcp", "port": 22, "cidr": "203.0.113.7/32"}],
+            "egress": [{"protocol": "tcp", "port": 443, "cidr": "0.0.0.0/0"}]}},
+        "iam": {"service_role": "service-linked", "instance_role": "fresh-instance-role",
+                "instance_profile": "fresh-instance-profile", "execution_role": "fresh-execution-role",
+                "job_role": {"name": "fresh-job-role",
+                             "allow": [{"action": "s3:GetObject", "resource": "arn:aws:s3:::ml-data/*"}]}},
+        "fix": {"tags": {"purpose": "fix-safety"}},
+    }
+
+
+def scenario_configs(aws: Aws, root: Path) -> list[tuple[str, dict[str, Any]]]:
+    return [("sandbox", fix_config(seed_catalog_scenario(aws, root / "state"))),
+            ("fresh account", fix_config(fresh_account(aws, root)))]
+
+
+def test_every_fixer_is_idempotent(preflight: Any, aws: Aws, pytester: pytest.Pytester) -> None:
+    applied: set[str] = set()
+    for name, cfg in scenario_configs(aws, pytester.path):
+        preflight.write_config(_supported(cfg))
+        mark = AUDIT.mark()
+        result, first = preflight.run(None, "--fix")
+        assert "Traceback" not in result.stdout.str()
+        fixed = {f"{r['check_id']} {r['resource']}" for r in first["results"] if r["outcome"] == "fixed"}
+        applied |= {f["check_id"] for f in first["fixes"] if f.get("applied")}
+        first_mutations = [c for c in AUDIT.since(mark) if c.fixing and c.mutating]
+        assert {c.fixing for c in first_mutations} >= fixed
+        assert uncovered({c.operation for c in first_mutations}, "fix") == [], "not in docs/iam-policy-fix.json"
+        journal = journal_lines(pytester.path)
+
+        mark = AUDIT.mark()
+        _, second = preflight.run(None, "--fix")
+        again = [c for c in AUDIT.since(mark) if c.fixing and c.mutating]
+        failed_before = {f"{f['check_id']} {f['resource']}" for f in first["fixes"] if not f.get("applied")} | {
+            f"{r['check_id']} {r['resource']}" for r in first["results"] if r["outcome"] == "error"}
+        repeated = [c for c in again if c.fixing not in failed_before]
+        assert repeated == [], f"{name}: a second --fix changed things again: {repeated}"
+        for key in fixed:
+            check_id, resource = key.split(" ", 1)
+            row = next(r for r in second["results"] if r["check_id"] == check_id and r["resource"] == resource)
+            assert row["outcome"] == "passed", row
+        if not again:
+            assert journal_lines(pytester.path) == journal
+    fixers = {c.id for c in load_checks() if c.fixer is not None and not c.needs_docker}
+    assert applied, "no fixer ran in any scenario"
+    missing = sorted((fixers & KNOWN_FIXERS) - applied)
+    assert missing == [], f"these fixers no longer run in the scenarios, so their idempotency is untested: {missing}"
+    new = sorted(fixers - applied - KNOWN_FIXERS)
+    if new:
+        warnings.warn(f"fixers no scenario triggers (add one in tests/test_fix_safety.py): {new}", stacklevel=1)
+
+
+# Fixers the scenarios above trigger (a fixer landing later that they miss gives a warning naming it).
+KNOWN_FIXERS = {"KEY001"}
+
+
+def _supported(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Drop opt-in names the config schema does not know (yet), so the config stays valid."""
+    from pytest_mlbatch import config as config_mod
+
+    allowed = config_mod.schema()["properties"].get("fix", {}).get("properties", {}).get("allow", {})
+    names = allowed.get("items", {}).get("enum")
+    if names:
+        cfg["fix"]["allow"] = [n for n in cfg["fix"]["allow"] if n in names]
+    return cfg
+
+
+# -- two --fix processes at once ------------------------------------------------------------------------------------
+def test_two_fix_processes_at_once_create_nothing_twice(aws: Aws, tmp_path: Path) -> None:
+    raw = _supported(fix_config(seed_catalog_scenario(aws, tmp_path / "state")))
+    procs = []
+    roots = [tmp_path / "a", tmp_path / "b"]
+    for root in roots:
+        root.mkdir()
+        cfg = json.loads(json.dumps(raw))
+        cfg["key_pair"]["private_key_file"] = str(root / "ml-batch-key.pem")
+        (root / "mlbatch.yaml").write_text(json.dumps(cfg))
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "pytest", "--mlbatch", "--fix", "-p", "no:cacheprovider", "-p", "no:randomly",
+             "--mlbatch-json", "report.json", "-q"], cwd=root, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT))
+    outputs = [p.communicate(timeout=300)[0].decode() for p in procs]
+    for out in outputs:
+        assert "Traceback" not in out, out[-3000:]
+    created: dict[str, list[tuple[str, str]]] = {}
+    for root in roots:
+        for entry in journal_lines(root):
+            call = str(entry.get("call", ""))
+            if entry.get("status") == "ok" and entry.get("created") and not call.startswith("local:") \
+                    and call.split(":", 1)[-1].startswith(("Create", "Import", "Allocate")):
+                created.setdefault(f"{entry['check_id']} {entry['resource']} {call}", []).append(
+                    (root.name, json.dumps(entry["created"], sort_keys=True)))
+    twice = {k: v for k, v in created.items() if len({who for who, _ in v}) > 1}
+    assert twice == {}, f"both processes created: {twice}"
+    pairs = aws.client("ec2").describe_key_pairs(Filters=[{"Name": "key-name", "Values": ["ml-batch-key"]}])
+    assert len(pairs["KeyPairs"]) == 1
+    reports = [json.loads((root / "report.json").read_text()) for root in roots]
+    for report in reports:  # the loser of a race reports an error or a failure, never a false `fixed`/`passed`
+        assert report["summary"]["fixed"] + report["summary"]["failed"] + report["summary"]["error"] > 0
+
+
+# -- a fix that fails halfway ---------------------------------------------------------------------------------------
+def test_fix_failing_halfway_leaves_an_exact_journal(preflight: Any, aws: Aws, pytester: pytest.Pytester,
+                                                     fault_server: FaultServer, fast_backoff: None,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """KEY001's fix writes the private key, then imports it; the import fails (5xx): the journal says the file
+    exists and the import failed, the item is `error` pointing at the journal, and the file really is there."""
+    cfg = {"version": 1, "region": "us-east-1", "key_pair": {"name": "ml-batch-key", "private_key_file": "k.pem"}}
+    preflight.write_config(cfg)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", fault_server.endpoint)
+    fault_server.injector.set(Fault("fault", "ec2:ImportKeyPair"))
+    _, report = preflight.run(None, "--fix")
+    fault_server.injector.clear()
+    row = preflight.result(report, "KEY001")
+    assert row["outcome"] == "error" and "journal.jsonl" in row["message"], row
+    entries = journal_lines(pytester.path)
+    assert [(e.get("call") or e.get("action"), e["status"]) for e in entries] == [
+        ("local:write private key (0600)", "ok"),
+        ("ec2:ImportKeyPair", "failed"),
+        (entries[-1].get("action"), "failed"),
+    ]
+    assert entries[0]["created"]["path"] == str(pytester.path / "k.pem")
+    assert (pytester.path / "k.pem").exists()
+    assert aws.client("ec2").describe_key_pairs()["KeyPairs"] == []
+
+
+def test_fix_with_no_answer_is_journaled_as_unknown(preflight: Any, aws: Aws, pytester: pytest.Pytester,
+                                                    fault_server: FaultServer, fast_backoff: None,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A create whose connection drops may or may not have happened: the journal says exactly that."""
+    cfg = {"version": 1, "region": "us-east-1", "key_pair": {"name": "ml-batch-key", "private_key_file": "k.pem"}}
+    preflight.write_config(cfg)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", fault_server.endpoint)
+    fault_server.injector.set(Fault("drop", "ec2:ImportKeyPair"))
+    _, report = preflight.run(None, "--fix")
+    fault_server.injector.clear()
+    assert preflight.result(report, "KEY001")["outcome"] == "error"
+    entries = journal_lines(pytester.path)
+    unknown = [e for e in entries if e.get("call") == "ec2:ImportKeyPair"]
+    assert [e["status"] for e in unknown] == ["unknown"]
+    assert "may or may not have taken effect" in unknown[0]["detail"]

@@ -1,0 +1,249 @@
+"""NET003 on real moto resources: every path passing and failing, and the derived NAT placement and blackholes."""
+
+from __future__ import annotations
+
+import pytest
+from backends import Aws
+from net_fixtures import Net, https, run_checks
+
+
+@pytest.fixture
+def net(aws: Aws) -> Net:
+    return Net(aws)
+
+
+def test_internet_and_nat_paths(net: Net, tmp_path) -> None:
+    ec2 = net.ec2
+    vpc = net.vpc("10.0.0.0/16")
+    igw = net.igw(vpc)
+    pub = net.subnet(vpc, "10.0.1.0/24", "a", public_ip=True)
+    pub_noip = net.subnet(vpc, "10.0.2.0/24", "b")
+    rt_pub = net.table(vpc, pub, pub_noip)
+    net.default_route(rt_pub, GatewayId=igw)
+
+    priv = net.subnet(vpc, "10.0.5.0/24", "a")
+    rt_priv = net.table(vpc, priv)  # explicit table without a default route beats a public main table
+
+    nat_good = net.nat(pub)
+    via_nat = net.subnet(vpc, "10.0.3.0/24", "a")
+    net.default_route(net.table(vpc, via_nat), NatGatewayId=nat_good)
+
+    nat_in_private = net.nat(priv)  # moto accepts it; the check must see that its subnet has no public route
+    via_bad_nat = net.subnet(vpc, "10.0.4.0/24", "b")
+    net.default_route(net.table(vpc, via_bad_nat), NatGatewayId=nat_in_private)
+
+    nat_gone = net.nat(pub)
+    via_gone = net.subnet(vpc, "10.0.6.0/24", "b")
+    rt_gone = net.table(vpc, via_gone)
+    net.default_route(rt_gone, NatGatewayId=nat_gone)
+    ec2.delete_nat_gateway(NatGatewayId=nat_gone)  # moto keeps the route "active": a derived blackhole
+
+    main_public = net.subnet(vpc, "10.0.7.0/24", "c", public_ip=True)
+    main = net.main_table(vpc)
+    net.default_route(main, GatewayId=igw)
+
+    subnets = [pub, pub_noip, priv, via_nat, via_bad_nat, via_gone, main_public]
+    run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": subnets}}, tmp_path, prefixes=("NET003",))
+
+    assert run.outcome(f"NET003[{pub}]") == "passed"
+    assert run.message(f"NET003[{pub}]") == (
+        f"{pub}: public: route table {rt_pub} (explicitly associated) sends 0.0.0.0/0 to {igw}; "
+        "public IPs on launch (MapPublicIpOnLaunch is on)")
+
+    assert run.outcome(f"NET003[{pub_noip}]") == "failed"
+    assert run.message(f"NET003[{pub_noip}]").startswith(
+        f"{pub_noip}: public route (route table {rt_pub} (explicitly associated) sends 0.0.0.0/0 to {igw}) but no "
+        "public IPs on launch (MapPublicIpOnLaunch is off); no NAT; VPC endpoints missing: ecs, ecs-agent, "
+        "ecs-telemetry, ecr.api, ecr.dkr, logs, s3")
+
+    assert run.outcome(f"NET003[{priv}]") == "failed"
+    assert run.message(f"NET003[{priv}]") == (
+        f"{priv}: private (route table {rt_priv} has no 0.0.0.0/0 route); no NAT; VPC endpoints missing: ecs, "
+        "ecs-agent, ecs-telemetry, ecr.api, ecr.dkr, logs, s3")
+
+    assert run.outcome(f"NET003[{via_nat}]") == "passed"
+    assert "private via NAT" in run.message(f"NET003[{via_nat}]")
+    assert f"{nat_good} (available, " in run.message(f"NET003[{via_nat}]")
+    assert f"in public subnet {pub}" in run.message(f"NET003[{via_nat}]")
+
+    assert run.outcome(f"NET003[{via_bad_nat}]") == "failed"
+    assert (f"NAT gateway {nat_in_private} sits in {priv}, which has no public route (route table {rt_priv} has "
+            "no 0.0.0.0/0 route)") in run.message(f"NET003[{via_bad_nat}]")
+
+    assert run.outcome(f"NET003[{via_gone}]") == "failed"
+    assert f"private (0.0.0.0/0 on {rt_gone} goes to {nat_gone}); NAT gateway {nat_gone} is deleted (the route " \
+           "is a blackhole)" in run.message(f"NET003[{via_gone}]")
+
+    assert run.outcome(f"NET003[{main_public}]") == "passed"
+    assert f"route table {main} (main) sends 0.0.0.0/0 to {igw}" in run.message(f"NET003[{main_public}]")
+
+
+def test_detached_igw_opaque_target_and_subnet_id_mode(net: Net, tmp_path) -> None:
+    vpc = net.vpc("10.3.0.0/16")
+    igw = net.igw(vpc)
+    sub = net.subnet(vpc, "10.3.1.0/24", public_ip=True)
+    rt = net.table(vpc, sub)
+    net.default_route(rt, GatewayId=igw)
+    net.ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)  # the route stays "active" in moto
+    via_tgw = net.subnet(vpc, "10.3.2.0/24")
+    tgw = net.ec2.create_transit_gateway()["TransitGateway"]["TransitGatewayId"]
+    net.default_route(net.table(vpc, via_tgw), TransitGatewayId=tgw)
+    run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [sub, via_tgw]}}, tmp_path, prefixes=("NET003",))
+    assert run.outcome(f"NET003[{sub}]") == "failed"
+    assert run.message(f"NET003[{sub}]").startswith(
+        f"{sub}: private (0.0.0.0/0 on {rt} goes to {igw}, which does not exist or is not attached to {vpc}); no NAT")
+    assert run.outcome(f"NET003[{via_tgw}]") == "error"
+    assert f"goes to transit gateway {tgw}; what lies beyond it cannot be verified" in \
+        run.message(f"NET003[{via_tgw}]")
+
+    # without network.vpc_id, subnets are described by id and every VPC they are in is read
+    v1 = net.vpc("10.6.0.0/16")
+    s1 = net.subnet(v1, "10.6.1.0/24", public_ip=True)
+    net.default_route(net.table(v1, s1), GatewayId=net.igw(v1))
+    run = run_checks({"network": {"subnet_ids": [s1, sub]}}, tmp_path, prefixes=("NET003",))
+    assert run.outcome(f"NET003[{s1}]") == "passed"
+    assert run.outcome(f"NET003[{sub}]") == "failed"
+    assert run.calls["ec2:DescribeRouteTables"] == 1 and run.calls["ec2:DescribeSubnets"] == 1
+
+
+def test_endpoint_path(net: Net, tmp_path) -> None:
+    vpc = net.vpc("10.1.0.0/16", hostnames=True)
+    a = net.subnet(vpc, "10.1.1.0/24", "a")
+    b = net.subnet(vpc, "10.1.2.0/24", "b")
+    c = net.subnet(vpc, "10.1.3.0/24", "a")
+    rt = net.table(vpc, a, b)
+    rt_c = net.table(vpc, c)
+    sg = net.endpoint_group(vpc, "10.1.0.0/16")
+    eps = net.endpoints(vpc, [a], [sg], s3_tables=[rt])
+    run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [a, b, c]}}, tmp_path, prefixes=("NET003",))
+
+    assert run.outcome(f"NET003[{a}]") == "passed"
+    assert run.message(f"NET003[{a}]") == (
+        f"{a}: private via VPC endpoints: ecs ({eps['ecs']}), ecs-agent ({eps['ecs-agent']}), ecs-telemetry "
+        f"({eps['ecs-telemetry']}), ecr.api ({eps['ecr.api']}), ecr.dkr ({eps['ecr.dkr']}), logs ({eps['logs']}), "
+        f"s3 gateway ({eps['s3']}) on {rt}")
+
+    assert run.outcome(f"NET003[{b}]") == "failed"
+    assert f"ecr.dkr endpoint {eps['ecr.dkr']} has no interface in us-east-1b (it covers us-east-1a)" in \
+        run.message(f"NET003[{b}]")
+
+    assert run.outcome(f"NET003[{c}]") == "failed"
+    assert run.message(f"NET003[{c}]") == (
+        f"{c}: private (route table {rt_c} has no 0.0.0.0/0 route); no NAT; s3 gateway endpoint {eps['s3']} is "
+        f"not on route table {rt_c}")
+
+    vpc = net.vpc("10.2.0.0/16")
+    sub = net.subnet(vpc, "10.2.1.0/24")
+    rt = net.table(vpc, sub)
+    good = net.endpoint_group(vpc, "10.2.0.0/16", "good")
+    closed = net.group(vpc, "closed", ingress=[https("192.168.0.0/16")])
+    eps = net.endpoints(vpc, [sub], [good], services=("ecs-agent", "ecs-telemetry", "ecr.api"))
+    eps |= net.endpoints(vpc, [sub], [closed], services=("ecs",))
+    eps |= net.endpoints(vpc, [sub], [good], services=("logs",), private_dns=False)
+    # a public subnet of the same VPC: private DNS sends its ECS traffic to the endpoint that does not admit it
+    pub = net.subnet(vpc, "10.2.9.0/24", public_ip=True)
+    igw = net.igw(vpc)
+    net.default_route(net.table(vpc, pub), GatewayId=igw)
+    run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [sub, pub]}}, tmp_path, prefixes=("NET003",))
+    assert run.outcome(f"NET003[{pub}]") == "failed"
+    assert run.message(f"NET003[{pub}]").endswith(
+        f"sends 0.0.0.0/0 to {igw}; public IPs on launch (MapPublicIpOnLaunch is on); but ecs endpoint {eps['ecs']} "
+        f"(private DNS, so it receives the ecs traffic) has groups {closed} that do not admit tcp/443 from "
+        "10.2.9.0/24")
+    assert run.outcome(f"NET003[{sub}]") == "failed"
+    assert run.message(f"NET003[{sub}]") == (
+        f"{sub}: private (route table {rt} has no 0.0.0.0/0 route); no NAT; VPC endpoints missing: ecr.dkr, s3; "
+        f"ecs endpoint {eps['ecs']} has groups {closed} that do not admit tcp/443 from 10.2.1.0/24; "
+        f"logs endpoint {eps['logs']} has private DNS off (the default service names would not resolve to it)")
+
+    # An endpoint group that admits 443 from the instances' group (not a CIDR) is enough.
+    vpc = net.vpc("10.5.0.0/16", hostnames=True)
+    sub = net.subnet(vpc, "10.5.1.0/24")
+    rt = net.table(vpc, sub)
+    instances = net.group(vpc, "instances")
+    ep_sg = net.group(vpc, "endpoints", ingress=[https(group=instances)])
+    net.endpoints(vpc, [sub], [ep_sg], s3_tables=[rt])
+    cfg = {"network": {"vpc_id": vpc, "subnet_ids": [sub], "security_group_ids": [instances]}}
+    run = run_checks(cfg, tmp_path, prefixes=("NET003",))
+    assert run.outcome(f"NET003[{sub}]") == "passed", run.message(f"NET003[{sub}]")
+    cfg["network"]["security_group_ids"] = []  # type: ignore[index]
+    run = run_checks(cfg, tmp_path, prefixes=("NET003",))
+    assert run.outcome(f"NET003[{sub}]") == "failed"
+    assert "that do not admit tcp/443 from 10.5.1.0/24" in run.message(f"NET003[{sub}]")
+
+    # private DNS names resolve only with both VPC DNS attributes on
+    net.ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": False})
+    cfg["network"]["security_group_ids"] = [instances]  # type: ignore[index]
+    run = run_checks(cfg, tmp_path, prefixes=("NET003",))
+    assert run.outcome(f"NET003[{sub}]") == "failed"
+    assert run.message(f"NET003[{sub}]").endswith(
+        f"; but {vpc} has enableDnsHostnames off, so the endpoints' private DNS names do not resolve")
+
+
+# -- public IPs from the compute environment --------------------------------------------------------------
+
+def _service_role(aws: Aws) -> str:
+    import json
+
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
+        "Service": "batch.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    return str(aws.client("iam").create_role(RoleName="batch-svc", AssumeRolePolicyDocument=trust)["Role"]["Arn"])
+
+
+def test_public_ips_from_the_compute_environment(net: Net, aws: Aws, tmp_path) -> None:
+    vpc = net.vpc("10.8.0.0/16")
+    sub = net.subnet(vpc, "10.8.1.0/24")  # MapPublicIpOnLaunch off
+    net.default_route(net.table(vpc, sub), GatewayId=net.igw(vpc))
+    sg = net.group(vpc, "ce")
+    role = _service_role(aws)
+    aws.client("iam").create_instance_profile(InstanceProfileName="x")
+    lt = net.ec2.create_launch_template(LaunchTemplateName="ml-lt", LaunchTemplateData={
+        "NetworkInterfaces": [{"DeviceIndex": 0, "AssociatePublicIpAddress": True}]})["LaunchTemplate"]
+    aws.client("batch").create_compute_environment(
+        computeEnvironmentName="ml-ce", type="MANAGED", state="ENABLED", serviceRole=role,
+        computeResources={"type": "EC2", "minvCpus": 0, "maxvCpus": 4, "instanceTypes": ["m5.large"],
+                          "subnets": [sub], "securityGroupIds": [sg], "instanceRole": "arn:aws:iam::123456789012:"
+                          "instance-profile/x", "launchTemplate": {"launchTemplateId": lt["LaunchTemplateId"]}})
+    cfg = {"network": {"vpc_id": vpc, "subnet_ids": [sub]}, "batch": {"compute_environment": "ml-ce"}}
+    run = run_checks(cfg, tmp_path, prefixes=("NET003",))
+    assert run.outcome(f"NET003[{sub}]") == "passed", run.message(f"NET003[{sub}]")
+    assert "ml-ce's launch template ml-lt sets AssociatePublicIpAddress true" in run.message(f"NET003[{sub}]")
+
+    run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [sub]}}, tmp_path, prefixes=("NET003",))
+    assert run.outcome(f"NET003[{sub}]") == "failed"  # without the compute environment: the subnet's setting
+
+    vpc = net.vpc("10.9.0.0/16", hostnames=True)
+    sub = net.subnet(vpc, "10.9.1.0/24", public_ip=True)  # ignored on Fargate
+    net.default_route(net.table(vpc, sub), GatewayId=net.igw(vpc))
+    sg = net.group(vpc, "ce")
+    # a private subnet with only the endpoints Fargate needs (no ecs, ecs-agent, ecs-telemetry)
+    priv = net.subnet(vpc, "10.9.2.0/24")
+    rt_priv = net.table(vpc, priv)
+    net.endpoints(vpc, [priv], [net.endpoint_group(vpc, "10.9.0.0/16")], services=("ecr.api", "ecr.dkr", "logs"),
+                  s3_tables=[rt_priv])
+    batch = aws.client("batch")
+    batch.create_compute_environment(
+        computeEnvironmentName="ml-fargate", type="MANAGED", state="ENABLED", serviceRole=role,
+        computeResources={"type": "FARGATE", "maxvCpus": 4, "subnets": [sub, priv], "securityGroupIds": [sg]})
+    batch.register_job_definition(jobDefinitionName="ml-train", type="container", platformCapabilities=["FARGATE"],
+                                  containerProperties={"image": "busybox", "resourceRequirements": [
+                                      {"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
+                                      "networkConfiguration": {"assignPublicIp": "DISABLED"}})
+    cfg = {"network": {"vpc_id": vpc, "subnet_ids": [sub, priv]},
+           "batch": {"compute_environment": "ml-fargate", "job_definition": "ml-train"}}
+    run = run_checks(cfg, tmp_path, prefixes=("NET003",))
+    assert run.outcome(f"NET003[{priv}]") == "passed", run.message(f"NET003[{priv}]")
+    assert run.message(f"NET003[{priv}]").startswith(f"{priv}: private via VPC endpoints: ecr.api (")
+    assert run.outcome(f"NET003[{sub}]") == "failed"
+    assert "but no public IPs on launch (ml-fargate is Fargate: job definition ml-train has assignPublicIp " \
+           "DISABLED)" in run.message(f"NET003[{sub}]")
+
+    batch.register_job_definition(jobDefinitionName="ml-train", type="container", platformCapabilities=["FARGATE"],
+                                  containerProperties={"image": "busybox", "resourceRequirements": [
+                                      {"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
+                                      "networkConfiguration": {"assignPublicIp": "ENABLED"}})
+    run = run_checks(cfg, tmp_path, prefixes=("NET003",))
+    assert run.outcome(f"NET003[{sub}]") == "passed", run.message(f"NET003[{sub}]")
+    assert "assignPublicIp ENABLED" in run.message(f"NET003[{sub}]")
+
+

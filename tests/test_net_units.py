@@ -1,0 +1,253 @@
+"""Pure functions of netpath (network ACL evaluation) and secgroups (rule matching), on described data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_mlbatch import secgroups
+from pytest_mlbatch.config import Rule
+from pytest_mlbatch.netpath import (
+    NetData,
+    PublicIps,
+    acl_allows,
+    acl_problems,
+    analyze,
+    nat_usable,
+    route_target,
+    service_of,
+)
+
+
+def entry(n: int, action: str, *, egress: bool, proto: str = "6", ports: tuple[int, int] | None = None,
+          cidr: str = "0.0.0.0/0") -> dict[str, Any]:
+    e: dict[str, Any] = {"RuleNumber": n, "RuleAction": action, "Egress": egress, "Protocol": proto}
+    e["Ipv6CidrBlock" if ":" in cidr else "CidrBlock"] = cidr
+    if ports:
+        e["PortRange"] = {"From": ports[0], "To": ports[1]}
+    return e
+
+
+DEFAULT = [entry(100, "allow", egress=True, proto="-1"), entry(32767, "deny", egress=True, proto="-1"),
+           entry(100, "allow", egress=False, proto="-1"), entry(32767, "deny", egress=False, proto="-1")]
+
+
+def test_acl_default_allows_both_directions() -> None:
+    assert acl_allows(DEFAULT, egress=True, lo=443, hi=443, cidr="0.0.0.0/0") == (True, "allowed by rule 100")
+    assert acl_allows(DEFAULT, egress=False, lo=1024, hi=65535, cidr="0.0.0.0/0")[0]
+
+
+def test_acl_rule_order_decides() -> None:
+    entries = [entry(90, "deny", egress=True, ports=(443, 443)), *DEFAULT]
+    assert acl_allows(entries, egress=True, lo=443, hi=443, cidr="0.0.0.0/0") == \
+        (False, "rule 90 denies tcp/443 to 0.0.0.0/0")
+    entries = [entry(110, "deny", egress=True, ports=(443, 443)), *DEFAULT]  # after the allow: no effect
+    assert acl_allows(entries, egress=True, lo=443, hi=443, cidr="0.0.0.0/0")[0]
+
+
+def test_acl_port_ranges_are_combined() -> None:
+    entries = [entry(10, "allow", egress=False, ports=(1024, 30000)), entry(20, "allow", egress=False,
+                                                                            ports=(30001, 65535)),
+               entry(32767, "deny", egress=False, proto="-1")]
+    assert acl_allows(entries, egress=False, lo=1024, hi=65535, cidr="0.0.0.0/0") == (True, "allowed by rule 10, 20")
+    entries[1] = entry(20, "allow", egress=False, ports=(32768, 65535))
+    assert acl_allows(entries, egress=False, lo=1024, hi=65535, cidr="0.0.0.0/0") == \
+        (False, "rule * denies tcp/30001-32767 from 0.0.0.0/0")
+
+
+def test_acl_partial_cidr_allow_does_not_count_but_partial_deny_does() -> None:
+    entries = [entry(10, "allow", egress=True, ports=(443, 443), cidr="10.0.0.0/8"),
+               entry(32767, "deny", egress=True, proto="-1")]
+    assert acl_allows(entries, egress=True, lo=443, hi=443, cidr="0.0.0.0/0") == \
+        (False, "rule * denies tcp/443 to 0.0.0.0/0")
+    entries = [entry(10, "deny", egress=True, ports=(443, 443), cidr="52.0.0.0/8"), *DEFAULT]
+    assert acl_allows(entries, egress=True, lo=443, hi=443, cidr="0.0.0.0/0") == \
+        (False, "rule 10 denies tcp/443 to 52.0.0.0/8")
+
+
+def test_acl_ipv6_is_separate() -> None:
+    assert acl_allows(DEFAULT, egress=True, lo=443, hi=443, cidr="::/0") == (False, "no rule allows tcp/443 to ::/0")
+    v6 = [entry(101, "allow", egress=True, proto="-1", cidr="::/0"), *DEFAULT]
+    assert acl_allows(v6, egress=True, lo=443, hi=443, cidr="::/0")[0]
+    udp_only = [entry(5, "allow", egress=True, proto="17", cidr="::/0")]
+    assert not acl_allows(udp_only, egress=True, lo=443, hi=443, cidr="::/0")[0]
+
+
+def test_acl_problems_checks_ipv6_only_when_the_subnet_has_it() -> None:
+    data = NetData("us-east-1", subnets={"subnet-1": {"SubnetId": "subnet-1", "VpcId": "vpc-1"}},
+                   network_acls=[{"NetworkAclId": "acl-1", "VpcId": "vpc-1", "IsDefault": True, "Entries": DEFAULT,
+                                  "Associations": []}])
+    acl, problems, _ = acl_problems(data, "subnet-1")
+    assert acl is not None and acl["NetworkAclId"] == "acl-1" and problems == []
+    data.subnets["subnet-1"]["Ipv6CidrBlockAssociationSet"] = [
+        {"Ipv6CidrBlock": "2600::/64", "Ipv6CidrBlockState": {"State": "associated"}}]
+    _, problems, _ = acl_problems(data, "subnet-1")
+    assert problems == ["outbound 443 to ::/0: no rule allows tcp/443 to ::/0",
+                        "inbound 1024-65535 from ::/0: no rule allows tcp/1024-65535 from ::/0"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 200), st.booleans(), st.integers(0, 70), st.integers(0, 70)),
+                max_size=6), st.integers(0, 70), st.integers(0, 70))
+def test_acl_matches_per_port_first_match(rules: list[tuple[int, bool, int, int]], a: int, b: int) -> None:
+    """Against a brute-force oracle: every port in lo..hi is decided by the first matching rule."""
+    lo, hi = min(a, b), max(a, b)
+    seen: set[int] = set()
+    entries = []
+    for n, allow, p, q in rules:
+        if n in seen:
+            continue
+        seen.add(n)
+        entries.append(entry(n, "allow" if allow else "deny", egress=True, ports=(min(p, q), max(p, q))))
+    entries.append(entry(32767, "deny", egress=True, proto="-1"))
+
+    def port_ok(port: int) -> bool:
+        for e in sorted(entries, key=lambda e: e["RuleNumber"]):
+            pr = e.get("PortRange", {"From": 0, "To": 65535})
+            if pr["From"] <= port <= pr["To"]:
+                return bool(e["RuleAction"] == "allow")
+        return False
+
+    assert acl_allows(entries, egress=True, lo=lo, hi=hi, cidr="0.0.0.0/0")[0] == \
+        all(port_ok(p) for p in range(lo, hi + 1))
+
+
+def test_route_target_prefers_explicit_association_and_derives_states() -> None:
+    data = NetData("us-east-1", subnets={"s-1": {"SubnetId": "s-1", "VpcId": "vpc-1"},
+                                         "s-2": {"SubnetId": "s-2", "VpcId": "vpc-1"}},
+                   route_tables=[
+                       {"RouteTableId": "rtb-main", "VpcId": "vpc-1", "Associations": [{"Main": True}],
+                        "Routes": [{"DestinationCidrBlock": "0.0.0.0/0", "GatewayId": "igw-1", "State": "active"}]},
+                       {"RouteTableId": "rtb-1", "VpcId": "vpc-1", "Associations": [{"SubnetId": "s-1"}],
+                        "Routes": [{"DestinationCidrBlock": "0.0.0.0/0", "NatGatewayId": "nat-1",
+                                    "State": "blackhole"}]}],
+                   internet_gateways=[{"InternetGatewayId": "igw-1", "Attachments": [
+                       {"VpcId": "vpc-1", "State": "attached"}]}])
+    rt, how, hop = route_target(data, "s-1")
+    assert (rt or {}).get("RouteTableId") == "rtb-1" and how == "explicitly associated"
+    assert hop.kind == "blackhole" and hop.detail == "0.0.0.0/0 on rtb-1 is a blackhole (nat-1 is gone)"
+    rt, how, hop = route_target(data, "s-2")
+    assert how == "main" and hop.kind == "igw" and hop.ok
+
+
+# -- security groups --------------------------------------------------------------------------------------
+
+def perm(proto: str, lo: int | None = None, hi: int | None = None, **peer: Any) -> dict[str, Any]:
+    p: dict[str, Any] = {"IpProtocol": proto, "IpRanges": [], "Ipv6Ranges": [], "UserIdGroupPairs": [],
+                         "PrefixListIds": []}
+    if lo is not None:
+        p["FromPort"], p["ToPort"] = lo, hi if hi is not None else lo
+    if "cidr" in peer:
+        p["IpRanges"] = [{"CidrIp": peer["cidr"]}]
+    if "cidr6" in peer:
+        p["Ipv6Ranges"] = [{"CidrIpv6": peer["cidr6"]}]
+    if "group" in peer:
+        p["UserIdGroupPairs"] = [{"GroupId": peer["group"]}]
+    if "prefix" in peer:
+        p["PrefixListIds"] = [{"PrefixListId": peer["prefix"]}]
+    return p
+
+
+def test_allows_ranges_all_protocols_and_peers() -> None:
+    assert secgroups.allows([perm("tcp", 0, 65535, cidr="0.0.0.0/0")], "tcp", 443, 443, cidr="0.0.0.0/0")
+    assert secgroups.allows([perm("-1", cidr="0.0.0.0/0")], "tcp", 443, 443, cidr="0.0.0.0/0")
+    assert secgroups.allows([perm("6", 443, cidr="0.0.0.0/0")], "tcp", 443, 443, cidr="0.0.0.0/0")
+    assert not secgroups.allows([perm("udp", 443, cidr="0.0.0.0/0")], "tcp", 443, 443, cidr="0.0.0.0/0")
+    assert not secgroups.allows([perm("tcp", 80, cidr="0.0.0.0/0")], "tcp", 443, 443, cidr="0.0.0.0/0")
+    assert not secgroups.allows([perm("tcp", 443, cidr="10.0.0.0/8")], "tcp", 443, 443, cidr="0.0.0.0/0")
+    assert secgroups.allows([perm("tcp", 443, cidr="10.0.0.0/8")], "tcp", 443, 443, cidr="10.1.2.0/24")
+    assert not secgroups.allows([perm("tcp", 443, cidr6="::/0")], "tcp", 443, 443, cidr="0.0.0.0/0")
+    assert secgroups.allows([perm("tcp", 443, group="sg-1")], "tcp", 443, 443, groups=["sg-1"])
+    assert not secgroups.allows([perm("tcp", 443, group="sg-1")], "tcp", 443, 443, groups=["sg-2"])
+    assert secgroups.allows([perm("tcp", 443, prefix="pl-1")], "tcp", 443, 443, prefix_lists=["pl-1"])
+
+
+def test_world_admin_ports() -> None:
+    assert secgroups.world_admin_ports([perm("tcp", 22, cidr="0.0.0.0/0")]) == ["SSH (tcp/22) from 0.0.0.0/0"]
+    assert secgroups.world_admin_ports([perm("tcp", 22, cidr="203.0.113.7/32")]) == []
+    assert secgroups.world_admin_ports([perm("-1", cidr6="::/0")]) == ["SSH (all traffic) from ::/0",
+                                                                       "RDP (all traffic) from ::/0"]
+    assert secgroups.world_admin_ports([perm("tcp", 3000, 4000, cidr="0.0.0.0/0")]) == \
+        ["RDP (tcp/3000-4000) from 0.0.0.0/0"]
+    assert secgroups.world_admin_ports([perm("udp", 22, cidr="0.0.0.0/0")]) == []
+
+
+def test_rule_present_and_refusals() -> None:
+    ssh = Rule("tcp", 22, 22, cidr="203.0.113.7/32")
+    assert secgroups.rule_present([perm("tcp", 22, cidr="203.0.113.0/24")], ssh)
+    assert not secgroups.rule_present([perm("tcp", 22, cidr6="::/0")], ssh)
+    assert not secgroups.rule_present([perm("tcp", 23, cidr="203.0.113.7/32")], ssh)
+    nodes = Rule("-1", -1, -1, source_security_group="sg-1")
+    assert secgroups.rule_present([perm("-1", group="sg-1")], nodes)
+    assert not secgroups.rule_present([perm("tcp", 0, 65535, group="sg-1")], nodes)
+    assert secgroups.rule_present([perm("tcp", 443, prefix="pl-9")], Rule("tcp", 443, 443, prefix_list_id="pl-9"))
+    assert secgroups.rule_opens_admin_to_world(Rule("tcp", 22, 22, cidr="0.0.0.0/0")) is not None
+    assert secgroups.rule_opens_admin_to_world(Rule("tcp", 1, 1000, cidr_ipv6="::/0")) is not None
+    assert secgroups.rule_opens_admin_to_world(Rule("tcp", 22, 22, cidr="203.0.113.7/32")) is None
+    assert secgroups.rule_opens_admin_to_world(Rule("tcp", 443, 443, cidr="0.0.0.0/0")) is None
+    assert secgroups.ip_permission(Rule("tcp", 80, 90, cidr_ipv6="2600::/64", description="web")) == {
+        "IpProtocol": "tcp", "FromPort": 80, "ToPort": 90, "Ipv6Ranges": [{"CidrIpv6": "2600::/64",
+                                                                           "Description": "web"}]}
+
+
+def _nat_world(**nat: Any) -> NetData:
+    doc = {"NatGatewayId": "nat-1", "VpcId": "vpc-1", "SubnetId": "s-pub", "State": "available",
+           "NatGatewayAddresses": [{"PublicIp": "198.51.100.7"}], **nat}
+    return NetData("us-east-1", subnets={"s-pub": {"SubnetId": "s-pub", "VpcId": "vpc-1"}},
+                   route_tables=[{"RouteTableId": "rtb-pub", "VpcId": "vpc-1", "Associations": [{"SubnetId": "s-pub"}],
+                                  "Routes": [{"DestinationCidrBlock": "0.0.0.0/0", "GatewayId": "igw-1",
+                                              "State": "active"}]}],
+                   internet_gateways=[{"InternetGatewayId": "igw-1", "Attachments": [
+                       {"VpcId": "vpc-1", "State": "available"}]}],
+                   nat_gateways={"nat-1": doc})
+
+
+def test_nat_usable_states() -> None:
+    assert nat_usable(_nat_world(), "nat-1") == (True, "NAT gateway nat-1 (available, 198.51.100.7) in public "
+                                                       "subnet s-pub")
+    assert nat_usable(_nat_world(State="pending"), "nat-1") == (False, "NAT gateway nat-1 is pending, not available")
+    assert nat_usable(_nat_world(State="failed"), "nat-1")[1] == \
+        "NAT gateway nat-1 is failed (the route is a blackhole)"
+    assert nat_usable(_nat_world(NatGatewayAddresses=[]), "nat-1") == (False, "NAT gateway nat-1 has no public address")
+    assert nat_usable(_nat_world(ConnectivityType="private"), "nat-1")[1] == \
+        "NAT gateway nat-1 is a private NAT gateway (no internet access)"
+    assert nat_usable(_nat_world(), "nat-2") == (False, "NAT gateway nat-2 does not exist (the route is a blackhole)")
+    # its subnet's table is not described as a subnet, yet found through the VPC and association
+    world = _nat_world(SubnetId="s-other")
+    assert nat_usable(world, "nat-1")[1] == ("NAT gateway nat-1 sits in s-other, which has no public route (no route "
+                                             "table applies)")
+
+
+def test_opaque_targets_and_endpoint_names() -> None:
+    data = _nat_world()
+    data.route_tables[0]["Routes"] = [{"DestinationCidrBlock": "0.0.0.0/0", "VpcPeeringConnectionId": "pcx-1",
+                                       "State": "active"}]
+    result = analyze(data, "s-pub", PublicIps(True, "on"))
+    assert not result.ok and result.opaque
+    assert "goes to VPC peering connection pcx-1; what lies beyond it cannot be verified" in result.message
+    assert service_of("com.amazonaws.us-east-1.ecr.dkr", "us-east-1") == "ecr.dkr"
+    assert service_of("cn.com.amazonaws.cn-north-1.ecr.api", "cn-north-1") == "ecr.api"
+    assert service_of("com.amazonaws.us-west-2.ecs", "us-east-1") is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["tcp", "6", "udp", "-1"]), st.integers(0, 40), st.integers(0, 40),
+                          st.sampled_from(["0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "::/0"])), max_size=5),
+       st.integers(0, 40), st.integers(0, 40), st.sampled_from(["0.0.0.0/0", "10.1.2.0/24", "192.168.0.0/16"]))
+def test_allows_matches_a_per_port_model(rules: list[tuple[str, int, int, str]], a: int, b: int, want: str) -> None:
+    """allows(): some one permission must cover every port of lo..hi (tcp) and the whole wanted CIDR."""
+    import ipaddress
+
+    lo, hi = min(a, b), max(a, b)
+    perms = [perm(p, min(x, y), max(x, y), **({"cidr6": c} if ":" in c else {"cidr": c})) for p, x, y, c in rules]
+
+    def covers(p: tuple[str, int, int, str]) -> bool:
+        proto, x, y, cidr = p
+        net, w = ipaddress.ip_network(cidr), ipaddress.ip_network(want)
+        ports = proto == "-1" or (proto in ("tcp", "6") and all(min(x, y) <= q <= max(x, y)
+                                                                  for q in range(lo, hi + 1)))
+        return ports and net.version == w.version and w.subnet_of(net)  # type: ignore[arg-type]
+
+    assert bool(secgroups.allows(perms, "tcp", lo, hi, cidr=want)) == any(covers(r) for r in rules)

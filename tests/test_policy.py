@@ -1,0 +1,359 @@
+"""The shared permission evaluator: table-driven local evaluation, trust policies, reference policies, and the
+SimulatePrincipalPolicy path (moto does not implement it: botocore's Stubber, validated against IAM's model)."""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_mlbatch import policy, roles
+from pytest_mlbatch.inventory import Inventory
+from pytest_mlbatch.policy import Document, Request
+
+BUCKET = "arn:aws:s3:::ml-data"
+
+
+def doc(*stmts: dict[str, Any]) -> Document:
+    return Document("test policy", {"Version": "2012-10-17", "Statement": list(stmts)})
+
+
+def allow(action: Any, resource: Any = "*", **extra: Any) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": action, "Resource": resource, **extra}
+
+
+def deny(action: Any, resource: Any = "*", **extra: Any) -> dict[str, Any]:
+    return {"Effect": "Deny", "Action": action, "Resource": resource, **extra}
+
+
+# (name, statements, request, expected verdict, a substring of the deciding statement or reason)
+CASES: list[tuple[str, list[dict[str, Any]], Request, str, str]] = [
+    ("plain allow", [allow("s3:GetObject", f"{BUCKET}/*")], Request("s3:GetObject", f"{BUCKET}/x"),
+     "allowed", "statement #1"),
+    ("nothing applies: implicit deny", [allow("s3:PutObject")], Request("s3:GetObject", f"{BUCKET}/x"),
+     "denied", "implicit deny"),
+    ("explicit deny wins over allow", [allow("s3:*"), {**deny("s3:GetObject", f"{BUCKET}/*"), "Sid": "NoRead"}],
+     Request("s3:GetObject", f"{BUCKET}/x"), "denied", "'NoRead'"),
+    ("deny order does not matter", [deny("s3:Get*"), allow("s3:GetObject")], Request("s3:GetObject"),
+     "denied", "Deny statement #1"),
+    ("actions are case-insensitive", [allow("S3:getobject")], Request("s3:GetObject"), "allowed", ""),
+    ("resources are case-sensitive", [allow("s3:GetObject", f"{BUCKET}/Data/*")],
+     Request("s3:GetObject", f"{BUCKET}/data/x"), "denied", "implicit"),
+    ("wildcard in the middle of an action", [allow("ecr:Get*Layer")], Request("ecr:GetDownloadUrlForLayer"),
+     "allowed", ""),
+    ("? matches exactly one character", [allow("ec2:Describe?pc*")], Request("ec2:DescribeVpcs"), "allowed", ""),
+    ("? does not match two", [allow("ec2:Describe?cs")], Request("ec2:DescribeVpcs"), "denied", "implicit"),
+    ("brackets are literal, not a class", [allow("s3:GetObject", f"{BUCKET}/[ab]")],
+     Request("s3:GetObject", f"{BUCKET}/a"), "denied", "implicit"),
+    ("service wildcard", [allow("*")], Request("batch:SubmitJob", "arn:aws:batch:us-east-1:1:job-queue/q"),
+     "allowed", ""),
+    ("NotAction allows everything else", [{"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}],
+     Request("ecr:BatchGetImage"), "allowed", ""),
+    ("NotAction excludes", [{"Effect": "Allow", "NotAction": ["iam:*", "ecr:*"], "Resource": "*"}],
+     Request("ecr:BatchGetImage"), "denied", "implicit"),
+    ("Deny with NotAction denies the rest", [allow("*"), {"Effect": "Deny", "NotAction": "s3:*", "Resource": "*"}],
+     Request("ecr:BatchGetImage"), "denied", "explicit"),
+    ("NotResource", [{"Effect": "Allow", "Action": "s3:*", "NotResource": f"{BUCKET}/secret/*"}],
+     Request("s3:GetObject", f"{BUCKET}/public/x"), "allowed", ""),
+    ("NotResource excludes", [{"Effect": "Allow", "Action": "s3:*", "NotResource": f"{BUCKET}/secret/*"}],
+     Request("s3:GetObject", f"{BUCKET}/secret/x"), "denied", "implicit"),
+    ("ARN parts match separately", [allow("ecr:BatchGetImage", "arn:aws:ecr:*:123456789012:repository/ml*")],
+     Request("ecr:BatchGetImage", "arn:aws:ecr:eu-west-1:123456789012:repository/mlmodel"), "allowed", ""),
+    ("a wildcard does not cross an ARN part", [allow("ecr:BatchGetImage", "arn:aws:ecr:*:repository/ml*")],
+     Request("ecr:BatchGetImage", "arn:aws:ecr:eu-west-1:123456789012:repository/mlmodel"), "denied", "implicit"),
+    ("other account's ARN", [allow("ecr:BatchGetImage", "arn:aws:ecr:*:111111111111:repository/*")],
+     Request("ecr:BatchGetImage", "arn:aws:ecr:us-east-1:123456789012:repository/m"), "denied", "implicit"),
+    ("list of resources",
+     [allow(["ecr:BatchGetImage"], ["arn:aws:ecr:*:*:repository/a", "arn:aws:ecr:*:*:repository/m"])],
+     Request("ecr:BatchGetImage", "arn:aws:ecr:us-east-1:1:repository/m"), "allowed", ""),
+    ("condition with an unknown key -> unknown",
+     [allow("s3:GetObject", "*", Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}})],
+     Request("s3:GetObject", f"{BUCKET}/x"), "unknown", "condition"),
+    ("conditional deny next to an allow -> unknown",
+     [allow("s3:*"), deny("s3:GetObject", "*", Condition={"Bool": {"aws:SecureTransport": "false"}})],
+     Request("s3:GetObject"), "unknown", "Deny"),
+    ("conditional deny without an allow is still a deny",
+     [deny("s3:GetObject", "*", Condition={"Bool": {"aws:SecureTransport": "false"}})],
+     Request("s3:GetObject"), "denied", "implicit"),
+    ("condition met by the request context",
+     [allow("iam:PassRole", "*", Condition={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}})],
+     Request("iam:PassRole", "*", (("iam:PassedToService", ("ecs-tasks.amazonaws.com",)),)), "allowed", ""),
+    ("condition not met by the request context",
+     [allow("iam:PassRole", "*", Condition={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}})],
+     Request("iam:PassRole", "*", (("iam:PassedToService", ("ecs-tasks.amazonaws.com",)),)), "denied", "implicit"),
+    ("condition key names are case-insensitive",
+     [allow("iam:PassRole", "*", Condition={"StringLike": {"IAM:passedtoservice": "ecs-*"}})],
+     Request("iam:PassRole", "*", (("iam:PassedToService", ("ecs-tasks.amazonaws.com",)),)), "allowed", ""),
+    ("set operators -> unknown",
+     [allow("iam:PassRole", "*", Condition={"ForAnyValue:StringEquals": {"iam:PassedToService": "x"}})],
+     Request("iam:PassRole", "*", (("iam:PassedToService", ("x",)),)), "unknown", "condition"),
+    ("policy variable -> unknown", [allow("s3:GetObject", "arn:aws:s3:::home/${aws:username}/*")],
+     Request("s3:GetObject", "arn:aws:s3:::home/alice/x"), "unknown", "variable"),
+    ("policy variable that cannot match", [allow("s3:GetObject", "arn:aws:s3:::home/${aws:username}/*")],
+     Request("s3:GetObject", "arn:aws:s3:::other/alice/x"), "denied", "implicit"),
+    ("escaped literal star", [allow("s3:GetObject", "arn:aws:s3:::b/${*}")],
+     Request("s3:GetObject", "arn:aws:s3:::b/x"), "denied", "implicit"),
+    ("no statements at all", [], Request("s3:GetObject"), "denied", "implicit"),
+]
+
+
+@pytest.mark.parametrize(("name", "stmts", "req", "verdict", "why"), CASES, ids=[c[0] for c in CASES])
+def test_local_evaluation(name: str, stmts: list[dict[str, Any]], req: Request, verdict: str, why: str) -> None:
+    decision = policy.evaluate([doc(*stmts)], req)
+    assert decision.verdict == verdict, decision.describe()
+    assert why in f"{decision.statement} {decision.reason}"
+    assert decision.method == policy.LOCAL
+
+
+def test_single_statement_object_and_several_documents() -> None:
+    single = Document("inline a", {"Statement": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}})
+    other = Document("managed b", {"Statement": [deny("s3:GetObject")]})
+    assert policy.evaluate([single], Request("s3:GetObject")).verdict == "allowed"
+    decided = policy.evaluate([single, other], Request("s3:GetObject"))
+    assert (decided.verdict, decided.statement) == ("denied", "Deny statement #1 of managed b")
+
+
+def test_permissions_boundary_limits_the_identity_policies() -> None:
+    identity = [doc(allow("*"))]
+    boundary = [Document("boundary", {"Statement": [allow("s3:*")]})]
+    assert policy.evaluate_with_boundary(identity, boundary, Request("s3:GetObject")).verdict == "allowed"
+    outside = policy.evaluate_with_boundary(identity, boundary, Request("ecr:BatchGetImage"))
+    assert outside.verdict == "denied" and "permissions boundary" in outside.reason
+    mfa = {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+    cond = [Document("boundary", {"Statement": [allow("*", Condition=mfa)]})]
+    assert policy.evaluate_with_boundary(identity, cond, Request("s3:GetObject")).verdict == "unknown"
+
+
+def test_reference_requests_expand_wildcards_and_conditions() -> None:
+    reqs = policy.reference_requests({"Statement": [
+        allow(["ecs:Submit*", "ecr:BatchGetImage"]),
+        allow("iam:PassRole", "*", Condition={"StringEquals": {"iam:PassedToService": ["a.com", "b.com"]}}),
+        deny("*"),
+    ]})
+    actions = [r.action for r in reqs]
+    # ecs:Submit* is expanded from botocore's ECS model into the real operations
+    assert "ecs:SubmitTaskStateChange" in actions and "ecs:Submit*" not in actions
+    passrole = [r for r in reqs if r.action == "iam:PassRole"]
+    assert [r.context_map for r in passrole] == [{"iam:passedtoservice": ("a.com",)},
+                                                 {"iam:passedtoservice": ("b.com",)}]
+
+
+def test_an_equivalent_custom_policy_grants_the_reference() -> None:
+    reference = {"Statement": [allow(["ecr:GetAuthorizationToken", "logs:PutLogEvents"]),
+                               allow("ecs:TagResource", "arn:aws:ecs:*:*:task/*_Batch_*")]}
+    custom = [doc(allow(["ecr:*", "logs:*"]), allow("ecs:TagResource", "arn:aws:ecs:*:*:task/*"))]
+    decisions = [policy.evaluate(custom, r) for r in policy.reference_requests(reference)]
+    assert {d.verdict for d in decisions} == {"allowed"}
+    narrower = [doc(allow(["ecr:*", "logs:*"]), allow("ecs:TagResource", "arn:aws:ecs:*:*:task/x"))]
+    decisions = [policy.evaluate(narrower, r) for r in policy.reference_requests(reference)]
+    assert [d.request.action for d in decisions if d.verdict == "denied"] == ["ecs:TagResource"]
+
+
+def test_summary_outcomes_and_method_in_message() -> None:
+    ok = policy.evaluate([doc(allow("*"))], Request("s3:GetObject"))
+    no = policy.evaluate([doc(allow("s3:Put*"))], Request("s3:GetObject"))
+    maybe = policy.evaluate([doc(allow("*", Condition={"Bool": {"aws:X": "true"}}))], Request("s3:GetObject"))
+    assert policy.summarize([ok], "role r").outcome == "passed"
+    failed = policy.summarize([ok, no], "role r")
+    assert failed.outcome == "failed"
+    assert "1 of 2 not allowed: s3:GetObject: denied (no statement allows it" in failed.message
+    assert "[answered by local evaluation]" in failed.message
+    assert policy.summarize([ok, maybe], "role r").outcome == "unknown"
+
+
+# -- trust policies --------------------------------------------------------------------------------------------
+def role(trust: dict[str, Any]) -> dict[str, Any]:
+    return {"RoleName": "r", "Arn": "arn:aws:iam::123456789012:role/r", "AssumeRolePolicyDocument": trust}
+
+
+TRUST_CASES = [
+    ({"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                     "Action": "sts:AssumeRole"}]}, "allowed"),
+    ({"Statement": [{"Effect": "Allow", "Principal": {"Service": ["batch.amazonaws.com", "ec2.amazonaws.com"]},
+                     "Action": ["sts:AssumeRole"]}]}, "allowed"),
+    ({"Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                     "Action": "sts:AssumeRole"}]}, "denied"),
+    ({"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:TagSession"}]},
+     "denied"),
+    ({"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"},
+                    {"Effect": "Deny", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:*"}]}, "denied"),
+    ({"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole",
+                     "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}}]}, "unknown"),
+    ('{"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, '
+     '"Action": "sts:AssumeRole"}]}', "allowed"),
+    ("%7B%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Principal%22%3A%7B%22Service%22%3A%22ec2.amazonaws"
+     ".com%22%7D%2C%22Action%22%3A%22sts%3AAssumeRole%22%7D%5D%7D", "allowed"),
+]
+
+
+@pytest.mark.parametrize(("trust", "verdict"), TRUST_CASES)
+def test_trust_policy(trust: Any, verdict: str) -> None:
+    decision = roles.trust(role(trust), "ec2.amazonaws.com")
+    assert decision.verdict == verdict, decision.message
+
+
+def test_trust_message_names_what_it_trusts_instead() -> None:
+    decision = roles.trust(role(TRUST_CASES[2][0]), "ec2.amazonaws.com")  # type: ignore[arg-type]
+    assert "does not let ec2.amazonaws.com assume it; it trusts ecs-tasks.amazonaws.com" in decision.message
+
+
+@pytest.mark.parametrize(("value", "name", "path", "slr"), [
+    ("AWSBatchServiceRole", "AWSBatchServiceRole", None, False),
+    ("arn:aws:iam::123456789012:role/service-role/AWSBatchServiceRole", "AWSBatchServiceRole", "/service-role/", False),
+    ("arn:aws:iam::123456789012:role/aws-service-role/batch.amazonaws.com/AWSServiceRoleForBatch",
+     "AWSServiceRoleForBatch", "/aws-service-role/batch.amazonaws.com/", True),
+    ("service-linked", "AWSServiceRoleForBatch", "/aws-service-role/batch.amazonaws.com/", True),
+    ("arn:aws:iam::123456789012:role/r", "r", "/", False),
+])
+def test_parse_role(value: str, name: str, path: str | None, slr: bool) -> None:
+    ref = roles.parse_role(value)
+    assert (ref.name, ref.path, ref.service_linked) == (name, path, slr)
+
+
+def test_parse_role_refuses_other_arns() -> None:
+    with pytest.raises(ValueError, match="not an IAM role ARN"):
+        roles.parse_role("arn:aws:iam::123456789012:instance-profile/p")
+
+
+# -- SimulatePrincipalPolicy: moto does not implement it, so these tests use botocore's Stubber, which checks
+# -- every stubbed request and response against IAM's service model -------------------------------------------
+ROLE_ARN = "arn:aws:iam::123456789012:role/ecsInstanceRole"
+
+
+def stubbed_inventory() -> tuple[Inventory, Stubber]:
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    inv = Inventory(session, "us-east-1")
+    stub = Stubber(inv.client("iam"))
+    stub.activate()
+    return inv, stub
+
+
+def result(action: str, decision: str, **extra: Any) -> dict[str, Any]:
+    return {"EvalActionName": action, "EvalResourceName": "*", "EvalDecision": decision, **extra}
+
+
+def test_simulation_answers_and_is_named() -> None:
+    inv, stub = stubbed_inventory()
+    principal = policy.Principal("role", "ecsInstanceRole", ROLE_ARN)
+    stub.add_response("simulate_principal_policy", {"EvaluationResults": [
+        result("ecs:RegisterContainerInstance", "allowed", MatchedStatements=[
+            {"SourcePolicyId": "AmazonEC2ContainerServiceforEC2Role", "SourcePolicyType": "aws-managed"}]),
+        result("ecr:GetAuthorizationToken", "implicitDeny"),
+        result("logs:PutLogEvents", "explicitDeny", MatchedStatements=[{"SourcePolicyId": "deny-logs",
+                                                                          "SourcePolicyType": "IAM Policy"}]),
+        result("s3:GetObject", "implicitDeny", MissingContextValues=["aws:SourceVpc"]),
+    ], "IsTruncated": False}, {"PolicySourceArn": ROLE_ARN, "ActionNames": sorted(
+        ["ecs:RegisterContainerInstance", "ecr:GetAuthorizationToken", "logs:PutLogEvents", "s3:GetObject"])})
+    requests = [Request(a) for a in ("ecs:RegisterContainerInstance", "ecr:GetAuthorizationToken",
+                                     "logs:PutLogEvents", "s3:GetObject")]
+    decisions = policy.decide(inv, principal, requests)
+    assert [d.verdict for d in decisions] == ["allowed", "denied", "denied", "unknown"]
+    assert {d.method for d in decisions} == {policy.SIMULATION}
+    assert decisions[0].statement == "aws-managed AmazonEC2ContainerServiceforEC2Role"
+    assert decisions[2].reason == "explicit deny"
+    assert "aws:SourceVpc" in decisions[3].reason
+    assert "[answered by iam:SimulatePrincipalPolicy]" in policy.summarize(decisions, "role").message
+    stub.assert_no_pending_responses()
+
+
+def test_simulation_sends_resource_and_context() -> None:
+    inv, stub = stubbed_inventory()
+    principal = policy.Principal("role", "r", ROLE_ARN)
+    repo = "arn:aws:ecr:us-east-1:123456789012:repository/m"
+    ctx = (("iam:PassedToService", ("ecs-tasks.amazonaws.com",)),)
+    stub.add_response("simulate_principal_policy",
+                      {"EvaluationResults": [result("ecr:BatchGetImage", "allowed")], "IsTruncated": False},
+                      {"PolicySourceArn": ROLE_ARN, "ActionNames": ["ecr:BatchGetImage"], "ResourceArns": [repo]})
+    stub.add_response("simulate_principal_policy",
+                      {"EvaluationResults": [result("iam:PassRole", "allowed")], "IsTruncated": False},
+                      {"PolicySourceArn": ROLE_ARN, "ActionNames": ["iam:PassRole"], "ContextEntries": [
+                          {"ContextKeyName": "iam:PassedToService", "ContextKeyValues": ["ecs-tasks.amazonaws.com"],
+                           "ContextKeyType": "stringList"}]})
+    decisions = policy.decide(inv, principal, [Request("ecr:BatchGetImage", repo), Request("iam:PassRole", "*", ctx)])
+    assert [d.verdict for d in decisions] == ["allowed", "allowed"]
+    stub.assert_no_pending_responses()
+
+
+def test_simulation_refused_falls_back_to_local_once() -> None:
+    inv, stub = stubbed_inventory()
+    principal = policy.Principal("role", "r", ROLE_ARN)
+    stub.add_client_error("simulate_principal_policy", "AccessDenied", "not allowed to simulate", 403)
+
+    def local_reads() -> None:
+        stub.add_response("list_attached_role_policies", {"AttachedPolicies": [], "IsTruncated": False},
+                          {"RoleName": "r"})
+        stub.add_response("list_role_policies", {"PolicyNames": ["p"], "IsTruncated": False}, {"RoleName": "r"})
+        stub.add_response("get_role_policy", {"RoleName": "r", "PolicyName": "p", "PolicyDocument":
+                                              '{"Statement": [{"Effect": "Allow", "Action": "ecr:*", '
+                                              '"Resource": "*"}]}'}, {"RoleName": "r", "PolicyName": "p"})
+
+    local_reads()
+    decisions = policy.decide(inv, principal, [Request("ecr:BatchGetImage"), Request("s3:GetObject")])
+    assert [d.verdict for d in decisions] == ["allowed", "denied"]
+    assert decisions[0].method == ("local evaluation of identity policies (organization SCPs not visible); "
+                                   "iam:SimulatePrincipalPolicy not available: AccessDenied")
+    assert decisions[0].statement == "Allow statement #1 of inline policy p"
+    # the next question goes straight to local evaluation: no second simulate call is queued (the Stubber
+    # would fail on one); the role's policies are already cached by the inventory
+    again = policy.decide(inv, principal, [Request("ecr:GetAuthorizationToken")])
+    assert again[0].verdict == "allowed"
+    stub.assert_no_pending_responses()
+
+
+def test_concrete_resource_for_a_reference_pattern() -> None:
+    assert policy.concrete("arn:aws:ecs:*:*:task/*_Batch_*", "eu-west-1", "111122223333") == \
+        "arn:aws:ecs:eu-west-1:111122223333:task/pytest-mlbatch_Batch_pytest-mlbatch"
+    assert policy.concrete("*", "eu-west-1", "1") == "*"
+    assert policy.concrete("arn:aws:s3:::bucket/?", None, None) == "arn:aws:s3:::bucket/x"
+
+
+def test_unknown_names_statement_and_reason() -> None:
+    decision = policy.evaluate([doc(allow("s3:*", Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}))],
+                               Request("s3:GetObject"))
+    assert decision.describe() == ("s3:GetObject: unknown (Allow statement #1 of test policy: only an Allow with a "
+                                   "condition or variable applies)")
+
+
+def test_statement_without_a_valid_effect_grants_nothing() -> None:
+    assert policy.evaluate([doc({"Action": "*", "Resource": "*"})], Request("s3:GetObject")).verdict == "denied"
+
+
+# -- the wildcard translation checked against an independent implementation (fnmatch, which treats * and ? the
+# -- same way; patterns here have no [ so its character classes never come into play) ----------------------
+WILDCARD_TEXT = st.text(alphabet="ab:/*?-", max_size=12)
+PLAIN_TEXT = st.text(alphabet="abAB:/-", max_size=12)
+
+
+@given(pattern=WILDCARD_TEXT, value=PLAIN_TEXT)
+def test_action_matching_agrees_with_fnmatch(pattern: str, value: str) -> None:
+    assert policy.match_action(pattern, value) == fnmatch.fnmatchcase(value.lower(), pattern.lower())
+
+
+@given(pattern=WILDCARD_TEXT, value=PLAIN_TEXT)
+def test_resource_matching_is_never_looser_than_fnmatch(pattern: str, value: str) -> None:
+    result = policy.match_resource(pattern, value)
+    if result:
+        assert fnmatch.fnmatchcase(value, pattern)
+    if value.count(":") < 5 and pattern.count(":") < 5 and not pattern.startswith("arn:"):
+        assert bool(result) == fnmatch.fnmatchcase(value, pattern)
+
+
+@pytest.mark.parametrize(("value", "name", "arn"), [
+    ("ecsInstanceRole", "ecsInstanceRole", None),
+    ("arn:aws:iam::123456789012:instance-profile/batch/ml-profile", "ml-profile",
+     "arn:aws:iam::123456789012:instance-profile/batch/ml-profile"),
+    ("arn:aws:iam::123456789012:role/ecsInstanceRole", "ecsInstanceRole", None),  # a role ARN: IAM003 says so
+])
+def test_parse_profile(value: str, name: str, arn: str | None) -> None:
+    ref = roles.parse_profile(value)
+    assert (ref.name, ref.arn) == (name, arn)
+
+
+def test_parse_profile_refuses_other_arns() -> None:
+    with pytest.raises(ValueError, match="not an instance profile ARN"):
+        roles.parse_profile("arn:aws:s3:::bucket")
