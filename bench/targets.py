@@ -38,9 +38,9 @@ def main() -> None:
             report = json.loads((d / "r.json").read_text())
             calls = server.counts()
             results[name] = (wall, report, calls)
-            print(f"{name}: {wall:6.1f} s wall, {len(report['results'])} results over {len(report['targets'])} "
-                  f"targets, {sum(calls.values())} AWS calls, max {max(calls.values())} per operation and region "
-                  f"... summary {report['summary']}")
+            total, targets = sum(calls.values()), len(report["targets"])
+            print(f"{name}: {wall:6.1f} s wall, {len(report['results'])} results over {targets} targets, {total} AWS "
+                  f"calls ({total / targets:.1f} per target), summary {report['summary']}")
         (s_wall, s_rep, s_calls), (p_wall, p_rep, p_calls) = results.values()
         key = ("target", "check_id", "resource", "outcome", "message")
         same = sorted(tuple(str(r[k]) for k in key) for r in s_rep["results"]) == \
