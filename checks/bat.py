@@ -517,12 +517,17 @@ def shared_memory(ctx: CheckContext, res: Resource) -> Finding:
         raise NotApplicable("Fargate does not support linuxParameters.sharedMemorySize")
     cont = bi.container(jd)
     size = bi.job_size(jd)
-    text = " ".join([str(cont.get("image", "")), *map(str, cont.get("command", []) or [])]).lower()
+    command = cont.get("command") or []
+    text = " ".join([str(cont.get("image", "")), *map(str, command if isinstance(command, list) else [command])])
+    text = text.lower()
     hint = next((h for h in TORCH_HINTS if h in text), None)
     if not size.gpus and hint is None:
         raise NotApplicable("not a GPU job, and nothing in its image or command looks like PyTorch")
     why = f"{size.gpus} GPU" if size.gpus else f"'{hint}' in its image or command"
-    shm = (cont.get("linuxParameters") or {}).get("sharedMemorySize")
+    linux = cont.get("linuxParameters") or {}
+    shm = linux.get("sharedMemorySize") if isinstance(linux, dict) else None
+    if shm is not None and not isinstance(shm, int):
+        raise NotEvaluable(f"linuxParameters.sharedMemorySize is not a number: {shm!r} (see BAT003)")
     if shm is None:
         return failed(f"{res.id} ({why}) sets no linuxParameters.sharedMemorySize: /dev/shm stays at Docker's "
                       f"{DOCKER_DEFAULT_SHM_MIB} MB")

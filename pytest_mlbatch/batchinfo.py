@@ -196,9 +196,11 @@ def container(jd: dict[str, Any]) -> dict[str, Any]:
     if isinstance(jd.get("containerProperties"), dict):
         return dict(jd["containerProperties"])
     nodes = jd.get("nodeProperties")
-    if isinstance(nodes, dict):
+    if isinstance(nodes, dict) and isinstance(nodes.get("nodeRangeProperties"), list):
         main = nodes.get("mainNode", 0)
-        for rng in nodes.get("nodeRangeProperties", []):
+        for rng in nodes["nodeRangeProperties"]:
+            if not isinstance(rng, dict):
+                continue
             lo, _, hi = str(rng.get("targetNodes", "")).partition(":")
             try:
                 inside = int(lo or 0) <= int(main) <= int(hi or lo or main)
@@ -207,9 +209,11 @@ def container(jd: dict[str, Any]) -> dict[str, Any]:
             if inside and isinstance(rng.get("container"), dict):
                 return dict(rng["container"])
     ecs = jd.get("ecsProperties")
-    if isinstance(ecs, dict):
-        for task in ecs.get("taskProperties", []):
-            containers = task.get("containers", [])
+    if isinstance(ecs, dict) and isinstance(ecs.get("taskProperties"), list):
+        for task in ecs["taskProperties"]:
+            containers = task.get("containers", []) if isinstance(task, dict) else []
+            if not isinstance(containers, list) or not all(isinstance(c, dict) for c in containers):
+                continue
             chosen = next((c for c in containers if c.get("essential", True)), containers[0] if containers else {})
             merged = dict(chosen)
             for key in ("executionRoleArn", "taskRoleArn", "networkConfiguration", "platformVersion"):
@@ -221,7 +225,10 @@ def container(jd: dict[str, Any]) -> dict[str, Any]:
 
 def requirements(cont: dict[str, Any]) -> dict[str, str]:
     """resourceRequirements as {"VCPU": "2", "MEMORY": "16384", "GPU": "1"}."""
-    return {str(r.get("type")): str(r.get("value")) for r in cont.get("resourceRequirements", []) or []}
+    found = cont.get("resourceRequirements") or []
+    if not isinstance(found, list) or not all(isinstance(r, dict) for r in found):
+        raise NotEvaluable("resourceRequirements is not a list of {type, value} (see BAT003)")
+    return {str(r.get("type")): str(r.get("value")) for r in found}
 
 
 def job_size(jd: dict[str, Any]) -> JobSize:
@@ -248,8 +255,10 @@ def job_size(jd: dict[str, Any]) -> JobSize:
 
 
 def platform_capabilities(jd: dict[str, Any]) -> list[str]:
-    caps = jd.get("platformCapabilities")
-    return [str(p) for p in caps] if isinstance(caps, list) and caps else ["EC2"]
+    found = jd.get("platformCapabilities") or []
+    if not isinstance(found, list):
+        raise NotEvaluable("platformCapabilities is not a list (see BAT003)")
+    return [str(p) for p in found] or ["EC2"]
 
 
 # -- instance types ------------------------------------------------------------------------------------------------
