@@ -79,6 +79,12 @@ class MlbatchItem(pytest.Item):
             return "\n".join(lines)
         return str(super().repr_failure(excinfo))
 
+    def _repr_failure_py(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        """pytest renders setup errors with this, not repr_failure: show the reason, not pytest's internals."""
+        if isinstance(excinfo.value, CheckNotEvaluated) and self.result is not None:
+            return self.repr_failure(excinfo)
+        return super()._repr_failure_py(excinfo, style=style)
+
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.path, None, f"{self.check.id} {self.check.title} [{self.resource.id}]"
 

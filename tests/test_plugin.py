@@ -128,3 +128,13 @@ def test_sandbox_shows_real_failures_and_fix_repairs(pytester: pytest.Pytester) 
                                            "-p", "no:cacheprovider", "-k", "KEY")
     data = json.loads((pytester.path / "r.json").read_text())
     assert {r["check_id"]: r["outcome"] for r in data["results"]} == {"KEY001": "fixed", "KEY002": "passed"}
+
+
+def test_error_shows_the_reason_not_pytest_internals(preflight, aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    result, _ = preflight.run(KEY_CONFIG, "-k", "KEY001")
+    result.stdout.fnmatch_lines(["*ERROR at setup of KEY001*",
+                                 "KEY001 The EC2 key pair exists in the region [[]high[]] on ml-key*could not evaluate",
+                                 "  finding: ec2:DescribeKeyPairs failed*",
+                                 "ERROR mlbatch/us-east-1::KEY001[[]ml-key[]] - KEY001 The EC2 key pair*"])
+    assert "CallInfo" not in result.stdout.str() and "runtest_hook" not in result.stdout.str()
