@@ -59,6 +59,14 @@ def require_trust(role: dict[str, Any], service: str) -> Finding | None:
     return None
 
 
+def trusted_role(ctx: CheckContext, value: str, service: str) -> tuple[roles.RoleRef, dict[str, Any]] | Finding:
+    """The role a config value names, if it exists where the config says and `service` may assume it."""
+    ref, found = resolve(ctx, value)
+    if isinstance(found, Finding):
+        return found
+    return require_trust(found, service) or (ref, found)
+
+
 def principal_for(role: dict[str, Any]) -> policy.Principal:
     return policy.role_principal(role)
 
@@ -203,12 +211,10 @@ def create_batch_slr(ctx: CheckContext, res: Resource, finding: Finding) -> FixP
                 "(`--fix` creates a missing role that way).",
 )
 def ecs_instance_role(ctx: CheckContext, res: Resource) -> Finding:
-    ref, found = resolve(ctx, res.id)
-    if isinstance(found, Finding):
-        return found
-    bad = require_trust(found, "ec2.amazonaws.com")
-    if bad:
-        return bad
+    trusted = trusted_role(ctx, res.id, "ec2.amazonaws.com")
+    if isinstance(trusted, Finding):
+        return trusted
+    ref, found = trusted
     version, requests = reference(ctx, EC2_ROLE_POLICY)
     return judge(ctx, found, requests, f"role {found['Arn']} for AmazonEC2ContainerServiceforEC2Role ({version}) "
                  "actions", f"{ref.name} trusts ec2.amazonaws.com; ")
@@ -358,12 +364,10 @@ def log_group(jd: dict[str, Any] | None) -> str:
                 "and allow ssm:GetParameters / secretsmanager:GetSecretValue on the job's secrets.",
 )
 def execution_role(ctx: CheckContext, res: Resource) -> Finding:
-    ref, found = resolve(ctx, res.id)
-    if isinstance(found, Finding):
-        return found
-    bad = require_trust(found, "ecs-tasks.amazonaws.com")
-    if bad:
-        return bad
+    trusted = trusted_role(ctx, res.id, "ecs-tasks.amazonaws.com")
+    if isinstance(trusted, Finding):
+        return trusted
+    ref, found = trusted
     partition = policy.caller_partition(ctx)
     repo = ecr_repository_arn(ctx.scope.image_uri, partition)
     requests = [Request("ecr:GetAuthorizationToken")]
@@ -400,12 +404,10 @@ def declared_requests(ctx: CheckContext) -> list[Request]:
                 "resource (`--fix` creates a missing role with exactly those statements).",
 )
 def job_role(ctx: CheckContext, res: Resource) -> Finding:
-    ref, found = resolve(ctx, res.id)
-    if isinstance(found, Finding):
-        return found
-    bad = require_trust(found, "ecs-tasks.amazonaws.com")
-    if bad:
-        return bad
+    trusted = trusted_role(ctx, res.id, "ecs-tasks.amazonaws.com")
+    if isinstance(trusted, Finding):
+        return trusted
+    ref, found = trusted
     requests = declared_requests(ctx)
     if not requests:
         return passed(f"{ref.name} trusts ecs-tasks.amazonaws.com (no iam.job_role.allow declared to check)")
