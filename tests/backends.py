@@ -105,7 +105,9 @@ def start_dockerd(root: Path) -> tuple[Process, str]:
     return proc, host
 
 
-def start_registry(root: Path, htpasswd: Path | None = None) -> tuple[Process, str]:
+def start_registry(root: Path, htpasswd: Path | None = None,
+                   auth: dict[str, Any] | None = None) -> tuple[Process, str]:
+    """docker-registry on a free loopback port; `htpasswd` for Basic auth, or any `auth` section (e.g. token)."""
     exe = shutil.which("docker-registry")
     if not exe:
         missing_backend("docker-registry (Debian package docker-registry)")
@@ -120,6 +122,8 @@ def start_registry(root: Path, htpasswd: Path | None = None) -> tuple[Process, s
     }
     if htpasswd is not None:
         conf["auth"] = {"htpasswd": {"realm": "test-registry", "path": str(htpasswd)}}
+    if auth is not None:
+        conf["auth"] = auth
     (root / "config.yml").write_text(json.dumps(conf))  # JSON is YAML
     proc = Process([exe, "serve", str(root / "config.yml")], root / "registry.log")
     address = f"127.0.0.1:{port}"

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from backends import Process, free_port, wait_for
+from backends import start_registry
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -88,32 +88,15 @@ class TokenService:
 
 @pytest.fixture(scope="module")
 def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, TokenService]]:
-    import shutil
-
-    exe = shutil.which("docker-registry")
-    if not exe:
-        pytest.skip("docker-registry missing")
     root = Path(tmp_path_factory.mktemp("token-registry", numbered=True))
     tokens = TokenService(root)
-    port = free_port()
-    conf = {"version": 0.1, "log": {"level": "warn"},
-            "storage": {"filesystem": {"rootdirectory": str(root / "data")}},
-            "http": {"addr": f"127.0.0.1:{port}"},
-            "auth": {"token": {"realm": tokens.realm, "service": SERVICE, "issuer": ISSUER,
-                               "rootcertbundle": str(tokens.bundle)}}}
-    (root / "config.yml").write_text(json.dumps(conf))
-    proc = Process([exe, "serve", str(root / "config.yml")], root / "registry.log")
-    address = f"127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            urllib.request.urlopen(f"http://{address}/v2/", timeout=2).close()
-        except urllib.error.HTTPError as exc:
-            return exc.code == 401
-        return False
-
     try:
-        wait_for(ready, 30, "token registry")
+        proc, address = start_registry(root, auth={"token": {
+            "realm": tokens.realm, "service": SERVICE, "issuer": ISSUER, "rootcertbundle": str(tokens.bundle)}})
+    except BaseException:
+        tokens.server.shutdown()
+        raise
+    try:
         yield address, tokens
     finally:
         proc.stop()
