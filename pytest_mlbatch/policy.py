@@ -8,9 +8,7 @@ import functools
 import itertools
 import json
 import re
-import threading
 import urllib.parse
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -459,11 +457,6 @@ def user_principal(user: Mapping[str, Any]) -> Principal:
     return Principal("user", str(user["UserName"]), str(user["Arn"]), boundary.get("PermissionsBoundaryArn"))
 
 
-# Whether SimulatePrincipalPolicy answers, learned once per inventory (i.e. per target and run).
-_simulation: weakref.WeakKeyDictionary[Inventory, str | None] = weakref.WeakKeyDictionary()
-_simulation_lock = threading.Lock()
-
-
 def _simulate(inv: Inventory, principal: Principal, requests: Sequence[Request]) -> list[Decision]:
     """One SimulatePrincipalPolicy call per (resource, context); raises AwsError if the API does not answer."""
     out: dict[Request, Decision] = {}
@@ -524,21 +517,26 @@ def decide(inv: Inventory, principal: Principal, requests: Sequence[Request]) ->
     path reads the principal's policies (AwsError propagates: the check's outcome is then `error`)."""
     if not requests:
         return []
-    with _simulation_lock:
-        state = _simulation.get(inv, "untried")
-    if state in ("untried", None):
+    first: list[Decision] = []
+
+    def probe() -> str | None:
+        """Whether SimulatePrincipalPolicy answers: learned once per inventory (target and run) by the first asker,
+        while concurrent askers wait for its answer instead of probing too."""
         try:
-            decisions = _simulate(inv, principal, requests)
+            first.extend(_simulate(inv, principal, requests))
         except AwsError as exc:
-            reason = f"{SIMULATION} not available: {exc.code}"
-            with _simulation_lock:
-                if _simulation.get(inv, "untried") in ("untried", None):
-                    _simulation[inv] = reason
-            return local_decisions(inv, principal, requests, reason)
-        with _simulation_lock:
-            _simulation[inv] = None
-        return decisions
-    return local_decisions(inv, principal, requests, str(state))
+            return f"{SIMULATION} not available: {exc.code}"
+        return None
+
+    unavailable: str | None = inv.memo("iam-simulation-probe", probe)
+    if first:
+        return first
+    if unavailable is None:
+        try:
+            return _simulate(inv, principal, requests)
+        except AwsError as exc:
+            return local_decisions(inv, principal, requests, f"{SIMULATION} not available: {exc.code}")
+    return local_decisions(inv, principal, requests, unavailable)
 
 
 @dataclass(frozen=True)

@@ -39,17 +39,13 @@ def start_server() -> tuple[Any, str]:
     """A moto server on a free loopback port, in this process."""
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     try:
-        from moto.server import ThreadedMotoServer
+        from .motoserver import MotoServer
+
+        server = MotoServer().start()
     except ImportError as exc:
         raise pytest.UsageError(
             f"--mlbatch-sandbox needs moto's server: pip install 'pytest-mlbatch[sandbox]' ({exc})") from None
-    import logging
-
-    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)  # moto logs a traceback per unimplemented API
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    return server, f"http://{host}:{port}"
+    return server, server.endpoint
 
 
 def point_env_at(endpoint: str) -> dict[str, str | None]:

@@ -263,9 +263,9 @@ class FaultServer:
     """moto's in-process backends behind a FaultInjector, served by werkzeug on a loopback port in a thread."""
 
     def __init__(self) -> None:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        from pytest_mlbatch.motoserver import app
 
-        self.injector = FaultInjector(DomainDispatcherApplication(create_backend_app))
+        self.injector = FaultInjector(app())
         self.endpoint = ""
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -273,7 +273,7 @@ class FaultServer:
     def start(self) -> str:
         from werkzeug.serving import make_server
 
-        logging.getLogger("werkzeug").setLevel(logging.CRITICAL)  # moto logs a traceback per unimplemented API
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per request
         self._server = make_server("127.0.0.1", 0, self.injector, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

@@ -142,9 +142,9 @@ class FaultyMoto:
     """The WSGI middleware: counting, latency and faults around moto's DomainDispatcherApplication."""
 
     def __init__(self, latency: float = 0.0) -> None:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        from pytest_mlbatch.motoserver import app
 
-        self.app = DomainDispatcherApplication(create_backend_app)
+        self.app = app()
         self.latency = latency
         self.faults: list[Fault] = []
         self.calls: list[Call] = []

@@ -1,0 +1,75 @@
+"""moto's server on a loopback port in a thread, where an operation moto lacks answers 501 Not Implemented at once.
+
+moto raises NotImplementedError for an API it does not model (Service Quotas' GetAWSDefaultServiceQuota, IAM's
+SimulatePrincipalPolicy, ...). Its Flask apps turn that into a bare 500, which botocore rightly retries with
+exponential backoff as a transient fault: one such call then costs up to three seconds of random sleep (it made
+every sandbox run slower and the latency benchmark noisy) and logs a traceback per attempt. Here the apps answer it
+with 501 and the protocol's error shape, code `NotImplemented`, which botocore does not retry; the check that asked
+still gets `error` with the reason. Everything else is moto's own app, unchanged: the sandbox and the tests' moto
+servers (plain, counting, faulty) all serve `app()`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+ERROR_CODE = "NotImplemented"
+
+
+def _not_implemented(exc: NotImplementedError) -> Any:
+    from flask import Response, request
+
+    message = f"moto does not implement this operation: {exc}"
+    headers = {"x-amzn-ErrorType": ERROR_CODE}
+    json_protocol = "X-Amz-Target" in request.headers or "json" in (request.content_type or "")
+    if json_protocol or request.path not in ("", "/"):  # JSON and REST-JSON services read a JSON error body
+        body = json.dumps({"__type": ERROR_CODE, "message": message})
+        return Response(body, status=501, headers=headers, content_type="application/x-amz-json-1.1")
+    # query protocols (EC2, IAM, STS): the EC2 shape, which botocore's query parser reads too
+    from xml.sax.saxutils import escape
+
+    body = (f"<Response><Errors><Error><Code>{ERROR_CODE}</Code><Message>{escape(message)}</Message></Error>"
+            f"</Errors><RequestID>moto-not-implemented</RequestID></Response>")
+    return Response(body, status=501, headers=headers, content_type="text/xml")
+
+
+def _create_app(service: Any) -> Any:
+    from moto.moto_server.werkzeug_app import create_backend_app
+
+    flask_app = create_backend_app(service)
+    flask_app.register_error_handler(NotImplementedError, _not_implemented)
+    return flask_app
+
+
+def app() -> Any:
+    """moto's WSGI app (every service, the process's in-memory backends), unimplemented operations answering 501."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    return DomainDispatcherApplication(_create_app)
+
+
+class MotoServer:
+    """A WSGI app (moto's by default) served by werkzeug on a free loopback port in a daemon thread."""
+
+    def __init__(self, wsgi_app: Any = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        import logging
+
+        from werkzeug.serving import make_server
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per request
+
+        self._server = make_server(host, port, wsgi_app if wsgi_app is not None else app(), threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="moto-server")
+        bound_host, bound_port = self._server.server_address[:2]
+        self.endpoint = f"http://{bound_host}:{bound_port}"
+
+    def start(self) -> MotoServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=10)
+        self._server.server_close()
