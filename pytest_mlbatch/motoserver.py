@@ -63,7 +63,8 @@ class MotoServer:
         self._server = make_server(host, port, wsgi_app if wsgi_app is not None else app(), threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="moto-server")
         bound_host, bound_port = self._server.server_address[:2]
-        self.endpoint = f"http://{bound_host}:{bound_port}"
+        host_text = bound_host.decode() if isinstance(bound_host, bytes) else str(bound_host)
+        self.endpoint = f"http://{host_text}:{bound_port}"
 
     def start(self) -> MotoServer:
         self._thread.start()
