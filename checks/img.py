@@ -80,12 +80,17 @@ def ecr_repositories(ctx: CheckContext, ref: ImageRef) -> dict[str, dict[str, An
 
 def ecr_images(ctx: CheckContext, ref: ImageRef) -> list[dict[str, Any]] | None:
     """Every image of the repository in one listing (None if the repository does not exist)."""
+
+    def images() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = ctx.inventory.paginate(
+            "ecr", "describe_images", "imageDetails", region=ref.region, registryId=ref.account,
+            repositoryName=ref.repository)
+        return found
+
+    ctx.inventory.read_ahead(images)  # beside the repositories: the repository named almost always exists
     if ref.repository not in ecr_repositories(ctx, ref):
         return None
-    found: list[dict[str, Any]] = ctx.inventory.paginate(
-        "ecr", "describe_images", "imageDetails", region=ref.region, registryId=ref.account,
-        repositoryName=ref.repository)
-    return found
+    return images()
 
 
 def find_image(details: list[dict[str, Any]], ref: ImageRef) -> dict[str, Any] | None:

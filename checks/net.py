@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from pytest_mlbatch import batchinfo, netpath
 from pytest_mlbatch.context import CheckContext, FixContext
+from pytest_mlbatch.discovery import describe_subnets
 from pytest_mlbatch.model import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
 from pytest_mlbatch.netpath import DEFAULT_V4, NetData, PublicIps
 from pytest_mlbatch.registry import FixPlan, NotFixable, check
@@ -42,8 +44,7 @@ def network(ctx: CheckContext, *, vpcs: bool = False, groups: bool = False, path
     data = NetData(region=ctx.region or "")
     if scope.subnet_ids:
         # the same query discovery makes for the subnets' VPC, so it is answered from the cache
-        subnets = inv.paginate("ec2", "describe_subnets", "Subnets",
-                               Filters=_filter("subnet-id", sorted(scope.subnet_ids)))
+        subnets = describe_subnets(inv, list(scope.subnet_ids))
         data.subnets = {s["SubnetId"]: s for s in subnets}
     data.vpc_ids = sorted({s["VpcId"] for s in data.subnets.values()} | ({scope.vpc_id} if scope.vpc_id else set()))
     if not data.vpc_ids:
@@ -53,21 +54,45 @@ def network(ctx: CheckContext, *, vpcs: bool = False, groups: bool = False, path
             data.security_groups = {g["GroupId"]: g for g in found}
         return data
     by_vpc = _filter("vpc-id", data.vpc_ids)
+
+    def read_vpcs() -> list[Any]:
+        return inv.paginate("ec2", "describe_vpcs", "Vpcs", Filters=by_vpc)
+
+    def read_groups() -> list[Any]:
+        return inv.paginate("ec2", "describe_security_groups", "SecurityGroups", Filters=by_vpc)
+
+    def read_acls() -> list[Any]:
+        return inv.paginate("ec2", "describe_network_acls", "NetworkAcls", Filters=by_vpc)
+
+    def read_route_tables() -> list[Any]:
+        return inv.paginate("ec2", "describe_route_tables", "RouteTables", Filters=by_vpc)
+
+    def read_igws() -> list[Any]:
+        return inv.paginate("ec2", "describe_internet_gateways", "InternetGateways",
+                            Filters=_filter("attachment.vpc-id", data.vpc_ids))
+
+    def read_nats() -> list[Any]:
+        return inv.paginate("ec2", "describe_nat_gateways", "NatGateways", Filter=by_vpc)
+
+    def read_endpoints() -> list[Any]:
+        return inv.paginate("ec2", "describe_vpc_endpoints", "VpcEndpoints", Filters=by_vpc)
+
+    path_reads = (read_route_tables, read_igws, read_nats, read_endpoints)
+    # every listing asked for is independent of the others: in flight together, then read in order from the cache
+    inv.read_ahead(*((read_vpcs,) if vpcs or paths else ()), *((read_groups,) if groups or paths else ()),
+                   *((read_acls,) if acls else ()), *(path_reads if paths else ()))
     if vpcs or paths:
-        data.vpcs = {v["VpcId"]: v for v in inv.paginate("ec2", "describe_vpcs", "Vpcs", Filters=by_vpc)}
+        data.vpcs = {v["VpcId"]: v for v in read_vpcs()}
     if groups or paths:
-        data.security_groups = {g["GroupId"]: g for g in inv.paginate("ec2", "describe_security_groups",
-                                                                      "SecurityGroups", Filters=by_vpc)}
+        data.security_groups = {g["GroupId"]: g for g in read_groups()}
     if acls:
-        data.network_acls = inv.paginate("ec2", "describe_network_acls", "NetworkAcls", Filters=by_vpc)
+        data.network_acls = read_acls()
     if not paths:
         return data
-    data.route_tables = inv.paginate("ec2", "describe_route_tables", "RouteTables", Filters=by_vpc)
-    data.internet_gateways = inv.paginate("ec2", "describe_internet_gateways", "InternetGateways",
-                                          Filters=_filter("attachment.vpc-id", data.vpc_ids))
-    data.nat_gateways = {n["NatGatewayId"]: n for n in inv.paginate("ec2", "describe_nat_gateways", "NatGateways",
-                                                                    Filter=by_vpc)}
-    data.endpoints = inv.paginate("ec2", "describe_vpc_endpoints", "VpcEndpoints", Filters=by_vpc)
+    data.route_tables = read_route_tables()
+    data.internet_gateways = read_igws()
+    data.nat_gateways = {n["NatGatewayId"]: n for n in read_nats()}
+    data.endpoints = read_endpoints()
     # which zones the interface endpoints cover: their network interfaces, in one call
     owner = {eni: ep["VpcEndpointId"] for ep in data.endpoints if ep.get("VpcEndpointType") == "Interface"
              for eni in ep.get("NetworkInterfaceIds", [])}
@@ -162,7 +187,10 @@ def _ec2_public_ip(ctx: CheckContext, ce: dict[str, Any], mapped: bool, subnet_r
 def dns_off(ctx: CheckContext, vpc_id: str) -> list[str]:
     """The VPC's DNS attributes that are off (one DescribeVpcAttribute per attribute and VPC, cached)."""
     off = []
-    for attr, key in (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames")):
+    attributes = (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames"))
+    ctx.inventory.read_ahead(*(partial(ctx.inventory.call, "ec2", "describe_vpc_attribute", VpcId=vpc_id,
+                                       Attribute=attr) for attr, _ in attributes))
+    for attr, key in attributes:
         answer = ctx.inventory.call("ec2", "describe_vpc_attribute", VpcId=vpc_id, Attribute=attr)
         if key not in answer:
             raise NotEvaluable(f"DescribeVpcAttribute({attr}) for {vpc_id} gave no answer")

@@ -41,6 +41,7 @@ UNREACHABLE = ("connection", "timeout", "credentials", "assume-role")
 
 def discover(scope: Scope, inventory: Inventory) -> None:
     """Fill what the config left out, from the queue and the job definition; record what disagrees."""
+    _read_ahead(scope, inventory)
     stages: list[tuple[str, Callable[[], None]]] = [
         ("job_queue", lambda: _queue(scope, inventory)),
         ("compute_environment", lambda: _compute_environments(scope, inventory)),
@@ -54,6 +55,35 @@ def discover(scope: Scope, inventory: Inventory) -> None:
             for later, _ in stages[i + 1:]:
                 scope.problems.append((later, f"discovery stopped: {failure}", "error"))
             return
+
+
+def _read_ahead(scope: Scope, inventory: Inventory) -> None:
+    """The stages run in order (each may complete the scope for the next), but whatever the config already names
+    can be read at once, side by side: the queue, the job definition, and, when configured, the compute
+    environments, the instance profile and the subnets (the same reads the stages then make)."""
+    config = {name for name, source in scope.sources.items() if source == "config"}
+    reads: list[Callable[[], object]] = []
+    if scope.job_queue:
+        reads.append(lambda: bi.describe_job_queue(inventory, scope.job_queue or ""))
+    if scope.job_definition:
+        reads.append(lambda: bi.describe_job_definition(inventory, scope.job_definition or ""))
+    if "compute_environments" in config:
+        names = bi.ce_names(scope)
+        reads.append(lambda: bi.describe_compute_environments(inventory, names))
+    if "instance_profile" in config and scope.instance_profile:
+        name = bi.arn_name(scope.instance_profile)
+        reads.append(lambda: inventory.call("iam", "get_instance_profile", InstanceProfileName=name))
+    if "subnet_ids" in config and scope.subnet_ids:
+        subnets = sorted(scope.subnet_ids)
+        reads.append(lambda: describe_subnets(inventory, subnets))
+    inventory.read_ahead(*reads)
+
+
+def describe_subnets(inventory: Inventory, subnet_ids: list[str]) -> list[dict[str, Any]]:
+    """The subnets by id, one call (discovery's query for their VPC; NET checks ask the same, from the cache)."""
+    found: list[dict[str, Any]] = inventory.paginate("ec2", "describe_subnets", "Subnets",
+                                                     Filters=[{"Name": "subnet-id", "Values": sorted(subnet_ids)}])
+    return found
 
 
 def _stage(scope: Scope, what: str, fn: Callable[[], None]) -> AwsError | None:
@@ -177,8 +207,7 @@ def _network(scope: Scope, inventory: Inventory) -> None:
     if not scope.subnet_ids or (scope.sources.get("vpc_id") == "config"
                                 and scope.sources.get("subnet_ids") == "config"):
         return
-    found = inventory.paginate("ec2", "describe_subnets", "Subnets",
-                               Filters=[{"Name": "subnet-id", "Values": sorted(scope.subnet_ids)}])
+    found = describe_subnets(inventory, list(scope.subnet_ids))
     vpcs = {s["SubnetId"]: s["VpcId"] for s in found}
     scope.discovered["subnet_vpcs"] = vpcs
     ordered = _unique([vpcs[s] for s in scope.subnet_ids if s in vpcs])

@@ -7,7 +7,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from typing import Any
 
 import boto3
@@ -98,7 +98,12 @@ def classify(operation: str, exc: BaseException) -> AwsError:
     return AwsError(operation, "client", type(exc).__name__, str(exc)[:300])
 
 
-def client_config(max_pool: int = 10) -> botocore.config.Config:
+def _quietly(read: Callable[[], Any]) -> None:
+    with contextlib.suppress(Exception):  # cached for the real reader, which reports it
+        read()
+
+
+def client_config(max_pool: int = 20) -> botocore.config.Config:
     return botocore.config.Config(
         retries=dict(RETRIES),
         connect_timeout=CONNECT_TIMEOUT,
@@ -120,12 +125,20 @@ class Inventory:
         self._clients: dict[tuple[str, str | None], Any] = {}
         self._cache: dict[str, Future[Any]] = {}
         self._lock = threading.Lock()
+        self._client_lock = threading.Lock()  # boto3 sessions may not make clients concurrently; lookups go on
+        self.ahead: Executor | None = None  # set by the preflight's prefetch plugin; None: read_ahead does nothing
+        self._slots: threading.BoundedSemaphore | None = None
+
+    def limit_in_flight(self, calls: int | None) -> None:
+        """At most `calls` AWS requests of this target at a time (None: no limit beyond the callers' threads).
+        Per target, because AWS throttles per account and region."""
+        self._slots = threading.BoundedSemaphore(calls) if calls else None
 
     # -- clients -------------------------------------------------------------------------------------
     def client(self, service: str, region: str | None = None) -> Any:
         """A guarded, retried, timed-out boto3 client (created once per service and region)."""
         key = (service, region or self.region)
-        with self._lock:
+        with self._client_lock:
             found = self._clients.get(key)
             if found is None:
                 found = self.session.client(service, region_name=key[1], config=client_config())
@@ -141,6 +154,15 @@ class Inventory:
     def operation_name(client: Any, method: str) -> str:
         api = client.meta.method_to_api_mapping.get(method, method)
         return f"{client.meta.service_model.signing_name}:{api}"
+
+    @contextlib.contextmanager
+    def _slot(self) -> Iterator[None]:
+        slots = self._slots
+        if slots is None:
+            yield
+            return
+        with slots:
+            yield
 
     # -- cached reads --------------------------------------------------------------------------------
     def _cached(self, key: str, fetch: Callable[[], Any]) -> Any:
@@ -164,7 +186,8 @@ class Inventory:
         def fetch() -> Any:
             client = self.client(service, region)
             try:
-                response = getattr(client, method)(**params)
+                with self._slot():
+                    response = getattr(client, method)(**params)
             except Exception as exc:
                 raise classify(self.operation_name(client, method), exc) from None
             response.pop("ResponseMetadata", None)
@@ -182,17 +205,31 @@ class Inventory:
             client = self.client(service, region)
             items: list[Any] = []
             try:
-                if client.can_paginate(method):
-                    for page in client.get_paginator(method).paginate(**params):
-                        items.extend(page.get(result_key, []))
-                else:
-                    items.extend(getattr(client, method)(**params).get(result_key, []))
+                with self._slot():
+                    if client.can_paginate(method):
+                        for page in client.get_paginator(method).paginate(**params):
+                            items.extend(page.get(result_key, []))
+                    else:
+                        items.extend(getattr(client, method)(**params).get(result_key, []))
             except Exception as exc:
                 raise classify(self.operation_name(client, method), exc) from None
             return items
 
         result: list[Any] = self._cached(key, fetch)
         return result
+
+    def read_ahead(self, *reads: Callable[[], Any]) -> None:
+        """Start independent reads now, side by side, without waiting for them: a loader that will make reads
+        A, B and C one after the other names them here first, so they are in flight together and its own reads
+        then find them in the cache (or wait for them). Each read is the same `call`/`paginate` the loader makes
+        next, so same cache key, same answer; a failure is cached for the loader to meet, never raised here.
+        Without a pool (serial runs, `--fix`, `--mlbatch-concurrency 1`) it does nothing."""
+        pool = self.ahead
+        if pool is None:
+            return
+        for read in reads:
+            with contextlib.suppress(RuntimeError):  # the pool was shut down at the end of the session
+                pool.submit(_quietly, read)
 
     def memo(self, name: str, fetch: Callable[[], Any]) -> Any:
         """Cache any derived value (e.g. a parsed document) for the life of this inventory."""

@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from .runtime import Runtime
     from .target import Target
 
-DEFAULT_CONCURRENCY = 8  # at most this many evaluations (so AWS calls) in flight; below botocore's pool of 10
+DEFAULT_CONCURRENCY = 8  # at most this many AWS calls of one target in flight (AWS throttles per account, region)
+EVALUATIONS_PER_CALL = 4  # evaluations mostly wait for reads: 4 per call slot, so every chain of reads starts early
 
 
 class Prefetcher:
@@ -78,7 +79,7 @@ class Prefetcher:
             items = self._pending.pop(label, [])
             if self._closed:
                 return
-            for item in items:
+            for item in _spread(items):
                 self._futures[id(item)] = self.pool.submit(run, self.runtime, item.check, item.target,
                                                            item.resource)
 
@@ -98,6 +99,18 @@ class Prefetcher:
             self._pending.clear()
             self._futures.clear()
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _spread(items: list[MlbatchItem]) -> list[MlbatchItem]:
+    """Each check's first resource first, then each check's second, ...: the first evaluations in flight belong to
+    different checks, so they ask for different reads (a check's resources mostly share theirs)."""
+    rank: dict[str, int] = {}
+    keyed = []
+    for index, item in enumerate(items):
+        n = rank.get(item.check.id, 0)
+        rank[item.check.id] = n + 1
+        keyed.append((n, index, item))
+    return [item for _, _, item in sorted(keyed, key=lambda k: (k[0], k[1]))]
 
 
 HINTS_KEY = "mlbatch/prefetch"
@@ -163,9 +176,14 @@ class PrefetchPlugin:
         self.runtime = runtime
         workers = concurrency(config)
         self.prefetcher: Prefetcher | None = None
+        self.reads: ThreadPoolExecutor | None = None
         if workers > 1 and not runtime.fix:
             eager = not hasattr(config, "workerinput")
-            self.prefetcher = Prefetcher(runtime, workers, eager=eager)
+            self.prefetcher = Prefetcher(runtime, workers * EVALUATIONS_PER_CALL, eager=eager)
+            # the loaders' read-ahead (Inventory.read_ahead): its own pool, so reads never queue behind evaluations
+            self.reads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlbatch-read")
+            for target in runtime.targets:
+                target.use_concurrency(self.reads, workers)
         config.stash[PREFETCHER] = self.prefetcher
 
     def _check_ids(self) -> list[str]:
@@ -200,6 +218,10 @@ class PrefetchPlugin:
             self.prefetcher.plan(session.items)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.reads is not None:
+            for target in self.runtime.targets:
+                target.use_concurrency(None, None)
+            self.reads.shutdown(wait=True, cancel_futures=True)
         if self.prefetcher is not None:
             self.prefetcher.close()
             cache = getattr(self.config, "cache", None)

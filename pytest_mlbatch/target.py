@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,17 @@ class Target:
         self._scope: Scope | None = None
         self._preloaded: dict[str, Any] = {}
         self._scope_lock = threading.Lock()
+        self._ahead: Executor | None = None
+        self._in_flight: int | None = None
+
+    def use_concurrency(self, pool: Executor | None, in_flight: int | None) -> None:
+        """The pool the inventory's read_ahead uses and the most AWS calls in flight at once (None, None: reads
+        are made one after the other, as the checks ask)."""
+        with self._lock:
+            self._ahead, self._in_flight = pool, in_flight
+            if self._inventory is not None:
+                self._inventory.ahead = pool
+                self._inventory.limit_in_flight(in_flight)
 
     @property
     def label(self) -> str:
@@ -134,6 +146,8 @@ class Target:
             if self._inventory is None and self._session_error is None:
                 try:
                     self._inventory = Inventory(self._make_session(), self.spec.region, label=self.label)
+                    self._inventory.ahead = self._ahead
+                    self._inventory.limit_in_flight(self._in_flight)
                     self._inventory.preload(self._preloaded)
                 except AwsError as exc:
                     self._session_error = exc
