@@ -127,3 +127,59 @@ def test_hints_of_the_previous_run_overlap_a_chain(pytester: pytest.Pytester, co
     assert counted.counts() == first_calls and set(first_calls.values()) == {1}
     reports = [json.loads((pytester.path / name).read_text()) for name in ("first.json", "second.json")]
     assert comparable(reports[0]) == comparable(reports[1])
+
+
+def test_the_calls_in_flight_are_bounded_per_target(pytester: pytest.Pytester, counted: LatencyServer) -> None:
+    pytester.makeconftest(SYNTHETIC)
+    pytester.makefile(".yaml", mlbatch="version: 1\nregion: us-east-1\n")
+    counted.latency = 0.2
+    result, _, _ = run_synthetic(pytester, "--mlbatch-concurrency", "3")
+    result.assert_outcomes(passed=8)
+    # eight checks (and the identity gate) want their listing at once; three go out, the rest wait for a slot
+    assert counted.max_in_flight == 3
+
+
+def test_a_first_run_of_the_catalog_overlaps_its_reads(pytester: pytest.Pytester, aws: Aws, counted: LatencyServer,
+                                                        comparable: Any) -> None:
+    """No hints (no cache): the loaders' read-ahead and the evaluations side by side put several of the real
+    catalog's reads in flight at once; the results and the calls are a serial run's."""
+    from pytest_mlbatch import sandbox
+
+    raw = sandbox.seed(aws.endpoint, pytester.path / "state")
+    pytester.makefile(".yaml", mlbatch=json.dumps(raw))
+    args = ("--mlbatch", "-p", "no:randomly", "-p", "no:cacheprovider", "--mlbatch-json")
+    counted.latency = 0.1
+    first = pytester.runpytest_subprocess(*args, "first.json")
+    assert first.ret == 1, first.stdout.str()[-2000:]  # the sample environment has real problems
+    overlap, calls = counted.max_in_flight, counted.counts()
+    counted.clear()
+    counted.latency = 0.1
+    serial = pytester.runpytest_subprocess(*args, "serial.json", "--mlbatch-concurrency", "1")
+    assert serial.ret == 1
+    assert counted.max_in_flight == 1
+    assert overlap >= 4, f"only {overlap} calls in flight at once"
+    assert overlap <= 8  # the default bound per target
+    assert calls == counted.counts(), "read-ahead made calls a serial run does not make"
+    reports = [json.loads((pytester.path / name).read_text()) for name in ("first.json", "serial.json")]
+    assert comparable(reports[0]) == comparable(reports[1])
+
+
+def test_a_loader_reads_its_independent_listings_side_by_side(pytester: pytest.Pytester, aws: Aws,
+                                                               counted: LatencyServer) -> None:
+    """NET003 alone, first run: its loader names the VPCs, groups, route tables, gateways and endpoints it is
+    about to read, so they are in flight together (serially they are one after the other)."""
+    from pytest_mlbatch import sandbox
+
+    raw = sandbox.seed(aws.endpoint, pytester.path / "state")
+    raw["network"]["subnet_ids"] = raw["network"]["subnet_ids"][-1:]  # the private one
+    pytester.makefile(".yaml", mlbatch=json.dumps(raw))
+    counted.latency = 0.2
+    result = pytester.runpytest_subprocess("--mlbatch", "-p", "no:randomly", "-p", "no:cacheprovider",
+                                           "-k", "NET003")
+    result.assert_outcomes(failed=1)  # the sample's private subnet has no way out
+    ec2 = [c for c in counted.calls if c.service == "ec2" and c.operation != "DescribeSubnets"]
+    assert {c.operation for c in ec2} >= {"DescribeVpcs", "DescribeSecurityGroups", "DescribeRouteTables",
+                                          "DescribeInternetGateways", "DescribeNatGateways", "DescribeVpcEndpoints"}
+    first_end = min(c.end for c in ec2)
+    started_together = [c for c in ec2 if c.start < first_end]
+    assert len(started_together) >= 6, [(c.operation, round(c.start - ec2[0].start, 3)) for c in ec2]
