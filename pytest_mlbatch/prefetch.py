@@ -1,21 +1,26 @@
-"""Overlap AWS latency: evaluate a target's selected checks in a small bounded thread pool; items read the results.
+"""Overlap AWS latency: evaluate a target's selected checks side by side ahead of pytest's item loop, with at most
+`--mlbatch-concurrency` AWS calls of a target in flight; items read the results.
 
 Design: the checks already ask the inventory, which fetches each query once and lets concurrent askers wait on
 the same future. So the simplest way to issue a target's independent describe calls concurrently is to run the
-evaluations of its selected items in a pool of `--mlbatch-concurrency` threads (default 8) ahead of pytest's
-item loop; each item then takes its own result (or, if its evaluation has not started yet, runs it inline).
+evaluations of its selected items in a thread pool ahead of pytest's item loop; each item then takes its own
+result (or, if its evaluation has not started yet, runs it inline). Evaluations mostly wait for reads, so the pool
+has 4 threads per call slot, and the bound that matters, AWS calls in flight, is a semaphore per target's
+inventory (AWS throttles per account and region). Loaders name the independent reads they are about to make
+(`Inventory.read_ahead`), which go out together in a second pool of `--mlbatch-concurrency` threads.
 Results are the same as a serial run's: evaluations only read, and they read the same cached answers.
 
-- serial run: every target's items are queued at the end of collection, in run order (targets overlap too);
+- serial run: every target's items are queued at the end of collection, each check's first resource first
+  (targets overlap too);
 - xdist worker: a target's items are queued when its first item runs (loadgroup sends a whole target to one
   worker, so a worker never fetches the inventory of a target it does not run);
-- `--fix`: no prefetch (fixes change what later checks read, so they run in order); `--mlbatch-concurrency 1`
-  turns it off too.
-- hints: a check that reads A, then B, then C (independent listings, but written one after the other) cannot be
-  overlapped by running checks side by side. So a serial run records, in pytest's cache (`.pytest_cache`,
-  `mlbatch/prefetch`), the queries each target made; the next run with the same config, target and checks issues
-  them all at once when the session starts. They are the same read-only queries with the same cache keys, so the
-  results are the same; a stale hint costs one unneeded read. `-p no:cacheprovider` turns hints off.
+- `--fix`: no prefetch and no read-ahead (fixes change what later checks read, so they run in order);
+  `--mlbatch-concurrency 1` turns both off too.
+- hints: a run records, in pytest's cache (`.pytest_cache`, `mlbatch/prefetch`), the queries each target made;
+  the next run with the same config, target and checks issues them all at once when the session starts (before
+  discovery, whose chain queue -> compute environments -> instance profile would otherwise come first). They are
+  the same read-only queries with the same cache keys, so the results are the same; a stale hint costs one
+  unneeded read. `-p no:cacheprovider` turns hints off.
 """
 
 from __future__ import annotations
