@@ -66,7 +66,7 @@ def test_operation_names_from_each_protocol(faulty: MotoMiddleware) -> None:
     assert identify(env, b"{}").name == "batch:DescribeJobQueues"
 
 
-@pytest.mark.parametrize("kind", ["throttle", "fault", "denied"])
+@pytest.mark.parametrize("kind", ["throttle", "fault", "unavailable", "denied"])
 @pytest.mark.parametrize("protocol", ["ec2", "query", "json", "rest-json"])
 def test_error_bodies_parse_as_the_real_services_do(protocol: str, kind: str) -> None:
     """botocore's own parser reads the injected answer as the documented error code and status."""
