@@ -214,10 +214,12 @@ class Fault:
         return fnmatch.fnmatchcase(name, self.operation)
 
 
-def _request_key(environ: dict[str, Any], body: bytes) -> str:
-    """What the retries of one request have in common (not the signature, which carries the time)."""
-    parts = [str(environ.get(k, "")).encode() for k in ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING")]
-    return hashlib.sha256(b"|".join([*parts, body])).hexdigest()
+def _request_key(call: Call, environ: dict[str, Any], body: bytes) -> str:
+    """What the retries of one request have in common (not the signature, which carries the time): operation,
+    region, credentials, method, path, query and body (two JSON operations may well send the same body)."""
+    parts = [call.name, call.region, call.access_key,
+             *(str(environ.get(k, "")) for k in ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING"))]
+    return hashlib.sha256(b"|".join([*(p.encode() for p in parts), body])).hexdigest()
 
 
 # -- the middleware and its server ------------------------------------------------------------------------------------
@@ -303,7 +305,7 @@ class MotoMiddleware:
         environ["wsgi.input"] = io.BytesIO(body)
         call = identify(environ, body)
         with self._lock:
-            fault = self._choose(call, _request_key(environ, body))
+            fault = self._choose(call, _request_key(call, environ, body))
             call.injected = fault.kind if fault is not None else None
             self.calls.append(call)
             self.in_flight += 1
