@@ -10,14 +10,14 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from common import LatencyServer, run_pytest, seed_environment, workdir, write_config
+from common import MotoMiddleware, run_pytest, seed_environment, workdir, write_config
 
 
 def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [1, 10, 100]
     counts: dict[int, Counter[str]] = {}
     items: dict[int, int] = {}
-    with LatencyServer() as server:
+    with MotoMiddleware() as server:
         warm = workdir("calls-warm")  # moto builds each service's backend on its first request: not measured
         write_config(warm, seed_environment(server.endpoint, warm / "state"))
         run_pytest(warm, ["--mlbatch", "-q"], server.endpoint)

@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
-from wsgi_backend import LatencyServer, concurrency  # noqa: E402
+from wsgi_backend import MotoMiddleware, concurrency  # noqa: E402
 
-__all__ = ["ROOT", "LatencyServer", "concurrency", "median", "run_pytest", "run_pytest_cpu", "seed_environment",
+__all__ = ["ROOT", "MotoMiddleware", "concurrency", "median", "run_pytest", "run_pytest_cpu", "seed_environment",
            "workdir", "write_config"]
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import sys
 
-from common import LatencyServer, concurrency, median, run_pytest, seed_environment, workdir, write_config
+from common import MotoMiddleware, concurrency, median, run_pytest, seed_environment, workdir, write_config
 
 
 def main() -> None:
     reps = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     latency = (float(sys.argv[2]) if len(sys.argv) > 2 else 50.0) / 1000
-    with LatencyServer() as server:
+    with MotoMiddleware() as server:
         d = workdir("latency")
         write_config(d, seed_environment(server.endpoint, d / "state", subnets=4, groups=2))
         modes = {"first run (default, no hints: -p no:cacheprovider)": ["-p", "no:cacheprovider"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 
-from common import LatencyServer, run_pytest, seed_environment, workdir, write_config
+from common import MotoMiddleware, run_pytest, seed_environment, workdir, write_config
 
 REGIONS = ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1",
            "eu-north-1", "ap-south-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-southeast-1",
@@ -22,7 +22,7 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     latency = (float(sys.argv[2]) if len(sys.argv) > 2 else 50.0) / 1000
     workers = sys.argv[3] if len(sys.argv) > 3 else "2"
-    with LatencyServer() as server:
+    with MotoMiddleware() as server:
         d = workdir("targets")
         raw = seed_environment(server.endpoint, d / "state")
         raw.pop("region", None)

@@ -6,28 +6,27 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from faults import CallLog, FaultInjector, FaultServer, result_key
+from faults import CallLog, result_key
+from wsgi_backend import MotoMiddleware
 
 from pytest_mlbatch import engine
 from pytest_mlbatch.inventory import AwsError, Inventory
 
 
 @pytest.fixture(scope="session")
-def fault_server() -> Iterator[FaultServer]:
-    server = FaultServer()
-    server.start()
-    yield server
-    server.stop()
+def fault_server() -> Iterator[MotoMiddleware]:
+    with MotoMiddleware() as server:
+        yield server
 
 
 @pytest.fixture
-def faulty(fault_server: FaultServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultInjector]:
+def faulty(fault_server: MotoMiddleware, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoMiddleware]:
     """The plugin (and boto3 in this process) talk to the fault server; `aws.client()` still arranges cleanly.
     (No reset: ask for `aws` too when the test needs a clean account.)"""
     monkeypatch.setenv("AWS_ENDPOINT_URL", fault_server.endpoint)
-    fault_server.injector.clear()
-    yield fault_server.injector
-    fault_server.injector.clear()
+    fault_server.clear()
+    yield fault_server
+    fault_server.clear()
 
 
 @pytest.fixture

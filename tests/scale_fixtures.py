@@ -8,18 +8,18 @@ from typing import Any
 
 import pytest
 from backends import Aws
-from wsgi_backend import LatencyServer
+from wsgi_backend import MotoMiddleware
 
 
 @pytest.fixture(scope="session")
-def counting_server() -> Iterator[LatencyServer]:
+def counting_server() -> Iterator[MotoMiddleware]:
     """One middleware server for the session; it serves the same in-process moto state as the `aws` fixture."""
-    with LatencyServer() as server:
+    with MotoMiddleware() as server:
         yield server
 
 
 @pytest.fixture
-def counted(aws: Aws, counting_server: LatencyServer, monkeypatch: pytest.MonkeyPatch) -> LatencyServer:
+def counted(aws: Aws, counting_server: MotoMiddleware, monkeypatch: pytest.MonkeyPatch) -> MotoMiddleware:
     """A clean moto (via `aws`), and the plugin's environment pointed at the counting middleware."""
     counting_server.clear()
     counting_server.latency = 0.0

@@ -1,8 +1,8 @@
 """Fault injection: throttling recovered by retries changes nothing; persistent faults make `error`, never `passed`.
 
-The moto server sits behind tests/faults.py's middleware. Per operation and across the whole catalog (the sandbox's
-sample environment, every registered check): throttling within the retry budget gives results identical to a clean
-run; a persistent 5xx, access denied, throttling past retries, slow answer past the read timeout or a dropped
+The moto server sits behind tests/wsgi_backend.py's middleware. Per operation and across the whole catalog (the
+sandbox's sample environment, every registered check): throttling within the retry budget gives results identical to
+a clean run; a persistent 5xx, access denied, throttling past retries, slow answer past the read timeout or a dropped
 connection on any one operation makes every check that read it `error` naming the operation, leaves every other
 check as it was, and never turns anything into `passed`; the run's wall time stays within the documented bound.
 """
@@ -17,19 +17,8 @@ from typing import Any
 import boto3
 import pytest
 from backends import REGION, Aws
-from faults import (
-    OUTSIDE,
-    WIRE,
-    CallLog,
-    Fault,
-    FaultInjector,
-    FaultServer,
-    error_response,
-    identify,
-    result_key,
-    seed_catalog_scenario,
-    uncovered,
-)
+from faults import OUTSIDE, CallLog, result_key, seed_catalog_scenario, uncovered
+from wsgi_backend import WIRE, Fault, MotoMiddleware, error_response, identify
 
 from pytest_mlbatch import inventory as inv
 from pytest_mlbatch.inventory import AwsError, Inventory
@@ -66,7 +55,7 @@ def inventory() -> Inventory:
 
 
 # -- the middleware itself ---------------------------------------------------------------------------------------
-def test_operation_names_from_each_protocol(faulty: FaultInjector) -> None:
+def test_operation_names_from_each_protocol(faulty: MotoMiddleware) -> None:
     inv_ = inventory()
     for service, method, params, op in PROTOCOL_CALLS:
         inv_.call(service, method, **params)
@@ -74,10 +63,10 @@ def test_operation_names_from_each_protocol(faulty: FaultInjector) -> None:
     # REST-JSON path templates: a Batch path is matched to its operation
     env = {"REQUEST_METHOD": "POST", "PATH_INFO": "/v1/describejobqueues",
            "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=k/20260101/us-east-1/batch/aws4_request, x"}
-    assert identify(env, b"{}") == ("batch", "DescribeJobQueues")
+    assert identify(env, b"{}").name == "batch:DescribeJobQueues"
 
 
-@pytest.mark.parametrize("kind", ["throttle", "fault", "denied"])
+@pytest.mark.parametrize("kind", ["throttle", "fault", "unavailable", "denied"])
 @pytest.mark.parametrize("protocol", ["ec2", "query", "json", "rest-json"])
 def test_error_bodies_parse_as_the_real_services_do(protocol: str, kind: str) -> None:
     """botocore's own parser reads the injected answer as the documented error code and status."""
@@ -100,7 +89,7 @@ def test_error_bodies_parse_as_the_real_services_do(protocol: str, kind: str) ->
 @pytest.mark.parametrize("kind", sorted(EXPECTED_KIND))
 @pytest.mark.parametrize(("service", "method", "params", "op"), PROTOCOL_CALLS,
                          ids=[c[3] for c in PROTOCOL_CALLS])
-def test_persistent_fault_per_operation(faulty: FaultInjector, fast_backoff: None, short_timeouts: float,
+def test_persistent_fault_per_operation(faulty: MotoMiddleware, fast_backoff: None, short_timeouts: float,
                                         service: str, method: str, params: dict[str, Any], op: str,
                                         kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if kind != "slow":  # only slow answers need the short read timeout; under load it could fire elsewhere
@@ -112,7 +101,7 @@ def test_persistent_fault_per_operation(faulty: FaultInjector, fast_backoff: Non
     assert exc.kind == EXPECTED_KIND[kind]
     assert exc.operation == op and op in str(exc)
     attempts = faulty.operations().count(op)
-    assert attempts == (1 if kind == "denied" else inv.RETRIES["total_max_attempts"]), faulty.seen
+    assert attempts == (1 if kind == "denied" else inv.RETRIES["total_max_attempts"]), faulty.calls
     # and the same operation, no longer faulted, answers again
     monkeypatch.setattr(inv, "READ_TIMEOUT", 15)
     faulty.set(Fault(kind, "nothing:Matches"))
@@ -121,17 +110,17 @@ def test_persistent_fault_per_operation(faulty: FaultInjector, fast_backoff: Non
 
 @pytest.mark.parametrize(("service", "method", "params", "op"), PROTOCOL_CALLS,
                          ids=[c[3] for c in PROTOCOL_CALLS])
-def test_throttling_recovered_by_retries_per_operation(faulty: FaultInjector, fast_backoff: None, service: str,
+def test_throttling_recovered_by_retries_per_operation(faulty: MotoMiddleware, fast_backoff: None, service: str,
                                                        method: str, params: dict[str, Any], op: str) -> None:
     """Throttled twice, answered on the third attempt: the same data as a clean call."""
     clean = inventory().call(service, method, **params)
     faulty.set(Fault("throttle", op, times=inv.RETRIES["total_max_attempts"] - 1))
     throttled = inventory().call(service, method, **params)
     assert throttled == clean
-    assert [s.injected for s in faulty.seen if s.operation == op][-3:] == ["throttle", "throttle", None]
+    assert [c.injected for c in faulty.calls if c.name == op][-3:] == ["throttle", "throttle", None]
 
 
-def test_throttling_recovered_with_real_backoff(aws: Aws, faulty: FaultInjector) -> None:
+def test_throttling_recovered_with_real_backoff(aws: Aws, faulty: MotoMiddleware) -> None:
     """The same with botocore's real (jittered, exponential) backoff, on data that exists."""
     aws.client("ec2").create_key_pair(KeyName="k1")
     clean = inventory().paginate("ec2", "describe_key_pairs", "KeyPairs")
@@ -140,7 +129,7 @@ def test_throttling_recovered_with_real_backoff(aws: Aws, faulty: FaultInjector)
     assert inventory().paginate("ec2", "describe_key_pairs", "KeyPairs") == clean
 
 
-def test_failures_are_cached_not_repeated(faulty: FaultInjector, fast_backoff: None) -> None:
+def test_failures_are_cached_not_repeated(faulty: MotoMiddleware, fast_backoff: None) -> None:
     """A failed read is remembered for the run: the next check asking gets the same error without new calls."""
     faulty.set(Fault("fault", "ec2:DescribeKeyPairs"))
     inv_ = inventory()
@@ -201,7 +190,7 @@ def check_invariants(group: list[str], kind: str, clean: dict[str, tuple[str, st
     return problems
 
 
-def test_whole_catalog_under_faults(preflight: Any, aws: Aws, pytester: pytest.Pytester, fault_server: FaultServer,
+def test_whole_catalog_under_faults(preflight: Any, aws: Aws, pytester: pytest.Pytester, fault_server: MotoMiddleware,
                                     call_log: CallLog, fast_backoff: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every registered check, on the sandbox's sample environment (one seeding, several runs):
 
@@ -217,7 +206,7 @@ def test_whole_catalog_under_faults(preflight: Any, aws: Aws, pytester: pytest.P
     monkeypatch.setattr(inv, "CONNECT_TIMEOUT", 2)
     preflight.write_config(seed_catalog_scenario(aws, pytester.path / "state"))
     monkeypatch.setenv("AWS_ENDPOINT_URL", fault_server.endpoint)
-    faulty = fault_server.injector
+    faulty = fault_server
     faulty.clear()
     problems: list[str] = []
 
@@ -235,13 +224,13 @@ def test_whole_catalog_under_faults(preflight: Any, aws: Aws, pytester: pytest.P
 
     # 2. throttled twice on every request, recovered by the third attempt
     faulty.set(Fault("throttle", "*", times=inv.RETRIES["total_max_attempts"] - 1))
-    faulty.seen.clear()
+    faulty.calls.clear()
     _, report = preflight.run(None)
     if rows(report) != clean:
         diff = {k: (clean.get(k), v) for k, v in rows(report).items() if clean.get(k) != v}
         problems.append(f"throttling within the retries changed results: {diff}")
-    called = {s.operation for s in faulty.seen if s.from_plugin}
-    not_throttled = (set(ops) & called) - {s.operation for s in faulty.seen if s.injected == "throttle"}
+    called = {c.name for c in faulty.calls if c.from_plugin}
+    not_throttled = (set(ops) & called) - {c.name for c in faulty.calls if c.injected == "throttle"}
     if not_throttled:
         problems.append(f"never throttled: {sorted(not_throttled)}")
 
@@ -256,12 +245,12 @@ def test_whole_catalog_under_faults(preflight: Any, aws: Aws, pytester: pytest.P
     # 4. everything slow: bounded wall time
     monkeypatch.setattr(inv, "READ_TIMEOUT", short_timeouts)
     faulty.set(Fault("slow", "*", delay=short_timeouts * 4))
-    faulty.seen.clear()
+    faulty.calls.clear()
     t0 = time.monotonic()
     _, report = preflight.run(None)
     wall = time.monotonic() - t0
     attempts = inv.RETRIES["total_max_attempts"]
-    distinct = len([s for s in faulty.seen if s.from_plugin]) / attempts
+    distinct = len([c for c in faulty.calls if c.from_plugin]) / attempts
     per_call = attempts * short_timeouts + sum(0.05 * 2 ** n for n in range(attempts - 1))
     bound = 2 * clean_wall + distinct * per_call + 2.0
     if wall > bound:

@@ -22,7 +22,8 @@ import botocore.session
 import pytest
 from audit import AUDIT, DESTRUCTIVE, MODIFY, judge
 from backends import ACCOUNT, Aws
-from faults import Fault, FaultServer, seed_catalog_scenario, uncovered
+from faults import seed_catalog_scenario, uncovered
+from wsgi_backend import Fault, MotoMiddleware
 
 from pytest_mlbatch.guard import Guard, is_allowed_write, is_read
 from pytest_mlbatch.registry import load_checks
@@ -224,16 +225,16 @@ def test_two_fix_processes_at_once_create_nothing_twice(aws: Aws, tmp_path: Path
 
 # -- a fix that fails halfway ---------------------------------------------------------------------------------------
 def test_fix_failing_halfway_leaves_an_exact_journal(preflight: Any, aws: Aws, pytester: pytest.Pytester,
-                                                     fault_server: FaultServer, fast_backoff: None,
+                                                     fault_server: MotoMiddleware, fast_backoff: None,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """KEY001's fix writes the private key, then imports it; the import fails (5xx): the journal says the file
     exists and the import failed, the item is `error` pointing at the journal, and the file really is there."""
     cfg = {"version": 1, "region": "us-east-1", "key_pair": {"name": "ml-batch-key", "private_key_file": "k.pem"}}
     preflight.write_config(cfg)
     monkeypatch.setenv("AWS_ENDPOINT_URL", fault_server.endpoint)
-    fault_server.injector.set(Fault("fault", "ec2:ImportKeyPair"))
+    fault_server.set(Fault("fault", "ec2:ImportKeyPair"))
     _, report = preflight.run(None, "--fix")
-    fault_server.injector.clear()
+    fault_server.clear()
     row = preflight.result(report, "KEY001")
     assert row["outcome"] == "error" and "journal.jsonl" in row["message"], row
     entries = journal_lines(pytester.path)
@@ -248,15 +249,15 @@ def test_fix_failing_halfway_leaves_an_exact_journal(preflight: Any, aws: Aws, p
 
 
 def test_fix_with_no_answer_is_journaled_as_unknown(preflight: Any, aws: Aws, pytester: pytest.Pytester,
-                                                    fault_server: FaultServer, fast_backoff: None,
+                                                    fault_server: MotoMiddleware, fast_backoff: None,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A create whose connection drops may or may not have happened: the journal says exactly that."""
     cfg = {"version": 1, "region": "us-east-1", "key_pair": {"name": "ml-batch-key", "private_key_file": "k.pem"}}
     preflight.write_config(cfg)
     monkeypatch.setenv("AWS_ENDPOINT_URL", fault_server.endpoint)
-    fault_server.injector.set(Fault("drop", "ec2:ImportKeyPair"))
+    fault_server.set(Fault("drop", "ec2:ImportKeyPair"))
     _, report = preflight.run(None, "--fix")
-    fault_server.injector.clear()
+    fault_server.clear()
     assert preflight.result(report, "KEY001")["outcome"] == "error"
     entries = journal_lines(pytester.path)
     unknown = [e for e in entries if e.get("call") == "ec2:ImportKeyPair"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from backends import Aws
-from wsgi_backend import LatencyServer
+from wsgi_backend import MotoMiddleware
 
 pytest_plugins = ("scale_fixtures",)
 
@@ -45,7 +45,7 @@ def run_synthetic(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResu
     return result, json.loads(report.read_text()), time.perf_counter() - t0
 
 
-def test_independent_calls_overlap_and_each_is_made_once(pytester: pytest.Pytester, counted: LatencyServer,
+def test_independent_calls_overlap_and_each_is_made_once(pytester: pytest.Pytester, counted: MotoMiddleware,
                                                           comparable: Any) -> None:
     pytester.makeconftest(SYNTHETIC)
     pytester.makefile(".yaml", mlbatch="version: 1\nregion: us-east-1\n")
@@ -80,7 +80,7 @@ def seed_network(aws: Aws, n: int) -> dict[str, Any]:
             "network": {"vpc_id": vpc, "subnet_ids": subnets, "security_group_ids": groups}}
 
 
-def test_calls_do_not_grow_with_resources(preflight, aws: Aws, counted: LatencyServer) -> None:
+def test_calls_do_not_grow_with_resources(preflight, aws: Aws, counted: MotoMiddleware) -> None:
     counts: dict[int, Counter[str]] = {}
     for n in (1, 12):
         aws.reset()
@@ -108,7 +108,7 @@ def chain(ctx, res):
 '''
 
 
-def test_hints_of_the_previous_run_overlap_a_chain(pytester: pytest.Pytester, counted: LatencyServer,
+def test_hints_of_the_previous_run_overlap_a_chain(pytester: pytest.Pytester, counted: MotoMiddleware,
                                                     comparable: Any) -> None:
     pytester.makeconftest(CHAIN)
     pytester.makefile(".yaml", mlbatch="version: 1\nregion: us-east-1\n")

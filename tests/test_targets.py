@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 import pytest
 from backends import Aws
-from wsgi_backend import LatencyServer
+from wsgi_backend import Fault, MotoMiddleware
 
 pytest_plugins = ("scale_fixtures",)
 
@@ -45,7 +45,7 @@ def test_regions_each_checked_in_one_run(preflight, aws: Aws) -> None:
     assert result.ret == 1
 
 
-def test_assumed_role_target_checks_the_other_account(preflight, counted: LatencyServer) -> None:
+def test_assumed_role_target_checks_the_other_account(preflight, counted: MotoMiddleware) -> None:
     assumed_client(counted.endpoint, "ec2").create_key_pair(KeyName="ml-batch-key")
     counted.clear()
     config = {"version": 1, "region": "us-east-1", "key_pair": {"name": "ml-batch-key"},
@@ -71,10 +71,10 @@ def test_assumed_role_target_checks_the_other_account(preflight, counted: Latenc
     assert sorted(c.access_key == "testing" for c in describes) == [False, True]
 
 
-def test_refused_assume_role_is_that_targets_error_only(preflight, counted: LatencyServer) -> None:
+def test_refused_assume_role_is_that_targets_error_only(preflight, counted: MotoMiddleware) -> None:
     boto3.client("ec2", region_name="us-east-1", endpoint_url=counted.endpoint, aws_access_key_id="testing",
                  aws_secret_access_key="testing").create_key_pair(KeyName="ml-batch-key")
-    counted.add_fault("sts:AssumeRole", "denied")
+    counted.set(Fault("denied", "sts:AssumeRole"))
     config = {"version": 1, "region": "us-east-1", "key_pair": {"name": "ml-batch-key"},
               "targets": [{}, {"role_arn": ROLE}]}
     result, report = preflight.run(config)

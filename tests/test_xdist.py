@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from backends import Aws
-from wsgi_backend import LatencyServer
+from wsgi_backend import MotoMiddleware
 
 from pytest_mlbatch.inventory import AwsError
 
@@ -26,12 +26,12 @@ CONFIG = {
 }
 
 
-def per_query(server: LatencyServer) -> Counter[str]:
+def per_query(server: MotoMiddleware) -> Counter[str]:
     """Calls by (operation, region, parameters): the inventory's own cache key, seen from the server."""
     return Counter(f"{c.name} {c.region} {json.dumps(c.params, sort_keys=True)}" for c in server.calls)
 
 
-def test_two_workers_match_serial_and_read_each_target_once(preflight, aws: Aws, counted: LatencyServer,
+def test_two_workers_match_serial_and_read_each_target_once(preflight, aws: Aws, counted: MotoMiddleware,
                                                             pytester: pytest.Pytester, comparable: Any) -> None:
     aws.client("ec2", "eu-west-1").create_key_pair(KeyName="ml-batch-key")
     counted.clear()
