@@ -129,7 +129,7 @@ def test_hints_of_the_previous_run_overlap_a_chain(pytester: pytest.Pytester, co
     assert comparable(reports[0]) == comparable(reports[1])
 
 
-def test_the_calls_in_flight_are_bounded_per_target(pytester: pytest.Pytester, counted: LatencyServer) -> None:
+def test_the_calls_in_flight_are_bounded_per_target(pytester: pytest.Pytester, counted: MotoMiddleware) -> None:
     pytester.makeconftest(SYNTHETIC)
     pytester.makefile(".yaml", mlbatch="version: 1\nregion: us-east-1\n")
     counted.latency = 0.2
@@ -139,7 +139,7 @@ def test_the_calls_in_flight_are_bounded_per_target(pytester: pytest.Pytester, c
     assert counted.max_in_flight == 3
 
 
-def test_a_first_run_of_the_catalog_overlaps_its_reads(pytester: pytest.Pytester, aws: Aws, counted: LatencyServer,
+def test_a_first_run_of_the_catalog_overlaps_its_reads(pytester: pytest.Pytester, aws: Aws, counted: MotoMiddleware,
                                                         comparable: Any) -> None:
     """No hints (no cache): the loaders' read-ahead and the evaluations side by side put several of the real
     catalog's reads in flight at once; the results and the calls are a serial run's."""
@@ -165,7 +165,7 @@ def test_a_first_run_of_the_catalog_overlaps_its_reads(pytester: pytest.Pytester
 
 
 def test_a_loader_reads_its_independent_listings_side_by_side(pytester: pytest.Pytester, aws: Aws,
-                                                               counted: LatencyServer) -> None:
+                                                               counted: MotoMiddleware) -> None:
     """NET003 alone, first run: its loader names the VPCs, groups, route tables, gateways and endpoints it is
     about to read, so they are in flight together (serially they are one after the other)."""
     from pytest_mlbatch import sandbox
