@@ -383,7 +383,8 @@ def do_push(fx: FixContext, p: PushPlan) -> str:
     return digest
 
 
-@image_tag_exists.fix(summary="tag and push the configured local image", permissions=PUSH_PERMISSIONS)
+@image_tag_exists.fix(summary="tag and push the configured local image", permissions=PUSH_PERMISSIONS,
+                      needs_docker=True)
 def push_missing_tag(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
     p = push_plan(ctx, res)
 
@@ -437,7 +438,7 @@ def local_matches_remote(ctx: CheckContext, res: Resource) -> Finding:
                   f"config {config}): push the local build or update image.local")
 
 
-@local_matches_remote.fix(summary="push the local image", permissions=PUSH_PERMISSIONS)
+@local_matches_remote.fix(summary="push the local image", permissions=PUSH_PERMISSIONS, needs_docker=True)
 def push_local(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
     p = push_plan(ctx, res)
     repo = ecr_repositories(ctx, p.ref).get(p.ref.repository) or {}

@@ -78,13 +78,14 @@ class Check:
     fixer: Fixer | None = None
     fix_permissions: tuple[str, ...] = ()
     fix_summary: str = ""
+    fix_needs_docker: bool = False  # the fixer (not the check) uses the local Docker daemon, e.g. to push
 
     @property
     def area(self) -> str:
         return re.sub(r"\d+$", "", self.id)
 
-    def fix(self, *, summary: str, permissions: Sequence[str]) -> Callable[[Fixer], Fixer]:
-        """Decorator attaching a fixer; it must declare the permissions its calls need."""
+    def fix(self, *, summary: str, permissions: Sequence[str], needs_docker: bool = False) -> Callable[[Fixer], Fixer]:
+        """Decorator attaching a fixer; it must declare the permissions its calls need (and whether it uses Docker)."""
 
         def attach(fn: Fixer) -> Fixer:
             if self.fixer is not None:
@@ -92,6 +93,7 @@ class Check:
             self.fixer = fn
             self.fix_permissions = tuple(permissions)
             self.fix_summary = summary
+            self.fix_needs_docker = needs_docker
             return fn
 
         return attach

@@ -163,13 +163,26 @@ def test_every_fixer_is_idempotent(preflight: Any, aws: Aws, pytester: pytest.Py
             assert row["outcome"] == "passed", row
         if not again:
             assert journal_lines(pytester.path) == journal
-    fixers = {c.id for c in load_checks() if c.fixer is not None and not c.needs_docker}
+    fixers = {c.id for c in load_checks() if c.fixer is not None and not c.needs_docker and not c.fix_needs_docker}
     assert applied, "no fixer ran in any scenario"
     missing = sorted((fixers & KNOWN_FIXERS) - applied)
     assert missing == [], f"these fixers no longer run in the scenarios, so their idempotency is untested: {missing}"
     new = sorted(fixers - applied - KNOWN_FIXERS)
     if new:
         warnings.warn(f"fixers no scenario triggers (add one in tests/test_fix_safety.py): {new}", stacklevel=1)
+
+
+def test_docker_fixers_are_shown_idempotent_with_a_real_daemon() -> None:
+    """The fixers that push with Docker need dockerd and a registry, so the scenarios above leave them out; each is
+    run twice (the second --fix must change nothing) in the test named here."""
+    docker_fixers = {c.id for c in load_checks() if c.fixer is not None and (c.needs_docker or c.fix_needs_docker)}
+    assert docker_fixers == set(DOCKER_FIXERS), "name the test that shows a new Docker fixer idempotent"
+    source = (Path(__file__).parent / "test_img_docker.py").read_text()
+    for check_id, test in DOCKER_FIXERS.items():
+        assert f"def {test}(" in source, f"{check_id}: {test} is gone from tests/test_img_docker.py"
+
+
+DOCKER_FIXERS = {"IMG002": "test_push_fix_then_compare_then_repush", "IMG003": "test_push_fix_then_compare_then_repush"}
 
 
 # Fixers the scenarios above trigger (a fixer landing later that they miss gives a warning naming it).

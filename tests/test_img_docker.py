@@ -82,6 +82,12 @@ def test_push_fix_then_compare_then_repush(preflight: Any, aws: Aws, auth_regist
     assert any(e.get("call") == "local:tag moves from" and served.digest in e["created"]["path"]
                for e in map(json.loads, journal.read_text().splitlines()))
 
+    # and a second --fix after the move changes nothing either
+    before = journal.read_text()
+    _, report = run(preflight, cfg, "--fix")
+    assert row(preflight, report, "IMG003")["outcome"] == "passed"
+    assert journal.read_text() == before
+
 
 def test_local_image_missing_and_remote_differs(preflight: Any, aws: Aws, auth_registry: str,
                                                 docker_env: str) -> None:
