@@ -236,8 +236,14 @@ class Inventory:
         return self._cached(json.dumps(["memo", name]), fetch)
 
     def snapshot(self) -> dict[str, Any]:
-        """Every answer fetched so far (results and AwsErrors), by cache key: what an xdist controller ships."""
+        """Every answer fetched so far, those in flight included (results and AwsErrors), by cache key: what an xdist
+        controller ships."""
         out: dict[str, Any] = {}
+        with self._lock:
+            pending = [f for f in self._cache.values() if not f.done()]
+        for fut in pending:  # reads still in flight (read-ahead) travel too, or a worker would make them again
+            with contextlib.suppress(BaseException):
+                fut.result()
         with self._lock:
             done = [(k, f) for k, f in self._cache.items() if f.done()]
         for key, fut in done:

@@ -122,5 +122,7 @@ class MlbatchPlugin:
                       junit_path=_opt(self.config, "mlbatch_junit"))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        for target in self.runtime.targets:
+            target.release()
         if self.sandbox is not None:
             self.sandbox.stop()

@@ -70,6 +70,29 @@ def _region(settings: Settings, entry: TargetConfig, index: int, cli: str | None
     return None, "not set"
 
 
+_loader_lock = threading.Lock()
+_shared_loader: Any = None
+
+
+def new_session(**kwargs: Any) -> boto3.Session:
+    """A boto3 session whose botocore data loader (the parsed service models, several MB for EC2) is shared by every
+    session of the process: 20 regions or 100 accounts parse each model once, not once per target, which keeps
+    client creation and the garbage collector's work (pytest collects at exit) from growing with the targets."""
+    import botocore.loaders
+    import botocore.session
+
+    global _shared_loader
+    with _loader_lock:
+        if _shared_loader is None:
+            _shared_loader = botocore.loaders.create_loader()
+        core = botocore.session.get_session()
+        core.register_component("data_loader", _shared_loader)
+        session = boto3.Session(botocore_session=core, **kwargs)
+        paths = _shared_loader.search_paths  # boto3 appends its own data path each time: keep one of each
+        paths[:] = list(dict.fromkeys(paths))
+    return session
+
+
 class Target:
     """A target at run time. Everything is lazy: nothing talks to AWS until a check asks."""
 
@@ -104,7 +127,7 @@ class Target:
 
     def _make_session(self) -> boto3.Session:
         try:
-            base = boto3.Session(profile_name=self.spec.profile, region_name=self.spec.region)
+            base = new_session(profile_name=self.spec.profile, region_name=self.spec.region)
         except Exception as exc:
             raise classify("sts:GetCallerIdentity", exc) from None
         if not self.spec.role_arn:
@@ -115,7 +138,6 @@ class Target:
         """A session on the role's credentials, refreshed by botocore before they expire (long runs over many
         accounts). The first AssumeRole happens here, so a refusal is this target's error, named as such."""
         import botocore.credentials
-        import botocore.session
 
         assert self.spec.role_arn is not None
         params: dict[str, Any] = {
@@ -135,9 +157,10 @@ class Target:
             raise err from None
         credentials = botocore.credentials.RefreshableCredentials.create_from_metadata(
             metadata=metadata, refresh_using=refresh, method="assume-role")
-        core = botocore.session.get_session()
-        core._credentials = credentials  # botocore has no public setter; this is how assume-role helpers do it
-        return boto3.Session(botocore_session=core, region_name=self.spec.region)
+        session = new_session(region_name=self.spec.region)
+        # botocore has no public setter; this is how assume-role helpers do it
+        session._session._credentials = credentials
+        return session
 
     @property
     def inventory(self) -> Inventory:
@@ -189,6 +212,13 @@ class Target:
                         scope.problems.append(("discovery", f"{type(exc).__name__}: {exc}", "error"))
                 self._scope = scope
             return self._scope
+
+    def release(self) -> None:
+        """Drop the inventory (clients, cached answers) at the end of a run, so pytest's collections at exit have
+        little left to walk (botocore clients hold reference cycles, so only the garbage collector frees them)."""
+        with self._lock:
+            self._inventory = None
+            self._preloaded = {}
 
     # -- sharing with xdist workers --------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -68,6 +68,34 @@ def test_two_workers_match_serial_and_read_each_target_once(preflight, aws: Aws,
     assert xml.count("ap-south-1") >= n_checks  # the third target's cases are there too
 
 
+def test_the_whole_catalog_on_two_workers_reads_each_query_once(aws: Aws, counted: MotoMiddleware,
+                                                                 pytester: pytest.Pytester, comparable: Any) -> None:
+    """The sample environment in two regions: discovery's read-ahead is still in flight when the controller takes
+    its snapshot, and must travel with it (else a worker reads it again)."""
+    from pytest_mlbatch import sandbox
+
+    raw = sandbox.seed(aws.endpoint, pytester.path / "state")
+    raw.pop("region", None)
+    raw["targets"] = [{"region": "us-east-1"}, {"region": "eu-west-1"}]
+    pytester.makefile(".yaml", mlbatch=json.dumps(raw))
+    args = ("--mlbatch", "-p", "no:randomly", "-p", "no:cacheprovider", "--mlbatch-json")
+    counted.clear()
+    serial = pytester.runpytest_subprocess(*args, "serial.json")
+    serial_calls = per_query(counted)
+    counted.clear()
+    parallel = pytester.runpytest_subprocess(*args, "parallel.json", "-n", "2")
+    parallel_calls = per_query(counted)
+    assert serial.ret == parallel.ret == 1  # the sample environment has real problems
+    reports = [json.loads((pytester.path / name).read_text()) for name in ("serial.json", "parallel.json")]
+    assert comparable(reports[0]) == comparable(reports[1])
+    assert parallel_calls == serial_calls
+    # once per target; the only query two targets share is the image's registry (us-east-1), which each target
+    # reads with its own credentials (another account's role may be denied where this one is not)
+    repeated = {k for k, n in parallel_calls.items() if n > 1}
+    assert {k.split()[0] for k in repeated} <= {"ecr:DescribeRepositories", "ecr:DescribeImages"}, repeated
+    assert all(n <= 2 for n in parallel_calls.values())
+
+
 def test_workerinput_carries_sandbox_and_snapshot(tmp_path) -> None:
     """The controller side of pytest_configure_node, and the worker side that reads it back. No AWS call: the
     targets' profiles do not exist, so each target's session error travels in the snapshot too."""
