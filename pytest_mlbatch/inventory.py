@@ -147,6 +147,13 @@ class Inventory:
                 self._clients[key] = found
             return found
 
+    def _client_for(self, service: str, method: str, region: str | None) -> Any:
+        """client(), with a failure to make one (a profile that vanished, a bad region) as an AwsError."""
+        try:
+            return self.client(service, region)
+        except Exception as exc:
+            raise classify(f"{service}:{method}", exc) from None
+
     def _before_call(self, model: Any, **_: Any) -> None:
         self.calls[f"{model.service_model.signing_name}:{model.name}"] += 1
 
@@ -184,7 +191,7 @@ class Inventory:
         key = json.dumps(["call", service, region or self.region, method, params], sort_keys=True, default=str)
 
         def fetch() -> Any:
-            client = self.client(service, region)
+            client = self._client_for(service, method, region)
             try:
                 with self._slot():
                     response = getattr(client, method)(**params)
@@ -202,7 +209,7 @@ class Inventory:
                          default=str)
 
         def fetch() -> list[Any]:
-            client = self.client(service, region)
+            client = self._client_for(service, method, region)
             items: list[Any] = []
             try:
                 with self._slot():

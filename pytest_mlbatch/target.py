@@ -88,6 +88,8 @@ def new_session(**kwargs: Any) -> boto3.Session:
         core = botocore.session.get_session()
         core.register_component("data_loader", _shared_loader)
         session = boto3.Session(botocore_session=core, **kwargs)
+        if kwargs.get("profile_name"):
+            core.get_scoped_config()  # a missing profile raises ProfileNotFound here, as boto3.Session does alone
         paths = _shared_loader.search_paths  # boto3 appends its own data path each time: keep one of each
         paths[:] = list(dict.fromkeys(paths))
     return session
