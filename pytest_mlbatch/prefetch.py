@@ -12,8 +12,9 @@ Results are the same as a serial run's: evaluations only read, and they read the
 
 - serial run: every target's items are queued at the end of collection, each check's first resource first
   (targets overlap too);
-- xdist worker: a target's items are queued when its first item runs (loadgroup sends a whole target to one
-  worker, so a worker never fetches the inventory of a target it does not run);
+- xdist worker: a target's items are queued when its first item runs, with those of every target xdist has
+  already queued on this worker (loadgroup sends a whole target to one worker, so a worker never fetches the
+  inventory of a target it does not run);
 - `--fix`: no prefetch and no read-ahead (fixes change what later checks read, so they run in order);
   `--mlbatch-concurrency 1` turns both off too.
 - hints: a run records, in pytest's cache (`.pytest_cache`, `mlbatch/prefetch`), the queries each target made;
@@ -92,6 +93,11 @@ class Prefetcher:
     def result(self, item: MlbatchItem) -> ItemResult:
         if item.target.label in self._pending:
             self._start(item.target.label)
+            if not self.eager:  # an xdist worker: also the targets already queued on this worker
+                from .xdist import queued_targets
+
+                for label in queued_targets(item.session) & set(self._pending):
+                    self._start(label)
         with self._lock:
             future = self._futures.pop(id(item), None)
         if future is None or future.cancel():  # not queued, or not started yet: run it here, now

@@ -13,6 +13,8 @@ Registered only when xdist is loaded and the preflight is on.
 - The sandbox: the controller starts and seeds it; workers get `workerinput["mlbatch_sandbox"]`
   (endpoint and config) and use the same server.
 - Reports: the controller writes the JSON and JUnit reports (session.py skips them on workers).
+- Overlap on a worker: when a target's first item runs, the worker also starts the evaluations of every other
+  target xdist has already queued on it (`queued_targets`), as a serial run overlaps all of its targets.
 """
 
 from __future__ import annotations
@@ -39,6 +41,29 @@ def _warm(target: Target) -> None:
         target.scope()
     with contextlib.suppress(AwsError):  # an unusable target is reported by its own items (ENV001, the gate)
         target.identity()
+
+
+def queued_targets(session: pytest.Session) -> set[str]:
+    """On a worker: the targets of the items xdist has already sent it but not yet run, so their evaluations can
+    start now, side by side (loadgroup sends a whole target to one worker, so this worker, and only this one, will
+    run them). Reads the worker's queue (xdist's WorkerInteractor.torun, not a public API): anything unexpected
+    gives the empty set, and targets then start one after the other, as their first items run."""
+    try:
+        from xdist.remote import WorkerInteractor
+    except ImportError:
+        return set()
+    try:
+        interactor = next(p for p in session.config.pluginmanager.get_plugins() if isinstance(p, WorkerInteractor))
+        with interactor.torun.lock() as queued:
+            indices = [i for i in queued if isinstance(i, int)]
+        labels: set[str] = set()
+        for index in indices:
+            target = getattr(session.items[index], "target", None)
+            if target is not None:
+                labels.add(str(target.label))
+        return labels
+    except Exception:
+        return set()
 
 
 class XdistPlugin:
