@@ -27,8 +27,11 @@ CONFIG = {
 
 
 def per_query(server: MotoMiddleware) -> Counter[str]:
-    """Calls by (operation, region, parameters): the inventory's own cache key, seen from the server."""
-    return Counter(f"{c.name} {c.region} {json.dumps(c.params, sort_keys=True)}" for c in server.calls)
+    """Calls by (operation, region, parameters): the inventory's own cache key, seen from the server. Where
+    SimulatePrincipalPolicy is unavailable (moto) only its probe is made, by whichever IAM check asks first, so its
+    parameters vary from run to run: that one counts by operation and region."""
+    return Counter(f"{c.name} {c.region}" if c.name == "iam:SimulatePrincipalPolicy"
+                   else f"{c.name} {c.region} {json.dumps(c.params, sort_keys=True)}" for c in server.calls)
 
 
 def test_two_workers_match_serial_and_read_each_target_once(preflight, aws: Aws, counted: MotoMiddleware,
