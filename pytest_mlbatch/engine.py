@@ -141,8 +141,11 @@ def _account(target: Target) -> str | None:
         return None
 
 
-def _fix(runtime: Runtime, ctx: CheckContext, resource: Resource,
-         finding: Finding) -> tuple[Finding, dict[str, Any] | None, str | None]:
+FixOutcome = tuple[Finding, dict[str, Any] | None, str | None]
+
+
+def _plan(runtime: Runtime, ctx: CheckContext, resource: Resource, finding: Finding) -> FixPlan | FixOutcome:
+    """The fixer's plan, or the outcome when there is nothing to apply (not fixable, dry run, not opted in)."""
     check = ctx.check
     assert check.fixer is not None
     try:
@@ -157,6 +160,31 @@ def _fix(runtime: Runtime, ctx: CheckContext, resource: Resource,
     if plan.opt_in and plan.opt_in not in runtime.settings.fix_allow:
         return (Finding(finding.outcome, f"{finding.message} (not fixed: this fix needs fix.allow: [{plan.opt_in}])"),
                 plan.as_json(False), text)
+    return plan
+
+
+def _fix(runtime: Runtime, ctx: CheckContext, resource: Resource, finding: Finding) -> FixOutcome:
+    """Plan; then, holding this account and region's fix lock, read AWS again and apply only if still needed."""
+    planned = _plan(runtime, ctx, resource, finding)
+    if not isinstance(planned, FixPlan):
+        return planned
+    from .fixlock import fix_lock
+
+    with fix_lock(_account(ctx.target), ctx.target.region):
+        ctx.inventory.invalidate()  # another --fix may have changed this since the check read it
+        fresh = evaluate(ctx, resource)
+        if fresh.outcome is not Outcome.FAILED:
+            return (Finding(fresh.outcome, f"{fresh.message} (read again before fixing: nothing to do; another "
+                                           "--fix may have fixed it meanwhile)"), None, None)
+        again = _plan(runtime, ctx, resource, fresh)
+        if not isinstance(again, FixPlan):
+            return again
+        return _apply(runtime, ctx, resource, fresh, again)
+
+
+def _apply(runtime: Runtime, ctx: CheckContext, resource: Resource, finding: Finding, plan: FixPlan) -> FixOutcome:
+    check = ctx.check
+    text = plan.describe()
     fctx = FixContext(runtime, ctx.target, check, runtime.journal, resource)
     try:
         with ctx.inventory.mutations(runtime.journal, check.id, resource.id):

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -234,6 +235,45 @@ def test_two_fix_processes_at_once_create_nothing_twice(aws: Aws, tmp_path: Path
     reports = [json.loads((root / "report.json").read_text()) for root in roots]
     for report in reports:  # the loser of a race reports an error or a failure, never a false `fixed`/`passed`
         assert report["summary"]["fixed"] + report["summary"]["failed"] + report["summary"]["error"] > 0
+
+
+def _waiting_for(path: Path) -> bool:
+    """Whether some process is blocked on an flock of `path` (Linux's /proc/locks marks waiters with '->')."""
+    inode = os.stat(path).st_ino
+    lines = Path("/proc/locks").read_text().splitlines()
+    return any("->" in line and f":{inode} " in line for line in lines)
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux's /proc/locks to see a waiting process")
+def test_a_fix_waits_for_the_lock_and_reads_aws_again(aws: Aws, tmp_path: Path) -> None:
+    """Deterministic form of the race above: this test holds the account's fix lock while a --fix run finds the key
+    pair missing and waits; meanwhile "another run" creates it. Released, the waiting run reads AWS again and
+    creates nothing."""
+    from pytest_mlbatch.fixlock import fix_lock, lock_path
+
+    key_file = tmp_path / "ml-batch-key.pem"
+    cfg = {"version": 1, "region": "us-east-1", "key_pair": {"name": "ml-batch-key", "private_key_file": str(key_file)}}
+    (tmp_path / "mlbatch.yaml").write_text(json.dumps(cfg))
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    with fix_lock(aws.account, "us-east-1") as held:
+        assert held
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "--mlbatch", "--fix", "-p", "no:cacheprovider", "-p", "no:randomly",
+             "-k", "KEY001", "--mlbatch-json", "report.json", "-q"], cwd=tmp_path, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while not _waiting_for(lock_path(aws.account, "us-east-1")):
+            assert proc.poll() is None and time.monotonic() < deadline, "the --fix run never waited for the lock"
+            time.sleep(0.05)
+        aws.client("ec2").create_key_pair(KeyName="ml-batch-key")  # the other run's fix lands meanwhile
+    out = proc.communicate(timeout=120)[0].decode()
+    report = json.loads((tmp_path / "report.json").read_text())
+    row = next(r for r in report["results"] if r["check_id"] == "KEY001")
+    assert row["outcome"] == "passed" and "read again before fixing" in row["message"], (row, out[-2000:])
+    assert not key_file.exists()  # no key generated, nothing imported
+    assert not [e for e in journal_lines(tmp_path) if str(e.get("call", "")).startswith("ec2:")]
+    pairs = aws.client("ec2").describe_key_pairs()["KeyPairs"]
+    assert [p["KeyName"] for p in pairs] == ["ml-batch-key"]
 
 
 # -- a fix that fails halfway ---------------------------------------------------------------------------------------
