@@ -237,11 +237,12 @@ def test_two_fix_processes_at_once_create_nothing_twice(aws: Aws, tmp_path: Path
         assert report["summary"]["fixed"] + report["summary"]["failed"] + report["summary"]["error"] > 0
 
 
-def _waiting_for(path: Path) -> bool:
-    """Whether some process is blocked on an flock of `path` (Linux's /proc/locks marks waiters with '->')."""
+def _waiting_for(path: Path, pid: int) -> bool:
+    """Whether process `pid` is blocked on an flock of `path` (Linux's /proc/locks marks waiters with '->'; other
+    xdist workers' --fix runs may wait on the same account's lock too)."""
     inode = os.stat(path).st_ino
     lines = Path("/proc/locks").read_text().splitlines()
-    return any("->" in line and f":{inode} " in line for line in lines)
+    return any("->" in line and f":{inode} " in line and str(pid) in line.split() for line in lines)
 
 
 @pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux's /proc/locks to see a waiting process")
@@ -262,7 +263,7 @@ def test_a_fix_waits_for_the_lock_and_reads_aws_again(aws: Aws, tmp_path: Path) 
              "-k", "KEY001", "--mlbatch-json", "report.json", "-q"], cwd=tmp_path, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
-        while not _waiting_for(lock_path(aws.account, "us-east-1")):
+        while not _waiting_for(lock_path(aws.account, "us-east-1"), proc.pid):
             assert proc.poll() is None and time.monotonic() < deadline, "the --fix run never waited for the lock"
             time.sleep(0.05)
         aws.client("ec2").create_key_pair(KeyName="ml-batch-key")  # the other run's fix lands meanwhile
