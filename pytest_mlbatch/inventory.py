@@ -98,6 +98,23 @@ def classify(operation: str, exc: BaseException) -> AwsError:
     return AwsError(operation, "client", type(exc).__name__, str(exc)[:300])
 
 
+def _make_client(session: boto3.Session, service: str, region: str | None) -> Any:
+    """session.client(), made again if it fails the way reading os.environ fails while another thread changes it.
+
+    botocore iterates os.environ while making a client (proxy settings, via urllib's getproxies), and iterating
+    os.environ is not safe against a concurrent change: pytest's main thread sets and deletes PYTEST_CURRENT_TEST
+    around every test phase while the prefetch threads make clients, and the loser sees KeyError
+    ('PYTEST_CURRENT_TEST') or RuntimeError (dictionary changed size). A second attempt does not meet the same
+    change; a real failure fails every attempt and is reported."""
+    for attempt in range(3):
+        try:
+            return session.client(service, region_name=region, config=client_config())
+        except (KeyError, RuntimeError):
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _quietly(read: Callable[[], Any]) -> None:
     with contextlib.suppress(Exception):  # cached for the real reader, which reports it
         read()
@@ -141,7 +158,7 @@ class Inventory:
         with self._client_lock:
             found = self._clients.get(key)
             if found is None:
-                found = self.session.client(service, region_name=key[1], config=client_config())
+                found = _make_client(self.session, service, key[1])
                 found.meta.events.register("before-call", self._before_call)
                 self.guard.install(found)
                 self._clients[key] = found

@@ -139,6 +139,31 @@ def test_failures_are_cached_not_repeated(faulty: MotoMiddleware, fast_backoff: 
     assert faulty.operations().count("ec2:DescribeKeyPairs") == inv.RETRIES["total_max_attempts"]
 
 
+def test_a_client_made_while_another_thread_changes_the_environment(aws: Aws,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore iterates os.environ while it makes a client, and pytest sets and deletes PYTEST_CURRENT_TEST around
+    every test phase meanwhile: the thread making the client can see KeyError. That race is rare and cannot be
+    provoked on demand, so boto3's client() is wrapped to fail that way once, exactly as the race does; the real
+    client is made on the next attempt and the read answers from moto. A failure that persists is reported."""
+    real = boto3.Session.client
+    attempts: list[str] = []
+
+    def racing(self: boto3.Session, service: str, *args: Any, **kwargs: Any) -> Any:
+        attempts.append(service)
+        if len(attempts) == 1:
+            raise KeyError("PYTEST_CURRENT_TEST")
+        return real(self, service, *args, **kwargs)
+
+    aws.client("ec2").create_key_pair(KeyName="raced")
+    monkeypatch.setattr(boto3.Session, "client", racing)
+    found = inventory().paginate("ec2", "describe_key_pairs", "KeyPairs")
+    assert [k["KeyName"] for k in found] == ["raced"] and attempts == ["ec2", "ec2"]
+
+    monkeypatch.setattr(boto3.Session, "client", lambda *a, **k: (_ for _ in ()).throw(KeyError("GONE")))
+    with pytest.raises(AwsError, match="KeyError"):
+        inventory().paginate("ec2", "describe_key_pairs", "KeyPairs")
+
+
 # -- across the whole catalog ---------------------------------------------------------------------------------------
 def rows(report: dict[str, Any]) -> dict[str, tuple[str, str]]:
     return {result_key(r["check_id"], r.get("target"), r["resource"]): (r["outcome"], r["message"])
