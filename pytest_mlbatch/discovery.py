@@ -29,6 +29,7 @@ from typing import Any
 from . import batchinfo as bi
 from .config import JobRole
 from .inventory import AwsError, Inventory
+from .roles import get_instance_profile
 from .scope import Scope
 
 SERVICE_LINKED = "service-linked"
@@ -72,7 +73,7 @@ def _read_ahead(scope: Scope, inventory: Inventory) -> None:
         reads.append(lambda: bi.describe_compute_environments(inventory, names))
     if "instance_profile" in config and scope.instance_profile:
         name = bi.arn_name(scope.instance_profile)
-        reads.append(lambda: inventory.call("iam", "get_instance_profile", InstanceProfileName=name))
+        reads.append(lambda: get_instance_profile(inventory, name))
     if "subnet_ids" in config and scope.subnet_ids:
         subnets = sorted(scope.subnet_ids)
         reads.append(lambda: describe_subnets(inventory, subnets))
@@ -224,16 +225,12 @@ def _instance_role(scope: Scope, inventory: Inventory) -> None:
     profile = scope.instance_profile
     if not profile:
         return
-    try:
-        doc = inventory.call("iam", "get_instance_profile", InstanceProfileName=bi.arn_name(profile))
-    except AwsError as exc:
-        if exc.code == "NoSuchEntity":
-            scope.problems.append(("instance_profile", f"instance profile {profile} "
-                                   f"({scope.sources.get('instance_profile', '')}) does not exist, so its role "
-                                   "cannot be discovered", "failed"))
-            return
-        raise
-    ip = doc.get("InstanceProfile", {})
+    ip = get_instance_profile(inventory, bi.arn_name(profile))
+    if ip is None:
+        scope.problems.append(("instance_profile", f"instance profile {profile} "
+                               f"({scope.sources.get('instance_profile', '')}) does not exist, so its role "
+                               "cannot be discovered", "failed"))
+        return
     scope.discovered["instance_profile"] = ip
     roles = ip.get("Roles", [])
     if not roles:

@@ -173,9 +173,11 @@ def _fix(runtime: Runtime, ctx: CheckContext, resource: Resource, finding: Findi
     with fix_lock(_account(ctx.target), ctx.target.region):
         ctx.inventory.invalidate()  # another --fix may have changed this since the check read it
         fresh = evaluate(ctx, resource)
-        if fresh.outcome is not Outcome.FAILED:
+        if fresh.outcome is Outcome.PASSED:
             return (Finding(fresh.outcome, f"{fresh.message} (read again before fixing: nothing to do; another "
                                            "--fix may have fixed it meanwhile)"), None, None)
+        if fresh.outcome is not Outcome.FAILED:  # could not tell any more (error) or no longer applies (skipped)
+            return Finding(fresh.outcome, f"{fresh.message} (read again before fixing)"), None, None
         again = _plan(runtime, ctx, resource, fresh)
         if not isinstance(again, FixPlan):
             return again

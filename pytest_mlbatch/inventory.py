@@ -106,13 +106,10 @@ def _make_client(session: boto3.Session, service: str, region: str | None) -> An
     around every test phase while the prefetch threads make clients, and the loser sees KeyError
     ('PYTEST_CURRENT_TEST') or RuntimeError (dictionary changed size). A second attempt does not meet the same
     change; a real failure fails every attempt and is reported."""
-    for attempt in range(3):
-        try:
+    for _ in range(2):
+        with contextlib.suppress(KeyError, RuntimeError):
             return session.client(service, region_name=region, config=client_config())
-        except (KeyError, RuntimeError):
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    return session.client(service, region_name=region, config=client_config())
 
 
 def _quietly(read: Callable[[], Any]) -> None:
@@ -266,8 +263,7 @@ class Inventory:
         with self._lock:
             pending = [f for f in self._cache.values() if not f.done()]
         for fut in pending:  # reads still in flight (read-ahead) travel too, or a worker would make them again
-            with contextlib.suppress(BaseException):
-                fut.result()
+            fut.exception()  # waits; a failure travels as the answer
         with self._lock:
             done = [(k, f) for k, f in self._cache.items() if f.done()]
         for key, fut in done:

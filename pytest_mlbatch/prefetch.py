@@ -121,7 +121,7 @@ def _spread(items: list[MlbatchItem]) -> list[MlbatchItem]:
         n = rank.get(item.check.id, 0)
         rank[item.check.id] = n + 1
         keyed.append((n, index, item))
-    return [item for _, _, item in sorted(keyed, key=lambda k: (k[0], k[1]))]
+    return [item for _, _, item in sorted(keyed, key=lambda k: k[:2])]
 
 
 HINTS_KEY = "mlbatch/prefetch"

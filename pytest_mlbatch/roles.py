@@ -55,15 +55,20 @@ def is_not_found(exc: AwsError) -> bool:
     return exc.code in ("NoSuchEntity", "NoSuchEntityException")
 
 
-def get_role(inv: Inventory, name: str) -> dict[str, Any] | None:
-    """GetRole by name (cached); None when the role does not exist. Other failures raise AwsError."""
+def _get(inv: Inventory, method: str, result: str, **params: str) -> dict[str, Any] | None:
+    """One IAM Get* call (cached); None when the entity does not exist. Other failures raise AwsError."""
     try:
-        role: dict[str, Any] = inv.call("iam", "get_role", RoleName=name)["Role"]
+        found: dict[str, Any] = inv.call("iam", method, **params)[result]
     except AwsError as exc:
         if is_not_found(exc):
             return None
         raise
-    return role
+    return found
+
+
+def get_role(inv: Inventory, name: str) -> dict[str, Any] | None:
+    """GetRole by name; None when the role does not exist."""
+    return _get(inv, "get_role", "Role", RoleName=name)
 
 
 def service_linked_role(inv: Inventory, service: str = BATCH_SERVICE) -> dict[str, Any] | None:
@@ -93,13 +98,8 @@ def parse_profile(value: str) -> ProfileRef:
 
 
 def get_instance_profile(inv: Inventory, name: str) -> dict[str, Any] | None:
-    try:
-        profile: dict[str, Any] = inv.call("iam", "get_instance_profile", InstanceProfileName=name)["InstanceProfile"]
-    except AwsError as exc:
-        if is_not_found(exc):
-            return None
-        raise
-    return profile
+    """GetInstanceProfile by name; None when the profile does not exist."""
+    return _get(inv, "get_instance_profile", "InstanceProfile", InstanceProfileName=name)
 
 
 @dataclass(frozen=True)
