@@ -7,14 +7,14 @@ import json
 from importlib import resources
 from typing import Any
 
-from pytest_mlbatch import batchinfo as bi
+from pytest_mlbatch.analysis.fit import MEMORY_RULE, Capacity, Verdict, ec2_fit, fargate_fit
+from pytest_mlbatch.aws import batchinfo as bi
+from pytest_mlbatch.aws.inventory import AwsError
 from pytest_mlbatch.config import JobSize
-from pytest_mlbatch.context import CheckContext
-from pytest_mlbatch.fit import MEMORY_RULE, Capacity, Verdict, ec2_fit, fargate_fit
-from pytest_mlbatch.inventory import AwsError
-from pytest_mlbatch.model import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
-from pytest_mlbatch.registry import check
-from pytest_mlbatch.resources import discovery_problems
+from pytest_mlbatch.engine.context import CheckContext
+from pytest_mlbatch.engine.registry import check
+from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
+from pytest_mlbatch.model.resources import discovery_problems
 
 
 # -- shared helpers ----------------------------------------------------------------------------------------------

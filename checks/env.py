@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import functools
 
-from pytest_mlbatch.context import CheckContext
-from pytest_mlbatch.inventory import AwsError
-from pytest_mlbatch.model import Finding, NotEvaluable, Resource, failed, passed
-from pytest_mlbatch.registry import check
+from pytest_mlbatch.aws.inventory import AwsError
+from pytest_mlbatch.engine.context import CheckContext
+from pytest_mlbatch.engine.registry import check
+from pytest_mlbatch.findings import Finding, NotEvaluable, Resource, failed, passed
 
 
 @check(

@@ -7,12 +7,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_mlbatch import batchinfo, policy, roles
-from pytest_mlbatch.context import CheckContext, FixContext
-from pytest_mlbatch.inventory import AwsError
-from pytest_mlbatch.model import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
-from pytest_mlbatch.policy import Request
-from pytest_mlbatch.registry import FixPlan, NotFixable, check
+from pytest_mlbatch.analysis import policy
+from pytest_mlbatch.analysis.policy import Request
+from pytest_mlbatch.aws import batchinfo, principals, roles
+from pytest_mlbatch.aws.inventory import AwsError
+from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
+from pytest_mlbatch.engine.registry import check
+from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
 
 READ_ROLE = ["iam:GetRole", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:GetRolePolicy",
              "iam:GetPolicy", "iam:GetPolicyVersion", "iam:SimulatePrincipalPolicy"]
@@ -25,7 +26,7 @@ JOB_ROLE_POLICY = "pytest-mlbatch-job-role"
 
 # -- helpers -----------------------------------------------------------------------------------------------
 def managed_arn(ctx: CheckContext, name: str) -> str:
-    return f"arn:{policy.caller_partition(ctx)}:iam::aws:policy/{name}"
+    return f"arn:{principals.caller_partition(ctx.target)}:iam::aws:policy/{name}"
 
 
 def _ref(value: str) -> roles.RoleRef:
@@ -67,14 +68,14 @@ def trusted_role(ctx: CheckContext, value: str, service: str) -> tuple[roles.Rol
     return require_trust(found, service) or (ref, found)
 
 
-def principal_for(role: dict[str, Any]) -> policy.Principal:
-    return policy.role_principal(role)
+def principal_for(role: dict[str, Any]) -> principals.Principal:
+    return principals.role_principal(role)
 
 
 def judge(ctx: CheckContext, role: dict[str, Any], requests: Sequence[Request], what: str,
           extra: str = "") -> Finding:
     """Run the shared evaluator on a role and turn the decisions into a finding (unknown -> error)."""
-    decisions = policy.decide(ctx.inventory, principal_for(role), requests)
+    decisions = principals.decide(ctx.inventory, principal_for(role), requests)
     summary = policy.summarize(decisions, what)
     if summary.outcome == "failed":
         return failed(summary.message)
@@ -86,10 +87,10 @@ def judge(ctx: CheckContext, role: dict[str, Any], requests: Sequence[Request], 
 def reference(ctx: CheckContext, name: str) -> tuple[str, list[Request]]:
     arn = managed_arn(ctx, name)
     try:
-        version, document = policy.managed_policy(ctx.inventory, arn)
+        version, document = principals.managed_policy(ctx.inventory, arn)
     except AwsError as exc:
         raise NotEvaluable(f"cannot read the reference policy {arn}: {exc}") from None
-    china = policy.caller_partition(ctx) == "aws-cn"
+    china = principals.caller_partition(ctx.target) == "aws-cn"
     requests = [Request(r.action, policy.concrete(r.resource, ctx.region, ctx.account), r.context)
                 for r in policy.reference_requests(document)
                 # a context value of the other partition (ec2.amazonaws.com.cn outside China) never occurs here
@@ -311,7 +312,7 @@ def create_instance_profile(ctx: CheckContext, res: Resource, finding: Finding) 
 # -- IAM004 ------------------------------------------------------------------------------------------------
 def ecr_repository_arn(uri: str | None, partition: str) -> str | None:
     """arn:...:ecr:REGION:ACCOUNT:repository/NAME for an ECR image URI, else None."""
-    from pytest_mlbatch.checks.img_pull import parse_ecr
+    from .img_pull import parse_ecr
 
     parsed = parse_ecr(uri) if uri else None
     if parsed is None:
@@ -368,7 +369,7 @@ def execution_role(ctx: CheckContext, res: Resource) -> Finding:
     if isinstance(trusted, Finding):
         return trusted
     ref, found = trusted
-    partition = policy.caller_partition(ctx)
+    partition = principals.caller_partition(ctx.target)
     repo = ecr_repository_arn(ctx.scope.image_uri, partition)
     requests = [Request("ecr:GetAuthorizationToken")]
     requests += [Request(a, repo or "*") for a in ECR_PULL]
@@ -427,7 +428,7 @@ def create_job_role(ctx: CheckContext, res: Resource, finding: Finding) -> FixPl
 
 
 # -- IAM006 ------------------------------------------------------------------------------------------------
-def caller_principal(ctx: CheckContext) -> policy.Principal | Finding:
+def caller_principal(ctx: CheckContext) -> principals.Principal | Finding:
     """The STS identity as a principal whose policies can be read; a finding for the root user."""
     arn = str(ctx.target.identity()["Arn"])
     parts = arn.split(":", 5)
@@ -446,13 +447,13 @@ def caller_principal(ctx: CheckContext) -> policy.Principal | Finding:
                 raise NotEvaluable(f"the caller {arn} is not an IAM user of this account (iam:GetUser: "
                                    f"{exc.code}); its permissions cannot be evaluated") from None
             raise
-        return policy.user_principal(user)
+        return principals.user_principal(user)
     if service == "sts" and rest.startswith("assumed-role/"):
         role_name = rest.split("/")[1]
         role = roles.get_role(ctx.inventory, role_name)
         if role is None:
             raise NotEvaluable(f"the caller {arn} assumed role {role_name}, which GetRole does not find")
-        principal = policy.role_principal(role)
+        principal = principals.role_principal(role)
         principal.notes.append("session policies, if any, are not visible")
         return principal
     raise NotEvaluable(f"the caller {arn} is neither an IAM user nor an assumed role: its permissions cannot be "
@@ -497,7 +498,7 @@ def can_submit(ctx: CheckContext, res: Resource) -> Finding:
     principal = caller_principal(ctx)
     if isinstance(principal, Finding):
         return principal
-    partition = policy.caller_partition(ctx)
+    partition = principals.caller_partition(ctx.target)
     requests: list[Request] = []
     if ctx.scope.job_queue:
         queue = batchinfo.job_queue(ctx)
@@ -511,7 +512,7 @@ def can_submit(ctx: CheckContext, res: Resource) -> Finding:
     requests += [Request("iam:PassRole", arn) for arn in passed_roles(ctx, jd)]
     if not requests:
         raise NotApplicable("nothing to submit to")
-    decisions = policy.decide(ctx.inventory, principal, requests)
+    decisions = principals.decide(ctx.inventory, principal, requests)
     note = f" ({'; '.join(principal.notes)})" if principal.notes else ""
     summary = policy.summarize(decisions, f"caller {principal.arn}{note}")
     if summary.outcome == "failed":

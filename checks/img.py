@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from pytest_mlbatch import batchinfo, dockerops
-from pytest_mlbatch.context import CheckContext, FixContext
-from pytest_mlbatch.imageref import ImageRef, ImageRefError, parse
-from pytest_mlbatch.inventory import AwsError
-from pytest_mlbatch.model import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
+from pytest_mlbatch import dockerops
+from pytest_mlbatch.analysis.imageref import ImageRef, ImageRefError, parse
+from pytest_mlbatch.aws import batchinfo
+from pytest_mlbatch.aws.inventory import AwsError
+from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
+from pytest_mlbatch.engine.registry import check
+from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
 from pytest_mlbatch.oci import Credentials, Manifest, Platform, RegistryClient, RegistryError
-from pytest_mlbatch.registry import FixPlan, NotFixable, check
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_mlbatch import batchinfo, imageref, policy, roles
-from pytest_mlbatch.context import CheckContext
-from pytest_mlbatch.inventory import AwsError
-from pytest_mlbatch.model import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
-from pytest_mlbatch.policy import Decision, Document, Request
-from pytest_mlbatch.registry import check
+from pytest_mlbatch.analysis import imageref, policy
+from pytest_mlbatch.analysis.policy import Decision, Document, Request
+from pytest_mlbatch.aws import batchinfo, principals, roles
+from pytest_mlbatch.aws.inventory import AwsError
+from pytest_mlbatch.engine.context import CheckContext
+from pytest_mlbatch.engine.registry import check
+from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
 
 PULL_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
 
@@ -103,11 +104,11 @@ def pull_permissions(ctx: CheckContext, res: Resource) -> Finding:
     role = roles.get_role(ctx.inventory, name)
     if role is None:
         raise NotApplicable(f"the {why} {name} does not exist (see IAM002/IAM004)")
-    partition = policy.caller_partition(ctx)
+    partition = principals.caller_partition(ctx.target)
     repo_arn = f"arn:{partition}:ecr:{region}:{account}:repository/{repo}"
     requests = [Request("ecr:GetAuthorizationToken")] + [Request(a, repo_arn) for a in PULL_ACTIONS]
-    principal = policy.role_principal(role)
-    decisions = policy.decide(ctx.inventory, principal, requests)
+    principal = principals.role_principal(role)
+    decisions = principals.decide(ctx.inventory, principal, requests)
     cross = bool(ctx.account) and account != ctx.account
     if cross or any(d.verdict == "denied" and d.statement is None for d in decisions[1:]):
         decisions = _with_repository_policy(ctx, decisions, role, account, region, repo, cross)
@@ -125,12 +126,12 @@ def _with_repository_policy(ctx: CheckContext, decisions: list[Decision], role: 
     repository policy must grant the pull actions as well as the role's own policies."""
     doc = repository_policy(ctx, account, region, repo, cross)
     docs = [Document(f"repository policy of {repo} ({account})", doc)] if doc else []
-    principals = [str(role["Arn"]), str(role.get("RoleId", "")), str(ctx.account or ""),
-                  f"arn:{policy.caller_partition(ctx)}:iam::{ctx.account}:root"]
+    who = [str(role["Arn"]), str(role.get("RoleId", "")), str(ctx.account or ""),
+           f"arn:{principals.caller_partition(ctx.target)}:iam::{ctx.account}:root"]
     method = "repository policy"
     out = [decisions[0]]
     for d in decisions[1:]:
-        r = policy.evaluate(docs, d.request, principals=principals, method=method)
+        r = policy.evaluate(docs, d.request, principals=who, method=method)
         if not docs:
             r = Decision(d.request, "denied", method, None, f"repository {repo} in account {account} has no "
                                                               "repository policy" + (" granting this account"

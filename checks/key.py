@@ -5,10 +5,10 @@ from __future__ import annotations
 import stat
 from typing import Any
 
-from pytest_mlbatch import keys
-from pytest_mlbatch.context import CheckContext, FixContext
-from pytest_mlbatch.model import Finding, NotApplicable, Resource, failed, passed
-from pytest_mlbatch.registry import FixPlan, NotFixable, check
+from pytest_mlbatch.analysis import keys
+from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
+from pytest_mlbatch.engine.registry import check
+from pytest_mlbatch.findings import Finding, NotApplicable, Resource, failed, passed
 
 
 def key_pairs(ctx: CheckContext) -> dict[str, dict[str, Any]]:

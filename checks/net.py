@@ -6,12 +6,13 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from pytest_mlbatch import batchinfo, netpath
-from pytest_mlbatch.context import CheckContext, FixContext
-from pytest_mlbatch.discovery import describe_subnets
-from pytest_mlbatch.model import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
-from pytest_mlbatch.netpath import DEFAULT_V4, NetData, PublicIps
-from pytest_mlbatch.registry import FixPlan, NotFixable, check
+from pytest_mlbatch.analysis import netpath
+from pytest_mlbatch.analysis.netpath import DEFAULT_V4, NetData, PublicIps
+from pytest_mlbatch.aws import batchinfo
+from pytest_mlbatch.aws.discovery import describe_subnets
+from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
+from pytest_mlbatch.engine.registry import check
+from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
 
 # us-east-1 list prices (other regions differ): NAT gateway hourly charge and data processing, public IPv4 address.
 NAT_HOURLY_USD = 0.045

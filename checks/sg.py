@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_mlbatch import secgroups
+from pytest_mlbatch.analysis import secgroups
+from pytest_mlbatch.analysis.netpath import DEFAULT_V4
 from pytest_mlbatch.config import Rule
-from pytest_mlbatch.context import CheckContext, FixContext
-from pytest_mlbatch.model import Finding, NotApplicable, Resource, failed, passed
-from pytest_mlbatch.netpath import DEFAULT_V4
-from pytest_mlbatch.registry import FixPlan, NotFixable, check
+from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
+from pytest_mlbatch.engine.registry import check
+from pytest_mlbatch.findings import Finding, NotApplicable, Resource, failed, passed
 
 from .net import analyze, network
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .oci import Credentials
+from pytest_mlbatch.oci import Credentials
 
 
 class DockerOpError(Exception):

@@ -31,7 +31,7 @@ def _policy(sid: str, actions: list[str]) -> dict[str, Any]:
 
 def derive() -> tuple[dict[str, Any], dict[str, Any], dict[str, list[str]]]:
     """(read-only policy, fix policy, {action: [check ids that need it]})."""
-    from pytest_mlbatch.registry import load_checks
+    from pytest_mlbatch.engine.registry import load_checks
 
     readonly: dict[str, set[str]] = {a: {"(run)"} for a in ALWAYS}
     fix: dict[str, set[str]] = {}

@@ -31,7 +31,7 @@ class Call:
 
     @property
     def mutating(self) -> bool:
-        from pytest_mlbatch.guard import is_read
+        from pytest_mlbatch.aws.guard import is_read
 
         return not is_read(self.operation.split(":", 1)[1])
 
@@ -116,7 +116,7 @@ class Audit:
             return
         from botocore.client import BaseClient
 
-        from pytest_mlbatch.guard import Guard
+        from pytest_mlbatch.aws.guard import Guard
 
         audit = self
         original_call = BaseClient._make_api_call

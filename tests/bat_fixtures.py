@@ -153,10 +153,10 @@ def run_check(check_id: str, config: dict[str, Any], rootdir: Any, resource: str
               runtime: Any = None) -> Any:
     """Run one check on one resource in this process (real moto), the way an item does; returns the ItemResult."""
     from pytest_mlbatch import config as cfg
-    from pytest_mlbatch.engine import run
-    from pytest_mlbatch.registry import REGISTRY
-    from pytest_mlbatch.resources import resources_for
-    from pytest_mlbatch.runtime import Runtime
+    from pytest_mlbatch.engine.registry import REGISTRY
+    from pytest_mlbatch.engine.runner import run
+    from pytest_mlbatch.engine.runtime import Runtime
+    from pytest_mlbatch.model.resources import resources_for
 
     if runtime is None:
         runtime = Runtime(cfg.build("(test)", config), rootdir)
@@ -171,7 +171,7 @@ def run_check(check_id: str, config: dict[str, Any], rootdir: Any, resource: str
 
 def runtime_for(config: dict[str, Any], rootdir: Any) -> Any:
     from pytest_mlbatch import config as cfg
-    from pytest_mlbatch.runtime import Runtime
+    from pytest_mlbatch.engine.runtime import Runtime
 
     return Runtime(cfg.build("(test)", config), rootdir)
 

@@ -31,7 +31,7 @@ from audit import AUDIT  # noqa: E402
 from backends import REGION, Aws, start_dockerd, start_registry  # noqa: E402
 
 import pytest_mlbatch  # noqa: E402
-from pytest_mlbatch.registry import load_checks  # noqa: E402
+from pytest_mlbatch.engine.registry import load_checks  # noqa: E402
 
 # Import every module of the plugin now, so pytester's in-process runs (which drop modules they import)
 # always see the same classes and the same registry.
@@ -69,7 +69,7 @@ def _preload_moto() -> None:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    from pytest_mlbatch.motoserver import MotoServer
+    from pytest_mlbatch.sandbox.motoserver import MotoServer
 
     _preload_moto()
     server = MotoServer().start()

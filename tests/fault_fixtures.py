@@ -9,8 +9,8 @@ import pytest
 from faults import CallLog, result_key
 from wsgi_backend import MotoMiddleware
 
-from pytest_mlbatch import engine
-from pytest_mlbatch.inventory import AwsError, Inventory
+from pytest_mlbatch.aws.inventory import AwsError, Inventory
+from pytest_mlbatch.engine import runner as engine
 
 
 @pytest.fixture(scope="session")

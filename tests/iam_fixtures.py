@@ -8,9 +8,10 @@ from typing import Any
 
 from backends import ACCOUNT, REGION, Aws
 
-from pytest_mlbatch import config, engine
-from pytest_mlbatch.resources import resources_for
-from pytest_mlbatch.runtime import Runtime
+from pytest_mlbatch import config
+from pytest_mlbatch.engine import runner as engine
+from pytest_mlbatch.engine.runtime import Runtime
+from pytest_mlbatch.model.resources import resources_for
 
 MANAGED = {
     "batch": "arn:aws:iam::aws:policy/service-role/AWSBatchServiceRole",

@@ -11,12 +11,12 @@ from typing import Any
 from backends import REGION, Aws
 
 from pytest_mlbatch import config as cfg
-from pytest_mlbatch import engine
-from pytest_mlbatch.engine import ItemResult
-from pytest_mlbatch.inventory import Inventory
-from pytest_mlbatch.netpath import INTERFACE_SERVICES
-from pytest_mlbatch.resources import resources_for
-from pytest_mlbatch.runtime import Runtime
+from pytest_mlbatch.analysis.netpath import INTERFACE_SERVICES
+from pytest_mlbatch.aws.inventory import Inventory
+from pytest_mlbatch.engine import runner as engine
+from pytest_mlbatch.engine.runner import ItemResult
+from pytest_mlbatch.engine.runtime import Runtime
+from pytest_mlbatch.model.resources import resources_for
 
 _SESSION: list[Any] = []
 

@@ -1,13 +1,13 @@
-"""Resource fit (pytest_mlbatch/fit.py) on instance-type documents as DescribeInstanceTypes returns them."""
+"""Resource fit (pytest_mlbatch/analysis/fit.py) on instance-type documents as DescribeInstanceTypes returns them."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_mlbatch import batchinfo as bi
+from pytest_mlbatch.analysis.fit import FARGATE_SIZES, Capacity, ec2_fit, fargate_fit, usable_memory
+from pytest_mlbatch.aws import batchinfo as bi
 from pytest_mlbatch.config import JobSize
-from pytest_mlbatch.fit import FARGATE_SIZES, Capacity, ec2_fit, fargate_fit, usable_memory
 
 
 def info(name: str, vcpus: int, memory: int, gpus: int = 0) -> dict:

@@ -103,7 +103,7 @@ def test_unreadable_file_is_an_error(aws: Aws, tmp_path: Path, text: str, reason
 
 
 def test_named_and_file_job_definitions_are_both_checked(aws: Aws, tmp_path: Path) -> None:
-    from pytest_mlbatch.resources import resources_for
+    from pytest_mlbatch.model.resources import resources_for
 
     (tmp_path / "jobdef.json").write_text(json.dumps(GOOD))
     runtime = runtime_for(base_config(job_definition="ml-train", job_definition_file="jobdef.json"), tmp_path)

@@ -19,9 +19,9 @@ from bat_fixtures import (
     world_env,
 )
 
-from pytest_mlbatch import discovery
+from pytest_mlbatch.aws import discovery
 from pytest_mlbatch.config import JobRole, JobSize
-from pytest_mlbatch.registry import REGISTRY
+from pytest_mlbatch.engine.registry import REGISTRY
 
 QJ = base_config(job_queue="ml-queue", job_definition="ml-train")
 # Kinds that a queue and a job definition are enough to find (docker and a declared group never come from AWS).

@@ -20,9 +20,9 @@ from backends import REGION, Aws
 from faults import OUTSIDE, CallLog, result_key, seed_catalog_scenario, uncovered
 from wsgi_backend import WIRE, Fault, MotoMiddleware, error_response, identify
 
-from pytest_mlbatch import inventory as inv
-from pytest_mlbatch.inventory import AwsError, Inventory
-from pytest_mlbatch.registry import load_checks
+from pytest_mlbatch.aws import inventory as inv
+from pytest_mlbatch.aws.inventory import AwsError, Inventory
+from pytest_mlbatch.engine.registry import load_checks
 
 pytest_plugins = ["fault_fixtures"]
 

@@ -26,8 +26,8 @@ from backends import ACCOUNT, Aws
 from faults import seed_catalog_scenario, uncovered
 from wsgi_backend import Fault, MotoMiddleware
 
-from pytest_mlbatch.guard import Guard, is_allowed_write, is_read
-from pytest_mlbatch.registry import load_checks
+from pytest_mlbatch.aws.guard import Guard, is_allowed_write, is_read
+from pytest_mlbatch.engine.registry import load_checks
 
 pytest_plugins = ["fault_fixtures"]
 
@@ -250,7 +250,7 @@ def test_a_fix_waits_for_the_lock_and_reads_aws_again(aws: Aws, tmp_path: Path) 
     """Deterministic form of the race above: this test holds the account's fix lock while a --fix run finds the key
     pair missing and waits; meanwhile "another run" creates it. Released, the waiting run reads AWS again and
     creates nothing."""
-    from pytest_mlbatch.fixlock import fix_lock, lock_path
+    from pytest_mlbatch.engine.fixlock import fix_lock, lock_path
 
     key_file = tmp_path / "ml-batch-key.pem"
     cfg = {"version": 1, "region": "us-east-1", "key_pair": {"name": "ml-batch-key", "private_key_file": str(key_file)}}

@@ -2,10 +2,10 @@
 
 - the config loader: random documents, random text (YAML, TOML, JSON), and mutations of a valid full config give
   a valid config or a ConfigError naming the key path — never another exception;
-- image references (pytest_mlbatch.imageref, when present): parse or ImageRefError, and what parses round-trips;
+- image references (analysis.imageref): parse or ImageRefError, and what parses round-trips;
 - job definition documents: every check that runs on a job definition answers (passed, failed, error with a
   reason) on any document, never with an internal error;
-- IAM policy documents (pytest_mlbatch.policy, when present): the evaluator never crashes, never allows on a
+- IAM policy documents (pytest_mlbatch.analysis.policy, when present): the evaluator never crashes, never allows on a
   document without an applicable Allow, and answers unknown where a condition could change the answer.
 Example counts are modest so the suite stays fast.
 """
@@ -183,7 +183,7 @@ REF_CHARS = st.sampled_from([*"abcz09._-/:@ABZ", "sha256:" + "a" * 64, ".dkr.ecr
 @FAST
 @given(st.one_of(st.text(max_size=60), st.lists(REF_CHARS, max_size=12).map("".join)))
 def test_image_references_parse_or_say_why(text: str) -> None:
-    imageref = pytest.importorskip("pytest_mlbatch.imageref")
+    imageref = pytest.importorskip("pytest_mlbatch.analysis.imageref")
     try:
         ref = imageref.parse(text)
     except imageref.ImageRefError as exc:
@@ -227,7 +227,7 @@ policy_documents = st.one_of(
 @given(policy_documents, st.sampled_from(["s3:GetObject", "ecr:GetAuthorizationToken", "iam:PassRole"]),
        st.sampled_from(["*", "arn:aws:s3:::ml-data/x", "arn:aws:iam::123456789012:role/r"]))
 def test_policy_evaluator_never_crashes(doc: Any, action: str, resource: str) -> None:
-    policy = pytest.importorskip("pytest_mlbatch.policy")
+    policy = pytest.importorskip("pytest_mlbatch.analysis.policy")
     try:
         parsed = policy.parse_document(doc if isinstance(doc, dict) else json.dumps(doc))
     except ValueError:
@@ -249,7 +249,7 @@ def test_policy_evaluator_never_crashes(doc: Any, action: str, resource: str) ->
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from(["StringEquals", "StringLike", "IpAddress", "Bogus", "ForAllValues:StringLike"]))
 def test_conditions_make_an_allow_unknown(operator: str) -> None:
-    policy = pytest.importorskip("pytest_mlbatch.policy")
+    policy = pytest.importorskip("pytest_mlbatch.analysis.policy")
     doc = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*",
          "Condition": {operator: {"aws:SourceIp": "203.0.113.0/24"}}}]}
@@ -278,7 +278,7 @@ job_definitions = st.one_of(
 
 
 def _job_definition_checks() -> list[Any]:
-    from pytest_mlbatch.registry import load_checks
+    from pytest_mlbatch.engine.registry import load_checks
 
     return [c for c in load_checks() if c.resource_kind in ("job_definition", "job")]
 
@@ -294,9 +294,9 @@ def jd_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_job_definition_documents_never_crash_a_check(jd_root: Path, doc: Any, suffix: str) -> None:
     """Every check on a job definition, given a local job definition file with random content (no AWS: the
     endpoint refuses connections, so AWS reads become `error`): never an internal error."""
-    from pytest_mlbatch import engine
-    from pytest_mlbatch.resources import resources_for
-    from pytest_mlbatch.runtime import Runtime
+    from pytest_mlbatch.engine import runner as engine
+    from pytest_mlbatch.engine.runtime import Runtime
+    from pytest_mlbatch.model.resources import resources_for
 
     checks = _job_definition_checks()
     if not checks:

@@ -15,7 +15,7 @@ import pytest
 from backends import Aws
 from report_helpers import validate_report
 
-from pytest_mlbatch import keys
+from pytest_mlbatch.analysis import keys
 
 KEY = {"name": "ml-batch-key", "private_key_file": "keys/ml.pem"}
 OTHER_ACCOUNT = "210987654321"

@@ -357,9 +357,10 @@ def test_check_answered_by_simulate_principal_policy(tmp_path: Path, aws: Aws) -
     STS still answers from moto."""
     from botocore.stub import Stubber
 
-    from pytest_mlbatch import config, engine
-    from pytest_mlbatch.model import Resource
-    from pytest_mlbatch.runtime import Runtime
+    from pytest_mlbatch import config
+    from pytest_mlbatch.engine import runner as engine
+    from pytest_mlbatch.engine.runtime import Runtime
+    from pytest_mlbatch.findings import Resource
 
     runtime = Runtime(config.build("test", base_config(instance_role="ecsInstanceRole")), tmp_path)
     target = runtime.targets[0]
@@ -439,9 +440,10 @@ def test_root_caller_may_submit(tmp_path: Path, aws: Aws) -> None:
     against STS's model)."""
     from botocore.stub import Stubber
 
-    from pytest_mlbatch import config, engine
-    from pytest_mlbatch.model import Resource
-    from pytest_mlbatch.runtime import Runtime
+    from pytest_mlbatch import config
+    from pytest_mlbatch.engine import runner as engine
+    from pytest_mlbatch.engine.runtime import Runtime
+    from pytest_mlbatch.findings import Resource
 
     runtime = Runtime(config.build("test", submit_config()), tmp_path)
     target = runtime.targets[0]

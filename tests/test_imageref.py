@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_mlbatch.imageref import ImageRefError, is_digest, parse
+from pytest_mlbatch.analysis.imageref import ImageRefError, is_digest, parse
 
 DIGEST = "sha256:" + "ab" * 32
 

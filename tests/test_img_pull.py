@@ -14,9 +14,10 @@ from botocore.stub import Stubber
 from iam_fixtures import IMAGE, base_config, batch_setup, make_role, policy_doc, run_check
 from pytest_mlbatch.checks.img_pull import parse_ecr
 
-from pytest_mlbatch import config, engine
-from pytest_mlbatch.model import Resource
-from pytest_mlbatch.runtime import Runtime
+from pytest_mlbatch import config
+from pytest_mlbatch.engine import runner as engine
+from pytest_mlbatch.engine.runtime import Runtime
+from pytest_mlbatch.findings import Resource
 
 OTHER = "210987654321"
 OTHER_IMAGE = f"{OTHER}.dkr.ecr.{REGION}.amazonaws.com/shared/mlmodel:1.0"

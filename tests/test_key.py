@@ -10,7 +10,7 @@ import pytest
 from backends import Aws
 from cryptography.hazmat.primitives import serialization
 
-from pytest_mlbatch import keys
+from pytest_mlbatch.analysis import keys
 
 
 def config(tmp_file: str, name: str = "ml-batch-key") -> dict:

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from pytest_mlbatch.guard import is_read
-from pytest_mlbatch.registry import PERMISSION_RE, load_checks
+from pytest_mlbatch.aws.guard import is_read
+from pytest_mlbatch.engine.registry import PERMISSION_RE, load_checks
 
 ROOT = Path(__file__).resolve().parent.parent
 

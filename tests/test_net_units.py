@@ -7,9 +7,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_mlbatch import secgroups
-from pytest_mlbatch.config import Rule
-from pytest_mlbatch.netpath import (
+from pytest_mlbatch.analysis import secgroups
+from pytest_mlbatch.analysis.netpath import (
     NetData,
     PublicIps,
     acl_allows,
@@ -19,6 +18,7 @@ from pytest_mlbatch.netpath import (
     route_target,
     service_of,
 )
+from pytest_mlbatch.config import Rule
 
 
 def entry(n: int, action: str, *, egress: bool, proto: str = "6", ports: tuple[int, int] | None = None,

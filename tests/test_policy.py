@@ -12,9 +12,10 @@ from botocore.stub import Stubber
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_mlbatch import policy, roles
-from pytest_mlbatch.inventory import Inventory
-from pytest_mlbatch.policy import Document, Request
+from pytest_mlbatch.analysis import policy
+from pytest_mlbatch.analysis.policy import Document, Request
+from pytest_mlbatch.aws import principals, roles
+from pytest_mlbatch.aws.inventory import Inventory
 
 BUCKET = "arn:aws:s3:::ml-data"
 
@@ -239,7 +240,7 @@ def result(action: str, decision: str, **extra: Any) -> dict[str, Any]:
 
 def test_simulation_answers_and_is_named() -> None:
     inv, stub = stubbed_inventory()
-    principal = policy.Principal("role", "ecsInstanceRole", ROLE_ARN)
+    principal = principals.Principal("role", "ecsInstanceRole", ROLE_ARN)
     stub.add_response("simulate_principal_policy", {"EvaluationResults": [
         result("ecs:RegisterContainerInstance", "allowed", MatchedStatements=[
             {"SourcePolicyId": "AmazonEC2ContainerServiceforEC2Role", "SourcePolicyType": "aws-managed"}]),
@@ -251,9 +252,9 @@ def test_simulation_answers_and_is_named() -> None:
         ["ecs:RegisterContainerInstance", "ecr:GetAuthorizationToken", "logs:PutLogEvents", "s3:GetObject"])})
     requests = [Request(a) for a in ("ecs:RegisterContainerInstance", "ecr:GetAuthorizationToken",
                                      "logs:PutLogEvents", "s3:GetObject")]
-    decisions = policy.decide(inv, principal, requests)
+    decisions = principals.decide(inv, principal, requests)
     assert [d.verdict for d in decisions] == ["allowed", "denied", "denied", "unknown"]
-    assert {d.method for d in decisions} == {policy.SIMULATION}
+    assert {d.method for d in decisions} == {principals.SIMULATION}
     assert decisions[0].statement == "aws-managed AmazonEC2ContainerServiceforEC2Role"
     assert decisions[2].reason == "explicit deny"
     assert "aws:SourceVpc" in decisions[3].reason
@@ -263,7 +264,7 @@ def test_simulation_answers_and_is_named() -> None:
 
 def test_simulation_sends_resource_and_context() -> None:
     inv, stub = stubbed_inventory()
-    principal = policy.Principal("role", "r", ROLE_ARN)
+    principal = principals.Principal("role", "r", ROLE_ARN)
     repo = "arn:aws:ecr:us-east-1:123456789012:repository/m"
     ctx = (("iam:PassedToService", ("ecs-tasks.amazonaws.com",)),)
     stub.add_response("simulate_principal_policy",
@@ -274,14 +275,15 @@ def test_simulation_sends_resource_and_context() -> None:
                       {"PolicySourceArn": ROLE_ARN, "ActionNames": ["iam:PassRole"], "ContextEntries": [
                           {"ContextKeyName": "iam:PassedToService", "ContextKeyValues": ["ecs-tasks.amazonaws.com"],
                            "ContextKeyType": "stringList"}]})
-    decisions = policy.decide(inv, principal, [Request("ecr:BatchGetImage", repo), Request("iam:PassRole", "*", ctx)])
+    requests = [Request("ecr:BatchGetImage", repo), Request("iam:PassRole", "*", ctx)]
+    decisions = principals.decide(inv, principal, requests)
     assert [d.verdict for d in decisions] == ["allowed", "allowed"]
     stub.assert_no_pending_responses()
 
 
 def test_simulation_refused_falls_back_to_local_once() -> None:
     inv, stub = stubbed_inventory()
-    principal = policy.Principal("role", "r", ROLE_ARN)
+    principal = principals.Principal("role", "r", ROLE_ARN)
     stub.add_client_error("simulate_principal_policy", "AccessDenied", "not allowed to simulate", 403)
 
     def local_reads() -> None:
@@ -293,14 +295,14 @@ def test_simulation_refused_falls_back_to_local_once() -> None:
                                               '"Resource": "*"}]}'}, {"RoleName": "r", "PolicyName": "p"})
 
     local_reads()
-    decisions = policy.decide(inv, principal, [Request("ecr:BatchGetImage"), Request("s3:GetObject")])
+    decisions = principals.decide(inv, principal, [Request("ecr:BatchGetImage"), Request("s3:GetObject")])
     assert [d.verdict for d in decisions] == ["allowed", "denied"]
     assert decisions[0].method == ("local evaluation of identity policies (organization SCPs not visible); "
                                    "iam:SimulatePrincipalPolicy not available: AccessDenied")
     assert decisions[0].statement == "Allow statement #1 of inline policy p"
     # the next question goes straight to local evaluation: no second simulate call is queued (the Stubber
     # would fail on one); the role's policies are already cached by the inventory
-    again = policy.decide(inv, principal, [Request("ecr:GetAuthorizationToken")])
+    again = principals.decide(inv, principal, [Request("ecr:GetAuthorizationToken")])
     assert again[0].verdict == "allowed"
     stub.assert_no_pending_responses()
 

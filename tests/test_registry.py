@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_mlbatch.model import Finding, Resource, passed
-from pytest_mlbatch.registry import ID_RE, PERMISSION_RE, REGISTRY, SLUG_RE, Registry, check, load_checks
+from pytest_mlbatch.engine.registry import ID_RE, PERMISSION_RE, REGISTRY, SLUG_RE, Registry, check, load_checks
+from pytest_mlbatch.findings import Finding, Resource, passed
 
 # The contract lives in shared/, beside the checkout (CI clones next to a copy of it).
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "spec" / "CHECKS.md"

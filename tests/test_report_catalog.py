@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_mlbatch.catalog import REGENERATE, catalog, main, read_only_policy, render_markdown
-from pytest_mlbatch.registry import PERMISSION_RE, load_checks
+from pytest_mlbatch.engine.registry import PERMISSION_RE, load_checks
+from pytest_mlbatch.output.catalog import REGENERATE, catalog, main, read_only_policy, render_markdown
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "checks.md"
 METADATA_KEYS = {"id", "slug", "title", "severity", "area", "resource", "permissions", "rationale", "remediation",

@@ -10,8 +10,8 @@ import pytest
 from backends import ACCOUNT, Aws
 from report_helpers import case_outcome, junit_cases, junit_errors, validate_junit, validate_report
 
-from pytest_mlbatch import keys
-from pytest_mlbatch.report import junit_xml
+from pytest_mlbatch.analysis import keys
+from pytest_mlbatch.output.report import junit_xml
 
 TWO_REGIONS = {
     "version": 1,

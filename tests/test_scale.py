@@ -17,8 +17,8 @@ pytest_plugins = ("scale_fixtures",)
 # Synthetic checks, registered only inside the subprocess run (its conftest), never in this process's registry:
 # each reads one independent listing, like the real catalog's checks do.
 SYNTHETIC = '''
-from pytest_mlbatch.model import passed
-from pytest_mlbatch.registry import check
+from pytest_mlbatch.findings import passed
+from pytest_mlbatch.engine.registry import check
 
 CALLS = [("ec2", "describe_vpcs", "Vpcs"), ("ec2", "describe_subnets", "Subnets"),
          ("ec2", "describe_security_groups", "SecurityGroups"), ("ec2", "describe_route_tables", "RouteTables"),
@@ -93,8 +93,8 @@ def test_calls_do_not_grow_with_resources(preflight, aws: Aws, counted: MotoMidd
 
 
 CHAIN = '''
-from pytest_mlbatch.model import passed
-from pytest_mlbatch.registry import check
+from pytest_mlbatch.findings import passed
+from pytest_mlbatch.engine.registry import check
 
 CALLS = [("ec2", "describe_vpcs", "Vpcs"), ("ec2", "describe_subnets", "Subnets"),
          ("ec2", "describe_security_groups", "SecurityGroups"), ("ec2", "describe_route_tables", "RouteTables"),

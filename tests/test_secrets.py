@@ -15,7 +15,7 @@ import pytest
 from backends import ACCOUNT, Aws
 from faults import seed_catalog_scenario
 
-from pytest_mlbatch import keys
+from pytest_mlbatch.analysis import keys
 
 REGISTRY_PASSWORD = "Pr1vate-Registry-S3cret-4f7a"
 REGISTRY = "127.0.0.1:9"  # nothing listens: every pull attempt fails after the credentials were read
@@ -85,7 +85,7 @@ def test_no_secret_in_any_output(preflight: Any, aws: Aws, pytester: pytest.Pyte
 
 
 def test_private_key_and_journal_are_0600_whatever_the_umask(tmp_path: Path) -> None:
-    from pytest_mlbatch.journal import Journal
+    from pytest_mlbatch.engine.journal import Journal
 
     old = os.umask(0)
     try:

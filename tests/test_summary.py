@@ -12,9 +12,9 @@ import pytest
 from backends import Aws
 
 from pytest_mlbatch.config import Exemption
-from pytest_mlbatch.github import annotation_lines, command, escape_data, escape_property, markdown, md
-from pytest_mlbatch.model import Severity
-from pytest_mlbatch.summary import problems_by_area, write_summary
+from pytest_mlbatch.findings import Severity
+from pytest_mlbatch.output.github import annotation_lines, command, escape_data, escape_property, markdown, md
+from pytest_mlbatch.output.summary import problems_by_area, write_summary
 
 # ENV001 fails for real (the config names another account) and KEY001 fails for real (no such key pair; KEY002 then
 # defers to it); severities are overridden so that the KEY area holds the worst problem and comes first.

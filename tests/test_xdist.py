@@ -12,7 +12,7 @@ import pytest
 from backends import Aws
 from wsgi_backend import MotoMiddleware
 
-from pytest_mlbatch.inventory import AwsError
+from pytest_mlbatch.aws.inventory import AwsError
 
 pytest_plugins = ("scale_fixtures",)
 
@@ -103,8 +103,8 @@ def test_workerinput_carries_sandbox_and_snapshot(tmp_path) -> None:
     """The controller side of pytest_configure_node, and the worker side that reads it back. No AWS call: the
     targets' profiles do not exist, so each target's session error travels in the snapshot too."""
     from pytest_mlbatch import config as cfg
-    from pytest_mlbatch.runtime import Runtime
-    from pytest_mlbatch.xdist import XdistPlugin
+    from pytest_mlbatch.engine.runtime import Runtime
+    from pytest_mlbatch.plugin.xdist import XdistPlugin
 
     raw = {"version": 1, "key_pair": {"name": "ml-batch-key"}, "targets": [{"region": "eu-west-1", "profile": "nope-a"},
                                                                    {"region": "eu-west-2", "profile": "nope-b"}]}

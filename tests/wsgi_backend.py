@@ -1,7 +1,7 @@
 """moto's server behind one WSGI middleware that logs every AWS call, adds latency and injects per-operation faults.
 
 Used by the reliability, scale and targets tests and by bench/. `MotoMiddleware` serves
-`pytest_mlbatch.motoserver.app()` (moto's own app: the same in-process backends as every moto server of this
+`pytest_mlbatch.sandbox.motoserver.app()` (moto's own app: the same in-process backends as every moto server of this
 process, so `aws.reset()` and `aws.client(...)` arrange scenarios for it too) with werkzeug in a thread, and in front:
 
 - every AWS request is logged as a `Call`: service (the signing name, as IAM actions and the plugin's messages name
@@ -38,7 +38,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import parse_qs
 
-from pytest_mlbatch.motoserver import MotoServer, app
+from pytest_mlbatch.sandbox.motoserver import MotoServer, app
 
 # protocol -> kind -> (HTTP status, error code), as the real services answer
 WIRE: dict[str, dict[str, tuple[int, str]]] = {

@@ -1,0 +1,344 @@
+"""Shared AWS Batch and EC2 lookups via the inventory: compute environments, queue, job definition, types."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from pytest_mlbatch.aws.inventory import Inventory
+from pytest_mlbatch.config import JobSize
+from pytest_mlbatch.findings import NotEvaluable
+from pytest_mlbatch.model.scope import Scope
+
+
+class Where(Protocol):
+    """What a lookup needs of its caller (a check's context): the target's inventory and scope, and user paths."""
+
+    @property
+    def inventory(self) -> Inventory: ...
+
+    @property
+    def scope(self) -> Scope: ...
+
+    def path(self, value: str) -> Path: ...
+
+
+# What the special values of a compute environment's instanceTypes mean (AWS Batch API reference,
+# ComputeResource.instanceTypes): `optimal` picks from the c4, m4, r4, c5, m5 and r5 families; since November 2025
+# it behaves like `default_x86_64` (m6i, c6i, r6i, c7i), so both sets count for it; `default_arm64` picks from
+# m6g, c6g, r6g, c7g.
+OPTIMAL_FAMILIES = ("c4", "m4", "r4", "c5", "m5", "r5")
+DEFAULT_X86_64_FAMILIES = ("m6i", "c6i", "r6i", "c7i")
+DEFAULT_ARM64_FAMILIES = ("m6g", "c6g", "r6g", "c7g")
+SPECIAL_TYPES: dict[str, tuple[str, ...]] = {
+    "optimal": OPTIMAL_FAMILIES + DEFAULT_X86_64_FAMILIES,
+    "default_x86_64": DEFAULT_X86_64_FAMILIES,
+    "default_arm64": DEFAULT_ARM64_FAMILIES,
+}
+# DescribeInstanceTypes takes at most this many values in one filter; larger sets are asked in batches.
+FILTER_BATCH = 100
+
+
+# -- names ------------------------------------------------------------------------------------------------------
+def arn_name(value: str) -> str:
+    """The last segment of an ARN's resource part (role/path/x -> x), or the value itself if it is a name."""
+    if value.startswith("arn:"):
+        resource = value.split(":", 5)[-1]
+        return resource.rsplit("/", 1)[-1]
+    return value.rsplit("/", 1)[-1]
+
+
+def arn_path(value: str) -> str:
+    """The IAM path of a role or instance-profile ARN ('/' for a bare name)."""
+    if not value.startswith("arn:"):
+        return "/"
+    resource = value.split(":", 5)[-1]
+    parts = resource.split("/")
+    return "/" + "/".join(parts[1:-1]) + "/" if len(parts) > 2 else "/"
+
+
+def same_name(a: str | None, b: str | None) -> bool:
+    """A name and an ARN (or two ARNs) name the same thing."""
+    if not a or not b:
+        return a == b
+    if a.startswith("arn:") and b.startswith("arn:"):
+        return a == b
+    return arn_name(a) == arn_name(b)
+
+
+# -- compute environments and the queue --------------------------------------------------------------------------
+def ce_names(scope: Scope) -> list[str]:
+    """Every compute environment this target looks at: the scope's and those the queue orders (names)."""
+    names = {arn_name(n) for n in scope.compute_environments}
+    names.update(scope.discovered.get("queue_compute_environment_names", []))
+    return sorted(names)
+
+
+def describe_compute_environments(inventory: Inventory, names: list[str]) -> list[dict[str, Any]]:
+    if not names:
+        return []
+    found: list[dict[str, Any]] = inventory.paginate("batch", "describe_compute_environments",
+                                                     "computeEnvironments", computeEnvironments=names)
+    return found
+
+
+def compute_environments(ctx: Where) -> dict[str, dict[str, Any]]:
+    """The target's compute environments, by name and by ARN, in one DescribeComputeEnvironments call."""
+    out: dict[str, dict[str, Any]] = {}
+    for ce in describe_compute_environments(ctx.inventory, ce_names(ctx.scope)):
+        out[ce["computeEnvironmentName"]] = ce
+        out[ce["computeEnvironmentArn"]] = ce
+    return out
+
+
+def compute_environment(ctx: Where, name: str) -> dict[str, Any] | None:
+    return compute_environments(ctx).get(name) or compute_environments(ctx).get(arn_name(name))
+
+
+def scope_compute_environments(ctx: Where) -> list[tuple[str, dict[str, Any] | None]]:
+    """The scope's compute environments in order, each with its description (None if it does not exist)."""
+    return [(name, compute_environment(ctx, name)) for name in ctx.scope.compute_environments]
+
+
+def describe_job_queue(inventory: Inventory, name: str) -> dict[str, Any] | None:
+    found = inventory.paginate("batch", "describe_job_queues", "jobQueues", jobQueues=[name])
+    return next((q for q in found if name in (q["jobQueueName"], q["jobQueueArn"])), None)
+
+
+def job_queue(ctx: Where) -> dict[str, Any] | None:
+    name = ctx.scope.job_queue
+    if not name:
+        return None
+    return describe_job_queue(ctx.inventory, name)
+
+
+def queue_order(queue: dict[str, Any]) -> list[str]:
+    """The queue's compute environment ARNs (or names) in the order the scheduler tries them."""
+    order = sorted(queue.get("computeEnvironmentOrder", []), key=lambda o: int(o.get("order", 0)))
+    return [str(o["computeEnvironment"]) for o in order]
+
+
+def is_fargate(ce: dict[str, Any]) -> bool:
+    return str(ce.get("computeResources", {}).get("type", "")).startswith("FARGATE")
+
+
+def is_spot(ce: dict[str, Any]) -> bool:
+    return str(ce.get("computeResources", {}).get("type", "")) in ("SPOT", "FARGATE_SPOT")
+
+
+def is_eks(ce: dict[str, Any]) -> bool:
+    return str(ce.get("containerOrchestrationType", "ECS")) == "EKS"
+
+
+# -- job definitions -----------------------------------------------------------------------------------------------
+def describe_job_definition(inventory: Inventory, ref: str) -> tuple[dict[str, Any] | None, str]:
+    """(job definition or None, why not) for a name (latest ACTIVE revision), name:revision, or ARN.
+
+    Describing by name:revision returns nothing on moto (and the API documents only names and ARNs there), so
+    name:revision is answered from the name's revisions."""
+    if ref.startswith("arn:"):
+        found = inventory.paginate("batch", "describe_job_definitions", "jobDefinitions", jobDefinitions=[ref])
+        if not found:
+            return None, f"job definition {ref} does not exist"
+        return found[0], ""
+    name, _, revision = ref.partition(":")
+    found = inventory.paginate("batch", "describe_job_definitions", "jobDefinitions", jobDefinitionName=name)
+    active = [d for d in found if d.get("status", "ACTIVE") == "ACTIVE"]
+    latest = max(active, key=lambda d: int(d.get("revision", 0)), default=None)
+    hint = f" (latest ACTIVE revision is {latest['revision']})" if latest else ""
+    if revision:
+        chosen = next((d for d in found if str(d.get("revision")) == revision), None)
+        if chosen is None:
+            if not found:
+                return None, f"job definition {name} does not exist"
+            return None, f"job definition {ref}: revision {revision} does not exist{hint}"
+        return chosen, ""
+    if latest is None:
+        if found:
+            return None, f"job definition {name} has no ACTIVE revision ({len(found)} INACTIVE)"
+        return None, f"job definition {name} does not exist"
+    return latest, ""
+
+
+def job_definition(ctx: Where, ref: str | None = None) -> dict[str, Any] | None:
+    """A job definition by name (latest ACTIVE revision), name:revision, or ARN."""
+    ref = ref or ctx.scope.job_definition
+    if not ref:
+        return None
+    return describe_job_definition(ctx.inventory, ref)[0]
+
+
+def load_job_definition_file(ctx: Where, value: str) -> dict[str, Any]:
+    """A local job-definition JSON file (RegisterJobDefinition input). Raises NotEvaluable if unreadable."""
+    path = ctx.path(value)
+
+    def read() -> dict[str, Any]:
+        try:
+            doc = json.loads(path.read_text("utf-8"))
+        except FileNotFoundError:
+            raise NotEvaluable(f"job definition file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise NotEvaluable(f"cannot read job definition file {path}: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise NotEvaluable(f"job definition file {path} is not valid JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise NotEvaluable(f"job definition file {path}: the top level must be an object")
+        return doc
+
+    result: dict[str, Any] = ctx.inventory.memo(f"job-definition-file:{path}", read)
+    return result
+
+
+def current_job_definition(ctx: Where) -> tuple[dict[str, Any] | None, str]:
+    """The job definition the job runs: the named one if any, else the local file. ('', reason) when neither."""
+    scope = ctx.scope
+    if scope.job_definition:
+        jd, why = describe_job_definition(ctx.inventory, scope.job_definition)
+        return jd, why
+    if scope.job_definition_file:
+        return load_job_definition_file(ctx, scope.job_definition_file), ""
+    return None, "no job definition"
+
+
+def container(jd: dict[str, Any]) -> dict[str, Any]:
+    """The container a job definition runs: containerProperties, the main node's container, or the essential
+    container of ecsProperties' first task ({} if none)."""
+    if isinstance(jd.get("containerProperties"), dict):
+        return dict(jd["containerProperties"])
+    nodes = jd.get("nodeProperties")
+    if isinstance(nodes, dict) and isinstance(nodes.get("nodeRangeProperties"), list):
+        main = nodes.get("mainNode", 0)
+        for rng in nodes["nodeRangeProperties"]:
+            if not isinstance(rng, dict):
+                continue
+            lo, _, hi = str(rng.get("targetNodes", "")).partition(":")
+            try:
+                inside = int(lo or 0) <= int(main) <= int(hi or lo or main)
+            except ValueError:
+                inside = False
+            if inside and isinstance(rng.get("container"), dict):
+                return dict(rng["container"])
+    ecs = jd.get("ecsProperties")
+    if isinstance(ecs, dict) and isinstance(ecs.get("taskProperties"), list):
+        for task in ecs["taskProperties"]:
+            containers = task.get("containers", []) if isinstance(task, dict) else []
+            if not isinstance(containers, list) or not all(isinstance(c, dict) for c in containers):
+                continue
+            chosen = next((c for c in containers if c.get("essential", True)), containers[0] if containers else {})
+            merged = dict(chosen)
+            for key in ("executionRoleArn", "taskRoleArn", "networkConfiguration", "platformVersion"):
+                if key in task:
+                    merged.setdefault(key if key != "taskRoleArn" else "jobRoleArn", task[key])
+            return merged
+    return {}
+
+
+def requirements(cont: dict[str, Any]) -> dict[str, str]:
+    """resourceRequirements as {"VCPU": "2", "MEMORY": "16384", "GPU": "1"}."""
+    found = cont.get("resourceRequirements") or []
+    if not isinstance(found, list) or not all(isinstance(r, dict) for r in found):
+        raise NotEvaluable("resourceRequirements is not a list of {type, value} (see BAT003)")
+    return {str(r.get("type")): str(r.get("value")) for r in found}
+
+
+def job_size(jd: dict[str, Any]) -> JobSize:
+    """What a job definition asks for: resourceRequirements first, else the deprecated vcpus/memory."""
+    cont = container(jd)
+    req = requirements(cont)
+    vcpus: float | None = None
+    memory: int | None = None
+    gpus: int | None = None
+    try:
+        if "VCPU" in req:
+            vcpus = float(req["VCPU"])
+        elif cont.get("vcpus") is not None:
+            vcpus = float(cont["vcpus"])
+        if "MEMORY" in req:
+            memory = int(float(req["MEMORY"]))
+        elif cont.get("memory") is not None:
+            memory = int(cont["memory"])
+        if "GPU" in req:
+            gpus = int(float(req["GPU"]))
+    except (TypeError, ValueError) as exc:
+        raise NotEvaluable(f"job definition has a resource requirement that is not a number: {exc}") from None
+    return JobSize(vcpus=vcpus, memory=memory, gpus=gpus)
+
+
+def platform_capabilities(jd: dict[str, Any]) -> list[str]:
+    found = jd.get("platformCapabilities") or []
+    if not isinstance(found, list):
+        raise NotEvaluable("platformCapabilities is not a list (see BAT003)")
+    return [str(p) for p in found] or ["EC2"]
+
+
+# -- instance types ------------------------------------------------------------------------------------------------
+def instance_type_patterns(names: Iterable[str]) -> list[str]:
+    """CE instanceTypes -> DescribeInstanceTypes filter values: sizes as they are, families as 'm5.*'."""
+    patterns: set[str] = set()
+    for n in names:
+        if n in SPECIAL_TYPES:
+            patterns.update(f"{f}.*" for f in SPECIAL_TYPES[n])
+        elif n.startswith("default_"):
+            patterns.update(f"{f}.*" for f in OPTIMAL_FAMILIES)
+        elif "." in n:
+            patterns.add(n)
+        else:
+            patterns.add(f"{n}.*")
+    return sorted(patterns)
+
+
+def _describe_types(inventory: Inventory, patterns: list[str]) -> list[dict[str, Any]]:
+    """DescribeInstanceTypes for filter values, FILTER_BATCH at a time (moto ignores MaxResults and returns all)."""
+    found: list[dict[str, Any]] = []
+    for i in range(0, len(patterns), FILTER_BATCH):
+        chunk = patterns[i:i + FILTER_BATCH]
+        found.extend(inventory.paginate("ec2", "describe_instance_types", "InstanceTypes",
+                                        Filters=[{"Name": "instance-type", "Values": chunk}]))
+    return found
+
+
+def all_instance_types(ctx: Where) -> dict[str, dict[str, Any]]:
+    """Every instance type any of the target's EC2 compute environments may launch, by name (batched, cached)."""
+    names: set[str] = set()
+    for ce in describe_compute_environments(ctx.inventory, ce_names(ctx.scope)):
+        if not is_fargate(ce):
+            names.update(ce.get("computeResources", {}).get("instanceTypes", []) or [])
+    return {t["InstanceType"]: t for t in _describe_types(ctx.inventory, instance_type_patterns(names))}
+
+
+def instance_types(ctx: Where, names: list[str]) -> list[dict[str, Any]]:
+    """DescribeInstanceTypes for the allowed types of a compute environment (families expanded).
+
+    Answered from the target-wide batched lookup when it covers these names, else with its own call."""
+    patterns = instance_type_patterns(names)
+    if not patterns:
+        return []
+    known = all_instance_types(ctx)
+    covered = set(instance_type_patterns(
+        t for ce in describe_compute_environments(ctx.inventory, ce_names(ctx.scope)) if not is_fargate(ce)
+        for t in ce.get("computeResources", {}).get("instanceTypes", []) or []))
+    if set(patterns) <= covered:
+        return [t for name, t in sorted(known.items()) if any(fnmatch.fnmatchcase(name, p) for p in patterns)]
+    return _describe_types(ctx.inventory, patterns)
+
+
+def unresolved(names: list[str], found: Iterable[str]) -> list[str]:
+    """The instanceTypes entries that matched no described type (unknown, or missing from the backend)."""
+    found = list(found)
+    out = []
+    for n in names:
+        pats = instance_type_patterns([n])
+        if not any(fnmatch.fnmatchcase(f, p) for f in found for p in pats):
+            out.append(n)
+    return out
+
+
+def gpu_count(info: dict[str, Any]) -> int:
+    return sum(int(g.get("Count", 0)) for g in info.get("GpuInfo", {}).get("Gpus", []) or [])
+
+
+def architectures(info: dict[str, Any]) -> list[str]:
+    return [str(a) for a in info.get("ProcessorInfo", {}).get("SupportedArchitectures", [])]

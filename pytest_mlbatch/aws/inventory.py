@@ -1,0 +1,295 @@
+"""Fetch each AWS resource kind once per (account, region, query): cached, thread-safe, retried, guarded."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from pytest_mlbatch.aws.guard import Guard
+
+# total_max_attempts counts the first try: 3 attempts in all. (botocore's `max_attempts` would count retries
+# only, giving 4, and botocore rewrites the dict it is given, so client_config passes a copy.)
+RETRIES: Any = {"mode": "standard", "total_max_attempts": 3}
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 15
+
+DENIED = {
+    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess",
+    "AuthorizationError", "Forbidden", "NotAuthorized",
+}
+THROTTLED = {
+    "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
+    "ThrottledException", "SlowDown", "RequestThrottled", "RequestThrottledException",
+}
+CREDENTIALS = {
+    "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch",
+    "UnrecognizedClientException", "InvalidSignatureException", "AuthFailure",
+}
+
+
+class AwsError(Exception):
+    """An AWS call that did not answer: carries the operation, the kind of failure and what to do."""
+
+    def __init__(self, operation: str, kind: str, code: str, detail: str) -> None:
+        self.operation = operation
+        self.kind = kind  # denied | throttled | fault | timeout | connection | credentials | client
+        self.code = code
+        self.detail = detail
+        super().__init__(str(self))
+
+    def __reduce__(self) -> Any:  # picklable, so an xdist controller can hand it to its workers
+        return (AwsError, (self.operation, self.kind, self.code, self.detail))
+
+    @property
+    def permission(self) -> str:
+        return self.operation
+
+    def __str__(self) -> str:
+        if self.kind == "denied":
+            return f"{self.operation} was denied ({self.code}): grant {self.permission} to the caller"
+        if self.kind == "throttled":
+            return f"{self.operation} was throttled past retries ({self.code})"
+        if self.kind == "credentials":
+            return f"{self.operation}: AWS credentials not usable ({self.code}): {self.detail}"
+        return f"{self.operation} failed ({self.code}): {self.detail}"
+
+
+def classify(operation: str, exc: BaseException) -> AwsError:
+    """Turn any botocore/network exception into an AwsError with a kind."""
+    if isinstance(exc, AwsError):
+        return exc
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", "Unknown"))
+        msg = str(err.get("Message", "")) or str(exc)
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in DENIED or code.endswith("AccessDenied") or code.endswith("AccessDeniedException"):
+            kind = "denied"
+        elif code in THROTTLED:
+            kind = "throttled"
+        elif code in CREDENTIALS:
+            kind = "credentials"
+        elif status >= 500:
+            kind = "fault"
+        else:
+            kind = "client"
+        return AwsError(operation, kind, code, msg[:300])
+    if isinstance(exc, botocore.exceptions.ReadTimeoutError | botocore.exceptions.ConnectTimeoutError):
+        return AwsError(operation, "timeout", type(exc).__name__, str(exc)[:300])
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectionClosedError):
+        return AwsError(operation, "connection", type(exc).__name__, str(exc)[:300])
+    if isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
+        return AwsError(operation, "credentials", type(exc).__name__, str(exc))
+    if isinstance(exc, botocore.exceptions.ProfileNotFound):
+        return AwsError(operation, "credentials", "ProfileNotFound", str(exc))
+    if isinstance(exc, botocore.exceptions.NoRegionError):
+        return AwsError(operation, "client", "NoRegionError", str(exc))
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return AwsError(operation, "connection", type(exc).__name__, str(exc)[:300])
+    return AwsError(operation, "client", type(exc).__name__, str(exc)[:300])
+
+
+def _make_client(session: boto3.Session, service: str, region: str | None) -> Any:
+    """session.client(), made again if it fails the way reading os.environ fails while another thread changes it.
+
+    botocore iterates os.environ while making a client (proxy settings, via urllib's getproxies), and iterating
+    os.environ is not safe against a concurrent change: pytest's main thread sets and deletes PYTEST_CURRENT_TEST
+    around every test phase while the prefetch threads make clients, and the loser sees KeyError
+    ('PYTEST_CURRENT_TEST') or RuntimeError (dictionary changed size). A second attempt does not meet the same
+    change; a real failure fails every attempt and is reported."""
+    for _ in range(2):
+        with contextlib.suppress(KeyError, RuntimeError):
+            return session.client(service, region_name=region, config=client_config())
+    return session.client(service, region_name=region, config=client_config())
+
+
+def _quietly(read: Callable[[], Any]) -> None:
+    with contextlib.suppress(Exception):  # cached for the real reader, which reports it
+        read()
+
+
+def client_config(max_pool: int = 20) -> botocore.config.Config:
+    return botocore.config.Config(
+        retries=dict(RETRIES),
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+        max_pool_connections=max_pool,
+        user_agent_extra="pytest-mlbatch",
+    )
+
+
+class Inventory:
+    """The only place that talks to AWS for one target. Checks ask; results are fetched once and shared."""
+
+    def __init__(self, session: boto3.Session, region: str | None, *, label: str = "") -> None:
+        self.session = session
+        self.region = region
+        self.label = label or (region or "?")
+        self.guard = Guard()
+        self.calls: Counter[str] = Counter()
+        self._clients: dict[tuple[str, str | None], Any] = {}
+        self._cache: dict[str, Future[Any]] = {}
+        self._lock = threading.Lock()
+        self._client_lock = threading.Lock()  # boto3 sessions may not make clients concurrently; lookups go on
+        self.ahead: Executor | None = None  # set by the preflight's prefetch plugin; None: read_ahead does nothing
+        self._slots: threading.BoundedSemaphore | None = None
+
+    def limit_in_flight(self, calls: int | None) -> None:
+        """At most `calls` AWS requests of this target at a time (None: no limit beyond the callers' threads).
+        Per target, because AWS throttles per account and region."""
+        self._slots = threading.BoundedSemaphore(calls) if calls else None
+
+    # -- clients -------------------------------------------------------------------------------------
+    def client(self, service: str, region: str | None = None) -> Any:
+        """A guarded, retried, timed-out boto3 client (created once per service and region)."""
+        key = (service, region or self.region)
+        with self._client_lock:
+            found = self._clients.get(key)
+            if found is None:
+                found = _make_client(self.session, service, key[1])
+                found.meta.events.register("before-call", self._before_call)
+                self.guard.install(found)
+                self._clients[key] = found
+            return found
+
+    def _client_for(self, service: str, method: str, region: str | None) -> Any:
+        """client(), with a failure to make one (a profile that vanished, a bad region) as an AwsError."""
+        try:
+            return self.client(service, region)
+        except Exception as exc:
+            raise classify(f"{service}:{method}", exc) from None
+
+    def _before_call(self, model: Any, **_: Any) -> None:
+        self.calls[f"{model.service_model.signing_name}:{model.name}"] += 1
+
+    @staticmethod
+    def operation_name(client: Any, method: str) -> str:
+        api = client.meta.method_to_api_mapping.get(method, method)
+        return f"{client.meta.service_model.signing_name}:{api}"
+
+    @contextlib.contextmanager
+    def _slot(self) -> Iterator[None]:
+        slots = self._slots
+        if slots is None:
+            yield
+            return
+        with slots:
+            yield
+
+    # -- cached reads --------------------------------------------------------------------------------
+    def _cached(self, key: str, fetch: Callable[[], Any]) -> Any:
+        with self._lock:
+            fut = self._cache.get(key)
+            owner = fut is None
+            if fut is None:
+                fut = Future()
+                self._cache[key] = fut
+        if owner:
+            try:
+                fut.set_result(fetch())
+            except BaseException as exc:
+                fut.set_exception(exc)
+        return fut.result()
+
+    def call(self, service: str, method: str, *, region: str | None = None, **params: Any) -> Any:
+        """One cached API call (no pagination). Raises AwsError."""
+        key = json.dumps(["call", service, region or self.region, method, params], sort_keys=True, default=str)
+
+        def fetch() -> Any:
+            client = self._client_for(service, method, region)
+            try:
+                with self._slot():
+                    response = getattr(client, method)(**params)
+            except Exception as exc:
+                raise classify(self.operation_name(client, method), exc) from None
+            response.pop("ResponseMetadata", None)
+            return response
+
+        return self._cached(key, fetch)
+
+    def paginate(self, service: str, method: str, result_key: str, *, region: str | None = None,
+                 **params: Any) -> list[Any]:
+        """All items of a listing, following every page, cached. Raises AwsError."""
+        key = json.dumps(["pages", service, region or self.region, method, result_key, params], sort_keys=True,
+                         default=str)
+
+        def fetch() -> list[Any]:
+            client = self._client_for(service, method, region)
+            items: list[Any] = []
+            try:
+                with self._slot():
+                    if client.can_paginate(method):
+                        for page in client.get_paginator(method).paginate(**params):
+                            items.extend(page.get(result_key, []))
+                    else:
+                        items.extend(getattr(client, method)(**params).get(result_key, []))
+            except Exception as exc:
+                raise classify(self.operation_name(client, method), exc) from None
+            return items
+
+        result: list[Any] = self._cached(key, fetch)
+        return result
+
+    def read_ahead(self, *reads: Callable[[], Any]) -> None:
+        """Start independent reads now, side by side, without waiting for them: a loader that will make reads
+        A, B and C one after the other names them here first, so they are in flight together and its own reads
+        then find them in the cache (or wait for them). Each read is the same `call`/`paginate` the loader makes
+        next, so same cache key, same answer; a failure is cached for the loader to meet, never raised here.
+        Without a pool (serial runs, `--fix`, `--mlbatch-concurrency 1`) it does nothing."""
+        pool = self.ahead
+        if pool is None:
+            return
+        for read in reads:
+            with contextlib.suppress(RuntimeError):  # the pool was shut down at the end of the session
+                pool.submit(_quietly, read)
+
+    def memo(self, name: str, fetch: Callable[[], Any]) -> Any:
+        """Cache any derived value (e.g. a parsed document) for the life of this inventory."""
+        return self._cached(json.dumps(["memo", name]), fetch)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every answer fetched so far, those in flight included (results and AwsErrors), by cache key: what an xdist
+        controller ships."""
+        out: dict[str, Any] = {}
+        with self._lock:
+            pending = [f for f in self._cache.values() if not f.done()]
+        for fut in pending:  # reads still in flight (read-ahead) travel too, or a worker would make them again
+            fut.exception()  # waits; a failure travels as the answer
+        with self._lock:
+            done = [(k, f) for k, f in self._cache.items() if f.done()]
+        for key, fut in done:
+            exc = fut.exception()
+            out[key] = ("error", exc) if exc is not None else ("ok", fut.result())
+        return out
+
+    def preload(self, answers: dict[str, Any]) -> None:
+        """Seed the cache with answers from `snapshot()` (keys already present are kept)."""
+        with self._lock:
+            for key, (status, value) in answers.items():
+                if key not in self._cache:
+                    fut: Future[Any] = Future()
+                    if status == "ok":
+                        fut.set_result(value)
+                    else:
+                        fut.set_exception(value)
+                    self._cache[key] = fut
+
+    def invalidate(self) -> None:
+        """Forget every cached answer (after a fix changed something) so a re-check reads fresh data."""
+        with self._lock:
+            self._cache.clear()
+
+    @contextlib.contextmanager
+    def mutations(self, journal: Any, check_id: str, resource: str) -> Iterator[None]:
+        """Within this block (fixers only), create-only calls are allowed and each one is journaled."""
+        with self.guard.allow(journal, check_id, resource):
+            yield

@@ -1,0 +1,184 @@
+"""A principal's permissions through the inventory: SimulatePrincipalPolicy where the account answers it, else a
+local evaluation (analysis.policy) of the identity policies and permissions boundary it reads."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pytest_mlbatch.analysis.policy import LOCAL, Decision, Document, Request, evaluate_with_boundary, parse_document
+from pytest_mlbatch.aws.inventory import AwsError, Inventory
+
+if TYPE_CHECKING:
+    from pytest_mlbatch.aws.target import Target
+
+SIMULATION = "iam:SimulatePrincipalPolicy"
+
+
+@dataclass
+class Principal:
+    """A role or user whose identity policies can be read (name, ARN) and what was loaded for it."""
+
+    kind: Literal["role", "user"]
+    name: str
+    arn: str
+    boundary_arn: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _managed_document(inv: Inventory, arn: str) -> Document:
+    policy = inv.call("iam", "get_policy", PolicyArn=arn)["Policy"]
+    version = inv.call("iam", "get_policy_version", PolicyArn=arn, VersionId=policy["DefaultVersionId"])
+    return Document(f"managed policy {policy.get('PolicyName', arn)}",
+                    parse_document(version["PolicyVersion"]["Document"]))
+
+
+def managed_policy(inv: Inventory, arn: str) -> tuple[str, dict[str, Any]]:
+    """(default version id, document) of a managed policy, e.g. AWSBatchServiceRole."""
+    policy = inv.call("iam", "get_policy", PolicyArn=arn)["Policy"]
+    version = inv.call("iam", "get_policy_version", PolicyArn=arn, VersionId=policy["DefaultVersionId"])
+    return str(policy["DefaultVersionId"]), parse_document(version["PolicyVersion"]["Document"])
+
+
+def identity_documents(inv: Inventory, principal: Principal) -> list[Document]:
+    """The attached managed and inline policies of a role, or of a user and its groups."""
+    docs: list[Document] = []
+    if principal.kind == "role":
+        n = principal.name
+
+        def attached() -> list[Any]:
+            return inv.paginate("iam", "list_attached_role_policies", "AttachedPolicies", RoleName=n)
+
+        def inline() -> list[Any]:
+            return inv.paginate("iam", "list_role_policies", "PolicyNames", RoleName=n)
+
+        def inline_document(pname: str) -> Any:
+            return inv.call("iam", "get_role_policy", RoleName=n, PolicyName=pname)["PolicyDocument"]
+
+        # three rounds in flight instead of one read at a time: both listings; every policy they name; the
+        # managed policies' default versions (read_ahead does nothing in a serial run)
+        inv.read_ahead(attached, inline)
+        arns = [str(att["PolicyArn"]) for att in attached()]
+        names = [str(pname) for pname in inline()]
+        inv.read_ahead(*(functools.partial(_managed_document, inv, arn) for arn in arns),
+                       *(functools.partial(inline_document, pname) for pname in names))
+        docs.extend(_managed_document(inv, arn) for arn in arns)
+        docs.extend(Document(f"inline policy {pname}", parse_document(inline_document(pname))) for pname in names)
+        return docs
+    n = principal.name
+    for att in inv.paginate("iam", "list_attached_user_policies", "AttachedPolicies", UserName=n):
+        docs.append(_managed_document(inv, att["PolicyArn"]))
+    for pname in inv.paginate("iam", "list_user_policies", "PolicyNames", UserName=n):
+        doc = inv.call("iam", "get_user_policy", UserName=n, PolicyName=pname)["PolicyDocument"]
+        docs.append(Document(f"inline policy {pname}", parse_document(doc)))
+    for group in inv.paginate("iam", "list_groups_for_user", "Groups", UserName=n):
+        g = group["GroupName"]
+        for att in inv.paginate("iam", "list_attached_group_policies", "AttachedPolicies", GroupName=g):
+            d = _managed_document(inv, att["PolicyArn"])
+            docs.append(Document(f"{d.source} (group {g})", d.document))
+        for pname in inv.paginate("iam", "list_group_policies", "PolicyNames", GroupName=g):
+            doc = inv.call("iam", "get_group_policy", GroupName=g, PolicyName=pname)["PolicyDocument"]
+            docs.append(Document(f"inline policy {pname} (group {g})", parse_document(doc)))
+    return docs
+
+
+def role_principal(role: Mapping[str, Any]) -> Principal:
+    boundary = role.get("PermissionsBoundary", {}) or {}
+    return Principal("role", str(role["RoleName"]), str(role["Arn"]), boundary.get("PermissionsBoundaryArn"))
+
+
+def user_principal(user: Mapping[str, Any]) -> Principal:
+    boundary = user.get("PermissionsBoundary", {}) or {}
+    return Principal("user", str(user["UserName"]), str(user["Arn"]), boundary.get("PermissionsBoundaryArn"))
+
+
+def _simulate(inv: Inventory, principal: Principal, requests: Sequence[Request]) -> list[Decision]:
+    """One SimulatePrincipalPolicy call per (resource, context); raises AwsError if the API does not answer."""
+    out: dict[Request, Decision] = {}
+    groups: dict[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], list[Request]] = {}
+    for req in requests:
+        groups.setdefault((req.resource, req.context), []).append(req)
+    for (resource, context), reqs in groups.items():
+        params: dict[str, Any] = {"PolicySourceArn": principal.arn,
+                                  "ActionNames": sorted({r.action for r in reqs})}
+        if resource != "*":
+            params["ResourceArns"] = [resource]
+        if context:
+            params["ContextEntries"] = [{"ContextKeyName": k, "ContextKeyValues": list(v),
+                                         "ContextKeyType": "stringList"} for k, v in context]
+        results = inv.paginate("iam", "simulate_principal_policy", "EvaluationResults", **params)
+        by_action = {str(r.get("EvalActionName", "")).lower(): r for r in results}
+        for req in reqs:
+            r = by_action.get(req.action.lower())
+            if r is None:
+                out[req] = Decision(req, "unknown", SIMULATION, None, "the simulation returned no result for it")
+                continue
+            out[req] = _simulated_decision(req, r)
+    return [out[r] for r in requests]
+
+
+def _simulated_decision(req: Request, r: Mapping[str, Any]) -> Decision:
+    decision = str(r.get("EvalDecision", ""))
+    matched = [f"{m.get('SourcePolicyType', 'policy')} {m.get('SourcePolicyId', '?')}"
+               for m in r.get("MatchedStatements", []) or []]
+    statement = ", ".join(matched) or None
+    missing = list(r.get("MissingContextValues", []) or [])
+    orgs = (r.get("OrganizationsDecisionDetail") or {}).get("AllowedByOrganizations")
+    boundary = (r.get("PermissionsBoundaryDecisionDetail") or {}).get("AllowedByPermissionsBoundary")
+    if missing and decision != "explicitDeny":
+        return Decision(req, "unknown", SIMULATION, statement,
+                        f"depends on context keys the simulation lacks: {', '.join(missing)}")
+    if decision == "allowed":
+        return Decision(req, "allowed", SIMULATION, statement)
+    if decision == "explicitDeny":
+        return Decision(req, "denied", SIMULATION, statement, "explicit deny")
+    if orgs is False:
+        return Decision(req, "denied", SIMULATION, statement, "denied by an organization SCP")
+    if boundary is False:
+        return Decision(req, "denied", SIMULATION, statement, "not allowed by the permissions boundary")
+    return Decision(req, "denied", SIMULATION, statement, "no statement allows it (implicit deny)")
+
+
+def local_decisions(inv: Inventory, principal: Principal, requests: Sequence[Request],
+                    note: str = "") -> list[Decision]:
+    identity = identity_documents(inv, principal)
+    boundary = [_managed_document(inv, principal.boundary_arn)] if principal.boundary_arn else None
+    method = f"{LOCAL} of identity policies (organization SCPs not visible)" + (f"; {note}" if note else "")
+    return [evaluate_with_boundary(identity, boundary, req, method) for req in requests]
+
+
+def decide(inv: Inventory, principal: Principal, requests: Sequence[Request]) -> list[Decision]:
+    """Answer every request: by SimulatePrincipalPolicy if this account answers it, else locally. The local
+    path reads the principal's policies (AwsError propagates: the check's outcome is then `error`)."""
+    if not requests:
+        return []
+    first: list[Decision] = []
+
+    def probe() -> str | None:
+        """Whether SimulatePrincipalPolicy answers: learned once per inventory (target and run) by the first asker,
+        while concurrent askers wait for its answer instead of probing too."""
+        try:
+            first.extend(_simulate(inv, principal, requests))
+        except AwsError as exc:
+            return f"{SIMULATION} not available: {exc.code}"
+        return None
+
+    unavailable: str | None = inv.memo("iam-simulation-probe", probe)
+    if first:
+        return first
+    if unavailable is None:
+        try:
+            return _simulate(inv, principal, requests)
+        except AwsError as exc:
+            return local_decisions(inv, principal, requests, f"{SIMULATION} not available: {exc.code}")
+    return local_decisions(inv, principal, requests, unavailable)
+
+
+def caller_partition(target: Target) -> str:
+    """The partition of the caller's ARN (aws, aws-cn, aws-us-gov); 'aws' when the identity cannot be read."""
+    try:
+        return str(target.identity()["Arn"]).split(":")[1] or "aws"
+    except (AwsError, KeyError, IndexError):
+        return "aws"

@@ -1,0 +1,65 @@
+"""The preflight of one pytest run: settings, options, targets, journal and the Docker client, built once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+from typing import Any
+
+from pytest_mlbatch.aws.target import Target, resolve_targets
+from pytest_mlbatch.config import Settings
+from pytest_mlbatch.engine.context import Check
+from pytest_mlbatch.engine.journal import Journal
+from pytest_mlbatch.engine.registry import Registry, load_checks
+from pytest_mlbatch.findings import NotEvaluable, Severity
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        rootdir: Path,
+        *,
+        fix: bool = False,
+        fix_dry_run: bool = False,
+        fail_on: str = "low",
+        cli_region: str | None = None,
+        cli_profile: str | None = None,
+        today: dt.date | None = None,
+    ) -> None:
+        self.settings = settings
+        self.rootdir = rootdir
+        self.fix = fix
+        self.fix_dry_run = fix_dry_run
+        self.fail_on = Severity(fail_on)
+        self.today = today or dt.date.today()
+        self.registry: Registry = load_checks()
+        self.targets = [Target(spec, settings) for spec in resolve_targets(settings, cli_region, cli_profile)]
+        self.journal = Journal(rootdir / ".mlbatch" / "journal.jsonl")
+        self._docker: Any = None
+        self._docker_error: str | None = None
+        self._lock = threading.Lock()
+
+    def checks(self) -> list[Check]:
+        return list(self.registry)
+
+    def needs_docker(self) -> bool:
+        """ENV003 applies only when a check that needs local Docker has something to do."""
+        s = self.settings
+        return bool(s.image_local or s.image_pull)
+
+    def docker(self) -> Any:
+        with self._lock:
+            if self._docker is None and self._docker_error is None:
+                try:
+                    import docker
+
+                    client = docker.from_env(timeout=30)
+                    client.ping()
+                    self._docker = client
+                except Exception as exc:
+                    self._docker_error = f"Docker daemon not reachable ({type(exc).__name__}: {str(exc)[:200]})"
+            if self._docker_error is not None:
+                raise NotEvaluable(self._docker_error)
+            return self._docker

@@ -1,0 +1,16 @@
+"""Typed readers of the preflight's options and their ini mirrors, for the plugin's modules."""
+
+from __future__ import annotations
+
+import pytest
+
+DEFAULT_CONCURRENCY = 8  # at most this many AWS calls of one target in flight (AWS throttles per account, region)
+
+
+def concurrency(config: pytest.Config) -> int:
+    """--mlbatch-concurrency, else the ini key, else DEFAULT_CONCURRENCY; 1 means no prefetch."""
+    value = config.getoption("mlbatch_concurrency", None) or config.getini("mlbatch_concurrency")
+    try:
+        return max(1, int(value)) if value else DEFAULT_CONCURRENCY
+    except ValueError:
+        raise pytest.UsageError(f"mlbatch_concurrency: {value!r} is not a whole number") from None

@@ -1,0 +1,128 @@
+"""The preflight plugin registered when --mlbatch is on: builds the runtime, adds items, gathers results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_mlbatch import config as cfg
+from pytest_mlbatch.engine.runtime import Runtime
+from pytest_mlbatch.plugin.items import MlbatchItem, build_items
+
+
+def _opt(config: pytest.Config, name: str) -> Any:
+    value = config.getoption(name)
+    if value is None:
+        value = config.getini(name) if name in ("mlbatch_config", "mlbatch_fail_on", "mlbatch_json",
+                                                "mlbatch_junit") else None
+    return value or None
+
+
+class MlbatchPlugin:
+    def __init__(self, config: pytest.Config, runtime: Runtime, sandbox: Any = None) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.sandbox = sandbox
+        self.results: list[dict[str, Any]] = []
+        self.started_at = dt.datetime.now(dt.UTC)
+        self.t0 = time.perf_counter()
+
+    @classmethod
+    def create(cls, config: pytest.Config) -> MlbatchPlugin:
+        if config.getoption("fix") and config.getoption("fix_dry_run"):
+            raise pytest.UsageError("--fix and --fix-dry-run exclude each other: choose one")
+        fail_on = _opt(config, "mlbatch_fail_on") or "low"
+        if fail_on not in ("critical", "high", "medium", "low"):
+            raise pytest.UsageError(f"mlbatch_fail_on: {fail_on!r} is not one of critical, high, medium, low")
+        rootdir = Path(config.rootpath)
+        sandbox = None
+        try:
+            if config.getoption("mlbatch_sandbox"):
+                from pytest_mlbatch.sandbox import Sandbox
+
+                sandbox = Sandbox.for_config(config)
+                settings = sandbox.settings
+            else:
+                settings = cfg.load(rootdir, _opt(config, "mlbatch_config"),
+                                    region=config.getoption("aws_region"), profile=config.getoption("aws_profile"))
+        except cfg.ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        runtime = Runtime(
+            settings,
+            rootdir,
+            fix=bool(config.getoption("fix")),
+            fix_dry_run=bool(config.getoption("fix_dry_run")),
+            fail_on=fail_on,
+            cli_region=config.getoption("aws_region"),
+            cli_profile=config.getoption("aws_profile"),
+        )
+        config.addinivalue_line("markers", "mlbatch: a pytest-mlbatch preflight check")
+        if not config.pluginmanager.hasplugin("xdist"):
+            config.addinivalue_line("markers", "xdist_group(name): the items of one target (pytest-xdist loadgroup)")
+        return cls(config, runtime, sandbox)
+
+    # -- collection ----------------------------------------------------------------------------------
+    def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
+        """`pytest --mlbatch` with no paths runs the preflight alone; paths given on the command line still run."""
+        if config.args_source != pytest.Config.ArgsSource.ARGS:
+            return True
+        return None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
+                                      items: list[pytest.Item]) -> None:
+        built = build_items(session, self.runtime)
+        by_parent: dict[str, list[pytest.Item | pytest.Collector]] = {}
+        for item in built:
+            assert item.parent is not None
+            by_parent.setdefault(item.parent.nodeid, []).append(item)
+        for nodeid, children in by_parent.items():  # so the terminal counts them as collected
+            session.ihook.pytest_collectreport(report=pytest.CollectReport(nodeid, "passed", None, children))
+        items[:0] = built
+
+    # -- running and reporting -----------------------------------------------------------------------
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        report = yield
+        if isinstance(item, MlbatchItem) and item.result is not None:
+            final = report.when == "call" or (report.when == "setup" and report.outcome != "passed")
+            if final:
+                report.mlbatch = item.result.as_json()
+        return report
+
+    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
+        data = getattr(report, "mlbatch", None)
+        if data and data.get("outcome") == "fixed" and report.when == "call":
+            return "fixed", "R", ("FIXED", {"green": True})
+        return None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "mlbatch", None)
+        if data:
+            self.results.append(data)
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        if hasattr(config, "workerinput"):
+            return
+        from pytest_mlbatch.output.summary import write_summary
+
+        write_summary(terminalreporter, self.results, self.runtime, verbose=config.getoption("verbose"))
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if hasattr(self.config, "workerinput"):
+            return
+        from pytest_mlbatch.output.report import write_reports
+
+        write_reports(self.config, self.runtime, self.results, self.started_at,
+                      time.perf_counter() - self.t0, json_path=_opt(self.config, "mlbatch_json"),
+                      junit_path=_opt(self.config, "mlbatch_junit"))
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        for target in self.runtime.targets:
+            target.release()
+        if self.sandbox is not None:
+            self.sandbox.stop()
