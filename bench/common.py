@@ -17,10 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
-from wsgi_backend import MotoMiddleware, concurrency  # noqa: E402
+from wsgi_backend import MotoMiddleware, concurrency, round_trips  # noqa: E402
 
-__all__ = ["ROOT", "MotoMiddleware", "concurrency", "median", "run_pytest", "run_pytest_cpu", "seed_environment",
-           "workdir", "write_config"]
+__all__ = ["ROOT", "MotoMiddleware", "concurrency", "median", "round_trips", "run_pytest", "run_pytest_cpu",
+           "seed_environment", "workdir", "write_config"]
 
 
 def median(values: list[float]) -> float:

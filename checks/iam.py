@@ -75,13 +75,7 @@ def principal_for(role: dict[str, Any]) -> principals.Principal:
 def judge(ctx: CheckContext, role: dict[str, Any], requests: Sequence[Request], what: str,
           extra: str = "") -> Finding:
     """Run the shared evaluator on a role and turn the decisions into a finding (unknown -> error)."""
-    decisions = principals.decide(ctx.inventory, principal_for(role), requests)
-    summary = policy.summarize(decisions, what)
-    if summary.outcome == "failed":
-        return failed(summary.message)
-    if summary.outcome == "unknown":
-        raise NotEvaluable(summary.message)
-    return passed(f"{extra}{summary.message}" if extra else summary.message)
+    return policy.finding(principals.decide(ctx.inventory, principal_for(role), requests), what, extra)
 
 
 def reference(ctx: CheckContext, name: str) -> tuple[str, list[Request]]:
@@ -514,9 +508,4 @@ def can_submit(ctx: CheckContext, res: Resource) -> Finding:
         raise NotApplicable("nothing to submit to")
     decisions = principals.decide(ctx.inventory, principal, requests)
     note = f" ({'; '.join(principal.notes)})" if principal.notes else ""
-    summary = policy.summarize(decisions, f"caller {principal.arn}{note}")
-    if summary.outcome == "failed":
-        return failed(summary.message)
-    if summary.outcome == "unknown":
-        raise NotEvaluable(summary.message)
-    return passed(summary.message)
+    return policy.finding(decisions, f"caller {principal.arn}{note}")

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from pytest_mlbatch import dockerops
 from pytest_mlbatch.analysis.imageref import ImageRef, ImageRefError, parse
-from pytest_mlbatch.aws import batchinfo
+from pytest_mlbatch.aws import batchinfo, reads
 from pytest_mlbatch.aws.inventory import AwsError
 from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.engine.registry import check
@@ -72,28 +72,6 @@ def ecr_only(ref: ImageRef) -> None:
 
 
 # -- ECR metadata through the inventory ---------------------------------------------------------------------
-def ecr_repositories(ctx: CheckContext, ref: ImageRef) -> dict[str, dict[str, Any]]:
-    """Every repository of the image's registry (account and region from the URI), one listing per registry."""
-    repos = ctx.inventory.paginate("ecr", "describe_repositories", "repositories", region=ref.region,
-                                   registryId=ref.account)
-    return {r["repositoryName"]: r for r in repos}
-
-
-def ecr_images(ctx: CheckContext, ref: ImageRef) -> list[dict[str, Any]] | None:
-    """Every image of the repository in one listing (None if the repository does not exist)."""
-
-    def images() -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = ctx.inventory.paginate(
-            "ecr", "describe_images", "imageDetails", region=ref.region, registryId=ref.account,
-            repositoryName=ref.repository)
-        return found
-
-    ctx.inventory.read_ahead(images)  # beside the repositories: the repository named almost always exists
-    if ref.repository not in ecr_repositories(ctx, ref):
-        return None
-    return images()
-
-
 def find_image(details: list[dict[str, Any]], ref: ImageRef) -> dict[str, Any] | None:
     for d in details:
         if ref.digest and d.get("imageDigest") == ref.digest:
@@ -105,7 +83,7 @@ def find_image(details: list[dict[str, Any]], ref: ImageRef) -> dict[str, Any] |
 
 def ecr_image(ctx: CheckContext, ref: ImageRef) -> dict[str, Any]:
     """The image's ECR details; NotApplicable if the repository or tag is missing (IMG001/IMG002 report that)."""
-    details = ecr_images(ctx, ref)
+    details = reads.ecr_images(ctx.inventory, ref)
     if details is None:
         raise NotApplicable(f"repository {ref.repository} does not exist in {ref.account}/{ref.region} (see IMG001)")
     found = find_image(details, ref)
@@ -243,7 +221,7 @@ def ecr_repository_exists(ctx: CheckContext, res: Resource) -> Finding:
     except ImageRefError as exc:
         return failed(f"malformed image reference: {exc}")
     ecr_only(ref)
-    repos = ecr_repositories(ctx, ref)
+    repos = reads.ecr_repositories(ctx.inventory, ref)
     repo = repos.get(ref.repository)
     if repo is None:
         return failed(f"ECR repository {ref.repository!r} does not exist in account {ref.account}, region "
@@ -287,7 +265,7 @@ def image_tag_exists(ctx: CheckContext, res: Resource) -> Finding:
         if m is None:
             return failed(f"registry {ref.api_host} has no {ref.repository}:{ref.reference}")
         return passed(f"registry {ref.api_host} serves {ref.repository}:{ref.reference} ({m.digest})")
-    details = ecr_images(ctx, ref)
+    details = reads.ecr_images(ctx.inventory, ref)
     if details is None:
         return failed(f"repository {ref.repository} does not exist in {ref.account}/{ref.region}, so "
                       f"{ref.reference} does not either (see IMG001)")
@@ -354,7 +332,7 @@ def do_push(fx: FixContext, p: PushPlan) -> str:
     local = dockerops.local_image(client, p.local)
     if local is None:
         raise NotFixable(f"local image {p.local} does not exist in Docker")
-    if ref.repository not in ecr_repositories(fx, ref):
+    if ref.repository not in reads.ecr_repositories(fx.inventory, ref):
         raise NotFixable(f"repository {ref.repository} does not exist (IMG001 --fix creates it)")
     creds = ecr_credentials(fx, ref)
     base = endpoint(fx, ref)
@@ -442,10 +420,10 @@ def local_matches_remote(ctx: CheckContext, res: Resource) -> Finding:
 @local_matches_remote.fix(summary="push the local image", permissions=PUSH_PERMISSIONS, needs_docker=True)
 def push_local(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
     p = push_plan(ctx, res)
-    repo = ecr_repositories(ctx, p.ref).get(p.ref.repository) or {}
+    repo = reads.ecr_repositories(ctx.inventory, p.ref).get(p.ref.repository) or {}
     if str(repo.get("imageTagMutability", "MUTABLE")).startswith("IMMUTABLE"):
         raise NotFixable(f"tags of {p.ref.repository} are immutable: push the local build under a new tag")
-    old = find_image(ecr_images(ctx, p.ref) or [], p.ref)
+    old = find_image(reads.ecr_images(ctx.inventory, p.ref) or [], p.ref)
     before = old.get("imageDigest") if old else None
 
     def apply(fx: FixContext) -> None:
@@ -704,7 +682,7 @@ def image_pinned(ctx: CheckContext, res: Resource) -> Finding:
         return passed(f"{ref} is pinned by digest")
     pin = ""
     if ref.is_ecr:
-        repo = ecr_repositories(ctx, ref).get(ref.repository)
+        repo = reads.ecr_repositories(ctx.inventory, ref).get(ref.repository)
         if repo is None:
             raise NotApplicable(f"repository {ref.repository} does not exist (see IMG001)")
         mutability = str(repo.get("imageTagMutability", "MUTABLE"))
@@ -714,7 +692,7 @@ def image_pinned(ctx: CheckContext, res: Resource) -> Finding:
             if ref.tag == "latest":
                 return failed(f"{ref} uses the tag latest; even in an immutable repository, name builds by version")
             return passed(f"{ref}: tag {ref.tag} is immutable in {ref.repository}")
-        found = find_image(ecr_images(ctx, ref) or [], ref)
+        found = find_image(reads.ecr_images(ctx.inventory, ref) or [], ref)
         if found:
             pin = f"; pin it as {ref.name}@{found['imageDigest']}"
     which = "no tag (so latest)" if not ref.explicit_tag else f"the mutable tag {ref.tag}"

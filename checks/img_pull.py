@@ -11,7 +11,7 @@ from pytest_mlbatch.aws import batchinfo, principals, roles
 from pytest_mlbatch.aws.inventory import AwsError
 from pytest_mlbatch.engine.context import CheckContext
 from pytest_mlbatch.engine.registry import check
-from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
+from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed
 
 PULL_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
 
@@ -112,12 +112,7 @@ def pull_permissions(ctx: CheckContext, res: Resource) -> Finding:
     cross = bool(ctx.account) and account != ctx.account
     if cross or any(d.verdict == "denied" and d.statement is None for d in decisions[1:]):
         decisions = _with_repository_policy(ctx, decisions, role, account, region, repo, cross)
-    summary = policy.summarize(decisions, f"{why} {role['Arn']} pulling {repo_arn}")
-    if summary.outcome == "failed":
-        return failed(summary.message)
-    if summary.outcome == "unknown":
-        raise NotEvaluable(summary.message)
-    return passed(summary.message)
+    return policy.finding(decisions, f"{why} {role['Arn']} pulling {repo_arn}")
 
 
 def _with_repository_policy(ctx: CheckContext, decisions: list[Decision], role: dict[str, Any], account: str,

@@ -6,17 +6,15 @@ import stat
 from typing import Any
 
 from pytest_mlbatch.analysis import keys
+from pytest_mlbatch.aws import reads
 from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, Resource, failed, passed
 
 
 def key_pairs(ctx: CheckContext) -> dict[str, dict[str, Any]]:
-    """Every configured key pair of the target, in one DescribeKeyPairs call (missing names are just absent)."""
-    names = sorted({r.id for r in ctx.resources("key_pair")})
-    found = ctx.inventory.paginate("ec2", "describe_key_pairs", "KeyPairs",
-                                   Filters=[{"Name": "key-name", "Values": names}])
-    return {k["KeyName"]: k for k in found}
+    """Every configured key pair of the target, in one DescribeKeyPairs call."""
+    return reads.key_pairs(ctx.inventory, [r.id for r in ctx.resources("key_pair")])
 
 
 @check(

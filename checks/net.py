@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import partial
 from typing import Any
 
 from pytest_mlbatch.analysis import netpath
 from pytest_mlbatch.analysis.netpath import DEFAULT_V4, NetData, PublicIps
-from pytest_mlbatch.aws import batchinfo
-from pytest_mlbatch.aws.discovery import describe_subnets
+from pytest_mlbatch.aws import batchinfo, reads
 from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
@@ -30,81 +28,6 @@ def nat_cost_note() -> str:
 
 
 # -- one fetch of everything, per target -------------------------------------------------------------------
-
-def _filter(name: str, values: list[str]) -> list[dict[str, Any]]:
-    return [{"Name": name, "Values": values}]
-
-
-def network(ctx: CheckContext, *, vpcs: bool = False, groups: bool = False, paths: bool = False,
-            acls: bool = False) -> NetData:
-    """The subnets of the target, plus (as asked) its VPCs, security groups, what decides egress paths (route
-    tables, gateways, endpoints and their zones) and network ACLs: one call per kind, cached by the inventory.
-
-    Each check asks only for what it reads, so a permission it does not need cannot turn it into an error."""
-    inv, scope = ctx.inventory, ctx.scope
-    data = NetData(region=ctx.region or "")
-    if scope.subnet_ids:
-        # the same query discovery makes for the subnets' VPC, so it is answered from the cache
-        subnets = describe_subnets(inv, list(scope.subnet_ids))
-        data.subnets = {s["SubnetId"]: s for s in subnets}
-    data.vpc_ids = sorted({s["VpcId"] for s in data.subnets.values()} | ({scope.vpc_id} if scope.vpc_id else set()))
-    if not data.vpc_ids:
-        if (groups or paths) and scope.security_group_ids:
-            found = inv.paginate("ec2", "describe_security_groups", "SecurityGroups",
-                                 Filters=_filter("group-id", sorted(set(scope.security_group_ids))))
-            data.security_groups = {g["GroupId"]: g for g in found}
-        return data
-    by_vpc = _filter("vpc-id", data.vpc_ids)
-
-    def read_vpcs() -> list[Any]:
-        return inv.paginate("ec2", "describe_vpcs", "Vpcs", Filters=by_vpc)
-
-    def read_groups() -> list[Any]:
-        return inv.paginate("ec2", "describe_security_groups", "SecurityGroups", Filters=by_vpc)
-
-    def read_acls() -> list[Any]:
-        return inv.paginate("ec2", "describe_network_acls", "NetworkAcls", Filters=by_vpc)
-
-    def read_route_tables() -> list[Any]:
-        return inv.paginate("ec2", "describe_route_tables", "RouteTables", Filters=by_vpc)
-
-    def read_igws() -> list[Any]:
-        return inv.paginate("ec2", "describe_internet_gateways", "InternetGateways",
-                            Filters=_filter("attachment.vpc-id", data.vpc_ids))
-
-    def read_nats() -> list[Any]:
-        return inv.paginate("ec2", "describe_nat_gateways", "NatGateways", Filter=by_vpc)
-
-    def read_endpoints() -> list[Any]:
-        return inv.paginate("ec2", "describe_vpc_endpoints", "VpcEndpoints", Filters=by_vpc)
-
-    path_reads = (read_route_tables, read_igws, read_nats, read_endpoints)
-    # every listing asked for is independent of the others: in flight together, then read in order from the cache
-    inv.read_ahead(*((read_vpcs,) if vpcs or paths else ()), *((read_groups,) if groups or paths else ()),
-                   *((read_acls,) if acls else ()), *(path_reads if paths else ()))
-    if vpcs or paths:
-        data.vpcs = {v["VpcId"]: v for v in read_vpcs()}
-    if groups or paths:
-        data.security_groups = {g["GroupId"]: g for g in read_groups()}
-    if acls:
-        data.network_acls = read_acls()
-    if not paths:
-        return data
-    data.route_tables = read_route_tables()
-    data.internet_gateways = read_igws()
-    data.nat_gateways = {n["NatGatewayId"]: n for n in read_nats()}
-    data.endpoints = read_endpoints()
-    # which zones the interface endpoints cover: their network interfaces, in one call
-    owner = {eni: ep["VpcEndpointId"] for ep in data.endpoints if ep.get("VpcEndpointType") == "Interface"
-             for eni in ep.get("NetworkInterfaceIds", [])}
-    if owner:
-        enis = inv.paginate("ec2", "describe_network_interfaces", "NetworkInterfaces",
-                            Filters=_filter("network-interface-id", sorted(owner)))
-        for eni in enis:
-            zones = data.endpoint_zones.setdefault(owner[eni["NetworkInterfaceId"]], {})
-            zones[str(eni.get("AvailabilityZone"))] = str(eni.get("SubnetId"))
-    return data
-
 
 def instance_groups(ctx: CheckContext, data: NetData) -> list[str]:
     """The groups the compute environment's instances carry: configured ids plus the declared group's id."""
@@ -165,13 +88,7 @@ def _ec2_public_ip(ctx: CheckContext, ce: dict[str, Any], mapped: bool, subnet_r
     lt = ce.get("computeResources", {}).get("launchTemplate") or {}
     name = ce.get("computeEnvironmentName", "?")
     if lt.get("launchTemplateId") or lt.get("launchTemplateName"):
-        params: dict[str, Any] = {"Versions": [str(lt.get("version") or "$Default")]}
-        if lt.get("launchTemplateId"):
-            params["LaunchTemplateId"] = lt["launchTemplateId"]
-        else:
-            params["LaunchTemplateName"] = lt["launchTemplateName"]
-        versions = ctx.inventory.paginate("ec2", "describe_launch_template_versions", "LaunchTemplateVersions",
-                                          **params)
+        versions = reads.launch_template_versions(ctx.inventory, lt)
         if not versions:
             raise NotEvaluable(f"launch template {lt} of {name} was not found")
         data = versions[0].get("LaunchTemplateData", {})
@@ -185,21 +102,6 @@ def _ec2_public_ip(ctx: CheckContext, ce: dict[str, Any], mapped: bool, subnet_r
 
 # -- NET001 ------------------------------------------------------------------------------------------------
 
-def dns_off(ctx: CheckContext, vpc_id: str) -> list[str]:
-    """The VPC's DNS attributes that are off (one DescribeVpcAttribute per attribute and VPC, cached)."""
-    off = []
-    attributes = (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames"))
-    ctx.inventory.read_ahead(*(partial(ctx.inventory.call, "ec2", "describe_vpc_attribute", VpcId=vpc_id,
-                                       Attribute=attr) for attr, _ in attributes))
-    for attr, key in attributes:
-        answer = ctx.inventory.call("ec2", "describe_vpc_attribute", VpcId=vpc_id, Attribute=attr)
-        if key not in answer:
-            raise NotEvaluable(f"DescribeVpcAttribute({attr}) for {vpc_id} gave no answer")
-        if not answer[key].get("Value"):
-            off.append(attr)
-    return off
-
-
 @check(
     id="NET001", slug="vpc-dns", title="The VPC exists with DNS support and DNS hostnames on", severity="high",
     resource="vpc", permissions=["ec2:DescribeVpcs", "ec2:DescribeVpcAttribute", "ec2:DescribeSubnets"],
@@ -209,13 +111,13 @@ def dns_off(ctx: CheckContext, vpc_id: str) -> list[str]:
                 "`aws ec2 modify-vpc-attribute --enable-dns-hostnames`).",
 )
 def vpc_dns(ctx: CheckContext, res: Resource) -> Finding:
-    data = network(ctx, vpcs=True)
+    data = reads.network(ctx.inventory, ctx.scope, ctx.region, vpcs=True)
     vpc = data.vpcs.get(res.id)
     if vpc is None:
         return failed(f"{res.id} does not exist in {ctx.region}")
     if vpc.get("State") != "available":
         return failed(f"{res.id} is {vpc.get('State')}, not available")
-    off = dns_off(ctx, res.id)
+    off = reads.dns_off(ctx.inventory, res.id)
     if off:
         return failed(f"{res.id} has {' and '.join(off)} off: endpoint private DNS names and instance hostnames "
                       "will not resolve")
@@ -233,7 +135,7 @@ def vpc_dns(ctx: CheckContext, res: Resource) -> Finding:
                 "min_free_ips free addresses), or free addresses in the subnet.",
 )
 def subnet_usable(ctx: CheckContext, res: Resource) -> Finding:
-    data = network(ctx)
+    data = reads.network(ctx.inventory, ctx.scope, ctx.region)
     subnet = data.subnets.get(res.id)
     vpc = ctx.scope.vpc_id
     if subnet is None:
@@ -253,7 +155,7 @@ def subnet_usable(ctx: CheckContext, res: Resource) -> Finding:
 # -- NET003 ------------------------------------------------------------------------------------------------
 
 def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
-    data = network(ctx, paths=True)
+    data = reads.network(ctx.inventory, ctx.scope, ctx.region, paths=True)
     _subnet_or_skip(data, ctx, subnet_id)
     _, _, hop = netpath.route_target(data, subnet_id)
     # public IPs matter only on the internet path (and reading them may need the compute environment)
@@ -265,7 +167,7 @@ def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
     if result.ok and result.path == "endpoints":
         # endpoint private DNS names resolve only with both VPC DNS attributes on
         vpc = str(data.subnets[subnet_id].get("VpcId"))
-        off = dns_off(ctx, vpc)
+        off = reads.dns_off(ctx.inventory, vpc)
         if off:
             return replace(result, ok=False, path="none", message=f"{result.message}; but {vpc} has "
                            f"{' and '.join(off)} off, so the endpoints' private DNS names do not resolve")
@@ -304,7 +206,7 @@ def subnet_egress_path(ctx: CheckContext, res: Resource) -> Finding:
                                      "ec2:AllocateAddress", "ec2:CreateNatGateway", "ec2:CreateTags",
                                      "ec2:DescribeNatGateways"])
 def add_egress_path(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
-    data = network(ctx, paths=True)
+    data = reads.network(ctx.inventory, ctx.scope, ctx.region, paths=True)
     subnet = _subnet_or_skip(data, ctx, res.id)
     vpc = str(subnet["VpcId"])
     rt, how, hop = netpath.route_target(data, res.id)
@@ -378,7 +280,7 @@ def _nat_plan(ctx: CheckContext, data: NetData, subnet_id: str, vpc: str, rid: s
         return FixPlan("NET003", subnet_id, action, calls=["ec2:CreateRoute"], permissions=["ec2:CreateRoute"],
                        apply=reuse, opt_in="nat_gateway", notes=notes)
     # every subnet of the VPC (read only when planning this fix) that has a public route of its own
-    found = ctx.inventory.paginate("ec2", "describe_subnets", "Subnets", Filters=_filter("vpc-id", [vpc]))
+    found = reads.vpc_subnets(ctx.inventory, vpc)
     public = [s["SubnetId"] for s in found if s["SubnetId"] != subnet_id and s.get("State") == "available"
               and netpath.public_route(data, s["SubnetId"], vpc)[0]]
     zone = {s["SubnetId"]: s.get("AvailabilityZone") for s in found}
@@ -418,7 +320,7 @@ def _nat_plan(ctx: CheckContext, data: NetData, subnet_id: str, vpc: str, rid: s
     remediation="Add a subnet in another availability zone of the VPC to the compute environment.",
 )
 def multi_az(ctx: CheckContext, res: Resource) -> Finding:
-    data = network(ctx)
+    data = reads.network(ctx.inventory, ctx.scope, ctx.region)
     ids = list(res.get("subnet_ids", []))
     zones: dict[str, list[str]] = {}
     for sid in ids:
@@ -445,7 +347,7 @@ def multi_az(ctx: CheckContext, res: Resource) -> Finding:
                 "for 0.0.0.0/0 (and ::/0 when the subnet has IPv6).",
 )
 def network_acls(ctx: CheckContext, res: Resource) -> Finding:
-    data = network(ctx, acls=True)
+    data = reads.network(ctx.inventory, ctx.scope, ctx.region, acls=True)
     _subnet_or_skip(data, ctx, res.id)
     acl, problems, good = netpath.acl_problems(data, res.id)
     if acl is None:

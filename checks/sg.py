@@ -6,19 +6,20 @@ from typing import Any
 
 from pytest_mlbatch.analysis import secgroups
 from pytest_mlbatch.analysis.netpath import DEFAULT_V4
+from pytest_mlbatch.aws import reads
 from pytest_mlbatch.config import Rule
 from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, Resource, failed, passed
 
-from .net import analyze, network
+from .net import analyze
 
 HTTPS_DESCRIPTION = "pytest-mlbatch: HTTPS to ECS, ECR and S3"
 
 
 def find_group(ctx: CheckContext, res: Resource) -> dict[str, Any] | None:
     """The group a resource names: by id, or (the declared group) by name in the VPC."""
-    data = network(ctx, groups=True)
+    data = reads.network(ctx.inventory, ctx.scope, ctx.region, groups=True)
     if not res.get("declared") and res.kind != "declared_security_group":
         return data.security_groups.get(res.id)
     vpcs = set(data.vpc_ids)
@@ -50,7 +51,7 @@ def _label(group: dict[str, Any]) -> str:
                 "`--fix` creates it there.",
 )
 def security_group_exists(ctx: CheckContext, res: Resource) -> Finding:
-    data = network(ctx, groups=True)
+    data = reads.network(ctx.inventory, ctx.scope, ctx.region, groups=True)
     vpc = ctx.scope.vpc_id or (data.vpc_ids[0] if len(data.vpc_ids) == 1 else None)
     group = find_group(ctx, res)
     if res.get("declared"):
@@ -74,7 +75,7 @@ def create_group(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
     if not res.get("declared") or decl is None:
         raise NotFixable(f"{res.id} is a group id, which cannot be created as such; declare "
                          "network.security_group to have a group created")
-    data = network(ctx)
+    data = reads.network(ctx.inventory, ctx.scope, ctx.region)
     vpcs = data.vpc_ids
     if len(vpcs) != 1:
         raise NotFixable("the VPC to create the group in is not known: set network.vpc_id")
@@ -199,7 +200,7 @@ def https_egress(ctx: CheckContext, res: Resource) -> Finding:
     world = secgroups.allows(egress, "tcp", 443, 443, cidr=DEFAULT_V4)
     if world:
         return passed(f"{_label(group)} allows tcp/443 to the internet ({world[0]})")
-    data = network(ctx, vpcs=True)
+    data = reads.network(ctx.inventory, ctx.scope, ctx.region, vpcs=True)
     results = [analyze(ctx, s) for s in ctx.scope.subnet_ids if s in data.subnets]
     endpoint_only = bool(results) and all(r.ok and r.path == "endpoints" for r in results)
     if not endpoint_only:

@@ -46,10 +46,6 @@ class Finding:
     outcome: Outcome
     message: str
 
-    @property
-    def ok(self) -> bool:
-        return self.outcome in (Outcome.PASSED, Outcome.FIXED)
-
 
 def passed(message: str = "ok") -> Finding:
     return Finding(Outcome.PASSED, message)

@@ -125,3 +125,20 @@ def test_each_layer_imports_only_the_layers_below_it(layer: str) -> None:
         if dst not in TOP and _layer(dst) not in (layer, *LAYERS[layer])
     )
     assert not wrong, "\n".join(wrong)
+
+
+def test_every_module_is_mapped_in_the_developer_docs_with_a_one_line_purpose() -> None:
+    text = (ROOT / "docs" / "developing.md").read_text()
+    missing, undocumented = [], []
+    for path in [*PACKAGE.rglob("*.py"), *CHECKS.rglob("*.py")]:
+        if path.name == "__init__.py" and path.parent.name not in ("plugin", "sandbox"):
+            continue
+        docstring = ast.get_docstring(ast.parse(path.read_text()))
+        if not docstring:
+            undocumented.append(str(path.relative_to(ROOT)))
+        heading = "pytest_mlbatch" if path.parent == PACKAGE else str(path.parent.relative_to(ROOT))
+        section = text.partition(f"### `{heading}/`")[2].partition("\n### ")[0]
+        if f"- `{path.name}` — " not in section:
+            missing.append(str(path.relative_to(ROOT)))
+    assert not undocumented, f"modules without a docstring: {undocumented}"
+    assert not missing, f"modules missing from docs/developing.md's layout: {missing}"

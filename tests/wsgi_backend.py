@@ -356,4 +356,27 @@ def concurrency(calls: list[Call]) -> float:
     return total / busy if busy else 0.0
 
 
-__all__ = ["KINDS", "WIRE", "Call", "Fault", "MotoMiddleware", "concurrency", "error_response", "identify"]
+def round_trips(calls: list[Call]) -> tuple[int, list[Call]]:
+    """The sequential round trips on the critical path: the longest chain of calls in which each one started
+    after the one before it had answered (an upper bound on the chain of reads that waited for one another),
+    and that chain."""
+    done = sorted((c for c in calls if c.end), key=lambda c: c.start)
+    depth: dict[int, int] = {}
+    before: dict[int, Call | None] = {}
+    for c in done:
+        prior = [d for d in done if d.end <= c.start and id(d) in depth]
+        parent = max(prior, key=lambda d: depth[id(d)], default=None)
+        depth[id(c)] = 1 + (depth[id(parent)] if parent is not None else 0)
+        before[id(c)] = parent
+    if not done:
+        return 0, []
+    last: Call | None = max(done, key=lambda c: depth[id(c)])
+    chain: list[Call] = []
+    while last is not None:
+        chain.append(last)
+        last = before[id(last)]
+    return len(chain), chain[::-1]
+
+
+__all__ = ["KINDS", "WIRE", "Call", "Fault", "MotoMiddleware", "concurrency", "error_response", "identify",
+           "round_trips"]

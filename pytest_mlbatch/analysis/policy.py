@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pytest_mlbatch.findings import Finding, NotEvaluable, failed, passed
+
 Verdict = Literal["allowed", "denied", "unknown"]
 LOCAL = "local evaluation"
 
@@ -411,3 +413,14 @@ def summarize(decisions: Sequence[Decision], what: str, limit: int = 6) -> Summa
         return Summary("unknown", f"{what}: cannot tell whether {len(unknown)} of {len(decisions)} are allowed: "
                                   f"{listing(unknown)} [answered by {how}]")
     return Summary("passed", f"{what}: all {len(decisions)} allowed [answered by {how}]")
+
+
+def finding(decisions: Sequence[Decision], what: str, prefix: str = "") -> Finding:
+    """Decisions as a check's finding: any denied -> failed; any unknown -> NotEvaluable (the outcome `error`,
+    never a pass); else passed. `prefix` is put before a passing message."""
+    summary = summarize(decisions, what)
+    if summary.outcome == "failed":
+        return failed(summary.message)
+    if summary.outcome == "unknown":
+        raise NotEvaluable(summary.message)
+    return passed(prefix + summary.message)

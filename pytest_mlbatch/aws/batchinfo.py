@@ -336,9 +336,5 @@ def unresolved(names: list[str], found: Iterable[str]) -> list[str]:
     return out
 
 
-def gpu_count(info: dict[str, Any]) -> int:
-    return sum(int(g.get("Count", 0)) for g in info.get("GpuInfo", {}).get("Gpus", []) or [])
-
-
 def architectures(info: dict[str, Any]) -> list[str]:
     return [str(a) for a in info.get("ProcessorInfo", {}).get("SupportedArchitectures", [])]

@@ -46,7 +46,7 @@ def discover(scope: Scope, inventory: Inventory) -> None:
     stages: list[tuple[str, Callable[[], None]]] = [
         ("job_queue", lambda: _queue(scope, inventory)),
         ("compute_environment", lambda: _compute_environments(scope, inventory)),
-        ("network", lambda: _network(scope, inventory)),
+        ("network", lambda: _found_by_compute(scope, inventory)),
         ("instance_profile", lambda: _instance_role(scope, inventory)),
         ("job_definition", lambda: _job_definition(scope, inventory)),
     ]
@@ -78,6 +78,20 @@ def _read_ahead(scope: Scope, inventory: Inventory) -> None:
         subnets = sorted(scope.subnet_ids)
         reads.append(lambda: describe_subnets(inventory, subnets))
     inventory.read_ahead(*reads)
+
+
+def _found_by_compute(scope: Scope, inventory: Inventory) -> None:
+    """The network stage, after reading ahead what the compute environments named: their subnets and instance
+    profile are independent reads, in flight together (the next stages make the same reads)."""
+    reads: list[Callable[[], object]] = []
+    if scope.subnet_ids:
+        subnets = list(scope.subnet_ids)
+        reads.append(lambda: describe_subnets(inventory, subnets))
+    if scope.instance_profile:
+        name = bi.arn_name(scope.instance_profile)
+        reads.append(lambda: get_instance_profile(inventory, name))
+    inventory.read_ahead(*reads)
+    _network(scope, inventory)
 
 
 def describe_subnets(inventory: Inventory, subnet_ids: list[str]) -> list[dict[str, Any]]:

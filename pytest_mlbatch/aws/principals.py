@@ -4,7 +4,7 @@ local evaluation (analysis.policy) of the identity policies and permissions boun
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -42,17 +42,24 @@ def managed_policy(inv: Inventory, arn: str) -> tuple[str, dict[str, Any]]:
     return str(policy["DefaultVersionId"]), parse_document(version["PolicyVersion"]["Document"])
 
 
+def role_policy_listings(inv: Inventory, name: str) -> tuple[Callable[[], list[Any]], Callable[[], list[Any]]]:
+    """The two listings of a role's policies (attached managed, inline names): they need only the role's name."""
+
+    def attached() -> list[Any]:
+        return inv.paginate("iam", "list_attached_role_policies", "AttachedPolicies", RoleName=name)
+
+    def inline() -> list[Any]:
+        return inv.paginate("iam", "list_role_policies", "PolicyNames", RoleName=name)
+
+    return attached, inline
+
+
 def identity_documents(inv: Inventory, principal: Principal) -> list[Document]:
     """The attached managed and inline policies of a role, or of a user and its groups."""
     docs: list[Document] = []
     if principal.kind == "role":
         n = principal.name
-
-        def attached() -> list[Any]:
-            return inv.paginate("iam", "list_attached_role_policies", "AttachedPolicies", RoleName=n)
-
-        def inline() -> list[Any]:
-            return inv.paginate("iam", "list_role_policies", "PolicyNames", RoleName=n)
+        attached, inline = role_policy_listings(inv, n)
 
         def inline_document(pname: str) -> Any:
             return inv.call("iam", "get_role_policy", RoleName=n, PolicyName=pname)["PolicyDocument"]
@@ -149,16 +156,12 @@ def local_decisions(inv: Inventory, principal: Principal, requests: Sequence[Req
     return [evaluate_with_boundary(identity, boundary, req, method) for req in requests]
 
 
-def decide(inv: Inventory, principal: Principal, requests: Sequence[Request]) -> list[Decision]:
-    """Answer every request: by SimulatePrincipalPolicy if this account answers it, else locally. The local
-    path reads the principal's policies (AwsError propagates: the check's outcome is then `error`)."""
-    if not requests:
-        return []
-    first: list[Decision] = []
+def _simulation_unavailable(inv: Inventory, principal: Principal, requests: Sequence[Request],
+                            first: list[Decision]) -> str | None:
+    """Whether SimulatePrincipalPolicy answers (None) or why not: learned once per inventory (target and run) by the
+    first asker, whose decisions land in `first`, while concurrent askers wait for its answer instead of probing."""
 
     def probe() -> str | None:
-        """Whether SimulatePrincipalPolicy answers: learned once per inventory (target and run) by the first asker,
-        while concurrent askers wait for its answer instead of probing too."""
         try:
             first.extend(_simulate(inv, principal, requests))
         except AwsError as exc:
@@ -166,6 +169,26 @@ def decide(inv: Inventory, principal: Principal, requests: Sequence[Request]) ->
         return None
 
     unavailable: str | None = inv.memo("iam-simulation-probe", probe)
+    return unavailable
+
+
+def prefetch(inv: Inventory, principal: Principal) -> None:
+    """Read what decide() will need for this principal before a check asks: whether the simulation answers (asked
+    about the principal reading itself), and where it does not, every policy the local evaluation reads."""
+    if _simulation_unavailable(inv, principal, [Request("iam:GetRole", principal.arn)], []) is None:
+        return
+    identity_documents(inv, principal)
+    if principal.boundary_arn:
+        _managed_document(inv, principal.boundary_arn)
+
+
+def decide(inv: Inventory, principal: Principal, requests: Sequence[Request]) -> list[Decision]:
+    """Answer every request: by SimulatePrincipalPolicy if this account answers it, else locally. The local
+    path reads the principal's policies (AwsError propagates: the check's outcome is then `error`)."""
+    if not requests:
+        return []
+    first: list[Decision] = []
+    unavailable = _simulation_unavailable(inv, principal, requests, first)
     if first:
         return first
     if unavailable is None:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pytest_mlbatch.engine.context import Check, Evaluator
 from pytest_mlbatch.findings import AREAS, Severity
 
-ID_RE = re.compile(r"^(ENV|IMG|KEY|SG|NET|IAM|BAT)\d{3}$")
+ID_RE = re.compile(rf"^({'|'.join(AREAS)})\d{{3}}$")
 SLUG_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 PERMISSION_RE = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
 

@@ -19,7 +19,7 @@ HELP = {
     "mlbatch_fail_on": "failures below this severity are reported as xfail and do not fail the run (default: low)",
     "mlbatch_sandbox": "run on an embedded AWS (moto) seeded with a sample ML batch environment; needs no account",
     "mlbatch_list_checks": "print the check catalog (id, severity, title, fixer) and exit",
-    "mlbatch_concurrency": "at most this many AWS calls in flight per target (account and region), default 8; "
+    "mlbatch_concurrency": "at most this many AWS calls in flight per target (account and region), default 16; "
                            "1: checks are evaluated one at a time, each call in turn",
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-DEFAULT_CONCURRENCY = 8  # at most this many AWS calls of one target in flight (AWS throttles per account, region)
+DEFAULT_CONCURRENCY = 16  # at most this many AWS calls of one target in flight (AWS throttles per account, region)
 
 
 def concurrency(config: pytest.Config) -> int:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_mlbatch.aws.gather import first_wave
 from pytest_mlbatch.engine.runner import ItemResult, run
 from pytest_mlbatch.plugin.items import RESULTS
 from pytest_mlbatch.plugin.options import concurrency
@@ -86,6 +87,9 @@ class Prefetcher:
             items = self._pending.pop(label, [])
             if self._closed:
                 return
+            if items:  # the first wave: every part these checks read, its chains of reads side by side
+                for read in first_wave(items[0].target, {item.check.area for item in items}):
+                    self.pool.submit(read)
             for item in _spread(items):
                 self._futures[id(item)] = self.pool.submit(run, self.runtime, item.check, item.target,
                                                            item.resource)

@@ -1,0 +1,140 @@
+"""The first wave of a target's reads: each part of what the checks decide over declares the reads it needs, and
+a run starts all of them at once, instead of each chain of reads waiting until a check reaches it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pytest_mlbatch.analysis.imageref import ImageRefError, parse
+from pytest_mlbatch.aws import batchinfo, principals, reads, roles
+from pytest_mlbatch.aws.inventory import AwsError, Inventory
+from pytest_mlbatch.model.scope import Scope
+
+if TYPE_CHECKING:
+    from pytest_mlbatch.aws.target import Target
+
+Read = Callable[[], object]
+Part = Callable[["Target", Scope], list[Read]]
+PARTS: dict[str, Part] = {}
+
+# The parts each area's checks read (a check of an area reads no other part of the target).
+AREA_PARTS: dict[str, tuple[str, ...]] = {
+    "ENV": (),
+    "IMG": ("image", "roles"),
+    "KEY": ("key_pairs",),
+    "SG": ("network",),
+    "NET": ("network",),
+    "IAM": ("roles",),
+    "BAT": ("compute",),
+}
+# The AWS managed policies the IAM checks compare roles with (checks/iam.py), read beside the roles.
+REFERENCE_POLICIES = {
+    "service_role": "service-role/AWSBatchServiceRole",
+    "instance_role": "service-role/AmazonEC2ContainerServiceforEC2Role",
+    "execution_role": "service-role/AmazonECSTaskExecutionRolePolicy",
+}
+
+
+def part(name: str) -> Callable[[Part], Part]:
+    def register(fn: Part) -> Part:
+        PARTS[name] = fn
+        return fn
+
+    return register
+
+
+def first_wave(target: Target, areas: Iterable[str]) -> list[Read]:
+    """The reads of every part the given areas' checks use: chains of dependent reads, to be started side by side
+    (each makes the same cached calls the checks make next, and swallows failures: the checks meet them)."""
+    try:
+        scope = target.scope()
+    except AwsError:
+        return []
+    names = sorted({p for area in areas for p in AREA_PARTS.get(area, ())})
+    return [partial(_quietly, read) for name in names for read in PARTS[name](target, scope)]
+
+
+def _quietly(read: Read) -> None:
+    with contextlib.suppress(Exception):
+        read()
+
+
+# -- the parts ---------------------------------------------------------------------------------------------
+@part("network")
+def _network(target: Target, scope: Scope) -> list[Read]:
+    inv = target.inventory
+
+    def chain() -> None:
+        if scope.vpc_id:  # the configured VPC's DNS attributes need not wait for its subnets
+            inv.read_ahead(partial(reads.dns_off, inv, scope.vpc_id))
+        data = reads.network(inv, scope, target.region, vpcs=True, groups=True, paths=True, acls=True)
+        inv.read_ahead(*(partial(reads.dns_off, inv, vpc) for vpc in data.vpc_ids))
+
+    return [chain]
+
+
+@part("key_pairs")
+def _key_pairs(target: Target, scope: Scope) -> list[Read]:
+    return [partial(reads.key_pairs, target.inventory, [scope.key_name])] if scope.key_name else []
+
+
+@part("image")
+def _image(target: Target, scope: Scope) -> list[Read]:
+    try:
+        ref = parse(scope.image_uri or "")
+    except ImageRefError:
+        return []
+    return [partial(reads.ecr_images, target.inventory, ref)] if ref.is_ecr else []
+
+
+@dataclass
+class _Where:
+    inventory: Inventory
+    scope: Scope
+
+    def path(self, value: str) -> Path:
+        return Path(value)
+
+
+@part("compute")
+def _compute(target: Target, scope: Scope) -> list[Read]:
+    return [partial(batchinfo.all_instance_types, _Where(target.inventory, scope))]
+
+
+@part("roles")
+def _roles(target: Target, scope: Scope) -> list[Read]:
+    inv = target.inventory
+    values = {"service_role": scope.service_role, "instance_role": scope.instance_role,
+              "execution_role": scope.execution_role, "job_role": scope.job_role.name if scope.job_role else None}
+    out: list[Read] = []
+    for field, value in values.items():
+        try:
+            ref = roles.parse_role(value) if value else None
+        except ValueError:
+            ref = None
+        if ref is None or ref.service_linked:
+            continue
+        out.append(partial(_role_chain, inv, ref.name))
+        if field in REFERENCE_POLICIES:
+            out.append(partial(_reference_policy, target, REFERENCE_POLICIES[field]))
+    return out
+
+
+def _role_chain(inv: Inventory, name: str) -> None:
+    """The role and the listings of its policies side by side, then (where SimulatePrincipalPolicy does not answer)
+    every policy a local evaluation reads. Where it answers, the listings were read for nothing: two calls a role
+    for a round trip less on the critical path."""
+    inv.read_ahead(*principals.role_policy_listings(inv, name))
+    role = roles.get_role(inv, name)
+    if role is not None:
+        principals.prefetch(inv, principals.role_principal(role))
+
+
+def _reference_policy(target: Target, name: str) -> None:
+    principals.managed_policy(target.inventory, f"arn:{principals.caller_partition(target)}:iam::aws:policy/{name}")
+
