@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import stat
-from typing import Any
 
 from pytest_mlbatch.analysis import keys
-from pytest_mlbatch.aws import reads
 from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, Resource, failed, passed
-
-
-def key_pairs(ctx: CheckContext) -> dict[str, dict[str, Any]]:
-    """Every configured key pair of the target, in one DescribeKeyPairs call."""
-    return reads.key_pairs(ctx.inventory, [r.id for r in ctx.resources("key_pair")])
 
 
 @check(
@@ -26,10 +19,9 @@ def key_pairs(ctx: CheckContext) -> dict[str, dict[str, Any]]:
                 "half), and name it by its key name, not the .pem file name.",
 )
 def key_pair_exists(ctx: CheckContext, res: Resource) -> Finding:
-    pairs = key_pairs(ctx)
-    if res.id in pairs:
-        kp = pairs[res.id]
-        return passed(f"{res.id} exists in {ctx.region} ({kp.get('KeyType', 'rsa')}, {kp.get('KeyPairId', '?')})")
+    pair = ctx.model.key_pairs().get(res.id)
+    if pair is not None:
+        return passed(f"{res.id} exists in {ctx.region} ({pair.type}, {pair.id or '?'})")
     hint = ""
     if res.id.endswith((".pem", ".key", ".ppk")) or "/" in res.id:
         hint = "; this looks like a file name: give the key pair's name as AWS shows it"
@@ -89,7 +81,7 @@ def private_key_matches(ctx: CheckContext, res: Resource) -> Finding:
     if not file_value:
         raise NotApplicable("key_pair.private_key_file is not set")
     path = ctx.path(file_value)
-    pair = key_pairs(ctx).get(res.id)
+    pair = ctx.model.key_pairs().get(res.id)
     if pair is None:
         raise NotApplicable(f"key pair {res.id} does not exist in {ctx.region} (see KEY001)")
     if not path.is_file():
@@ -101,8 +93,8 @@ def private_key_matches(ctx: CheckContext, res: Resource) -> Finding:
         key = keys.load_private_key(path)
     except (OSError, ValueError) as exc:
         return failed(str(exc))
-    same, formula, local = keys.match(key, str(pair.get("KeyFingerprint", "")))
+    same, formula, local = keys.match(key, pair.fingerprint)
     if same:
         return passed(f"{path} matches {res.id} ({formula})")
-    return failed(f"{path} does not match key pair {res.id}: AWS has {pair.get('KeyFingerprint')}, the file "
+    return failed(f"{path} does not match key pair {res.id}: AWS has {pair.fingerprint}, the file "
                   f"gives {local} ({formula})")

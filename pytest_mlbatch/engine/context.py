@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_mlbatch.aws.inventory import Inventory
+from pytest_mlbatch.aws.world import AwsWorld
 from pytest_mlbatch.engine.journal import Journal
 from pytest_mlbatch.findings import Finding, Resource, Severity
 from pytest_mlbatch.model.resources import resources_for
 from pytest_mlbatch.model.scope import Scope
+from pytest_mlbatch.model.world import World
 
 if TYPE_CHECKING:
     from pytest_mlbatch.aws.target import Target
@@ -157,6 +159,11 @@ class CheckContext:
     @property
     def rootdir(self) -> Path:
         return self.runtime.rootdir
+
+    @property
+    def model(self) -> World:
+        """The target's facts, typed (model/): what a check decides over, read once for every check."""
+        return AwsWorld(self.inventory, self.scope, self.region, self.rootdir)
 
     def docker(self) -> Any:
         """The Docker SDK client (DOCKER_HOST respected); raises NotEvaluable if the daemon does not answer."""

@@ -1,0 +1,84 @@
+"""The model of one target built from the AWS APIs (model/world.py's World): API answers become typed facts here,
+and nowhere else; reads go through the inventory (cached, so every check and the first wave share them)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_mlbatch.aws import batchinfo, reads
+from pytest_mlbatch.aws.inventory import Inventory
+from pytest_mlbatch.model.compute import ComputeEnvironment, InstanceType, KeyPair, LaunchTemplateRef
+from pytest_mlbatch.model.scope import Scope
+
+
+def compute_environment(doc: Mapping[str, Any]) -> ComputeEnvironment:
+    """A DescribeComputeEnvironments entry as a model compute environment."""
+    cr: Mapping[str, Any] = doc.get("computeResources") or {}
+    lt = cr.get("launchTemplate") or {}
+    template = None
+    if lt.get("launchTemplateId") or lt.get("launchTemplateName"):
+        template = LaunchTemplateRef(lt.get("launchTemplateId"), lt.get("launchTemplateName"),
+                                     str(lt.get("version") or "$Default"))
+    profile = cr.get("instanceRole")
+    max_vcpus = cr.get("maxvCpus")
+    return ComputeEnvironment(
+        name=str(doc.get("computeEnvironmentName", "")),
+        arn=str(doc.get("computeEnvironmentArn", "")),
+        managed=doc.get("type", "MANAGED") == "MANAGED",
+        state=doc.get("state"),
+        status=doc.get("status"),
+        status_reason=doc.get("statusReason"),
+        orchestration=str(doc.get("containerOrchestrationType") or "ECS"),
+        provisioning=cr.get("type"),
+        service_role=doc.get("serviceRole"),
+        instance_profile=batchinfo.arn_name(str(profile)) if profile else None,
+        instance_types=tuple(str(t) for t in cr.get("instanceTypes") or []),
+        subnets=tuple(str(s) for s in cr.get("subnets") or []),
+        security_groups=tuple(str(g) for g in cr.get("securityGroupIds") or []),
+        key_pair=cr.get("ec2KeyPair"),
+        launch_template=template,
+        max_vcpus=int(max_vcpus) if max_vcpus is not None else None,
+    )
+
+
+def instance_type(doc: Mapping[str, Any]) -> InstanceType:
+    """A DescribeInstanceTypes entry as a model instance type."""
+    return InstanceType(
+        name=str(doc["InstanceType"]),
+        vcpus=int(doc.get("VCpuInfo", {}).get("DefaultVCpus", 0)),
+        memory_mib=int(doc.get("MemoryInfo", {}).get("SizeInMiB", 0)),
+        gpus=sum(int(g.get("Count", 0)) for g in doc.get("GpuInfo", {}).get("Gpus", []) or []),
+        architectures=tuple(batchinfo.architectures(dict(doc))),
+    )
+
+
+class AwsWorld:
+    """World for one target, read through its inventory with the scope discovery completed."""
+
+    def __init__(self, inventory: Inventory, scope: Scope, region: str | None, rootdir: Path) -> None:
+        self.inventory = inventory
+        self.scope = scope
+        self._region = region
+        self.rootdir = rootdir
+
+    @property
+    def region(self) -> str | None:
+        return self._region
+
+    def path(self, value: str) -> Path:  # batchinfo.Where
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.rootdir / p
+
+    def compute_environments(self) -> Sequence[ComputeEnvironment]:
+        return [compute_environment(ce) for _, ce in batchinfo.scope_compute_environments(self) if ce is not None]
+
+    def instance_types(self, names: Sequence[str]) -> Sequence[InstanceType]:
+        return [instance_type(t) for t in batchinfo.instance_types(self, list(names))]
+
+    def key_pairs(self) -> Mapping[str, KeyPair]:
+        names = [self.scope.key_name] if self.scope.key_name else []
+        return {name: KeyPair(name, kp.get("KeyPairId"), str(kp.get("KeyType", "rsa")),
+                              str(kp.get("KeyFingerprint", "")))
+                for name, kp in reads.key_pairs(self.inventory, names).items()}
