@@ -289,7 +289,9 @@ class Inventory:
             self._cache.clear()
 
     @contextlib.contextmanager
-    def mutations(self, journal: Any, check_id: str, resource: str) -> Iterator[None]:
-        """Within this block (fixers only), create-only calls are allowed and each one is journaled."""
-        with self.guard.allow(journal, check_id, resource):
+    def mutations(self, journal: Any, check_id: str, resource: str, calls: list[str] | None = None,
+                  plan_id: str = "", sanctioned: frozenset[str] = frozenset()) -> Iterator[None]:
+        """Within this block (fixers only), the plan's declared create-only calls are allowed, each journaled
+        before it is sent and after it answered."""
+        with self.guard.allow(journal, check_id, resource, calls, plan_id, sanctioned):
             yield

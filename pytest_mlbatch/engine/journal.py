@@ -45,6 +45,11 @@ class Journal:
             with os.fdopen(fd, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
 
+    def record_intent(self, check_id: str, resource: str, plan_id: str, call: str, params: dict[str, Any]) -> None:
+        """Write-ahead: what is about to be sent (before it is), so an interrupted run leaves a trace to reconcile."""
+        self._write({"check_id": check_id, "resource": resource, "plan": plan_id, "call": call, "status": "intent",
+                     "params": params})
+
     def record_call(self, check_id: str, resource: str, call: str, ok: bool, parsed: Any) -> None:
         self._write({"check_id": check_id, "resource": resource, "call": call,
                      "status": "ok" if ok else "failed", "created": _ids(parsed)})

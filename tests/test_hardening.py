@@ -1,0 +1,106 @@
+"""Fix safety under faults and hostile input (issue 15): each guarantee of docs/reliability.md §7 with its proof.
+
+Real backends only: moto in server mode (through the fault-injecting middleware where a slow or silent AWS is
+needed), real signals, a second Unix user (`runuser -u nobody`), real symlinks, real GitHub-Actions output.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from audit import AUDIT
+from backends import Aws
+
+from pytest_mlbatch.aws.guard import ForbiddenCall
+from pytest_mlbatch.aws.inventory import Inventory
+
+pytest_plugins = ["fault_fixtures"]
+
+ALLOW_S3 = json.dumps({"Version": "2012-10-17",
+                       "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]})
+
+
+def journal_lines(root: Path) -> list[dict[str, Any]]:
+    path = root / ".mlbatch" / "journal.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+# -- 4. the guard allows only what a plan declared -----------------------------------------------------------------
+def _probe(inv: Inventory, call: str, method: str, **params: Any) -> str:
+    """Send one call inside a fix whose plan declared exactly that call: "sent", or the guard's refusal."""
+    service = call.split(":", 1)[0]
+    try:
+        with inv.mutations(None, "TST001", "x", calls=[call], plan_id="p"):
+            getattr(inv.client(service), method)(**params)
+    except ForbiddenCall as exc:
+        return f"refused: {exc}"
+    return "sent"
+
+
+def test_guard_refuses_overwrites_even_when_declared_and_calls_a_plan_did_not_declare(aws: Aws) -> None:
+    iam, ecr, ec2 = aws.client("iam"), aws.client("ecr"), aws.client("ec2")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    iam.create_role(RoleName="r", AssumeRolePolicyDocument=trust, Tags=[{"Key": "team", "Value": "ml"}])
+    iam.put_role_policy(RoleName="r", PolicyName="p", PolicyDocument=ALLOW_S3)
+    policy = iam.create_policy(PolicyName="mp", PolicyDocument=ALLOW_S3)["Policy"]["Arn"]
+    ecr.create_repository(repositoryName="repo")
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                           "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1,
+                                      "digest": "sha256:" + "a" * 64}, "layers": []})
+    ecr.put_image(repositoryName="repo", imageManifest=manifest, imageTag="1.0")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    acl = ec2.create_network_acl(VpcId=vpc)["NetworkAcl"]["NetworkAclId"]
+    inv = Inventory(boto3.Session(region_name="us-east-1"), "us-east-1")
+
+    mark = AUDIT.mark()
+    results = {
+        "PutRolePolicy over an existing policy": _probe(
+            inv, "iam:PutRolePolicy", "put_role_policy", RoleName="r", PolicyName="p", PolicyDocument=ALLOW_S3),
+        "PutRolePermissionsBoundary": _probe(
+            inv, "iam:PutRolePermissionsBoundary", "put_role_permissions_boundary", RoleName="r",
+            PermissionsBoundary=policy),
+        "TagRole changing a tag": _probe(inv, "iam:TagRole", "tag_role", RoleName="r",
+                                         Tags=[{"Key": "team", "Value": "other"}]),
+        "CreatePolicyVersion SetAsDefault": _probe(
+            inv, "iam:CreatePolicyVersion", "create_policy_version", PolicyArn=policy, PolicyDocument=ALLOW_S3,
+            SetAsDefault=True),
+        "PutImage moving a tag": _probe(inv, "ecr:PutImage", "put_image", repositoryName="repo",
+                                        imageManifest=manifest.replace("a" * 64, "b" * 64), imageTag="1.0"),
+        "PutLifecyclePolicy": _probe(inv, "ecr:PutLifecyclePolicy", "put_lifecycle_policy", repositoryName="repo",
+                                     lifecyclePolicyText='{"rules": []}'),
+        "CreateNetworkAclEntry": _probe(
+            inv, "ec2:CreateNetworkAclEntry", "create_network_acl_entry", NetworkAclId=acl, RuleNumber=1,
+            Protocol="-1", RuleAction="allow", Egress=False, CidrBlock="0.0.0.0/0"),
+    }
+    undeclared = "sent"
+    try:
+        with inv.mutations(None, "TST001", "x", calls=["ec2:ImportKeyPair"], plan_id="p"):
+            inv.client("ec2").create_key_pair(KeyName="not-in-the-plan")
+    except ForbiddenCall as exc:
+        undeclared = f"refused: {exc}"
+    # what only creates passes when declared: a new inline policy, a new tag key, a new image tag
+    creates = {
+        "new inline policy": _probe(inv, "iam:PutRolePolicy", "put_role_policy", RoleName="r", PolicyName="new",
+                                    PolicyDocument=ALLOW_S3),
+        "new tag": _probe(inv, "iam:TagRole", "tag_role", RoleName="r", Tags=[{"Key": "owner", "Value": "me"}]),
+        "new image tag": _probe(inv, "ecr:PutImage", "put_image", repositoryName="repo",
+                                imageManifest=manifest, imageTag="2.0"),
+    }
+    AUDIT.forget(mark)  # the refused calls were never sent; the audit (which judges before sending) need not fail us
+
+    assert {k: v for k, v in results.items() if not v.startswith("refused")} == {}
+    assert "never overwrites" in results["PutRolePolicy over an existing policy"]
+    assert undeclared.startswith("refused") and "not one of the calls the plan" in undeclared
+    assert creates == dict.fromkeys(creates, "sent")
+    assert iam.get_role_policy(RoleName="r", PolicyName="p")["PolicyDocument"]
+    assert {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName="r")["Tags"]} == {"team": "ml", "owner": "me"}
+    assert ec2.describe_key_pairs()["KeyPairs"] == []
+    assert "PermissionsBoundary" not in iam.get_role(RoleName="r")["Role"]
+    images = ecr.describe_images(repositoryName="repo", imageIds=[{"imageTag": "1.0"}])["imageDetails"]
+    assert len(images) == 1 and images[0]["imageDigest"] == ecr.batch_get_image(
+        repositoryName="repo", imageIds=[{"imageTag": "2.0"}])["images"][0]["imageId"]["imageDigest"]
