@@ -7,6 +7,8 @@ needed), real signals, a second Unix user (`runuser -u nobody`), real symlinks, 
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +16,13 @@ import boto3
 import pytest
 from audit import AUDIT
 from backends import Aws
+from net_fixtures import Net, run_checks
+from wsgi_backend import Fault, MotoMiddleware
 
+from pytest_mlbatch.aws import inventory as inventory_mod
 from pytest_mlbatch.aws.guard import ForbiddenCall
 from pytest_mlbatch.aws.inventory import Inventory
+from pytest_mlbatch.engine.context import PLAN_TAG
 
 pytest_plugins = ["fault_fixtures"]
 
@@ -104,3 +110,83 @@ def test_guard_refuses_overwrites_even_when_declared_and_calls_a_plan_did_not_de
     images = ecr.describe_images(repositoryName="repo", imageIds=[{"imageTag": "1.0"}])["imageDetails"]
     assert len(images) == 1 and images[0]["imageDigest"] == ecr.batch_get_image(
         repositoryName="repo", imageIds=[{"imageTag": "2.0"}])["images"][0]["imageId"]["imageDigest"]
+
+
+# -- 1. a create is sent once; what an earlier run of the plan made is adopted or completed ------------------------
+@pytest.fixture
+def slow_creates(faulty: MotoMiddleware, fast_backoff: None, monkeypatch: pytest.MonkeyPatch) -> MotoMiddleware:
+    """The plugin talks to moto through the fault middleware, with a read timeout of 3 s (moto's first IAM call
+    after a reset loads the managed policies, which takes a second)."""
+    monkeypatch.setattr(inventory_mod, "READ_TIMEOUT", 3)
+    return faulty
+
+
+def _nat_scenario(aws: Aws) -> tuple[dict[str, Any], str]:
+    net = Net(aws)
+    vpc = net.vpc("10.0.0.0/16")
+    pub = net.subnet(vpc, "10.0.1.0/24", "a", public_ip=True)
+    net.default_route(net.table(vpc, pub), GatewayId=net.igw(vpc))
+    priv = net.subnet(vpc, "10.0.3.0/24", "b")
+    net.table(vpc, priv)
+    return {"network": {"vpc_id": vpc, "subnet_ids": [priv]}, "fix": {"allow": ["nat_gateway"]}}, priv
+
+
+def _settle(server: MotoMiddleware) -> None:
+    """Wait until the delayed requests the client gave up on have reached moto (the server thread goes on)."""
+    deadline = time.monotonic() + 15
+    while server.in_flight and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_allocate_address_answered_after_the_timeout_is_sent_once_then_adopted(
+        aws: Aws, slow_creates: MotoMiddleware, tmp_path: Path) -> None:
+    cfg, priv = _nat_scenario(aws)
+    key = f"NET003[{priv}]"
+    slow_creates.set(Fault("slow", "ec2:AllocateAddress", delay=4))
+    first = run_checks(cfg, tmp_path, prefixes=("NET003",), fix=True)
+    _settle(slow_creates)
+    assert first.outcome(key) == "error", first.message(key)
+    assert slow_creates.counts("ec2:AllocateAddress") == Counter({"ec2:AllocateAddress": 1})  # not retried
+    ec2 = aws.client("ec2")
+    assert len(ec2.describe_addresses()["Addresses"]) == 1
+    assert [e["status"] for e in journal_lines(tmp_path) if e.get("call") == "ec2:AllocateAddress"] == \
+        ["intent", "unknown"]
+
+    slow_creates.set()
+    second = run_checks(cfg, tmp_path, prefixes=("NET003",), fix=True)
+    assert second.outcome(key) == "fixed", second.message(key)
+    addresses = ec2.describe_addresses()["Addresses"]
+    assert len(addresses) == 1, "a second Elastic IP was allocated instead of adopting the first"
+    nats = ec2.describe_nat_gateways()["NatGateways"]
+    assert len(nats) == 1 and nats[0]["NatGatewayAddresses"][0]["AllocationId"] == addresses[0]["AllocationId"]
+    adopted = [e for e in journal_lines(tmp_path) if e.get("action") == "adopt"]
+    assert len(adopted) == 1 and addresses[0]["AllocationId"] in adopted[0]["detail"]
+    sent = [c for c in slow_creates.calls if c.name == "ec2:CreateNatGateway"]
+    assert sent and sent[0].params.get("ClientToken", "").startswith("mlbatch-")
+
+
+def test_role_created_after_the_timeout_is_completed_by_the_next_fix(
+        aws: Aws, slow_creates: MotoMiddleware, tmp_path: Path) -> None:
+    cfg = {"iam": {"job_role": {"name": "ml-job-role",
+                                "allow": [{"action": "s3:GetObject", "resource": "arn:aws:s3:::ml-data/*"}]}}}
+    slow_creates.set(Fault("slow", "iam:CreateRole", delay=4))
+    first = run_checks(cfg, tmp_path, prefixes=("IAM005",), fix=True)
+    _settle(slow_creates)
+    key = next(iter(first.results))
+    assert first.outcome(key) == "error", (first.message(key), slow_creates.operations())
+    assert slow_creates.counts("iam:CreateRole") == Counter({"iam:CreateRole": 1}), (
+        first.message(key), slow_creates.operations())
+    iam = aws.client("iam")
+    assert iam.list_role_policies(RoleName="ml-job-role")["PolicyNames"] == []  # half-built
+
+    slow_creates.clear()
+    second = run_checks(cfg, tmp_path, prefixes=("IAM005",), fix=True)
+    assert second.outcome(key) == "fixed", second.message(key)
+    assert iam.list_role_policies(RoleName="ml-job-role")["PolicyNames"] != []
+    assert slow_creates.counts("iam:CreateRole") == Counter()  # completed, not created again
+    # a role of the same name that this plan did not create is never touched
+    iam.delete_role_policy(RoleName="ml-job-role", PolicyName=iam.list_role_policies(
+        RoleName="ml-job-role")["PolicyNames"][0])
+    iam.untag_role(RoleName="ml-job-role", TagKeys=[PLAN_TAG])
+    third = run_checks(cfg, tmp_path, prefixes=("IAM005",), fix=True)
+    assert third.outcome(key) == "failed" and "never edits an existing role" in third.message(key)
