@@ -7,6 +7,8 @@ needed), real signals, a second Unix user (`runuser -u nobody`), real symlinks, 
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -190,3 +192,71 @@ def test_role_created_after_the_timeout_is_completed_by_the_next_fix(
     iam.untag_role(RoleName="ml-job-role", TagKeys=[PLAN_TAG])
     third = run_checks(cfg, tmp_path, prefixes=("IAM005",), fix=True)
     assert third.outcome(key) == "failed" and "never edits an existing role" in third.message(key)
+
+
+# -- 8. files are written without following links ------------------------------------------------------------------
+KEY_CFG = {"version": 1, "region": "us-east-1", "key_pair": {"name": "ml-batch-key", "private_key_file": "k.pem"}}
+TRACEBACK = re.compile(r'File "[^"]*pytest_mlbatch/[^"]*", line \d+|Traceback \(most recent call last\)')
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("--mlbatch", "-p", "no:cacheprovider", "-p", "no:randomly", *args)
+
+
+def test_reports_are_never_written_through_a_planted_link(aws: Aws, preflight: Any, pytester: pytest.Pytester,
+                                                          tmp_path: Path) -> None:
+    preflight.write_config(KEY_CFG)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    # the old temp name was predictable (.NAME.PID.tmp): a link planted there redirected the report's bytes
+    (pytester.path / f".r.json.{os.getpid()}.tmp").symlink_to(victim)
+    result = _run(pytester, "--mlbatch-json", "r.json", "--mlbatch-junit", "j.xml")
+    assert victim.read_text() == "precious\n"
+    assert json.loads((pytester.path / "r.json").read_text())["results"]
+    assert result.ret == 1  # KEY001 fails: the run's own answer, unchanged
+
+    (pytester.path / "r.json").unlink()
+    (pytester.path / "r.json").symlink_to(victim)  # the report path itself is a link
+    (pytester.path / "j.xml").unlink()
+    (pytester.path / "j.xml").symlink_to(tmp_path / "dangling")
+    result = _run(pytester, "--mlbatch-json", "r.json", "--mlbatch-junit", "j.xml")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert victim.read_text() == "precious\n" and not (tmp_path / "dangling").exists()
+    assert "--mlbatch-json" in out and "--mlbatch-junit" in out and "symbolic link" in out
+    assert not TRACEBACK.search(out)
+    leftovers = sorted(p.name for p in pytester.path.iterdir() if p.name.endswith(".tmp"))
+    assert leftovers == [f".r.json.{os.getpid()}.tmp"]  # only the planted link; no temp file of ours
+
+
+def test_an_unwritable_report_path_is_a_usage_error_after_the_summary(aws: Aws, preflight: Any,
+                                                                     pytester: pytest.Pytester) -> None:
+    preflight.write_config(KEY_CFG)
+    (pytester.path / "afile").write_text("")
+    result = _run(pytester, "--mlbatch-json", "afile/report.json")
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert not TRACEBACK.search(out + result.stderr.str())
+    summary = out.index("KEY001")  # the results were shown ...
+    error = out.index("ERROR: --mlbatch-json: cannot write")
+    assert summary < error  # ... before the usage error
+    assert [p.name for p in pytester.path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.parametrize("planted", [".mlbatch", ".mlbatch/journal.jsonl"])
+def test_fix_refuses_a_journal_reached_through_a_link(aws: Aws, preflight: Any, pytester: pytest.Pytester,
+                                                      tmp_path: Path, planted: str) -> None:
+    preflight.write_config(KEY_CFG)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if planted == ".mlbatch":
+        (pytester.path / ".mlbatch").symlink_to(elsewhere)
+    else:
+        (pytester.path / ".mlbatch").mkdir()
+        (pytester.path / ".mlbatch" / "journal.jsonl").symlink_to(elsewhere / "journal.jsonl")
+    result = _run(pytester, "--fix")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, out[-2000:]
+    assert "symbolic link" in out and not TRACEBACK.search(out)
+    assert list(elsewhere.iterdir()) == []
+    assert aws.client("ec2").describe_key_pairs()["KeyPairs"] == []  # nothing was fixed without a journal
