@@ -260,3 +260,47 @@ def test_fix_refuses_a_journal_reached_through_a_link(aws: Aws, preflight: Any, 
     assert "symbolic link" in out and not TRACEBACK.search(out)
     assert list(elsewhere.iterdir()) == []
     assert aws.client("ec2").describe_key_pairs()["KeyPairs"] == []  # nothing was fixed without a journal
+
+
+# -- 9. configs that crashed instead of exit 4 --------------------------------------------------------------------
+def _alias_bomb(levels: int) -> str:
+    lines = ['l0: &l0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, levels)]
+    return "\n".join(lines) + f"\nregion: *l{levels - 1}\n"
+
+
+@pytest.mark.parametrize(("name", "text", "expected"), [
+    ("mixed int and string keys", "version: 1\n1: a\nregion: us-east-1\n", "keys must be strings"),
+    ("an integer over 4300 digits", "version: 1\nnetwork: {min_free_ips: " + "9" * 5000 + "}\n",
+     "cannot be read as a config"),
+    ("nesting deeper than the recursion limit", "version: 1\nchecks: " + "[" * 5000 + "]" * 5000 + "\n",
+     "nested more"),
+    ("a YAML alias bomb", _alias_bomb(6), "aliases"),
+], ids=["mixed-keys", "huge-int", "deep-nesting", "alias-bomb"])
+def test_config_that_crashed_is_a_usage_error(pytester: pytest.Pytester, name: str, text: str,
+                                             expected: str) -> None:
+    (pytester.path / "mlbatch.yaml").write_text(text)
+    result = _run(pytester, "--mlbatch-json", "report.json")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, out[-3000:]
+    assert expected in out and not TRACEBACK.search(out) and "INTERNALERROR" not in out
+    assert len(out) < 20_000, f"{name}: {len(out)} characters of output"
+    assert not (pytester.path / "report.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_key_file_that_is_a_fifo_or_device_is_a_usage_error_not_a_hang(aws: Aws, pytester: pytest.Pytester,
+                                                                         kind: str) -> None:
+    """On moto KEY001 fails (no key pair), so --fix-dry-run plans its fix, which reads the key file."""
+    key = pytester.path / "k.pem"
+    if kind == "fifo":
+        os.mkfifo(key)
+    else:
+        key = Path("/dev/zero")  # endless: reading it would never finish
+    (pytester.path / "mlbatch.yaml").write_text(json.dumps(
+        {"version": 1, "region": "us-east-1", "key_pair": {"name": "ml-batch-key", "private_key_file": str(key)}}))
+    result = pytester.runpytest_subprocess("--mlbatch", "-p", "no:cacheprovider", "--fix-dry-run", timeout=60)
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, out[-3000:]
+    assert "key_pair.private_key_file" in out and ("FIFO" if kind == "fifo" else "device") in out
+    assert not TRACEBACK.search(out)
