@@ -11,7 +11,7 @@ from pytest_mlbatch.analysis import policy
 from pytest_mlbatch.analysis.policy import Request
 from pytest_mlbatch.aws import batchinfo, principals, roles
 from pytest_mlbatch.aws.inventory import AwsError
-from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
+from pytest_mlbatch.engine.context import PLAN_TAG, CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
 
@@ -103,8 +103,6 @@ def _missing_role_plan(ctx: CheckContext, res: Resource, service: str, managed: 
     ref = _ref(res.id)
     if ref.service_linked:
         raise NotFixable(f"{ref.name} is a service-linked role; it is created by its service")
-    if roles.get_role(ctx.inventory, ref.name) is not None:
-        raise NotFixable(f"role {ref.name} exists; --fix never edits an existing role or policy")
     if ref.arn and ctx.account and ref.arn.split(":")[4] != ctx.account:
         raise NotFixable(f"{ref.arn} belongs to account {ref.arn.split(':')[4]}, not to {ctx.account}")
     path = ref.path or "/"
@@ -119,16 +117,40 @@ def _missing_role_plan(ctx: CheckContext, res: Resource, service: str, managed: 
         calls.append("iam:PutRolePolicy")
         action += f", put inline policy {JOB_ROLE_POLICY} with the {len(inline['Statement'])} declared statement(s)"
     managed_policy_arn = managed_arn(ctx, managed) if managed else None
+    plan = FixPlan(ctx.check.id, res.id, action, calls=calls, permissions=[*calls, "iam:TagRole"],
+                   apply=lambda fx: None)
+    existing = roles.get_role(ctx.inventory, ref.name)
+    if existing is not None:
+        # A role this very plan created (its tag says so) whose run ended before the rest: finish the plan.
+        tags = {t.get("Key"): t.get("Value") for t in existing.get("Tags", [])}
+        if tags.get(PLAN_TAG) != plan.plan_id(ctx.account, ctx.region):
+            raise NotFixable(f"role {ref.name} exists; --fix never edits an existing role or policy")
+        attached = {p["PolicyArn"] for p in ctx.inventory.paginate(
+            "iam", "list_attached_role_policies", "AttachedPolicies", RoleName=ref.name)}
+        names = set(ctx.inventory.paginate("iam", "list_role_policies", "PolicyNames", RoleName=ref.name))
+        if managed_policy_arn in attached:
+            managed_policy_arn = None
+        if JOB_ROLE_POLICY in names:
+            inline = None
+        plan.calls = [c for c, todo in (("iam:AttachRolePolicy", managed_policy_arn), ("iam:PutRolePolicy", inline))
+                      if todo]
+        if not plan.calls:
+            raise NotFixable(f"role {ref.name} was created by this plan and has every step of it")
+        plan.notes.append(f"completes an earlier run of this plan: role {ref.name} exists and carries its tag "
+                          f"{PLAN_TAG}={tags[PLAN_TAG]}; still to do: {', '.join(plan.calls)}")
+    create = existing is None
 
     def apply(fx: FixContext) -> None:
-        create_role(fx, ref.name, path, service, f"pytest-mlbatch: {ctx.check.slug}")
+        if create:
+            create_role(fx, ref.name, path, service, f"pytest-mlbatch: {ctx.check.slug}")
         if managed_policy_arn:
             fx.client("iam").attach_role_policy(RoleName=ref.name, PolicyArn=managed_policy_arn)
         if inline:
             fx.client("iam").put_role_policy(RoleName=ref.name, PolicyName=JOB_ROLE_POLICY,
                                              PolicyDocument=json.dumps(inline))
 
-    return FixPlan(ctx.check.id, res.id, action, calls=calls, permissions=[*calls, "iam:TagRole"], apply=apply)
+    plan.apply = apply
+    return plan
 
 
 # -- IAM001 ------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 from pytest_mlbatch.analysis import netpath
 from pytest_mlbatch.analysis.netpath import DEFAULT_V4, NetData, PublicIps
 from pytest_mlbatch.aws import batchinfo, reads
-from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
+from pytest_mlbatch.engine.context import PLAN_TAG, CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
 
@@ -294,10 +294,27 @@ def _nat_plan(ctx: CheckContext, data: NetData, subnet_id: str, vpc: str, rid: s
 
     def apply(fx: FixContext) -> None:
         ec2 = fx.client("ec2")
-        alloc = ec2.allocate_address(Domain="vpc", TagSpecifications=fx.tag_specifications("elastic-ip"))
-        nat = ec2.create_nat_gateway(SubnetId=host, AllocationId=alloc["AllocationId"],
-                                     TagSpecifications=fx.tag_specifications("natgateway"))["NatGateway"]
-        nat_id = nat["NatGatewayId"]
+        # What an earlier run of this very plan created (interrupted, timed out, or racing on another machine) is
+        # adopted, never made a second time: it carries the plan's tag.
+        mine = [{"Name": f"tag:{PLAN_TAG}", "Values": [fx.plan_id]}]
+        nats = [n for n in ec2.describe_nat_gateways(Filter=mine)["NatGateways"]
+                if n.get("State") in ("pending", "available")]
+        if nats:
+            nat_id = str(nats[0]["NatGatewayId"])
+            fx.journal.record_outcome(fx.check.id, fx.resource.id, "adopt", "ok", f"{nat_id} (tagged by this plan)")
+        else:
+            free = [a for a in ec2.describe_addresses(Filters=mine)["Addresses"] if not a.get("AssociationId")]
+            if free:
+                allocation = str(free[0]["AllocationId"])
+                fx.journal.record_outcome(fx.check.id, fx.resource.id, "adopt", "ok",
+                                          f"{allocation} (tagged by this plan)")
+            else:
+                allocation = ec2.allocate_address(Domain="vpc",
+                                                  TagSpecifications=fx.tag_specifications("elastic-ip"))["AllocationId"]
+            nat_id = ec2.create_nat_gateway(SubnetId=host, AllocationId=allocation,
+                                            ClientToken=fx.client_token("CreateNatGateway"),
+                                            TagSpecifications=fx.tag_specifications("natgateway")
+                                            )["NatGateway"]["NatGatewayId"]
         ec2.get_waiter("nat_gateway_available").wait(NatGatewayIds=[nat_id],
                                                      WaiterConfig={"Delay": 15, "MaxAttempts": 40})
         ec2.create_route(RouteTableId=rid, DestinationCidrBlock=DEFAULT_V4, NatGatewayId=nat_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -181,12 +182,16 @@ def _read(path: Path) -> dict[str, Any]:
             doc: Any = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except (ValueError, RecursionError, MemoryError) as exc:
+            raise ConfigError(f"{path}: cannot be read as a config: {_why(exc)}") from None
         doc = doc.get("tool", {}).get("mlbatch", doc)
     elif path.suffix == ".json":
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+        except (ValueError, RecursionError, MemoryError) as exc:
+            raise ConfigError(f"{path}: cannot be read as a config: {_why(exc)}") from None
     else:
         try:
             doc = yaml.load(text, Loader=_Loader)
@@ -197,11 +202,56 @@ def _read(path: Path) -> dict[str, Any]:
                 where = f" at line {mark.line + 1}, column {mark.column + 1}"
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+        except (ValueError, RecursionError, MemoryError) as exc:  # e.g. an integer of more than 4300 digits
+            raise ConfigError(f"{path}: cannot be read as a config: {_why(exc)}") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(doc).__name__}")
     return doc
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return f"nested more deeply than Python can follow (at most {MAX_DEPTH} levels are accepted)"
+    if isinstance(exc, MemoryError):
+        return "too large to hold in memory"
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+# A config is small: far below these. A document beyond them (deep nesting, YAML aliases that expand to millions of
+# values) is refused before validation, whose messages would otherwise build the whole expanded value.
+MAX_DEPTH = 32
+MAX_VALUES = 20_000
+
+
+def check_shape(source: str, doc: Any) -> None:
+    """Refuse what would crash or exhaust validation: more than MAX_VALUES values once aliases are expanded,
+    nesting deeper than MAX_DEPTH, keys that are not strings. Iterative and stops at the first excess."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(doc, ())]
+    seen = 0
+    while stack:
+        value, where = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            raise ConfigError(f"invalid config {source}:\n  (top level): more than {MAX_VALUES} values once YAML "
+                              "aliases are expanded; a config is far smaller (an alias bomb?)")
+        if len(where) > MAX_DEPTH:
+            raise ConfigError(f"invalid config {source}:\n  {_path(where[:MAX_DEPTH])}: nested more than "
+                              f"{MAX_DEPTH} levels deep")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise ConfigError(f"invalid config {source}:\n  {_path([*where, str(key)])}: the key "
+                                      f"{_short(key)} is a {type(key).__name__}; keys must be strings")
+                stack.append((item, (*where, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*where, i)) for i, item in enumerate(value))
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 64 else "(a huge integer)"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
@@ -224,6 +274,7 @@ def validate(source: str, raw: dict[str, Any]) -> None:
     """Raise ConfigError listing every problem as 'key.path: what is wrong'."""
     import jsonschema
 
+    check_shape(source, raw)
     validator = jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker())
     problems: list[str] = []
     for err in sorted(validator.iter_errors(raw), key=lambda e: (list(map(str, e.absolute_path)), e.message)):
@@ -349,4 +400,23 @@ def build(source: str, raw: dict[str, Any], *, region: str | None = None, profil
 
 def load(rootdir: Path, explicit: str | None, *, region: str | None = None, profile: str | None = None) -> Settings:
     source, raw = find_config(rootdir, explicit)
-    return build(source, raw, region=region, profile=profile)
+    settings = build(source, raw, region=region, profile=profile)
+    _check_key_file(source, rootdir, settings.key_file)
+    return settings
+
+
+def _check_key_file(source: str, rootdir: Path, value: str | None) -> None:
+    """A private key file that exists must be a regular file: reading a FIFO or a device would hang or never end."""
+    if not value:
+        return
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else rootdir / path
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # absent (KEY001's fix may create it) or unreadable (KEY001 says so)
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a directory" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file")
+        raise ConfigError(f"invalid config {source}:\n  key_pair.private_key_file: {path} is {kind}, not a regular "
+                          "file")

@@ -142,8 +142,9 @@ class Audit:
             return original_call(client, operation_name, api_params)
 
         @contextlib.contextmanager
-        def allow(guard: Any, journal: Any, check_id: str, resource: str) -> Iterator[None]:
-            with audit.applying(f"{check_id} {resource}"), original_allow(guard, journal, check_id, resource):
+        def allow(guard: Any, journal: Any, check_id: str, resource: str, *args: Any, **kwargs: Any) -> Iterator[None]:
+            with audit.applying(f"{check_id} {resource}"), original_allow(guard, journal, check_id, resource, *args,
+                                                                          **kwargs):
                 yield
 
         BaseClient._make_api_call = _make_api_call  # type: ignore[method-assign]

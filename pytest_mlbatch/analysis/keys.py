@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -17,9 +18,21 @@ def _colon_hex(digest: bytes) -> str:
     return ":".join(f"{b:02x}" for b in digest)
 
 
+def _read_regular(path: Path) -> bytes:
+    """The bytes of a regular file; a FIFO or device is refused without blocking on it (ValueError)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read(1 << 20)
+    finally:
+        os.close(fd)
+
+
 def load_private_key(path: Path) -> PrivateKey:
     """Read a PEM (PKCS#1/PKCS#8) or OpenSSH private key without a passphrase. Raises ValueError."""
-    data = path.read_bytes()
+    data = _read_regular(path)
     key: object
     try:
         if b"OPENSSH PRIVATE KEY" in data:

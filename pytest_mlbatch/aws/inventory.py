@@ -13,8 +13,9 @@ from typing import Any
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.retries.standard
 
-from pytest_mlbatch.aws.guard import Guard
+from pytest_mlbatch.aws.guard import Guard, is_read
 
 # total_max_attempts counts the first try: 3 attempts in all. (botocore's `max_attempts` would count retries
 # only, giving 4, and botocore rewrites the dict it is given, so client_config passes a copy.)
@@ -112,6 +113,36 @@ def _make_client(session: boto3.Session, service: str, region: str | None) -> An
     return session.client(service, region_name=region, config=client_config())
 
 
+def idempotent(operation: Any) -> bool:
+    """Whether a resend of this operation is harmless: a read, or a write whose model has an idempotency token
+    (botocore fills it once per call, so its retries carry the same token; fixers derive it from the plan)."""
+    if is_read(str(operation.name)):
+        return True
+    shape = operation.input_shape
+    members = shape.members.values() if shape is not None else []
+    return any(m.metadata.get("idempotencyToken") for m in members)
+
+
+def send_writes_once(client: Any) -> None:
+    """Keep botocore's standard retries for reads and token-carrying writes only: any other write is sent once.
+    A create whose answer came after the read timeout has happened, or may have; sending it again made a second
+    Elastic IP or met the first attempt's role half-built. What happened is left to the next run to read (by the
+    plan's tag)."""
+    events = client.meta.events
+    name = client.meta.service_model.service_id.hyphenize()
+    unique_id = f"retry-config-{name}"
+    events.unregister(f"needs-retry.{name}", unique_id=unique_id)
+    handler = botocore.retries.standard.register_retry_handler(client, max_attempts=RETRIES["total_max_attempts"])
+    events.unregister(f"needs-retry.{name}", unique_id=unique_id)
+
+    def needs_retry(operation: Any = None, **kwargs: Any) -> Any:
+        if operation is not None and not idempotent(operation):
+            return None
+        return handler.needs_retry(operation=operation, **kwargs)
+
+    events.register(f"needs-retry.{name}", needs_retry, unique_id=unique_id)
+
+
 def _quietly(read: Callable[[], Any]) -> None:
     with contextlib.suppress(Exception):  # cached for the real reader, which reports it
         read()
@@ -157,6 +188,7 @@ class Inventory:
             if found is None:
                 found = _make_client(self.session, service, key[1])
                 found.meta.events.register("before-call", self._before_call)
+                send_writes_once(found)
                 self.guard.install(found)
                 self._clients[key] = found
             return found
@@ -289,7 +321,9 @@ class Inventory:
             self._cache.clear()
 
     @contextlib.contextmanager
-    def mutations(self, journal: Any, check_id: str, resource: str) -> Iterator[None]:
-        """Within this block (fixers only), create-only calls are allowed and each one is journaled."""
-        with self.guard.allow(journal, check_id, resource):
+    def mutations(self, journal: Any, check_id: str, resource: str, calls: list[str] | None = None,
+                  plan_id: str = "", sanctioned: frozenset[str] = frozenset()) -> Iterator[None]:
+        """Within this block (fixers only), the plan's declared create-only calls are allowed, each journaled
+        before it is sent and after it answered."""
+        with self.guard.allow(journal, check_id, resource, calls, plan_id, sanctioned):
             yield

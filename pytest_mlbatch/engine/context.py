@@ -3,6 +3,7 @@ Neither context makes boto3 clients."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from pytest_mlbatch.config import Settings
 
 MANAGED_TAG = ("pytest-mlbatch:managed", "true")
+# Every resource a fix creates carries its plan's id: the next run finds what an interrupted or raced plan made.
+PLAN_TAG = "pytest-mlbatch:plan"
 
 
 class Run(Protocol):
@@ -57,6 +60,12 @@ class FixPlan:
             lines.append(f"  needs opt-in: fix.allow: [{self.opt_in}]")
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
+
+    def plan_id(self, account: str | None, region: str | None) -> str:
+        """The same plan (check, resource, action, account, region) has the same id in every run and on every
+        machine: what its tag, its client tokens and the journal's reconciliation are keyed by."""
+        raw = "|".join([account or "", region or "", self.check_id, self.resource, self.action])
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
     def as_json(self, applied: bool) -> dict[str, Any]:
         return {
@@ -184,6 +193,7 @@ class CheckContext:
 class FixContext(CheckContext):
     journal: Journal
     resource: Resource
+    plan_id: str = ""
 
     def client(self, service: str, region: str | None = None) -> Any:
         """A guarded client: only create/authorize/attach/import/put/tag calls pass, each one journaled."""
@@ -191,7 +201,13 @@ class FixContext(CheckContext):
 
     @property
     def tags(self) -> dict[str, str]:
-        return {**self.settings.fix_tags, MANAGED_TAG[0]: MANAGED_TAG[1]}
+        plan = {PLAN_TAG: self.plan_id} if self.plan_id else {}
+        return {**self.settings.fix_tags, MANAGED_TAG[0]: MANAGED_TAG[1], **plan}
+
+    def client_token(self, call: str) -> str:
+        """An idempotency token derived from the plan: a resend of this call (a retry, or the next run after an
+        interrupted one, on any machine) is answered with what the first one created instead of a second one."""
+        return f"mlbatch-{self.plan_id}-{call}"[:64]
 
     def tag_list(self, key: str = "Key", value: str = "Value") -> list[dict[str, str]]:
         return [{key: k, value: v} for k, v in sorted(self.tags.items())]

@@ -27,6 +27,10 @@ def _ids(parsed: Any, depth: int = 0) -> dict[str, Any]:
     return out
 
 
+class JournalPathError(OSError):
+    """The journal's directory or file is a link (a repository can commit one) or not a plain file."""
+
+
 class Journal:
     """One JSON line per applied action and per AWS call of a fix; written as it happens, so a fix that
     fails halfway leaves a journal that says what exists now."""
@@ -36,14 +40,32 @@ class Journal:
         self._lock = threading.Lock()
         self.entries: list[dict[str, Any]] = []
 
+    def check_path(self) -> None:
+        """Refuse a journal reached through a link: `.mlbatch` or `journal.jsonl` committed as a symlink would make
+        --fix append to wherever it points. Raises JournalPathError."""
+        for p in (self.path.parent, self.path):
+            if p.is_symlink():
+                raise JournalPathError(f"{p} is a symbolic link; the fix journal is never written through a link "
+                                       "(remove the link)")
+        if self.path.exists() and not self.path.is_file():
+            raise JournalPathError(f"{self.path} is not a regular file")
+
     def _write(self, entry: dict[str, Any]) -> None:
         entry = {"ts": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **entry}
         with self._lock:
             self.entries.append(entry)
+            self.check_path()
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self.check_path()  # (the directory just made, or one that appeared meanwhile)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+            fd = os.open(self.path, flags, 0o600)
             with os.fdopen(fd, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
+
+    def record_intent(self, check_id: str, resource: str, plan_id: str, call: str, params: dict[str, Any]) -> None:
+        """Write-ahead: what is about to be sent (before it is), so an interrupted run leaves a trace to reconcile."""
+        self._write({"check_id": check_id, "resource": resource, "plan": plan_id, "call": call, "status": "intent",
+                     "params": params})
 
     def record_call(self, check_id: str, resource: str, call: str, ok: bool, parsed: Any) -> None:
         self._write({"check_id": check_id, "resource": resource, "call": call,

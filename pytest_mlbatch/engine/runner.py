@@ -186,9 +186,11 @@ def _fix(runtime: Runtime, ctx: CheckContext, resource: Resource, finding: Findi
 def _apply(runtime: Runtime, ctx: CheckContext, resource: Resource, finding: Finding, plan: FixPlan) -> FixOutcome:
     check = ctx.check
     text = plan.describe()
-    fctx = FixContext(runtime, ctx.target, check, runtime.journal, resource)
+    plan_id = plan.plan_id(_account(ctx.target), ctx.target.region)
+    fctx = FixContext(runtime, ctx.target, check, runtime.journal, resource, plan_id)
+    sanctioned = frozenset({"ecr:PutImage"}) if plan.opt_in == "move_tag" else frozenset()
     try:
-        with ctx.inventory.mutations(runtime.journal, check.id, resource.id):
+        with ctx.inventory.mutations(runtime.journal, check.id, resource.id, plan.calls, plan_id, sanctioned):
             plan.apply(fctx)
     except (AwsError, NotFixable, ForbiddenCall, OSError, Exception) as exc:
         runtime.journal.record_outcome(check.id, resource.id, plan.action, "failed", f"{type(exc).__name__}: {exc}")

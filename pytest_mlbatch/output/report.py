@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,21 +143,55 @@ def junit_xml(results: list[dict[str, Any]], fail_on: str = "low") -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+class ReportPathError(OSError):
+    """A report path that cannot be written safely (a link, a directory, an unwritable place)."""
+
+
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    """Write `path` atomically without following a link: the temp file is created with O_EXCL|O_NOFOLLOW under an
+    unpredictable name in the target's directory (tempfile.mkstemp), then renamed over the target; a target that
+    is a link is refused. Nothing is left behind on failure."""
+    if path.is_symlink():
+        raise ReportPathError(f"{path} is a symbolic link; a report is never written through a link")
+    if path.is_dir():
+        raise ReportPathError(f"{path} is a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ReportPathError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise ReportPathError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
 
 
 def write_reports(config: pytest.Config, runtime: Runtime, results: list[dict[str, Any]], started_at: dt.datetime,
-                  duration_s: float, *, json_path: str | None, junit_path: str | None) -> None:
+                  duration_s: float, *, json_path: str | None, junit_path: str | None) -> list[str]:
+    """Write the reports asked for; returns why any could not be written (each other report is still written)."""
     base = Path(config.invocation_params.dir)
     ordered = sort_results(normalize(results))
+    problems: list[str] = []
     if json_path:
         report = build_report(runtime, ordered, started_at, duration_s)
-        _write(base / json_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        try:
+            _write(base / json_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        except ReportPathError as exc:
+            problems.append(f"--mlbatch-json: {exc}")
     if junit_path:
-        _write(base / junit_path, junit_xml(ordered, runtime.fail_on.value))
+        try:
+            _write(base / junit_path, junit_xml(ordered, runtime.fail_on.value))
+        except ReportPathError as exc:
+            problems.append(f"--mlbatch-junit: {exc}")
 
     write_step_summary(ordered, runtime.fail_on.value)
+    return problems

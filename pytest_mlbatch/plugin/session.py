@@ -30,6 +30,7 @@ class MlbatchPlugin:
         self.results: list[dict[str, Any]] = []
         self.started_at = dt.datetime.now(dt.UTC)
         self.t0 = time.perf_counter()
+        self.report_problems: list[str] = []
 
     @classmethod
     def create(cls, config: pytest.Config) -> MlbatchPlugin:
@@ -60,6 +61,13 @@ class MlbatchPlugin:
             cli_region=config.getoption("aws_region"),
             cli_profile=config.getoption("aws_profile"),
         )
+        if runtime.fix:
+            from pytest_mlbatch.engine.journal import JournalPathError
+
+            try:
+                runtime.journal.check_path()
+            except JournalPathError as exc:
+                raise pytest.UsageError(str(exc)) from None
         config.addinivalue_line("markers", "mlbatch: a pytest-mlbatch preflight check")
         if not config.pluginmanager.hasplugin("xdist"):
             config.addinivalue_line("markers", "xdist_group(name): the items of one target (pytest-xdist loadgroup)")
@@ -111,15 +119,19 @@ class MlbatchPlugin:
         from pytest_mlbatch.output.summary import write_summary
 
         write_summary(terminalreporter, self.results, self.runtime, verbose=config.getoption("verbose"))
+        for problem in self.report_problems:  # a usage error, shown after the results it could not save
+            terminalreporter.write_line(f"ERROR: {problem}", red=True, bold=True)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(self.config, "workerinput"):
             return
         from pytest_mlbatch.output.report import write_reports
 
-        write_reports(self.config, self.runtime, self.results, self.started_at,
-                      time.perf_counter() - self.t0, json_path=_opt(self.config, "mlbatch_json"),
-                      junit_path=_opt(self.config, "mlbatch_junit"))
+        self.report_problems = write_reports(
+            self.config, self.runtime, self.results, self.started_at, time.perf_counter() - self.t0,
+            json_path=_opt(self.config, "mlbatch_json"), junit_path=_opt(self.config, "mlbatch_junit"))
+        if self.report_problems:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         for target in self.runtime.targets:

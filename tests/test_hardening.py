@@ -1,0 +1,306 @@
+"""Fix safety under faults and hostile input (issue 15): each guarantee of docs/reliability.md §7 with its proof.
+
+Real backends only: moto in server mode (through the fault-injecting middleware where a slow or silent AWS is
+needed), real signals, a second Unix user (`runuser -u nobody`), real symlinks, real GitHub-Actions output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from audit import AUDIT
+from backends import Aws
+from net_fixtures import Net, run_checks
+from wsgi_backend import Fault, MotoMiddleware
+
+from pytest_mlbatch.aws import inventory as inventory_mod
+from pytest_mlbatch.aws.guard import ForbiddenCall
+from pytest_mlbatch.aws.inventory import Inventory
+from pytest_mlbatch.engine.context import PLAN_TAG
+
+pytest_plugins = ["fault_fixtures"]
+
+ALLOW_S3 = json.dumps({"Version": "2012-10-17",
+                       "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]})
+
+
+def journal_lines(root: Path) -> list[dict[str, Any]]:
+    path = root / ".mlbatch" / "journal.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+# -- 4. the guard allows only what a plan declared -----------------------------------------------------------------
+def _probe(inv: Inventory, call: str, method: str, **params: Any) -> str:
+    """Send one call inside a fix whose plan declared exactly that call: "sent", or the guard's refusal."""
+    service = call.split(":", 1)[0]
+    try:
+        with inv.mutations(None, "TST001", "x", calls=[call], plan_id="p"):
+            getattr(inv.client(service), method)(**params)
+    except ForbiddenCall as exc:
+        return f"refused: {exc}"
+    return "sent"
+
+
+def test_guard_refuses_overwrites_even_when_declared_and_calls_a_plan_did_not_declare(aws: Aws) -> None:
+    iam, ecr, ec2 = aws.client("iam"), aws.client("ecr"), aws.client("ec2")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    iam.create_role(RoleName="r", AssumeRolePolicyDocument=trust, Tags=[{"Key": "team", "Value": "ml"}])
+    iam.put_role_policy(RoleName="r", PolicyName="p", PolicyDocument=ALLOW_S3)
+    policy = iam.create_policy(PolicyName="mp", PolicyDocument=ALLOW_S3)["Policy"]["Arn"]
+    ecr.create_repository(repositoryName="repo")
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                           "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1,
+                                      "digest": "sha256:" + "a" * 64}, "layers": []})
+    ecr.put_image(repositoryName="repo", imageManifest=manifest, imageTag="1.0")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    acl = ec2.create_network_acl(VpcId=vpc)["NetworkAcl"]["NetworkAclId"]
+    inv = Inventory(boto3.Session(region_name="us-east-1"), "us-east-1")
+
+    mark = AUDIT.mark()
+    results = {
+        "PutRolePolicy over an existing policy": _probe(
+            inv, "iam:PutRolePolicy", "put_role_policy", RoleName="r", PolicyName="p", PolicyDocument=ALLOW_S3),
+        "PutRolePermissionsBoundary": _probe(
+            inv, "iam:PutRolePermissionsBoundary", "put_role_permissions_boundary", RoleName="r",
+            PermissionsBoundary=policy),
+        "TagRole changing a tag": _probe(inv, "iam:TagRole", "tag_role", RoleName="r",
+                                         Tags=[{"Key": "team", "Value": "other"}]),
+        "CreatePolicyVersion SetAsDefault": _probe(
+            inv, "iam:CreatePolicyVersion", "create_policy_version", PolicyArn=policy, PolicyDocument=ALLOW_S3,
+            SetAsDefault=True),
+        "PutImage moving a tag": _probe(inv, "ecr:PutImage", "put_image", repositoryName="repo",
+                                        imageManifest=manifest.replace("a" * 64, "b" * 64), imageTag="1.0"),
+        "PutLifecyclePolicy": _probe(inv, "ecr:PutLifecyclePolicy", "put_lifecycle_policy", repositoryName="repo",
+                                     lifecyclePolicyText='{"rules": []}'),
+        "CreateNetworkAclEntry": _probe(
+            inv, "ec2:CreateNetworkAclEntry", "create_network_acl_entry", NetworkAclId=acl, RuleNumber=1,
+            Protocol="-1", RuleAction="allow", Egress=False, CidrBlock="0.0.0.0/0"),
+    }
+    undeclared = "sent"
+    try:
+        with inv.mutations(None, "TST001", "x", calls=["ec2:ImportKeyPair"], plan_id="p"):
+            inv.client("ec2").create_key_pair(KeyName="not-in-the-plan")
+    except ForbiddenCall as exc:
+        undeclared = f"refused: {exc}"
+    # what only creates passes when declared: a new inline policy, a new tag key, a new image tag
+    creates = {
+        "new inline policy": _probe(inv, "iam:PutRolePolicy", "put_role_policy", RoleName="r", PolicyName="new",
+                                    PolicyDocument=ALLOW_S3),
+        "new tag": _probe(inv, "iam:TagRole", "tag_role", RoleName="r", Tags=[{"Key": "owner", "Value": "me"}]),
+        "new image tag": _probe(inv, "ecr:PutImage", "put_image", repositoryName="repo",
+                                imageManifest=manifest, imageTag="2.0"),
+    }
+    AUDIT.forget(mark)  # the refused calls were never sent; the audit (which judges before sending) need not fail us
+
+    assert {k: v for k, v in results.items() if not v.startswith("refused")} == {}
+    assert "never overwrites" in results["PutRolePolicy over an existing policy"]
+    assert undeclared.startswith("refused") and "not one of the calls the plan" in undeclared
+    assert creates == dict.fromkeys(creates, "sent")
+    assert iam.get_role_policy(RoleName="r", PolicyName="p")["PolicyDocument"]
+    assert {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName="r")["Tags"]} == {"team": "ml", "owner": "me"}
+    assert ec2.describe_key_pairs()["KeyPairs"] == []
+    assert "PermissionsBoundary" not in iam.get_role(RoleName="r")["Role"]
+    images = ecr.describe_images(repositoryName="repo", imageIds=[{"imageTag": "1.0"}])["imageDetails"]
+    assert len(images) == 1 and images[0]["imageDigest"] == ecr.batch_get_image(
+        repositoryName="repo", imageIds=[{"imageTag": "2.0"}])["images"][0]["imageId"]["imageDigest"]
+
+
+# -- 1. a create is sent once; what an earlier run of the plan made is adopted or completed ------------------------
+@pytest.fixture
+def slow_creates(faulty: MotoMiddleware, fast_backoff: None, monkeypatch: pytest.MonkeyPatch) -> MotoMiddleware:
+    """The plugin talks to moto through the fault middleware, with a read timeout of 3 s (moto's first IAM call
+    after a reset loads the managed policies, which takes a second)."""
+    monkeypatch.setattr(inventory_mod, "READ_TIMEOUT", 3)
+    return faulty
+
+
+def _nat_scenario(aws: Aws) -> tuple[dict[str, Any], str]:
+    net = Net(aws)
+    vpc = net.vpc("10.0.0.0/16")
+    pub = net.subnet(vpc, "10.0.1.0/24", "a", public_ip=True)
+    net.default_route(net.table(vpc, pub), GatewayId=net.igw(vpc))
+    priv = net.subnet(vpc, "10.0.3.0/24", "b")
+    net.table(vpc, priv)
+    return {"network": {"vpc_id": vpc, "subnet_ids": [priv]}, "fix": {"allow": ["nat_gateway"]}}, priv
+
+
+def _settle(server: MotoMiddleware) -> None:
+    """Wait until the delayed requests the client gave up on have reached moto (the server thread goes on)."""
+    deadline = time.monotonic() + 15
+    while server.in_flight and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_allocate_address_answered_after_the_timeout_is_sent_once_then_adopted(
+        aws: Aws, slow_creates: MotoMiddleware, tmp_path: Path) -> None:
+    cfg, priv = _nat_scenario(aws)
+    key = f"NET003[{priv}]"
+    slow_creates.set(Fault("slow", "ec2:AllocateAddress", delay=4))
+    first = run_checks(cfg, tmp_path, prefixes=("NET003",), fix=True)
+    _settle(slow_creates)
+    assert first.outcome(key) == "error", first.message(key)
+    assert slow_creates.counts("ec2:AllocateAddress") == Counter({"ec2:AllocateAddress": 1})  # not retried
+    ec2 = aws.client("ec2")
+    assert len(ec2.describe_addresses()["Addresses"]) == 1
+    assert [e["status"] for e in journal_lines(tmp_path) if e.get("call") == "ec2:AllocateAddress"] == \
+        ["intent", "unknown"]
+
+    slow_creates.set()
+    second = run_checks(cfg, tmp_path, prefixes=("NET003",), fix=True)
+    assert second.outcome(key) == "fixed", second.message(key)
+    addresses = ec2.describe_addresses()["Addresses"]
+    assert len(addresses) == 1, "a second Elastic IP was allocated instead of adopting the first"
+    nats = ec2.describe_nat_gateways()["NatGateways"]
+    assert len(nats) == 1 and nats[0]["NatGatewayAddresses"][0]["AllocationId"] == addresses[0]["AllocationId"]
+    adopted = [e for e in journal_lines(tmp_path) if e.get("action") == "adopt"]
+    assert len(adopted) == 1 and addresses[0]["AllocationId"] in adopted[0]["detail"]
+    sent = [c for c in slow_creates.calls if c.name == "ec2:CreateNatGateway"]
+    assert sent and sent[0].params.get("ClientToken", "").startswith("mlbatch-")
+
+
+def test_role_created_after_the_timeout_is_completed_by_the_next_fix(
+        aws: Aws, slow_creates: MotoMiddleware, tmp_path: Path) -> None:
+    cfg = {"iam": {"job_role": {"name": "ml-job-role",
+                                "allow": [{"action": "s3:GetObject", "resource": "arn:aws:s3:::ml-data/*"}]}}}
+    slow_creates.set(Fault("slow", "iam:CreateRole", delay=4))
+    first = run_checks(cfg, tmp_path, prefixes=("IAM005",), fix=True)
+    _settle(slow_creates)
+    key = next(iter(first.results))
+    assert first.outcome(key) == "error", (first.message(key), slow_creates.operations())
+    assert slow_creates.counts("iam:CreateRole") == Counter({"iam:CreateRole": 1}), (
+        first.message(key), slow_creates.operations())
+    iam = aws.client("iam")
+    assert iam.list_role_policies(RoleName="ml-job-role")["PolicyNames"] == []  # half-built
+
+    slow_creates.clear()
+    second = run_checks(cfg, tmp_path, prefixes=("IAM005",), fix=True)
+    assert second.outcome(key) == "fixed", second.message(key)
+    assert iam.list_role_policies(RoleName="ml-job-role")["PolicyNames"] != []
+    assert slow_creates.counts("iam:CreateRole") == Counter()  # completed, not created again
+    # a role of the same name that this plan did not create is never touched
+    iam.delete_role_policy(RoleName="ml-job-role", PolicyName=iam.list_role_policies(
+        RoleName="ml-job-role")["PolicyNames"][0])
+    iam.untag_role(RoleName="ml-job-role", TagKeys=[PLAN_TAG])
+    third = run_checks(cfg, tmp_path, prefixes=("IAM005",), fix=True)
+    assert third.outcome(key) == "failed" and "never edits an existing role" in third.message(key)
+
+
+# -- 8. files are written without following links ------------------------------------------------------------------
+KEY_CFG = {"version": 1, "region": "us-east-1", "key_pair": {"name": "ml-batch-key", "private_key_file": "k.pem"}}
+TRACEBACK = re.compile(r'File "[^"]*pytest_mlbatch/[^"]*", line \d+|Traceback \(most recent call last\)')
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("--mlbatch", "-p", "no:cacheprovider", "-p", "no:randomly", *args)
+
+
+def test_reports_are_never_written_through_a_planted_link(aws: Aws, preflight: Any, pytester: pytest.Pytester,
+                                                          tmp_path: Path) -> None:
+    preflight.write_config(KEY_CFG)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    # the old temp name was predictable (.NAME.PID.tmp): a link planted there redirected the report's bytes
+    (pytester.path / f".r.json.{os.getpid()}.tmp").symlink_to(victim)
+    result = _run(pytester, "--mlbatch-json", "r.json", "--mlbatch-junit", "j.xml")
+    assert victim.read_text() == "precious\n"
+    assert json.loads((pytester.path / "r.json").read_text())["results"]
+    assert result.ret == 1  # KEY001 fails: the run's own answer, unchanged
+
+    (pytester.path / "r.json").unlink()
+    (pytester.path / "r.json").symlink_to(victim)  # the report path itself is a link
+    (pytester.path / "j.xml").unlink()
+    (pytester.path / "j.xml").symlink_to(tmp_path / "dangling")
+    result = _run(pytester, "--mlbatch-json", "r.json", "--mlbatch-junit", "j.xml")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert victim.read_text() == "precious\n" and not (tmp_path / "dangling").exists()
+    assert "--mlbatch-json" in out and "--mlbatch-junit" in out and "symbolic link" in out
+    assert not TRACEBACK.search(out)
+    leftovers = sorted(p.name for p in pytester.path.iterdir() if p.name.endswith(".tmp"))
+    assert leftovers == [f".r.json.{os.getpid()}.tmp"]  # only the planted link; no temp file of ours
+
+
+def test_an_unwritable_report_path_is_a_usage_error_after_the_summary(aws: Aws, preflight: Any,
+                                                                     pytester: pytest.Pytester) -> None:
+    preflight.write_config(KEY_CFG)
+    (pytester.path / "afile").write_text("")
+    result = _run(pytester, "--mlbatch-json", "afile/report.json")
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert not TRACEBACK.search(out + result.stderr.str())
+    summary = out.index("KEY001")  # the results were shown ...
+    error = out.index("ERROR: --mlbatch-json: cannot write")
+    assert summary < error  # ... before the usage error
+    assert [p.name for p in pytester.path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.parametrize("planted", [".mlbatch", ".mlbatch/journal.jsonl"])
+def test_fix_refuses_a_journal_reached_through_a_link(aws: Aws, preflight: Any, pytester: pytest.Pytester,
+                                                      tmp_path: Path, planted: str) -> None:
+    preflight.write_config(KEY_CFG)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if planted == ".mlbatch":
+        (pytester.path / ".mlbatch").symlink_to(elsewhere)
+    else:
+        (pytester.path / ".mlbatch").mkdir()
+        (pytester.path / ".mlbatch" / "journal.jsonl").symlink_to(elsewhere / "journal.jsonl")
+    result = _run(pytester, "--fix")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, out[-2000:]
+    assert "symbolic link" in out and not TRACEBACK.search(out)
+    assert list(elsewhere.iterdir()) == []
+    assert aws.client("ec2").describe_key_pairs()["KeyPairs"] == []  # nothing was fixed without a journal
+
+
+# -- 9. configs that crashed instead of exit 4 --------------------------------------------------------------------
+def _alias_bomb(levels: int) -> str:
+    lines = ['l0: &l0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, levels)]
+    return "\n".join(lines) + f"\nregion: *l{levels - 1}\n"
+
+
+@pytest.mark.parametrize(("name", "text", "expected"), [
+    ("mixed int and string keys", "version: 1\n1: a\nregion: us-east-1\n", "keys must be strings"),
+    ("an integer over 4300 digits", "version: 1\nnetwork: {min_free_ips: " + "9" * 5000 + "}\n",
+     "cannot be read as a config"),
+    ("nesting deeper than the recursion limit", "version: 1\nchecks: " + "[" * 5000 + "]" * 5000 + "\n",
+     "nested more"),
+    ("a YAML alias bomb", _alias_bomb(6), "aliases"),
+], ids=["mixed-keys", "huge-int", "deep-nesting", "alias-bomb"])
+def test_config_that_crashed_is_a_usage_error(pytester: pytest.Pytester, name: str, text: str,
+                                             expected: str) -> None:
+    (pytester.path / "mlbatch.yaml").write_text(text)
+    result = _run(pytester, "--mlbatch-json", "report.json")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, out[-3000:]
+    assert expected in out and not TRACEBACK.search(out) and "INTERNALERROR" not in out
+    assert len(out) < 20_000, f"{name}: {len(out)} characters of output"
+    assert not (pytester.path / "report.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_key_file_that_is_a_fifo_or_device_is_a_usage_error_not_a_hang(aws: Aws, pytester: pytest.Pytester,
+                                                                         kind: str) -> None:
+    """On moto KEY001 fails (no key pair), so --fix-dry-run plans its fix, which reads the key file."""
+    key = pytester.path / "k.pem"
+    if kind == "fifo":
+        os.mkfifo(key)
+    else:
+        key = Path("/dev/zero")  # endless: reading it would never finish
+    (pytester.path / "mlbatch.yaml").write_text(json.dumps(
+        {"version": 1, "region": "us-east-1", "key_pair": {"name": "ml-batch-key", "private_key_file": str(key)}}))
+    result = pytester.runpytest_subprocess("--mlbatch", "-p", "no:cacheprovider", "--fix-dry-run", timeout=60)
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, out[-3000:]
+    assert "key_pair.private_key_file" in out and ("FIFO" if kind == "fifo" else "device") in out
+    assert not TRACEBACK.search(out)
