@@ -45,7 +45,8 @@ def _markup(row: dict[str, Any]) -> dict[str, bool]:
     return {"yellow": True}
 
 
-def write_summary(tr: Any, results: list[dict[str, Any]], runtime: Runtime, *, verbose: int) -> None:
+def write_summary(tr: Any, results: list[dict[str, Any]], runtime: Runtime, *, verbose: int,
+                  allow_unchecked: bool = False) -> None:
     """Write the preflight summary; colours only where pytest uses them (a TTY or --color=yes)."""
     if not results:
         return
@@ -102,7 +103,8 @@ def write_summary(tr: Any, results: list[dict[str, Any]], runtime: Runtime, *, v
             tr.write_line(r["plan"])
     if verbose >= 0:
         tr.write_line("")
-    tr.write_line(gate_text(results, fail_on, marked="in parentheses" if verbose >= -1 else ""), bold=True)
+    tr.write_line(gate_text(results, fail_on, marked="in parentheses" if verbose >= -1 else "",
+                            allow_unchecked=allow_unchecked), bold=True)
 
     for line in annotation_lines(results, fail_on):
         tr.write_line(line)

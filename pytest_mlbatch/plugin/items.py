@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_mlbatch.aws.target import region_problem
 from pytest_mlbatch.engine.runner import ItemResult, run
 from pytest_mlbatch.findings import Outcome, Resource
 
@@ -111,14 +112,15 @@ def build_items(session: pytest.Session, runtime: Runtime) -> list[pytest.Item]:
     for target in runtime.targets:
         parent = TargetCollector.from_parent(session, name=f"mlbatch[{target.label}]",
                                              nodeid=f"mlbatch/{target.label}")
-        scope = target.scope() if target.region else None
+        no_region = region_problem(target.region)
+        scope = target.scope() if not no_region else None
         for check in runtime.checks():
             reason: str | None = None
             found: list[Resource] | str
             if check.resource_kind == "docker" and not runtime.needs_docker():
                 found = "no check needs local Docker (set image.local or image.pull: true)"
             elif scope is None and check.resource_kind not in ("target", "docker"):
-                found = "no AWS region resolved (see ENV002)"
+                found = no_region or "no AWS region resolved (see ENV002)"
             elif scope is None:
                 found = [Resource(check.resource_kind, target.label if check.resource_kind == "target"
                                   else "docker-daemon")]

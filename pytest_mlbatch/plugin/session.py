@@ -12,6 +12,7 @@ import pytest
 from pytest_mlbatch import config as cfg
 from pytest_mlbatch.engine.runtime import Runtime
 from pytest_mlbatch.plugin.items import MlbatchItem, build_items
+from pytest_mlbatch.plugin.options import allow_unchecked
 
 
 def _opt(config: pytest.Config, name: str) -> Any:
@@ -110,16 +111,22 @@ class MlbatchPlugin:
             return
         from pytest_mlbatch.output.summary import write_summary
 
-        write_summary(terminalreporter, self.results, self.runtime, verbose=config.getoption("verbose"))
+        write_summary(terminalreporter, self.results, self.runtime, verbose=config.getoption("verbose"),
+                      allow_unchecked=allow_unchecked(config))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(self.config, "workerinput"):
             return
         from pytest_mlbatch.output.report import write_reports
+        from pytest_mlbatch.output.results import run_fails
 
+        allowed = allow_unchecked(self.config)
+        if session.exitstatus == pytest.ExitCode.OK and run_fails(self.results, self.runtime.fail_on.value,
+                                                                  allow_unchecked=allowed):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # checked nothing of the job: the gate does not pass
         write_reports(self.config, self.runtime, self.results, self.started_at,
                       time.perf_counter() - self.t0, json_path=_opt(self.config, "mlbatch_json"),
-                      junit_path=_opt(self.config, "mlbatch_junit"))
+                      junit_path=_opt(self.config, "mlbatch_junit"), allow_unchecked=allowed)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         for target in self.runtime.targets:
