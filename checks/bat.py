@@ -482,7 +482,11 @@ def wiring_consistent(ctx: CheckContext, res: Resource) -> Finding:
             text = f"config sets {label} {_show(config)}, but discovery found {_show(found)}"
             if text not in problems and not any(label in p for p in problems):
                 problems.append(text)
-        problems.extend(p[1] for p in scope.problems if p[0] in ("instance_profile", "network"))
+        # a missing profile that the compute environment itself names is IAM003's finding (and fix), not wiring
+        cr = ce.get("computeResources", {}) or {}
+        same_profile = bool(scope.instance_profile) and _same_role(cr.get("instanceRole"), scope.instance_profile)
+        problems.extend(p[1] for p in scope.problems
+                        if p[0] == "network" or (p[0] == "instance_profile" and not same_profile))
     if problems:
         return failed(f"{res.id}: " + "; ".join(problems))
     discovered = sorted(LABELS.get(k, k) for k, v in scope.sources.items() if v.startswith("discovered"))

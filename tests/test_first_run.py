@@ -188,3 +188,89 @@ def test_error_remediation_says_how_to_get_evaluated(tmp_path: Path, monkeypatch
                         ("timeout", "did not answer"), ("throttled", "--mlbatch-concurrency"),
                         ("credentials", "aws sso login")]:
         assert words in AwsError("ec2:DescribeKeyPairs", kind, "X", "y").remedy
+
+
+# -- output a person reads -----------------------------------------------------------------------------------------
+def test_counts_read_as_english() -> None:
+    from pytest_mlbatch.output.results import totals_text
+
+    rows = [{"check_id": "NET001", "outcome": "error"}, {"check_id": "NET002", "outcome": "error"},
+            {"check_id": "KEY001", "outcome": "failed"}]
+    assert totals_text(rows) == "1 failed, 2 errors"
+    assert totals_text(rows[:1]) == "1 error"
+
+
+def test_each_finding_once_and_skips_point_at_the_check(preflight, aws: Aws) -> None:
+    """A failure and an error: each finding's text appears once (the preflight summary), not also in pytest's
+    FAILURES/ERRORS blocks and short test summary; skip reasons point at the check's source, not the plugin."""
+    cfg_ = {"version": 1, "region": "us-east-1", "key_pair": {"name": "ml-batch-key"},
+            "image": {"uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlmodel:1.0"}}
+    result, report = preflight.run(cfg_, "-rs")
+    out = result.stdout.str()
+    message = preflight.result(report, "KEY001")["message"]
+    assert out.count(message) == 1, out
+    assert "= FAILURES =" not in out and "short test summary" in out  # -rs: the skips only
+    assert "FAILED mlbatch/" not in out
+    skips = [line for line in out.splitlines() if line.startswith("SKIPPED")]
+    assert skips and all("checks/" in line and "plugin/items.py" not in line for line in skips), skips
+    assert "checks/key.py:" in out or "checks/img.py:" in out
+    # --tb=short asks for pytest's blocks: they come back
+    result, _ = preflight.run(None, "--tb=short")
+    result.stdout.fnmatch_lines(["*KEY001 The EC2 key pair exists in the region [[]high[]] on ml-batch-key*FAILED",
+                                 "  finding: key pair 'ml-batch-key' does not exist in us-east-1*"])
+
+
+def test_fix_is_visible_without_v(preflight, aws: Aws) -> None:
+    cfg_ = {"version": 1, "region": "us-east-1",
+            "key_pair": {"name": "ml-batch-key", "private_key_file": "keys/ml.pem"}}
+    result, report = preflight.run(cfg_, "--fix", "-k", "KEY001")
+    assert preflight.result(report, "KEY001")["outcome"] == "fixed"
+    key_id = aws.client("ec2").describe_key_pairs(KeyNames=["ml-batch-key"])["KeyPairs"][0]["KeyPairId"]
+    result.stdout.fnmatch_lines(["mlbatch/us-east-1 +*",
+                                 "fixed 1 (+), journal *journal.jsonl:",
+                                 f"  + KEY001 ml-batch-key — generate*created*{key_id}*"])
+
+
+# -- the sandbox ---------------------------------------------------------------------------------------------------
+def documented_sandbox_problems() -> dict[str, str]:
+    """{check: 'fixable' | 'needs a person'} from the sandbox's description."""
+    import re
+
+    import pytest_mlbatch.sandbox as sandbox
+
+    doc = sandbox.__doc__ or ""
+    return {m.group(1): ("fixable" if m.group(2).startswith("fixable") else "needs a person")
+            for m in re.finditer(r"-> ([A-Z]{2,3}\d{3}) fails, (fixable|needs a person)", doc)}
+
+
+def test_sandbox_decides_on_the_seeded_world_and_only_the_documented_problems_remain(
+        pytester: pytest.Pytester) -> None:
+    """Every check decides (no `error` from the emulator); the failures are exactly the documented ones; after --fix
+    with every opt-in, only those that need a person remain; IAM003's fix makes BAT006 agree."""
+    import json
+
+    documented = documented_sandbox_problems()
+    assert {"KEY001", "IAM003", "NET003", "SG003", "BAT004"} <= set(documented)
+    args = ("--mlbatch-sandbox", "-p", "no:cacheprovider", "--mlbatch-json")
+    pytester.runpytest_subprocess(*args, "before.json")
+    rows = json.loads((pytester.path / "before.json").read_text())["results"]
+    assert [r for r in rows if r["outcome"] == "error"] == []
+    assert {r["check_id"] for r in rows if r["outcome"] == "failed"} == set(documented)
+    by_id = {r["check_id"]: r for r in rows}
+    assert by_id["IAM006"]["outcome"] == "passed"
+    assert "caller arn:aws:iam::123456789012:role/ml-engineer" in by_id["IAM006"]["message"]
+    assert by_id["BAT009"]["outcome"] == "passed"
+    assert by_id["BAT006"]["outcome"] == "passed"  # the missing profile is IAM003's finding, not also BAT006's
+
+    (pytester.path / "optin.yaml").write_text("version: 1\nfix:\n  allow: [internet_gateway, nat_gateway, move_tag]\n")
+    result = pytester.runpytest_subprocess(*args, "after.json", "--mlbatch-config", "optin.yaml", "--fix")
+    rows = json.loads((pytester.path / "after.json").read_text())["results"]
+    assert [r for r in rows if r["outcome"] == "error"] == []
+    assert {r["check_id"] for r in rows if r["outcome"] == "fixed"} == {
+        c for c, how in documented.items() if how == "fixable"}
+    assert {r["check_id"] for r in rows if r["outcome"] == "failed"} == {
+        c for c, how in documented.items() if how == "needs a person"}
+    iam003 = next(r for r in rows if r["check_id"] == "IAM003")
+    assert iam003["resource"] == "ecsInstanceRole"  # the profile the compute environment names is the one created
+    assert next(r for r in rows if r["check_id"] == "BAT006")["outcome"] == "passed"
+    assert result.ret == pytest.ExitCode.TESTS_FAILED

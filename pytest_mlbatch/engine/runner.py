@@ -198,6 +198,7 @@ def _apply(runtime: Runtime, ctx: CheckContext, resource: Resource, finding: Fin
     check = ctx.check
     text = plan.describe()
     fctx = FixContext(runtime, ctx.target, check, runtime.journal, resource)
+    mark = len(runtime.journal.entries)
     try:
         with ctx.inventory.mutations(runtime.journal, check.id, resource.id):
             plan.apply(fctx)
@@ -209,6 +210,11 @@ def _apply(runtime: Runtime, ctx: CheckContext, resource: Resource, finding: Fin
     runtime.journal.record_outcome(check.id, resource.id, plan.action, "applied")
     ctx.inventory.invalidate()
     again = evaluate(ctx, resource)
+    created = [f"{key} {value}" for entry in runtime.journal.entries[mark:]
+               if entry.get("check_id") == check.id and entry.get("resource") == resource.id
+               for key, value in (entry.get("created") or {}).items()]
+    record = {**plan.as_json(True), "created": created}
     if again.outcome is Outcome.PASSED:
-        return Finding(Outcome.FIXED, f"fixed: {plan.action} ({finding.message})"), plan.as_json(True), text
-    return (Finding(again.outcome, f"{again.message} (after applying '{plan.action}')"), plan.as_json(True), text)
+        what = f": created {', '.join(created)}" if created else ""
+        return Finding(Outcome.FIXED, f"fixed: {plan.action}{what} ({finding.message})"), record, text
+    return Finding(again.outcome, f"{again.message} (after applying '{plan.action}')"), record, text

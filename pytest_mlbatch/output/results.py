@@ -102,9 +102,14 @@ def totals(results: list[dict[str, Any]]) -> Counter[str]:
     return Counter(column(r) for r in results)
 
 
+def counted(n: int, column_name: str) -> str:
+    """'1 error', '2 errors' (the other columns read the same for one or many)."""
+    return f"{n} {column_name}{'s' if column_name == 'error' and n != 1 else ''}"
+
+
 def totals_text(results: list[dict[str, Any]]) -> str:
     counts = totals(results)
-    return ", ".join(f"{counts[c]} {c}" for c in COLUMNS if counts[c]) or "nothing ran"
+    return ", ".join(counted(counts[c], c) for c in COLUMNS if counts[c]) or "nothing ran"
 
 
 ALLOW_UNCHECKED = "--mlbatch-allow-unchecked"

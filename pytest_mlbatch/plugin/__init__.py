@@ -67,10 +67,11 @@ def pytest_configure(config: pytest.Config) -> None:
                 raise pytest.UsageError(f"--{flag.replace('_', '-')} needs --mlbatch (or --mlbatch-sandbox)")
         return
     from pytest_mlbatch.plugin.prefetch import PrefetchPlugin
-    from pytest_mlbatch.plugin.session import MlbatchPlugin
+    from pytest_mlbatch.plugin.session import MlbatchPlugin, OncePerFinding
 
     session = MlbatchPlugin.create(config)
     config.pluginmanager.register(session, "mlbatch-session")
+    config.pluginmanager.register(OncePerFinding(), "mlbatch-once")
     config.pluginmanager.register(PrefetchPlugin(config, session.runtime), "mlbatch-prefetch")
     if config.pluginmanager.hasplugin("xdist"):
         from pytest_mlbatch.plugin.xdist import XdistPlugin

@@ -80,7 +80,12 @@ class MlbatchItem(pytest.Item):
             lines = [f"{r.check_id} {r.title} [{r.severity}] on {r.resource} ({r.target}): {head}",
                      f"  finding: {r.message}", f"  fix: {r.remediation}"]
             if r.plan:
-                lines.append("  plan (--fix-dry-run):")
+                if self.runtime.fix_dry_run:
+                    lines.append("  plan (dry run: nothing was changed):")
+                else:
+                    why = r.message.rpartition("(not fixed: ")[2].rstrip(")") if "(not fixed: " in r.message \
+                        else "see the finding"
+                    lines.append(f"  fix not applied ({why}); its plan:")
                 lines.extend("    " + line for line in r.plan.splitlines())
             return "\n".join(lines)
         return str(super().repr_failure(excinfo))
@@ -90,6 +95,16 @@ class MlbatchItem(pytest.Item):
         if isinstance(excinfo.value, CheckNotEvaluated) and self.result is not None:
             return self.repr_failure(excinfo)
         return super()._repr_failure_py(excinfo, style=style)
+
+    def check_location(self) -> tuple[str, int]:
+        """Where the check is defined (file, 1-based line of its @check): what a skip reason points at."""
+        import inspect
+
+        fn = inspect.unwrap(self.check.evaluate)
+        code = getattr(fn, "__code__", None)
+        if code is None:
+            return str(self.path), 1
+        return code.co_filename, code.co_firstlineno
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.path, None, f"{self.check.id} {self.check.title} [{self.resource.id}]"

@@ -23,6 +23,28 @@ def _opt(config: pytest.Config, name: str) -> Any:
     return value or None
 
 
+class OncePerFinding:
+    """Each finding is shown once, in the preflight summary (one line per problem, worst first): pytest's FAILURES
+    and ERRORS blocks and its short test summary leave out the preflight's items while they are written (the
+    reports stay, for the counts, JUnit and --lf). `--tb=short`, `--tb=long` etc. bring pytest's blocks back."""
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> Any:
+        hidden: dict[str, list[Any]] = {}
+        if config.option.tbstyle == "auto" and not hasattr(config, "workerinput"):
+            stats = terminalreporter.stats
+            for key in ("failed", "error"):
+                reports = stats.get(key, [])
+                ours = [r for r in reports if getattr(r, "mlbatch", None)]
+                if ours:
+                    hidden[key] = reports
+                    stats[key] = [r for r in reports if not getattr(r, "mlbatch", None)]
+        try:
+            return (yield)
+        finally:
+            terminalreporter.stats.update(hidden)
+
+
 class MlbatchPlugin:
     def __init__(self, config: pytest.Config, runtime: Runtime, sandbox: Any = None) -> None:
         self.config = config
@@ -93,12 +115,15 @@ class MlbatchPlugin:
             final = report.when == "call" or (report.when == "setup" and report.outcome != "passed")
             if final:
                 report.mlbatch = item.result.as_json()
+            if report.skipped and isinstance(report.longrepr, tuple):  # point at the check, not at items.py
+                path, line = item.check_location()
+                report.longrepr = (path, line, report.longrepr[2])
         return report
 
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
         data = getattr(report, "mlbatch", None)
         if data and data.get("outcome") == "fixed" and report.when == "call":
-            return "fixed", "R", ("FIXED", {"green": True})
+            return "fixed", "+", ("FIXED", {"green": True})
         return None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
