@@ -13,7 +13,7 @@ from pytest_mlbatch.aws.inventory import AwsError
 from pytest_mlbatch.config import JobSize
 from pytest_mlbatch.engine.context import CheckContext
 from pytest_mlbatch.engine.registry import check
-from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
+from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, missing, passed
 from pytest_mlbatch.model.resources import discovery_problems
 
 
@@ -96,8 +96,10 @@ def compute_environment_valid(ctx: CheckContext, res: Resource) -> Finding:
     if ce is None:
         queue = ctx.scope.job_queue
         ordered = queue and res.id in ctx.scope.discovered.get("queue_compute_environment_names", [])
-        return failed(f"compute environment {res.id} does not exist in {ctx.region}"
-                      + (f", yet job queue {queue} orders it" if ordered else ""))
+        return missing(f"compute environment {res.id} does not exist in {ctx.region}"
+                       + (f", yet job queue {queue} orders it" if ordered else "")
+                       + bi.suggest(ctx.inventory, bi.arn_name(res.id), "batch", "describe_compute_environments",
+                                    "computeEnvironments", "computeEnvironmentName"))
     status, state = ce.get("status"), ce.get("state")
     wrong = []
     if status != "VALID":
@@ -132,7 +134,9 @@ def job_queue_valid(ctx: CheckContext, res: Resource) -> Finding:
     _raise_discovery_errors(ctx, "job_queue")
     queue = bi.job_queue(ctx)
     if queue is None:
-        return failed(f"job queue {res.id} does not exist in {ctx.region}")
+        return missing(f"job queue {res.id} does not exist in {ctx.region}"
+                       + bi.suggest(ctx.inventory, bi.arn_name(res.id), "batch", "describe_job_queues", "jobQueues",
+                                    "jobQueueName"))
     problems: list[str] = []
     if queue.get("status") != "VALID":
         reason = queue.get("statusReason")
@@ -238,8 +242,12 @@ def job_definition_valid(ctx: CheckContext, res: Resource) -> Finding:
     else:
         _raise_discovery_errors(ctx, "job_definition")
         jd, why = bi.describe_job_definition(ctx.inventory, res.id)
-        if jd is None:
-            return failed(why)
+        if jd is None:  # it cannot be submitted at all: critical whatever the check's default
+            name = bi.arn_name(res.id).partition(":")[0]
+            if why.endswith("does not exist"):  # the name itself, not a revision of it: suggest close names
+                why += bi.suggest(ctx.inventory, name, "batch", "describe_job_definitions", "jobDefinitions",
+                                  "jobDefinitionName", status="ACTIVE")
+            return missing(why)
         label = f"{jd.get('jobDefinitionName')}:{jd.get('revision')}"
         if jd.get("status", "ACTIVE") != "ACTIVE":
             return failed(f"{label} is {jd.get('status')}: register a new revision or name an ACTIVE one")
@@ -474,7 +482,11 @@ def wiring_consistent(ctx: CheckContext, res: Resource) -> Finding:
             text = f"config sets {label} {_show(config)}, but discovery found {_show(found)}"
             if text not in problems and not any(label in p for p in problems):
                 problems.append(text)
-        problems.extend(p[1] for p in scope.problems if p[0] in ("instance_profile", "network"))
+        # a missing profile that the compute environment itself names is IAM003's finding (and fix), not wiring
+        cr = ce.get("computeResources", {}) or {}
+        same_profile = bool(scope.instance_profile) and _same_role(cr.get("instanceRole"), scope.instance_profile)
+        problems.extend(p[1] for p in scope.problems
+                        if p[0] == "network" or (p[0] == "instance_profile" and not same_profile))
     if problems:
         return failed(f"{res.id}: " + "; ".join(problems))
     discovered = sorted(LABELS.get(k, k) for k, v in scope.sources.items() if v.startswith("discovered"))

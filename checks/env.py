@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-
+from pytest_mlbatch.aws import target as target_regions
 from pytest_mlbatch.aws.inventory import AwsError
 from pytest_mlbatch.engine.context import CheckContext
 from pytest_mlbatch.engine.registry import check
@@ -31,16 +30,7 @@ def credentials(ctx: CheckContext, res: Resource) -> Finding:
     return passed(f"account {ident.get('Account')} as {ident.get('Arn')}")
 
 
-@functools.cache
-def known_regions() -> frozenset[str]:
-    import botocore.session
-
-    session = botocore.session.get_session()
-    regions: set[str] = set()
-    for partition in session.get_available_partitions():
-        for service in ("ec2", "batch"):
-            regions.update(session.get_available_regions(service, partition_name=partition))
-    return frozenset(regions)
+known_regions = target_regions.known_regions  # the same list decides which targets' region checks run
 
 
 @check(

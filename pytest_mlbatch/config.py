@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import stat
 import tomllib
@@ -139,6 +140,46 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
+class WrittenInt(int):
+    """An integer that shows itself as the user wrote it (`012345670123`, not the octal value YAML made of it)."""
+
+    written: str
+
+    def __repr__(self) -> str:
+        return self.written
+
+    __str__ = __repr__
+
+
+class WrittenFloat(float):
+    """A float that shows itself as the user wrote it (`1e3`, `.5`)."""
+
+    written: str
+
+    def __repr__(self) -> str:
+        return self.written
+
+    __str__ = __repr__
+
+
+def _written_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    value = WrittenInt(loader.construct_yaml_int(node))
+    value.written = str(node.value)
+    return value
+
+
+def _written_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    value = WrittenFloat(loader.construct_yaml_float(node))
+    value.written = str(node.value)
+    return value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _written_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _written_float)
+
+CONFIG_NAMES = ("mlbatch.yaml", "mlbatch.yml")
+
+
 def schema() -> dict[str, Any]:
     text = resources.files("pytest_mlbatch.schemas").joinpath("config.schema.json").read_text("utf-8")
     result: dict[str, Any] = json.loads(text)
@@ -146,15 +187,23 @@ def schema() -> dict[str, Any]:
 
 
 def find_config(rootdir: Path, explicit: str | None) -> tuple[str, dict[str, Any]]:
-    """Return (source label, raw mapping). An explicit path must exist; otherwise mlbatch.yaml, then pyproject."""
+    """Return (source label, raw mapping). An explicit path must be a config file; otherwise mlbatch.yaml, then
+    [tool.mlbatch] in pyproject.toml; no config at all is an error naming where it looked (a preflight of nothing
+    must not pass a CI gate)."""
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_absolute():
             path = rootdir / path if not path.exists() else path
+        if path.is_symlink() and not path.exists():
+            raise ConfigError(f"{explicit}: config file not found: {path} is a link to {os.readlink(path)}, "
+                              "which does not exist")
+        if path.is_dir():
+            raise ConfigError(f"{explicit}: {path} is a directory, not a config file (name the file, e.g. "
+                              f"{path / CONFIG_NAMES[0]})")
         if not path.is_file():
-            raise ConfigError(f"{explicit}: config file not found")
+            raise ConfigError(f"{explicit}: config file not found (looked for {path})")
         return str(path), _read(path)
-    for name in ("mlbatch.yaml", "mlbatch.yml"):
+    for name in CONFIG_NAMES:
         path = rootdir / name
         if path.is_file():
             return str(path), _read(path)
@@ -169,7 +218,9 @@ def find_config(rootdir: Path, explicit: str | None) -> tuple[str, dict[str, Any
             if not isinstance(section, dict):
                 raise ConfigError(f"{pyproject}: [tool.mlbatch] must be a table")
             return f"{pyproject} [tool.mlbatch]", section
-    return "(no config file)", {}
+    looked = ", ".join([*(str(rootdir / n) for n in CONFIG_NAMES), f"[tool.mlbatch] in {pyproject}"])
+    raise ConfigError(f"no preflight config found: looked for {looked}. Write mlbatch.yaml (at least a job queue "
+                      "and a job definition: see README, 'Against a real account') or pass --mlbatch-config PATH")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -177,6 +228,9 @@ def _read(path: Path) -> dict[str, Any]:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
+    if not text.strip():
+        raise ConfigError(f"{path}: the config file is empty (write at least `version: 1` and what to check, e.g. "
+                          "batch.job_queue and batch.job_definition)")
     if path.suffix == ".toml":
         try:
             doc: Any = tomllib.loads(text)
@@ -205,7 +259,8 @@ def _read(path: Path) -> dict[str, Any]:
         except (ValueError, RecursionError, MemoryError) as exc:  # e.g. an integer of more than 4300 digits
             raise ConfigError(f"{path}: cannot be read as a config: {_why(exc)}") from None
     if doc is None:
-        return {}
+        raise ConfigError(f"{path}: the config file holds no settings (only comments); write at least `version: 1` "
+                          "and what to check, e.g. batch.job_queue and batch.job_definition")
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(doc).__name__}")
     return doc

@@ -45,6 +45,12 @@ class Finding:
 
     outcome: Outcome
     message: str
+    # Worse than the check's default severity for this finding (a named resource that does not exist: the job
+    # cannot even be submitted). The config's checks.severity still wins.
+    severity: Severity | None = None
+    # What to do about this finding, when the check's remediation does not fit it (an `error`: how to get it
+    # evaluated, not how to fix a failure nobody saw).
+    remediation: str | None = None
 
 
 def passed(message: str = "ok") -> Finding:
@@ -53,6 +59,11 @@ def passed(message: str = "ok") -> Finding:
 
 def failed(message: str) -> Finding:
     return Finding(Outcome.FAILED, message)
+
+
+def missing(message: str) -> Finding:
+    """A failure because a resource the config names (or the job needs) does not exist: always critical."""
+    return Finding(Outcome.FAILED, message, severity=Severity.CRITICAL)
 
 
 def skipped(reason: str) -> Finding:

@@ -66,7 +66,8 @@ def test_missing_config_file(pytester: pytest.Pytester) -> None:
 
 def test_config_given_as_a_directory(pytester: pytest.Pytester) -> None:
     (pytester.path / "conf").mkdir()
-    assert_usage_error(pytester, run(pytester, "--mlbatch-config", "conf"), "config file not found")
+    assert_usage_error(pytester, run(pytester, "--mlbatch-config", "conf"),
+                        "conf is a directory, not a config file")
 
 
 def test_bad_json_config(pytester: pytest.Pytester) -> None:

@@ -324,3 +324,30 @@ def test_bat008_time_limit_set(env: BatchEnv, tmp_path: Path) -> None:
     with queue_time_limit_actions([action]):
         assert outcome("BAT008", QJ, tmp_path) == (
             "passed", "cancels RUNNABLE jobs after 3600 s (CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY)")
+
+
+# -- a named resource that does not exist (issue 16) -------------------------------------------------------------
+@pytest.mark.parametrize(("check_id", "batch", "message"), [
+    ("BAT002", {"job_queue": "ml-queeu"}, "job queue ml-queeu does not exist in us-east-1 (did you mean 'ml-queue'?)"),
+    ("BAT003", {"job_definition": "ml-trian"},
+     "job definition ml-trian does not exist (did you mean 'ml-train'?)"),
+    ("BAT001", {"compute_environment": "ml-cee"},
+     "compute environment ml-cee does not exist in us-east-1 (did you mean 'ml-ce'?)"),
+])
+def test_a_misspelled_name_is_critical_and_suggests_the_close_one(env: BatchEnv, tmp_path: Path, check_id: str,
+                                                                  batch: dict, message: str) -> None:
+    """The job cannot even be submitted: critical whatever the check's default (BAT003 is high), so
+    --mlbatch-fail-on critical still fails on it; the suggestion comes from the region's listing."""
+    from bat_fixtures import runtime_for
+
+    runtime = runtime_for(base_config(**batch), tmp_path)
+    runtime.fail_on = type(runtime.fail_on)("critical")
+    r = run_check(check_id, base_config(**batch), tmp_path, runtime=runtime)
+    assert (r.outcome, r.message) == ("failed", message)
+    assert r.severity == "critical" and r.below_threshold is False
+
+
+def test_checks_severity_still_wins_over_a_missing_resource(env: BatchEnv, tmp_path: Path) -> None:
+    config = {**base_config(job_definition="nope"), "checks": {"severity": {"BAT003": "low"}}}
+    r = run_check("BAT003", config, tmp_path)
+    assert (r.outcome, r.severity) == ("failed", "low")

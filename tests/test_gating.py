@@ -48,7 +48,9 @@ def props(case: ET.Element) -> dict[str, str]:
 
 def test_fail_on_critical_reports_failures_as_xfail_and_passes(preflight, aws: Aws,
                                                               pytester: pytest.Pytester) -> None:
-    result, report = preflight.run(config(), "--mlbatch-fail-on", "critical", "--junitxml", "pytest.xml")
+    # KEY001 (high) is the only check evaluated beyond ENV: below the gate, so the run passes only with the opt-in
+    result, report = preflight.run(config(), "--mlbatch-fail-on", "critical", "--junitxml", "pytest.xml",
+                                   "--mlbatch-allow-unchecked")
     assert result.ret == 0
     validate_report(report)
     result.assert_outcomes(passed=2, skipped=report["summary"]["skipped"], xfailed=1)
@@ -66,7 +68,8 @@ def test_fail_on_critical_reports_failures_as_xfail_and_passes(preflight, aws: A
                                       "target": "us-east-1"}
     result.stdout.fnmatch_lines([
         "  (high)   KEY001 ml-batch-key — key pair 'ml-batch-key' does not exist in us-east-1 → Create *",
-        "nothing at or above --mlbatch-fail-on critical failed: the run passes (1 below it*does not count)"])
+        "nothing at or above --mlbatch-fail-on critical was checked beyond credentials and region (* skipped; -rs "
+        "shows why): the run passes (--mlbatch-allow-unchecked) (1 below it*does not count)"])
 
 
 def test_fail_on_high_gates_on_the_critical_failure_only(preflight, aws: Aws) -> None:
@@ -82,7 +85,7 @@ def test_fail_on_high_gates_on_the_critical_failure_only(preflight, aws: Aws) ->
 
 
 def test_fail_on_from_ini_and_bad_value(preflight, aws: Aws, pytester: pytest.Pytester) -> None:
-    pytester.makeini("[pytest]\nmlbatch_fail_on = critical\n")
+    pytester.makeini("[pytest]\nmlbatch_fail_on = critical\nmlbatch_allow_unchecked = true\n")
     result, report = preflight.run(config())
     assert result.ret == 0 and report["fail_on"] == "critical"
     pytester.makeini("[pytest]\nmlbatch_fail_on = severe\n")
@@ -94,7 +97,8 @@ def test_fail_on_from_ini_and_bad_value(preflight, aws: Aws, pytester: pytest.Py
 
 def test_checks_skip_and_severity_override(preflight, aws: Aws, pytester: pytest.Pytester) -> None:
     cfg = config(account=OTHER_ACCOUNT, skip=["KEY001"], severity={"ENV001": "low"})
-    result, report = preflight.run(cfg, "--mlbatch-fail-on", "medium", "--junitxml", "pytest.xml")
+    result, report = preflight.run(cfg, "--mlbatch-fail-on", "medium", "--junitxml", "pytest.xml",
+                                   "--mlbatch-allow-unchecked")
     assert result.ret == 0
     validate_report(report)
     result.assert_outcomes(passed=1, skipped=report["summary"]["skipped"], xfailed=1)
@@ -151,7 +155,8 @@ def test_expired_exemption_stops_exempting_and_says_so(preflight, aws: Aws) -> N
 def test_env_check_exemption_and_severity(preflight, aws: Aws) -> None:
     """ENV002 fails for real on a region AWS does not have; an exemption or a lower severity lets CI pass."""
     base = {"version": 1, "region": "zz-north-9"}
-    result, report = preflight.run({**base, "checks": {"severity": {"ENV002": "low"}}}, "--mlbatch-fail-on", "high")
+    result, report = preflight.run({**base, "checks": {"severity": {"ENV002": "low"}}}, "--mlbatch-fail-on", "high",
+                                   "--mlbatch-allow-unchecked")
     assert result.ret == 0
     row = preflight.result(report, "ENV002")
     assert row["message"] == "'zz-north-9' (from config region) is not a known AWS region"
@@ -159,6 +164,6 @@ def test_env_check_exemption_and_severity(preflight, aws: Aws) -> None:
     result.assert_outcomes(passed=1, xfailed=1, skipped=report["summary"]["skipped"])
 
     exempt = [{"check": "ENV002", "resource": "zz-north-9", "until": "2099-01-01", "reason": "local test region"}]
-    result, report = preflight.run({**base, "checks": {"exempt": exempt}})
+    result, report = preflight.run({**base, "checks": {"exempt": exempt}}, "--mlbatch-allow-unchecked")
     assert result.ret == 0
     assert preflight.result(report, "ENV002")["message"] == "exempted until 2099-01-01: local test region"

@@ -25,7 +25,8 @@ def test_k_selects_one_check(preflight, aws: Aws) -> None:
 
 
 def test_failure_shows_finding_and_remediation_not_traceback(preflight, aws: Aws) -> None:
-    result, _ = preflight.run(KEY_CONFIG, "-k", "KEY001")
+    """pytest's FAILURES block (shown with --tb=short and the like; by default the preflight summary alone)."""
+    result, _ = preflight.run(KEY_CONFIG, "-k", "KEY001", "--tb=short")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*KEY001 The EC2 key pair exists in the region [[]high[]] on ml-key*FAILED",
                                  "  finding: key pair 'ml-key' does not exist in us-east-1",
@@ -132,7 +133,7 @@ def test_sandbox_shows_real_failures_and_fix_repairs(pytester: pytest.Pytester) 
 
 def test_error_shows_the_reason_not_pytest_internals(preflight, aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-    result, _ = preflight.run(KEY_CONFIG, "-k", "KEY001")
+    result, _ = preflight.run(KEY_CONFIG, "-k", "KEY001", "--tb=short")
     result.stdout.fnmatch_lines(["*ERROR at setup of KEY001*",
                                  "KEY001 The EC2 key pair exists in the region [[]high[]] on ml-key*could not evaluate",
                                  "  finding: ec2:DescribeKeyPairs failed*",

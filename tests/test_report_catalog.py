@@ -45,8 +45,23 @@ def test_list_checks_as_json_and_as_a_table(pytester: pytest.Pytester) -> None:
     assert result.ret == 0
     result.stdout.fnmatch_lines(["ENV001  critical  AWS credentials resolve and STS answers  [fix: —]",
                                  "KEY001  high      The EC2 key pair exists in the region  [fix: generate the key*",
-                                 f"{len(ids)} checks; details: docs/checks.md"])
+                                 f"{len(ids)} checks; details (why, what to do, permissions, fixes): "
+                                 "python -m pytest_mlbatch.output.catalog"])
     assert "collected" not in result.stdout.str()  # it lists and exits: nothing is collected or run
+    assert "docs/" not in result.stdout.str()  # no path that exists only in a checkout
+
+
+def test_the_details_pointer_works_outside_the_checkout(tmp_path) -> None:
+    """The command --mlbatch-list-checks points at prints the whole catalog from the installed package."""
+    import subprocess
+    import sys
+
+    from pytest_mlbatch.output.catalog import DETAILS, render_markdown
+
+    argv = [sys.executable, *DETAILS.split()[1:]]
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == render_markdown() and "### KEY001" in done.stdout
 
 
 def test_generator_check_mode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

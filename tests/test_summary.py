@@ -154,7 +154,8 @@ def test_summary_lines_and_very_quiet(no_github: None) -> None:
     write_summary(tr, RESULTS, runtime("low"), verbose=-2)
     assert tr.lines[1:] == ["mlbatch: 3 failed, 1 error, 1 below fail-on, 1 fixed, 1 passed",
                             "worst: IMG001 res — it is wrong → do this",
-                            "fixed 1; journal: .mlbatch/journal",
+                            "fixed 1 (+), journal .mlbatch/journal:",
+                            "  + BAT001 res — fixed: created nothing new (see the journal)",
                             "4 problems at or above --mlbatch-fail-on low or not evaluated: the run fails "
                             "(1 below it does not count)"]
 

@@ -122,6 +122,13 @@ class Call:
     end: float = 0.0
     status: int = 0         # HTTP status answered; -1: connection dropped
     injected: str | None = None  # the kind of fault injected, if any
+    attempt: int = 1        # botocore's attempt number of this request (amz-sdk-request: attempt=N; max=M)
+    invocation: str = ""    # botocore's amz-sdk-invocation-id: one per API call, shared by its retries
+
+    @property
+    def retry(self) -> bool:
+        """A retry by the SDK's retry policy (after a timeout, a throttle, a 5xx), not a new read of the caller."""
+        return self.attempt > 1
 
     @property
     def name(self) -> str:
@@ -158,8 +165,13 @@ def identify(environ: dict[str, Any], body: bytes) -> Call:
         form = parse_qs(body.decode("utf-8", "replace")) if body else {}
         params = {k: v[0] for k, v in (form or parse_qs(str(environ.get("QUERY_STRING", "")))).items()}
         operation = params.get("Action", "?")
+    attempt = _ATTEMPT.search(str(environ.get("HTTP_AMZ_SDK_REQUEST", "")))
     return Call(service, operation, region, params, access_key, str(environ.get("HTTP_USER_AGENT", "")),
-                time.perf_counter())
+                time.perf_counter(), attempt=int(attempt.group(1)) if attempt else 1,
+                invocation=str(environ.get("HTTP_AMZ_SDK_INVOCATION_ID", "")))
+
+
+_ATTEMPT = re.compile(r"attempt=(\d+)")
 
 
 # -- injected answers ----------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from pytest_mlbatch.aws.inventory import Inventory
+from pytest_mlbatch.aws.inventory import AwsError, Inventory
 from pytest_mlbatch.config import JobSize
 from pytest_mlbatch.findings import NotEvaluable
 from pytest_mlbatch.model.scope import Scope
@@ -338,3 +338,17 @@ def unresolved(names: list[str], found: Iterable[str]) -> list[str]:
 
 def architectures(info: dict[str, Any]) -> list[str]:
     return [str(a) for a in info.get("ProcessorInfo", {}).get("SupportedArchitectures", [])]
+
+
+# -- "did you mean" ------------------------------------------------------------------------------------------------
+def suggest(inventory: Inventory, name: str, service: str, method: str, result_key: str, field: str,
+            **params: Any) -> str:
+    """' (did you mean 'x'?)' from the region's listing of that kind (read once, cached), or '' when nothing is
+    close or the listing cannot be read (the finding stands without it)."""
+    from pytest_mlbatch.analysis.names import did_you_mean
+
+    try:
+        items = inventory.paginate(service, method, result_key, **params)
+    except AwsError:
+        return ""
+    return did_you_mean(name, (str(i.get(field, "")) for i in items if isinstance(i, dict)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -42,9 +43,9 @@ class AwsError(Exception):
 
     def __init__(self, operation: str, kind: str, code: str, detail: str) -> None:
         self.operation = operation
-        self.kind = kind  # denied | throttled | fault | timeout | connection | credentials | client
-        self.code = code
-        self.detail = detail
+        self.kind = kind  # denied | throttled | fault | timeout | connection | credentials | client | assume-role
+        self.code = clean_detail(code, limit=60)
+        self.detail = clean_detail(detail)
         super().__init__(str(self))
 
     def __reduce__(self) -> Any:  # picklable, so an xdist controller can hand it to its workers
@@ -54,6 +55,26 @@ class AwsError(Exception):
     def permission(self) -> str:
         return self.operation
 
+    @property
+    def remedy(self) -> str:
+        """How to get the check evaluated (not how to fix what it would have found)."""
+        return {
+            "denied": f"grant {self.permission} to the caller (docs/iam-policy-readonly.json lists every read the "
+                      "checks make), then run again",
+            "throttled": "AWS throttled this account and region past the retries: run again later, or lower "
+                         "--mlbatch-concurrency",
+            "credentials": "fix the credentials (AWS_PROFILE or --aws-profile, `aws sso login`, or "
+                           "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), then run again",
+            "assume-role": "let the caller assume the target's role (its trust policy, external_id) or correct "
+                           "role_arn, then run again",
+            "timeout": "the endpoint named did not answer in time: check the network, proxy and AWS_ENDPOINT_URL, "
+                       "then run again",
+            "connection": "the endpoint named could not be reached: check the network, proxy and AWS_ENDPOINT_URL, "
+                          "then run again",
+            "fault": "the service answered with a server error: run again; if it persists, check the endpoint "
+                     "(AWS_ENDPOINT_URL, proxy) or the AWS Health Dashboard",
+        }.get(self.kind, "the request was rejected: correct the value the message names, then run again")
+
     def __str__(self) -> str:
         if self.kind == "denied":
             return f"{self.operation} was denied ({self.code}): grant {self.permission} to the caller"
@@ -62,6 +83,24 @@ class AwsError(Exception):
         if self.kind == "credentials":
             return f"{self.operation}: AWS credentials not usable ({self.code}): {self.detail}"
         return f"{self.operation} failed ({self.code}): {self.detail}"
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
+_TAG = re.compile(r"<[^>]{0,200}>")
+
+
+def clean_detail(text: Any, *, limit: int = 300) -> str:
+    """An answer's text fit for a one-line message: an HTML page (a proxy's, a captive portal's, an emulator's
+    error page) is named, not embedded; whitespace is collapsed and the length bounded."""
+    s = str(text or "")
+    head = s[:2000].lower()
+    if "<html" in head or "<!doctype html" in head or "<body" in head:
+        title = _TITLE.search(s[:20000])
+        name = " ".join(_TAG.sub(" ", title.group(1)).split())[:80] if title else ""
+        s = f"an HTML page{f' titled {name!r}' if name else ''} answered, not the AWS API (a proxy, a captive " \
+            "portal, or an emulator without this operation or region)"
+    s = " ".join(s.split())
+    return s if len(s) <= limit else s[:limit - 3] + "..."
 
 
 def classify(operation: str, exc: BaseException) -> AwsError:
@@ -83,7 +122,10 @@ def classify(operation: str, exc: BaseException) -> AwsError:
             kind = "fault"
         else:
             kind = "client"
-        return AwsError(operation, kind, code, msg[:300])
+        if status and code.isdigit():  # no AWS error document came back, only an HTTP status
+            server = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("server")
+            msg = f"HTTP {status}{f' from server {server!r}' if server else ''}: {clean_detail(msg)}"
+        return AwsError(operation, kind, code, msg)
     if isinstance(exc, botocore.exceptions.ReadTimeoutError | botocore.exceptions.ConnectTimeoutError):
         return AwsError(operation, "timeout", type(exc).__name__, str(exc)[:300])
     if isinstance(exc, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectionClosedError):

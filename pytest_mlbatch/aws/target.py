@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from concurrent.futures import Executor
@@ -13,6 +14,28 @@ import boto3
 from pytest_mlbatch.aws.inventory import AwsError, Inventory, classify, client_config
 from pytest_mlbatch.config import Settings, TargetConfig
 from pytest_mlbatch.model.scope import Scope
+
+
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """Every region of every partition where EC2 or Batch runs, from botocore's endpoint data (no AWS call)."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    regions: set[str] = set()
+    for partition in session.get_available_partitions():
+        for service in ("ec2", "batch"):
+            regions.update(session.get_available_regions(service, partition_name=partition))
+    return frozenset(regions)
+
+
+def region_problem(region: str | None) -> str | None:
+    """Why a target's region checks cannot run (no region, or one that is not an AWS region), else None."""
+    if not region:
+        return "no AWS region resolved (see ENV002)"
+    if region not in known_regions():
+        return f"{region!r} is not an AWS region (see ENV002): its region checks do not run"
+    return None
 
 
 @dataclass(frozen=True)
@@ -203,7 +226,7 @@ class Target:
                     inventory = self.inventory
                 except AwsError:
                     inventory = None
-                if inventory is not None and self.spec.region:
+                if inventory is not None and not region_problem(self.spec.region):
                     from pytest_mlbatch.aws.discovery import discover
 
                     try:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_mlbatch.aws.guard import ForbiddenCall
 from pytest_mlbatch.aws.inventory import AwsError
+from pytest_mlbatch.aws.target import region_problem
 from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Outcome, Resource, Severity, error, skipped
 
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     from pytest_mlbatch.engine.runtime import Runtime
 
 UNGATED = {"ENV001", "ENV002", "ENV003"}
+# The remediation of an `error` (could not evaluate) without a more precise one: not the check's remedy for a failure.
+NOT_EVALUATED = ("could not be evaluated: resolve what the message names (a permission, an endpoint, credentials, "
+                 "a file), then run again")
 
 
 @dataclass
@@ -53,17 +57,19 @@ def evaluate(ctx: CheckContext, resource: Resource) -> Finding:
     try:
         finding = ctx.check.evaluate(ctx, resource)
     except AwsError as exc:
-        return error(str(exc))
+        return Finding(Outcome.ERROR, str(exc), remediation=exc.remedy)
     except NotEvaluable as exc:
         return error(str(exc))
     except NotApplicable as exc:
         return skipped(str(exc))
     except ForbiddenCall as exc:
-        return error(f"refused: {exc}")
+        return Finding(Outcome.ERROR, f"refused: {exc}", remediation="a bug in pytest-mlbatch (a read sent a "
+                       "change): report it with this message")
     except Exception as exc:
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        return error(f"internal error in {ctx.check.id}: {type(exc).__name__}: {exc} "
-                     f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno})")
+        return Finding(Outcome.ERROR, f"internal error in {ctx.check.id}: {type(exc).__name__}: {exc} "
+                       f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno})",
+                       remediation="a bug in pytest-mlbatch: report it with this message")
     if not isinstance(finding, Finding):
         return error(f"internal error in {ctx.check.id}: evaluate returned {type(finding).__name__}")
     return finding
@@ -73,8 +79,9 @@ def gate(runtime: Runtime, check: Check, target: Target) -> Finding | None:
     """Checks other than ENV00x need a region and usable credentials; without them they are skipped."""
     if check.id in UNGATED:
         return None
-    if not target.region:
-        return skipped("no AWS region resolved (see ENV002)")
+    problem = region_problem(target.region)
+    if problem:
+        return skipped(problem)
     try:
         target.identity()
     except AwsError as exc:
@@ -109,6 +116,10 @@ def run(runtime: Runtime, check: Check, target: Target, resource: Resource) -> I
         finding = evaluate(ctx, resource)
         if finding.outcome is Outcome.FAILED and check.fixer is not None and (runtime.fix or runtime.fix_dry_run):
             finding, fix, plan_text = _fix(runtime, ctx, resource, finding)
+    if finding.severity is not None and check.id not in runtime.settings.severity \
+            and finding.severity.rank > severity.rank:
+        severity = finding.severity  # e.g. a named resource that does not exist: the job cannot be submitted
+    remediation = finding.remediation or (NOT_EVALUATED if finding.outcome is Outcome.ERROR else check.remediation)
     message = finding.message
     if notes:
         message = f"{message} [{'; '.join(notes)}]"
@@ -124,7 +135,7 @@ def run(runtime: Runtime, check: Check, target: Target, resource: Resource) -> I
         resource=resource.id,
         outcome=finding.outcome.value,
         message=message,
-        remediation=check.remediation,
+        remediation=remediation,
         duration_s=round(time.perf_counter() - start, 6),
         below_threshold=finding.outcome is Outcome.FAILED and severity.rank < runtime.fail_on.rank,
         fix=fix,
@@ -189,6 +200,7 @@ def _apply(runtime: Runtime, ctx: CheckContext, resource: Resource, finding: Fin
     plan_id = plan.plan_id(_account(ctx.target), ctx.target.region)
     fctx = FixContext(runtime, ctx.target, check, runtime.journal, resource, plan_id)
     sanctioned = frozenset({"ecr:PutImage"}) if plan.opt_in == "move_tag" else frozenset()
+    mark = len(runtime.journal.entries)
     try:
         with ctx.inventory.mutations(runtime.journal, check.id, resource.id, plan.calls, plan_id, sanctioned):
             plan.apply(fctx)
@@ -200,6 +212,11 @@ def _apply(runtime: Runtime, ctx: CheckContext, resource: Resource, finding: Fin
     runtime.journal.record_outcome(check.id, resource.id, plan.action, "applied")
     ctx.inventory.invalidate()
     again = evaluate(ctx, resource)
+    created = [f"{key} {value}" for entry in runtime.journal.entries[mark:]
+               if entry.get("check_id") == check.id and entry.get("resource") == resource.id
+               for key, value in (entry.get("created") or {}).items()]
+    record = {**plan.as_json(True), "created": created}
     if again.outcome is Outcome.PASSED:
-        return Finding(Outcome.FIXED, f"fixed: {plan.action} ({finding.message})"), plan.as_json(True), text
-    return (Finding(again.outcome, f"{again.message} (after applying '{plan.action}')"), plan.as_json(True), text)
+        what = f": created {', '.join(created)}" if created else ""
+        return Finding(Outcome.FIXED, f"fixed: {plan.action}{what} ({finding.message})"), record, text
+    return Finding(again.outcome, f"{again.message} (after applying '{plan.action}')"), record, text

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pytest
 
 REGENERATE = "python -m pytest_mlbatch.output.catalog --write docs/checks.md"
+DETAILS = "python -m pytest_mlbatch.output.catalog"  # prints the Markdown catalog from the installed package
 
 
 def catalog() -> dict[str, Any]:
@@ -41,7 +42,7 @@ def print_catalog(config: pytest.Config) -> int:
         out.append(f"wrote {len(rows)} checks to {path}")
     else:
         out += [f"{c['id']:<7} {c['severity']:<9} {c['title']}  [fix: {c['fixer'] or '—'}]" for c in rows]
-        out.append(f"{len(rows)} checks; details: docs/checks.md")
+        out.append(f"{len(rows)} checks; details (why, what to do, permissions, fixes): {DETAILS}")
     text = "\n".join(out) + "\n"
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
     sys.stdout.write(text.encode(encoding, "replace").decode(encoding))

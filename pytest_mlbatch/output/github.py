@@ -12,10 +12,10 @@ from pytest_mlbatch.output.results import (
     area_of,
     column,
     gate_text,
-    gating,
     one_line,
     problem_kind,
     problems_by_area,
+    run_fails,
     totals_text,
     worst_key,
 )
@@ -84,11 +84,11 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(row) + " |" for row in rows)]
 
 
-def markdown(results: list[dict[str, Any]], fail_on: str) -> str:
-    failing = any(gating(r) for r in results)
+def markdown(results: list[dict[str, Any]], fail_on: str, *, allow_unchecked: bool = False) -> str:
+    failing = run_fails(results, fail_on, allow_unchecked=allow_unchecked)
+    verdict = gate_text(results, fail_on, allow_unchecked=allow_unchecked)
     lines = [f"### pytest-mlbatch preflight: {'❌ fails' if failing else '✅ passes'} "
-             f"(--mlbatch-fail-on {fail_on})", "", f"{md(totals_text(results))}. {md(gate_text(results, fail_on))}.",
-             ""]
+             f"(--mlbatch-fail-on {fail_on})", "", f"{md(totals_text(results))}. {md(verdict)}.", ""]
     per_area: dict[str, Counter[str]] = defaultdict(Counter)
     for r in results:
         per_area[area_of(r)][column(r)] += 1
@@ -126,14 +126,14 @@ def markdown(results: list[dict[str, Any]], fail_on: str) -> str:
     return text
 
 
-def write_step_summary(results: list[dict[str, Any]], fail_on: str) -> None:
+def write_step_summary(results: list[dict[str, Any]], fail_on: str, *, allow_unchecked: bool = False) -> None:
     """Append the Markdown summary to $GITHUB_STEP_SUMMARY when it is set (GitHub Actions sets it per step)."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if not path or not results:
         return
     try:
         with open(path, "a", encoding="utf-8") as fh:
-            fh.write(markdown(results, fail_on) + "\n")
+            fh.write(markdown(results, fail_on, allow_unchecked=allow_unchecked) + "\n")
     except OSError as exc:  # a summary we cannot write must not turn the preflight's result into a crash
         import warnings
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_mlbatch import __version__
 from pytest_mlbatch.findings import AREAS, Outcome
 from pytest_mlbatch.output.github import write_step_summary
-from pytest_mlbatch.output.results import area_of, exemption_status, gating, normalize, sort_results
+from pytest_mlbatch.output.results import area_of, exemption_status, normalize, run_fails, sort_results
 
 if TYPE_CHECKING:
     import pytest
@@ -39,7 +39,7 @@ def _targets(runtime: Runtime, results: list[dict[str, Any]]) -> list[dict[str, 
 
 
 def build_report(runtime: Runtime, results: list[dict[str, Any]], started_at: dt.datetime,
-                 duration_s: float) -> dict[str, Any]:
+                 duration_s: float, *, allow_unchecked: bool = False) -> dict[str, Any]:
     counts = Counter(r["outcome"] for r in results)
     rows = []
     for r in results:
@@ -66,7 +66,7 @@ def build_report(runtime: Runtime, results: list[dict[str, Any]], started_at: dt
         "started_at": started_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "duration_s": round(duration_s, 3),
         "fail_on": runtime.fail_on.value,
-        "gate": "failed" if any(gating(r) for r in results) else "passed",
+        "gate": "failed" if run_fails(results, runtime.fail_on.value, allow_unchecked=allow_unchecked) else "passed",
         "targets": _targets(runtime, results),
         "results": rows,
         "fixes": fixes,
@@ -176,13 +176,14 @@ def _write(path: Path, text: str) -> None:
 
 
 def write_reports(config: pytest.Config, runtime: Runtime, results: list[dict[str, Any]], started_at: dt.datetime,
-                  duration_s: float, *, json_path: str | None, junit_path: str | None) -> list[str]:
+                  duration_s: float, *, json_path: str | None, junit_path: str | None,
+                  allow_unchecked: bool = False) -> list[str]:
     """Write the reports asked for; returns why any could not be written (each other report is still written)."""
     base = Path(config.invocation_params.dir)
     ordered = sort_results(normalize(results))
     problems: list[str] = []
     if json_path:
-        report = build_report(runtime, ordered, started_at, duration_s)
+        report = build_report(runtime, ordered, started_at, duration_s, allow_unchecked=allow_unchecked)
         try:
             _write(base / json_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         except ReportPathError as exc:
@@ -193,5 +194,5 @@ def write_reports(config: pytest.Config, runtime: Runtime, results: list[dict[st
         except ReportPathError as exc:
             problems.append(f"--mlbatch-junit: {exc}")
 
-    write_step_summary(ordered, runtime.fail_on.value)
+    write_step_summary(ordered, runtime.fail_on.value, allow_unchecked=allow_unchecked)
     return problems

@@ -102,12 +102,34 @@ def totals(results: list[dict[str, Any]]) -> Counter[str]:
     return Counter(column(r) for r in results)
 
 
+def counted(n: int, column_name: str) -> str:
+    """'1 error', '2 errors' (the other columns read the same for one or many)."""
+    return f"{n} {column_name}{'s' if column_name == 'error' and n != 1 else ''}"
+
+
 def totals_text(results: list[dict[str, Any]]) -> str:
     counts = totals(results)
-    return ", ".join(f"{counts[c]} {c}" for c in COLUMNS if counts[c]) or "nothing ran"
+    return ", ".join(counted(counts[c], c) for c in COLUMNS if counts[c]) or "nothing ran"
 
 
-def gate_text(results: list[dict[str, Any]], fail_on: str, *, marked: str = "") -> str:
+ALLOW_UNCHECKED = "--mlbatch-allow-unchecked"
+
+
+def unchecked(results: list[dict[str, Any]], fail_on: str) -> bool:
+    """True when results exist but no check beyond ENV (credentials, region, Docker) at or above --mlbatch-fail-on
+    was evaluated (passed, failed or fixed): a gate that checked nothing of the job must not pass by accident."""
+    gate = Severity(fail_on).rank
+    return bool(results) and not any(
+        r["outcome"] in ("passed", "failed", "fixed") and area_of(r) != "ENV" and severity_rank(r) >= gate
+        for r in results)
+
+
+def run_fails(results: list[dict[str, Any]], fail_on: str, *, allow_unchecked: bool = False) -> bool:
+    """The verdict as a boolean: a gating problem, or nothing checked without the explicit opt-in."""
+    return any(gating(r) for r in results) or (unchecked(results, fail_on) and not allow_unchecked)
+
+
+def gate_text(results: list[dict[str, Any]], fail_on: str, *, marked: str = "", allow_unchecked: bool = False) -> str:
     """The verdict; `marked` says how the failures below the threshold are shown (e.g. 'in parentheses')."""
     failing = sum(1 for r in results if gating(r))
     below = sum(1 for r in results if problem_kind(r) == 2 and r["outcome"] == "failed")
@@ -116,4 +138,12 @@ def gate_text(results: list[dict[str, Any]], fail_on: str, *, marked: str = "") 
     if failing:
         return f"{failing} problem{'s' if failing != 1 else ''} at or above --mlbatch-fail-on {fail_on} " \
                f"or not evaluated: the run fails{note}"
+    if unchecked(results, fail_on):
+        skipped = sum(1 for r in results if r["outcome"] == "skipped")
+        nothing = f"nothing at or above --mlbatch-fail-on {fail_on} was checked beyond credentials and region " \
+                  f"({skipped} skipped; -rs shows why)"
+        if allow_unchecked:
+            return f"{nothing}: the run passes ({ALLOW_UNCHECKED}){note}"
+        return f"{nothing}: the run fails, as a gate that checked nothing must not pass. Name what to check in the " \
+               f"config (e.g. batch.job_queue, batch.job_definition), or pass {ALLOW_UNCHECKED} to accept{note}"
     return f"nothing at or above --mlbatch-fail-on {fail_on} failed: the run passes{note}"

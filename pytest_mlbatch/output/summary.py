@@ -11,6 +11,7 @@ from pytest_mlbatch.output.results import (
     COLUMNS,
     area_of,
     column,
+    counted,
     exemption_status,
     gate_text,
     normalize,
@@ -45,7 +46,8 @@ def _markup(row: dict[str, Any]) -> dict[str, bool]:
     return {"yellow": True}
 
 
-def write_summary(tr: Any, results: list[dict[str, Any]], runtime: Runtime, *, verbose: int) -> None:
+def write_summary(tr: Any, results: list[dict[str, Any]], runtime: Runtime, *, verbose: int,
+                  allow_unchecked: bool = False) -> None:
     """Write the preflight summary; colours only where pytest uses them (a TTY or --color=yes)."""
     if not results:
         return
@@ -63,7 +65,7 @@ def write_summary(tr: Any, results: list[dict[str, Any]], runtime: Runtime, *, v
             per_area[area_of(r)][column(r)] += 1
         for area in [*AREAS, *sorted(set(per_area) - set(AREAS))]:
             if area in per_area:
-                counts = ", ".join(f"{per_area[area][c]} {c}" for c in COLUMNS if per_area[area][c])
+                counts = ", ".join(counted(per_area[area][c], c) for c in COLUMNS if per_area[area][c])
                 tr.write_line(f"{area:<4} {AREAS.get(area, ''):<26} {counts}")
     else:
         tr.write_line(f"mlbatch: {totals_text(results)}")
@@ -93,8 +95,17 @@ def write_summary(tr: Any, results: list[dict[str, Any]], runtime: Runtime, *, v
         tr.write_line("")
         _exemptions(tr, results, runtime)
     fixed = [r for r in results if r["outcome"] == "fixed"]
-    if fixed:
-        tr.write_line(f"fixed {len(fixed)}; journal: {runtime.journal.path}")
+    if fixed:  # what --fix did, without -v: each item, what it created, and where the journal is
+        if verbose >= 0:
+            tr.write_line("")
+        tr.write_line(f"fixed {len(fixed)} (+), journal {runtime.journal.path}:", bold=True, green=True)
+        dash = " -- " if ascii_only else " — "
+        for r in fixed:
+            fix = r.get("fix") or {}
+            created = ", ".join(str(c) for c in fix.get("created") or ()) or "nothing new (see the journal)"
+            where = f" ({r.get('target')})" if several_targets else ""
+            tr.write_line(f"  + {r['check_id']} {r['resource']}{where}{dash}{fix.get('action', 'fixed')}: "
+                          f"created {created}", green=True)
     plans = [r for r in results if r.get("plan")]
     if plans and runtime.fix_dry_run:
         tr.section("mlbatch fix plan (dry run: nothing was changed)", sep="-")
@@ -102,7 +113,8 @@ def write_summary(tr: Any, results: list[dict[str, Any]], runtime: Runtime, *, v
             tr.write_line(r["plan"])
     if verbose >= 0:
         tr.write_line("")
-    tr.write_line(gate_text(results, fail_on, marked="in parentheses" if verbose >= -1 else ""), bold=True)
+    tr.write_line(gate_text(results, fail_on, marked="in parentheses" if verbose >= -1 else "",
+                            allow_unchecked=allow_unchecked), bold=True)
 
     for line in annotation_lines(results, fail_on):
         tr.write_line(line)

@@ -19,6 +19,8 @@ HELP = {
     "mlbatch_fail_on": "failures below this severity are reported as xfail and do not fail the run (default: low)",
     "mlbatch_sandbox": "run on an embedded AWS (moto) seeded with a sample ML batch environment; needs no account",
     "mlbatch_list_checks": "print the check catalog (id, severity, title, fixer) and exit",
+    "mlbatch_allow_unchecked": "let a run pass in which no check beyond credentials and region, at or above "
+                               "--mlbatch-fail-on, was evaluated (by default such a run fails: it checked nothing)",
     "mlbatch_concurrency": "at most this many AWS calls in flight per target (account and region), default 16; "
                            "1: checks are evaluated one at a time, each call in turn",
 }
@@ -38,12 +40,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=HELP["mlbatch_fail_on"])
     group.addoption("--mlbatch-sandbox", action="store_true", default=False, help=HELP["mlbatch_sandbox"])
     group.addoption("--mlbatch-list-checks", action="store_true", default=False, help=HELP["mlbatch_list_checks"])
+    group.addoption("--mlbatch-allow-unchecked", action="store_true", default=False,
+                    help=HELP["mlbatch_allow_unchecked"])
     group.addoption("--mlbatch-concurrency", metavar="N", type=int, default=None, help=HELP["mlbatch_concurrency"])
     parser.addini("mlbatch_config", HELP["mlbatch_config"], default=None)
     parser.addini("mlbatch_fail_on", HELP["mlbatch_fail_on"], default=None)
     parser.addini("mlbatch_json", HELP["mlbatch_json"], default=None)
     parser.addini("mlbatch_junit", HELP["mlbatch_junit"], default=None)
     parser.addini("mlbatch_concurrency", HELP["mlbatch_concurrency"], default=None)
+    parser.addini("mlbatch_allow_unchecked", HELP["mlbatch_allow_unchecked"], type="bool", default=False)
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
@@ -62,10 +67,11 @@ def pytest_configure(config: pytest.Config) -> None:
                 raise pytest.UsageError(f"--{flag.replace('_', '-')} needs --mlbatch (or --mlbatch-sandbox)")
         return
     from pytest_mlbatch.plugin.prefetch import PrefetchPlugin
-    from pytest_mlbatch.plugin.session import MlbatchPlugin
+    from pytest_mlbatch.plugin.session import MlbatchPlugin, OncePerFinding
 
     session = MlbatchPlugin.create(config)
     config.pluginmanager.register(session, "mlbatch-session")
+    config.pluginmanager.register(OncePerFinding(), "mlbatch-once")
     config.pluginmanager.register(PrefetchPlugin(config, session.runtime), "mlbatch-prefetch")
     if config.pluginmanager.hasplugin("xdist"):
         from pytest_mlbatch.plugin.xdist import XdistPlugin

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_mlbatch.aws.target import region_problem
 from pytest_mlbatch.engine.runner import ItemResult, run
 from pytest_mlbatch.findings import Outcome, Resource
 
@@ -79,7 +80,12 @@ class MlbatchItem(pytest.Item):
             lines = [f"{r.check_id} {r.title} [{r.severity}] on {r.resource} ({r.target}): {head}",
                      f"  finding: {r.message}", f"  fix: {r.remediation}"]
             if r.plan:
-                lines.append("  plan (--fix-dry-run):")
+                if self.runtime.fix_dry_run:
+                    lines.append("  plan (dry run: nothing was changed):")
+                else:
+                    why = r.message.rpartition("(not fixed: ")[2].rstrip(")") if "(not fixed: " in r.message \
+                        else "see the finding"
+                    lines.append(f"  fix not applied ({why}); its plan:")
                 lines.extend("    " + line for line in r.plan.splitlines())
             return "\n".join(lines)
         return str(super().repr_failure(excinfo))
@@ -89,6 +95,16 @@ class MlbatchItem(pytest.Item):
         if isinstance(excinfo.value, CheckNotEvaluated) and self.result is not None:
             return self.repr_failure(excinfo)
         return super()._repr_failure_py(excinfo, style=style)
+
+    def check_location(self) -> tuple[str, int]:
+        """Where the check is defined (file, 1-based line of its @check): what a skip reason points at."""
+        import inspect
+
+        fn = inspect.unwrap(self.check.evaluate)
+        code = getattr(fn, "__code__", None)
+        if code is None:
+            return str(self.path), 1
+        return code.co_filename, code.co_firstlineno
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.path, None, f"{self.check.id} {self.check.title} [{self.resource.id}]"
@@ -111,14 +127,15 @@ def build_items(session: pytest.Session, runtime: Runtime) -> list[pytest.Item]:
     for target in runtime.targets:
         parent = TargetCollector.from_parent(session, name=f"mlbatch[{target.label}]",
                                              nodeid=f"mlbatch/{target.label}")
-        scope = target.scope() if target.region else None
+        no_region = region_problem(target.region)
+        scope = target.scope() if not no_region else None
         for check in runtime.checks():
             reason: str | None = None
             found: list[Resource] | str
             if check.resource_kind == "docker" and not runtime.needs_docker():
                 found = "no check needs local Docker (set image.local or image.pull: true)"
             elif scope is None and check.resource_kind not in ("target", "docker"):
-                found = "no AWS region resolved (see ENV002)"
+                found = no_region or "no AWS region resolved (see ENV002)"
             elif scope is None:
                 found = [Resource(check.resource_kind, target.label if check.resource_kind == "target"
                                   else "docker-daemon")]

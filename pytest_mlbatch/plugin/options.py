@@ -14,3 +14,11 @@ def concurrency(config: pytest.Config) -> int:
         return max(1, int(value)) if value else DEFAULT_CONCURRENCY
     except ValueError:
         raise pytest.UsageError(f"mlbatch_concurrency: {value!r} is not a whole number") from None
+
+
+def allow_unchecked(config: pytest.Config) -> bool:
+    """--mlbatch-allow-unchecked or the ini key: a run that checked nothing beyond ENV may pass."""
+    if config.getoption("mlbatch_allow_unchecked", False):
+        return True
+    value = config.getini("mlbatch_allow_unchecked")
+    return str(value).strip().lower() in ("1", "true", "yes", "on")

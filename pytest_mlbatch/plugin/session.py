@@ -12,6 +12,7 @@ import pytest
 from pytest_mlbatch import config as cfg
 from pytest_mlbatch.engine.runtime import Runtime
 from pytest_mlbatch.plugin.items import MlbatchItem, build_items
+from pytest_mlbatch.plugin.options import allow_unchecked
 
 
 def _opt(config: pytest.Config, name: str) -> Any:
@@ -20,6 +21,28 @@ def _opt(config: pytest.Config, name: str) -> Any:
         value = config.getini(name) if name in ("mlbatch_config", "mlbatch_fail_on", "mlbatch_json",
                                                 "mlbatch_junit") else None
     return value or None
+
+
+class OncePerFinding:
+    """Each finding is shown once, in the preflight summary (one line per problem, worst first): pytest's FAILURES
+    and ERRORS blocks and its short test summary leave out the preflight's items while they are written (the
+    reports stay, for the counts, JUnit and --lf). `--tb=short`, `--tb=long` etc. bring pytest's blocks back."""
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> Any:
+        hidden: dict[str, list[Any]] = {}
+        if config.option.tbstyle == "auto" and not hasattr(config, "workerinput"):
+            stats = terminalreporter.stats
+            for key in ("failed", "error"):
+                reports = stats.get(key, [])
+                ours = [r for r in reports if getattr(r, "mlbatch", None)]
+                if ours:
+                    hidden[key] = reports
+                    stats[key] = [r for r in reports if not getattr(r, "mlbatch", None)]
+        try:
+            return (yield)
+        finally:
+            terminalreporter.stats.update(hidden)
 
 
 class MlbatchPlugin:
@@ -100,12 +123,15 @@ class MlbatchPlugin:
             final = report.when == "call" or (report.when == "setup" and report.outcome != "passed")
             if final:
                 report.mlbatch = item.result.as_json()
+            if report.skipped and isinstance(report.longrepr, tuple):  # point at the check, not at items.py
+                path, line = item.check_location()
+                report.longrepr = (path, line, report.longrepr[2])
         return report
 
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
         data = getattr(report, "mlbatch", None)
         if data and data.get("outcome") == "fixed" and report.when == "call":
-            return "fixed", "R", ("FIXED", {"green": True})
+            return "fixed", "+", ("FIXED", {"green": True})
         return None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -118,7 +144,8 @@ class MlbatchPlugin:
             return
         from pytest_mlbatch.output.summary import write_summary
 
-        write_summary(terminalreporter, self.results, self.runtime, verbose=config.getoption("verbose"))
+        write_summary(terminalreporter, self.results, self.runtime, verbose=config.getoption("verbose"),
+                      allow_unchecked=allow_unchecked(config))
         for problem in self.report_problems:  # a usage error, shown after the results it could not save
             terminalreporter.write_line(f"ERROR: {problem}", red=True, bold=True)
 
@@ -126,10 +153,16 @@ class MlbatchPlugin:
         if hasattr(self.config, "workerinput"):
             return
         from pytest_mlbatch.output.report import write_reports
+        from pytest_mlbatch.output.results import run_fails
 
+        allowed = allow_unchecked(self.config)
+        if session.exitstatus == pytest.ExitCode.OK and run_fails(self.results, self.runtime.fail_on.value,
+                                                                  allow_unchecked=allowed):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # checked nothing of the job: the gate does not pass
         self.report_problems = write_reports(
             self.config, self.runtime, self.results, self.started_at, time.perf_counter() - self.t0,
-            json_path=_opt(self.config, "mlbatch_json"), junit_path=_opt(self.config, "mlbatch_junit"))
+            json_path=_opt(self.config, "mlbatch_json"), junit_path=_opt(self.config, "mlbatch_junit"),
+            allow_unchecked=allowed)
         if self.report_problems:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
 

@@ -111,7 +111,8 @@ class XdistPlugin:
     def pytest_configure_node(self, node: Any) -> None:
         sandbox = self.session.sandbox
         if sandbox is not None:
-            node.workerinput["mlbatch_sandbox"] = {"endpoint": sandbox.endpoint, "config": sandbox.raw}
+            node.workerinput["mlbatch_sandbox"] = {"endpoint": sandbox.endpoint, "config": sandbox.raw,
+                                                   "credentials": sandbox.credentials}
         node.workerinput["mlbatch_snapshot"] = self.snapshot()
 
     def pytest_report_header(self, config: pytest.Config) -> str | None:
