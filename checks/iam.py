@@ -509,7 +509,9 @@ def can_submit(ctx: CheckContext, res: Resource) -> Finding:
         arn = jd["jobDefinitionArn"] if jd else _batch_arn(ctx, "job-definition", ctx.scope.job_definition,
                                                            partition)
         requests.append(Request("batch:SubmitJob", str(arn)))
-    requests += [Request("iam:PassRole", arn) for arn in passed_roles(ctx, jd)]
+    # the roles are passed to Batch (SubmitJob, RegisterJobDefinition): iam:PassedToService is known
+    passed_to = ((policy.PASSED_TO_SERVICE, (roles.BATCH_SERVICE,)),)
+    requests += [Request("iam:PassRole", arn, passed_to) for arn in passed_roles(ctx, jd)]
     if not requests:
         raise NotApplicable("nothing to submit to")
     decisions = principals.decide(ctx.inventory, principal, requests)

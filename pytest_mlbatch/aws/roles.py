@@ -6,7 +6,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from pytest_mlbatch.analysis.policy import Request, as_list, parse_document, statement_applies, statements
+from pytest_mlbatch.analysis.policy import (
+    Request,
+    arn_account,
+    as_list,
+    document_version,
+    parse_document,
+    statement_applies,
+    statements,
+    with_known_context,
+)
 from pytest_mlbatch.aws.inventory import AwsError
 
 if TYPE_CHECKING:
@@ -116,10 +125,13 @@ def trust(role: Mapping[str, Any], service: str) -> TrustDecision:
         doc = parse_document(role.get("AssumeRolePolicyDocument") or {})
     except ValueError as exc:
         return TrustDecision("unknown", f"the trust policy of {name} cannot be read: {exc}")
-    req = Request("sts:AssumeRole")
+    # the service assumes the role for a resource of the role's own account: aws:SourceAccount is known
+    account = arn_account(str(role.get("Arn", "")))
+    req = with_known_context(Request("sts:AssumeRole", str(role.get("Arn", "*"))), source_account=account)
+    version = document_version(doc)
     allow = maybe = None
     for i, stmt in enumerate(statements(doc)):
-        applies = statement_applies(stmt, req, [service])
+        applies = statement_applies(stmt, req, [service], version)
         if applies is False:
             continue
         label = f"statement {stmt.get('Sid')!r}" if stmt.get("Sid") else f"statement #{i + 1}"
