@@ -42,7 +42,7 @@ def network(ctx: CheckContext, *, vpcs: bool = False, groups: bool = False, path
 
     Each check asks only for what it reads, so a permission it does not need cannot turn it into an error."""
     inv, scope = ctx.inventory, ctx.scope
-    data = NetData(region=ctx.region or "")
+    data = NetData(region=ctx.region or "", trusted_egress=frozenset(ctx.settings.trusted_egress))
     if scope.subnet_ids:
         # the same query discovery makes for the subnets' VPC, so it is answered from the cache
         subnets = describe_subnets(inv, list(scope.subnet_ids))
@@ -291,11 +291,11 @@ def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
 )
 def subnet_egress_path(ctx: CheckContext, res: Resource) -> Finding:
     result = analyze(ctx, res.id)
+    notes = "".join(f"; note: {n}" for n in result.notes)
     if result.ok:
-        return passed(result.message)
+        return passed(result.message + notes)
     if result.opaque:
-        raise NotEvaluable(f"{result.message} (cannot be verified: exempt this subnet once you have checked the "
-                           "path yourself)")
+        raise NotEvaluable(result.message + notes)
     return failed(result.message)
 
 
@@ -447,10 +447,12 @@ def multi_az(ctx: CheckContext, res: Resource) -> Finding:
 def network_acls(ctx: CheckContext, res: Resource) -> Finding:
     data = network(ctx, acls=True)
     _subnet_or_skip(data, ctx, res.id)
-    acl, problems, good = netpath.acl_problems(data, res.id)
+    acl, problems, undecided, good = netpath.acl_problems(data, res.id)
     if acl is None:
         raise NotEvaluable(f"no network ACL of {res.id} was returned by DescribeNetworkAcls")
     name = acl["NetworkAclId"] + (" (default)" if acl.get("IsDefault") else "")
     if problems:
-        return failed(f"{res.id}: network ACL {name}: " + "; ".join(problems))
+        return failed(f"{res.id}: network ACL {name}: " + "; ".join(problems + undecided))
+    if undecided:
+        raise NotEvaluable(f"{res.id}: network ACL {name}: " + "; ".join(undecided + good))
     return passed(f"{res.id}: network ACL {name}: " + "; ".join(good))
