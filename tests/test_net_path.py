@@ -372,8 +372,8 @@ def test_network_acl_rules_in_order_over_address_ranges(net: Net, tmp_path) -> N
     acl = ec2.create_network_acl(VpcId=vpc)["NetworkAcl"]["NetworkAclId"]
     assoc = ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": [sub]}])[
         "NetworkAcls"][0]["Associations"]
-    ec2.replace_network_acl_association(AssociationId=[a for a in assoc if a["SubnetId"] == sub][0][
-        "NetworkAclAssociationId"], NetworkAclId=acl)
+    mine = next(a for a in assoc if a["SubnetId"] == sub)
+    ec2.replace_network_acl_association(AssociationId=mine["NetworkAclAssociationId"], NetworkAclId=acl)
 
     def rule(n: int, action: str, egress: bool, cidr: str, ports: tuple[int, int]) -> None:
         ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=n, Protocol="6", RuleAction=action, Egress=egress,
@@ -382,7 +382,7 @@ def test_network_acl_rules_in_order_over_address_ranges(net: Net, tmp_path) -> N
     rule(10, "deny", True, "192.168.0.0/16", (0, 65535))  # not the internet
     rule(20, "allow", True, "0.0.0.0/1", (443, 443))  # two halves together cover it
     rule(30, "allow", True, "128.0.0.0/1", (443, 443))
-    rule(10, "deny", False, "0.0.0.0/0", (3389, 3389))  # not an ephemeral port Linux uses... but in 1024-65535
+    rule(10, "deny", False, "0.0.0.0/0", (3389, 3389))  # inside 1024-65535: a real cut of the replies
     rule(20, "allow", False, "0.0.0.0/0", (1024, 65535))
     run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [sub]}}, tmp_path, prefixes=("NET005",))
     assert run.outcome(f"NET005[{sub}]") == "failed"
