@@ -190,6 +190,20 @@ def register_form(jd: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in jd.items() if k in allowed and v is not None and v != {} and v != []}
 
 
+def normalise_case(doc: dict[str, Any]) -> dict[str, Any]:
+    """Enumerations the API treats as case-insensitive, in the case the model lists: retryStrategy.evaluateOnExit[]
+    .action ("the values aren't case sensitive", API reference EvaluateOnExit), which moto and Terraform store
+    lower-cased."""
+    retry = doc.get("retryStrategy")
+    rules = retry.get("evaluateOnExit") if isinstance(retry, dict) else None
+    if not isinstance(rules, list):
+        return doc
+    allowed = job_definition_schema()["$defs"]["RetryAction"]["enum"]
+    fixed = [{**r, "action": next((a for a in allowed if a.lower() == r["action"].lower()), r["action"])}
+             if isinstance(r, dict) and isinstance(r.get("action"), str) else r for r in rules]
+    return {**doc, "retryStrategy": {**retry, "evaluateOnExit": fixed}}
+
+
 def schema_errors(doc: dict[str, Any], limit: int = 8) -> list[str]:
     import jsonschema
 
@@ -244,7 +258,7 @@ def job_definition_valid(ctx: CheckContext, res: Resource) -> Finding:
         if jd.get("status", "ACTIVE") != "ACTIVE":
             return failed(f"{label} is {jd.get('status')}: register a new revision or name an ACTIVE one")
         doc, form = jd, register_form(jd)
-    problems = [f"schema: {e}" for e in schema_errors(form)]
+    problems = [f"schema: {e}" for e in schema_errors(normalise_case(form))]
     containers = _containers(doc)
     for where, cont in containers:
         deprecated = [k for k in ("vcpus", "memory") if cont.get(k) is not None]

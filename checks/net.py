@@ -439,8 +439,9 @@ def multi_az(ctx: CheckContext, res: Resource) -> Finding:
 @check(
     id="NET005", slug="network-acls", title="Network ACLs allow outbound 443 and inbound ephemeral ports",
     severity="medium", resource="subnet", permissions=["ec2:DescribeNetworkAcls", "ec2:DescribeSubnets"],
-    rationale="Network ACLs are stateless: without outbound TCP 443 and inbound 1024-65535 for the replies, "
-              "calls to ECS, ECR and S3 time out even with correct routes and security groups.",
+    rationale="Network ACLs are stateless: without outbound TCP 443 and inbound TCP to the ephemeral ports the "
+              "replies return to (32768-60999 on the Linux hosts and tasks Batch runs), calls to ECS, ECR and S3 "
+              "time out even with correct routes and security groups.",
     remediation="Add network ACL entries (before any deny) allowing outbound TCP 443 and inbound TCP 1024-65535 "
                 "for 0.0.0.0/0 (and ::/0 when the subnet has IPv6).",
 )

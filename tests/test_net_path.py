@@ -382,17 +382,18 @@ def test_network_acl_rules_in_order_over_address_ranges(net: Net, tmp_path) -> N
     rule(10, "deny", True, "192.168.0.0/16", (0, 65535))  # not the internet
     rule(20, "allow", True, "0.0.0.0/1", (443, 443))  # two halves together cover it
     rule(30, "allow", True, "128.0.0.0/1", (443, 443))
-    rule(10, "deny", False, "0.0.0.0/0", (3389, 3389))  # inside 1024-65535: a real cut of the replies
+    rule(10, "deny", False, "0.0.0.0/0", (3389, 3389))  # RDP: not a port replies return to
     rule(20, "allow", False, "0.0.0.0/0", (1024, 65535))
-    run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [sub]}}, tmp_path, prefixes=("NET005",))
-    assert run.outcome(f"NET005[{sub}]") == "failed"
-    assert run.message(f"NET005[{sub}]") == (
-        f"{sub}: network ACL {acl}: inbound 1024-65535 from 0.0.0.0/0: rule 10 denies tcp/3389 from 0.0.0.0/0")
-    ec2.delete_network_acl_entry(NetworkAclId=acl, RuleNumber=10, Egress=False)
-    rule(10, "deny", False, "0.0.0.0/0", (22, 22))
     run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [sub]}}, tmp_path, prefixes=("NET005",))
     assert run.outcome(f"NET005[{sub}]") == "passed", run.message(f"NET005[{sub}]")
     assert "outbound 443 to 0.0.0.0/0: allowed by rule 20, 30" in run.message(f"NET005[{sub}]")
+    assert "inbound 32768-60999 (ephemeral) from 0.0.0.0/0: allowed by rule 20" in run.message(f"NET005[{sub}]")
+    rule(15, "deny", False, "0.0.0.0/0", (40000, 40100))  # inside the ephemeral ports: a real cut of the replies
+    run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [sub]}}, tmp_path, prefixes=("NET005",))
+    assert run.outcome(f"NET005[{sub}]") == "failed"
+    assert run.message(f"NET005[{sub}]") == (f"{sub}: network ACL {acl}: inbound 32768-60999 (ephemeral) from "
+                                             "0.0.0.0/0: rule 15 denies tcp/40000-40100 from 0.0.0.0/0")
+    ec2.delete_network_acl_entry(NetworkAclId=acl, RuleNumber=15, Egress=False)
 
     rule(5, "deny", True, "52.0.0.0/8", (443, 443))  # part of the internet: named, not passed
     run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [sub]}}, tmp_path, prefixes=("NET005",))

@@ -114,7 +114,7 @@ def test_acl_problems_checks_ipv6_only_when_the_subnet_has_it() -> None:
         {"Ipv6CidrBlock": "2600::/64", "Ipv6CidrBlockState": {"State": "associated"}}]
     _, problems, _, _ = acl_problems(data, "subnet-1")
     assert problems == ["outbound 443 to ::/0: no rule allows tcp/443 to ::/0",
-                        "inbound 1024-65535 from ::/0: no rule allows tcp/1024-65535 from ::/0"]
+                        "inbound 32768-60999 (ephemeral) from ::/0: no rule allows tcp/32768-60999 from ::/0"]
 
 
 @settings(max_examples=150, deadline=None)

@@ -28,6 +28,9 @@ OPAQUE_TARGETS = {
     "CoreNetworkArn": "core network",
 }
 NAT_GONE = {"deleted", "deleting", "failed"}
+# The ports replies to the instances' and tasks' HTTPS calls return to: Linux's ip_local_port_range (Batch runs
+# Linux hosts and tasks). A network ACL rule outside it (a Deny of inbound 3389, say) does not cut them.
+EPHEMERAL = (32768, 60999)
 
 Doc = dict[str, Any]
 
@@ -718,8 +721,8 @@ def subnet_has_ipv6(subnet: Doc) -> bool:
 
 
 def acl_problems(data: NetData, subnet_id: str) -> tuple[Doc | None, list[str], list[str], list[str]]:
-    """NET005: (acl, problems, undecided, what passed) for outbound 443 and inbound 1024-65535, IPv4 and (if any)
-    IPv6. Undecided: part of the internet's addresses is denied, the rest allowed."""
+    """NET005: (acl, problems, undecided, what passed) for outbound 443 and inbound replies to the Linux ephemeral
+    ports, IPv4 and (if any) IPv6. Undecided: part of the internet's addresses is denied, the rest allowed."""
     acl = acl_for(data, subnet_id)
     if acl is None:
         return None, [], [], []
@@ -729,7 +732,9 @@ def acl_problems(data: NetData, subnet_id: str) -> tuple[Doc | None, list[str], 
     undecided: list[str] = []
     good: list[str] = []
     for world in families:
-        for egress, lo, hi, label in ((True, 443, 443, "outbound 443"), (False, 1024, 65535, "inbound 1024-65535")):
+        lo_e, hi_e = EPHEMERAL
+        for egress, lo, hi, label in ((True, 443, 443, "outbound 443"),
+                                      (False, lo_e, hi_e, f"inbound {lo_e}-{hi_e} (ephemeral)")):
             ok, why = acl_allows(entries, egress=egress, lo=lo, hi=hi, cidr=world)
             text = f"{label} {'to' if egress else 'from'} {world}: {why}"
             (good if ok else problems if ok is False else undecided).append(text)
