@@ -152,6 +152,10 @@ def _missing_role_plan(ctx: CheckContext, res: Resource, service: str, managed: 
 def batch_service_role(ctx: CheckContext, res: Resource) -> Finding:
     ref = _ref(res.id)
     if ref.service_linked:
+        # judged by what it is: AWS manages its permissions, so only whose role it is and that it exists matter
+        service = roles.linked_service(ref)
+        if service and service != roles.BATCH_SERVICE:
+            return failed(f"{ref.label} is the service-linked role of {service}, not of {roles.BATCH_SERVICE}")
         slr = roles.service_linked_role(ctx.inventory)
         if slr is None:
             return failed(f"the AWS Batch service-linked role does not exist (no role under "

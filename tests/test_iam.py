@@ -85,6 +85,24 @@ def test_trust_with_source_account_is_judged_with_the_roles_account(tmp_path: Pa
     assert row["outcome"] == outcome, row["message"]
 
 
+def test_service_linked_role_by_name_arn_or_path_is_judged_as_one(tmp_path: Path, aws: Aws) -> None:
+    """AWSServiceRoleForBatch is not judged against AWSBatchServiceRole: AWS manages its permissions."""
+    for value in ("AWSServiceRoleForBatch", "aws-service-role/batch.amazonaws.com/AWSServiceRoleForBatch"):
+        row = run_check(tmp_path, base_config(service_role=value), "IAM001")
+        assert row["outcome"] == "failed"
+        assert "the AWS Batch service-linked role does not exist" in row["message"]
+    iam = aws.client("iam")
+    slr = iam.create_service_linked_role(AWSServiceName="batch.amazonaws.com")["Role"]
+    ecs = iam.create_service_linked_role(AWSServiceName="ecs.amazonaws.com")["Role"]
+    for value in ("AWSServiceRoleForBatch", slr["Arn"], "aws-service-role/batch.amazonaws.com/AWSServiceRoleForBatch"):
+        row = run_check(tmp_path, base_config(service_role=value), "IAM001")
+        assert row["outcome"] == "passed", row["message"]
+        assert row["message"] == f"the service-linked role {slr['Arn']} exists (its permissions are managed by AWS)"
+    row = run_check(tmp_path, base_config(service_role=ecs["Arn"]), "IAM001")
+    assert row["outcome"] == "failed"
+    assert row["message"] == f"{ecs['Arn']} is the service-linked role of ecs.amazonaws.com, not of batch.amazonaws.com"
+
+
 def test_service_linked_role_missing_fix_creates_it_once(tmp_path: Path, aws: Aws) -> None:
     cfg = base_config(service_role="service-linked")
     row = run_check(tmp_path, cfg, "IAM001")

@@ -349,6 +349,9 @@ def test_trust_message_names_what_it_trusts_instead() -> None:
     ("arn:aws:iam::123456789012:role/aws-service-role/batch.amazonaws.com/AWSServiceRoleForBatch",
      "AWSServiceRoleForBatch", "/aws-service-role/batch.amazonaws.com/", True),
     ("service-linked", "AWSServiceRoleForBatch", "/aws-service-role/batch.amazonaws.com/", True),
+    ("AWSServiceRoleForBatch", "AWSServiceRoleForBatch", "/aws-service-role/batch.amazonaws.com/", True),
+    ("aws-service-role/batch.amazonaws.com/AWSServiceRoleForBatch", "AWSServiceRoleForBatch",
+     "/aws-service-role/batch.amazonaws.com/", True),
     ("arn:aws:iam::123456789012:role/r", "r", "/", False),
 ])
 def test_parse_role(value: str, name: str, path: str | None, slr: bool) -> None:

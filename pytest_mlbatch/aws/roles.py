@@ -44,7 +44,7 @@ class RoleRef:
 def parse_role(value: str) -> RoleRef:
     """A role name, a role ARN (arn:PARTITION:iam::ACCOUNT:role/PATH/NAME), or "service-linked"."""
     value = value.strip()
-    if value.lower() == SERVICE_LINKED:
+    if value.lower() in (SERVICE_LINKED, BATCH_SLR_NAME.lower()):  # Batch's service-linked role, by its name too
         return RoleRef(value, BATCH_SLR_NAME, f"/aws-service-role/{BATCH_SERVICE}/", None, True)
     if value.startswith("arn:"):
         parts = value.split(":", 5)
@@ -58,6 +58,14 @@ def parse_role(value: str) -> RoleRef:
         path, _, name = value.rpartition("/")
         return RoleRef(value, name, "/" + path.strip("/") + "/", None, path.strip("/").startswith("aws-service-role"))
     return RoleRef(value, value)
+
+
+def linked_service(ref: RoleRef) -> str | None:
+    """The service a service-linked role belongs to, from its path /aws-service-role/SERVICE/."""
+    if not ref.service_linked or not ref.path:
+        return None
+    parts = ref.path.strip("/").split("/")
+    return parts[1] if len(parts) > 1 else None
 
 
 def is_not_found(exc: AwsError) -> bool:
