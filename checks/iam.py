@@ -216,6 +216,11 @@ def create_batch_slr(ctx: CheckContext, res: Resource, finding: Finding) -> FixP
                 "(`--fix` creates a missing role that way).",
 )
 def ecs_instance_role(ctx: CheckContext, res: Resource) -> Finding:
+    eks = batchinfo.eks_reason(ctx)
+    if eks:
+        raise NotApplicable(f"{eks}: the ECS agent's rights are an ECS requirement; EKS nodes need "
+                            "AmazonEKSWorkerNodePolicy, AmazonEC2ContainerRegistryReadOnly and AmazonEKS_CNI_Policy, "
+                            "which this check does not judge")
     trusted = trusted_role(ctx, res.id, "ec2.amazonaws.com")
     if isinstance(trusted, Finding):
         return trusted
@@ -369,6 +374,9 @@ def log_group(jd: dict[str, Any] | None) -> str:
                 "and allow ssm:GetParameters / secretsmanager:GetSecretValue on the job's secrets.",
 )
 def execution_role(ctx: CheckContext, res: Resource) -> Finding:
+    eks = batchinfo.eks_reason(ctx)
+    if eks:
+        raise NotApplicable(f"{eks}: an execution role is an ECS task concept; pods pull with the node role")
     trusted = trusted_role(ctx, res.id, "ecs-tasks.amazonaws.com")
     if isinstance(trusted, Finding):
         return trusted
@@ -409,6 +417,10 @@ def declared_requests(ctx: CheckContext) -> list[Request]:
                 "resource (`--fix` creates a missing role with exactly those statements).",
 )
 def job_role(ctx: CheckContext, res: Resource) -> Finding:
+    eks = batchinfo.eks_reason(ctx)
+    if eks:
+        raise NotApplicable(f"{eks}: a job role trusted by ecs-tasks.amazonaws.com is an ECS concept; pods get AWS "
+                            "rights from their Kubernetes service account, which this check does not judge")
     trusted = trusted_role(ctx, res.id, "ecs-tasks.amazonaws.com")
     if isinstance(trusted, Finding):
         return trusted

@@ -260,7 +260,8 @@ def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
     ips = public_ips(ctx, data, subnet_id) if hop.kind == "igw" and hop.ok else PublicIps(False, "not needed")
     using = compute_environments_using(ctx, subnet_id)
     fargate = bool(using) and all(batchinfo.is_fargate(ce) for ce in using)
-    services = netpath.FARGATE_SERVICES if fargate else netpath.INTERFACE_SERVICES
+    eks = bool(using) and all(batchinfo.is_eks(ce) for ce in using)
+    services = netpath.EKS_SERVICES if eks else netpath.FARGATE_SERVICES if fargate else netpath.INTERFACE_SERVICES
     result = netpath.analyze(data, subnet_id, ips, instance_groups(ctx, data), services)
     if result.ok and result.path == "endpoints":
         # endpoint private DNS names resolve only with both VPC DNS attributes on

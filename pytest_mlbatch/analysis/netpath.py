@@ -16,6 +16,9 @@ DEFAULT_V6 = "::/0"
 INTERFACE_SERVICES = ("ecs", "ecs-agent", "ecs-telemetry", "ecr.api", "ecr.dkr", "logs")
 # Fargate tasks need no ECS endpoints (AWS runs their agent), only ECR, logs and the S3 gateway.
 FARGATE_SERVICES = ("ecr.api", "ecr.dkr", "logs")
+# Batch on EKS: nodes of a private cluster need no ECS endpoints, but EC2, ECR and STS (EKS user guide, "Private
+# cluster requirements").
+EKS_SERVICES = ("ec2", "ecr.api", "ecr.dkr", "sts")
 GATEWAY_SERVICES = ("s3",)
 # Route targets whose path beyond this VPC cannot be verified from its own description.
 OPAQUE_TARGETS = {
