@@ -411,12 +411,48 @@ def _nat_plan(ctx: CheckContext, data: NetData, subnet_id: str, vpc: str, rid: s
 
 # -- NET004 ------------------------------------------------------------------------------------------------
 
+def _launch_template_data(ctx: CheckContext, ce: dict[str, Any]) -> dict[str, Any]:
+    lt = ce.get("computeResources", {}).get("launchTemplate") or {}
+    if not (lt.get("launchTemplateId") or lt.get("launchTemplateName")):
+        return {}
+    params: dict[str, Any] = {"Versions": [str(lt.get("version") or "$Default")]}
+    if lt.get("launchTemplateId"):
+        params["LaunchTemplateId"] = lt["launchTemplateId"]
+    else:
+        params["LaunchTemplateName"] = lt["launchTemplateName"]
+    versions = ctx.inventory.paginate("ec2", "describe_launch_template_versions", "LaunchTemplateVersions", **params)
+    return dict(versions[0].get("LaunchTemplateData", {})) if versions else {}
+
+
+def cluster_placement(ctx: CheckContext) -> str | None:
+    """Which compute environment keeps its instances in a cluster placement group (its placementGroup, or its
+    launch template's Placement.GroupName), as described by DescribePlacementGroups; None when none does."""
+    ces = list({ce["computeEnvironmentArn"]: ce for ce in batchinfo.compute_environments(ctx).values()}.values())
+    for ce in sorted(ces, key=lambda c: str(c.get("computeEnvironmentName"))):
+        cr = ce.get("computeResources", {})
+        group, where = cr.get("placementGroup"), "its placementGroup"
+        if not group:
+            group = (_launch_template_data(ctx, ce).get("Placement") or {}).get("GroupName")
+            where = "its launch template's Placement"
+        if not group:
+            continue
+        found = ctx.inventory.paginate("ec2", "describe_placement_groups", "PlacementGroups",
+                                       Filters=_filter("group-name", [str(group)]))
+        if any(g.get("Strategy") == "cluster" for g in found):
+            return f"compute environment {ce.get('computeEnvironmentName')} uses cluster placement group {group} " \
+                   f"({where})"
+    return None
+
+
+
 @check(
     id="NET004", slug="multi-az", title="The subnets span at least two availability zones", severity="low",
-    resource="subnet_set", permissions=["ec2:DescribeSubnets"],
+    resource="subnet_set", permissions=["ec2:DescribeSubnets", "batch:DescribeComputeEnvironments",
+                                        "ec2:DescribeLaunchTemplateVersions", "ec2:DescribePlacementGroups"],
     rationale="With every subnet in one zone, an insufficient-capacity event in that zone leaves jobs waiting; "
               "two or more zones give Batch somewhere else to launch.",
-    remediation="Add a subnet in another availability zone of the VPC to the compute environment.",
+    remediation="Add a subnet in another availability zone of the VPC to the compute environment (unless its "
+                "instances are kept in one zone on purpose by a cluster placement group).",
 )
 def multi_az(ctx: CheckContext, res: Resource) -> Finding:
     data = network(ctx)
@@ -432,6 +468,10 @@ def multi_az(ctx: CheckContext, res: Resource) -> Finding:
     gone = f"; not found: {', '.join(missing)}" if missing else ""
     if not zones:
         return failed(f"none of the subnets was found{gone}")
+    cluster = cluster_placement(ctx)
+    if cluster:
+        return passed(f"all subnets are in one availability zone ({listing}){gone}, on purpose: {cluster} (a cluster "
+                      "placement group keeps instances in one zone for low-latency multi-node jobs)")
     return failed(f"all subnets are in one availability zone ({listing}){gone}: add a subnet in another zone")
 
 

@@ -400,3 +400,70 @@ def test_network_acl_rules_in_order_over_address_ranges(net: Net, tmp_path) -> N
     assert run.outcome(f"NET005[{sub}]") == "error"
     assert "outbound 443 to 0.0.0.0/0: rule 5 denies tcp/443 to 52.0.0.0/8 (other addresses are allowed by rule " \
            "20, 30;" in run.message(f"NET005[{sub}]")
+
+
+def _net004_with_placement_groups(tmp_path, cfg: dict, groups: list[dict]) -> tuple[str, str]:
+    """NET004 through the real engine, moto for Batch and EC2, except DescribePlacementGroups: moto does not
+    implement placement groups, so the run's EC2 client is a botocore Stubber (requests and responses validated
+    against EC2's model) that answers the other EC2 reads with what moto returns for them."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from pytest_mlbatch import config as config_module
+    from pytest_mlbatch.engine import runner as engine
+    from pytest_mlbatch.engine.runtime import Runtime
+    from pytest_mlbatch.model.resources import resources_for
+
+    settings = config_module.build("(test)", {"version": 1, "region": "us-east-1", **cfg})
+    runtime = Runtime(settings, tmp_path)
+    target = runtime.targets[0]
+    real = boto3.client("ec2", region_name="us-east-1")
+    ec2 = target.inventory.client("ec2")
+    stub = Stubber(ec2)
+    subnets = real.describe_subnets(SubnetIds=cfg["network"]["subnet_ids"])
+    stub.add_response("describe_subnets", {"Subnets": subnets["Subnets"]})
+    ce = boto3.client("batch", region_name="us-east-1").describe_compute_environments(
+        computeEnvironments=[cfg["batch"]["compute_environment"]])["computeEnvironments"][0]
+    lt = ce["computeResources"]["launchTemplate"]["launchTemplateId"]
+    versions = real.describe_launch_template_versions(LaunchTemplateId=lt, Versions=["$Default"])
+    stub.add_response("describe_launch_template_versions",
+                      {"LaunchTemplateVersions": versions["LaunchTemplateVersions"]})
+    stub.add_response("describe_placement_groups", {"PlacementGroups": groups},
+                      {"Filters": [{"Name": "group-name", "Values": [groups[0]["GroupName"]]}]})
+    check = runtime.registry.get("NET004")
+    found = resources_for(check.resource_kind, target.scope(), target.label)
+    assert not isinstance(found, str)
+    with stub:
+        result = engine.run(runtime, check, target, found[0])
+        stub.assert_no_pending_responses()
+    return result.outcome, result.message
+
+
+def test_one_zone_on_purpose_with_a_cluster_placement_group(net: Net, aws: Aws, tmp_path) -> None:
+    """NET004: multi-node jobs kept in one zone by a cluster placement group in the launch template are not a
+    failure; a spread group in one zone still is."""
+    vpc = net.vpc("10.25.0.0/16")
+    a1 = net.subnet(vpc, "10.25.1.0/24", "a")
+    a2 = net.subnet(vpc, "10.25.2.0/24", "a")
+    sg = net.group(vpc, "ce")
+    role = _service_role(aws)
+    aws.client("iam").create_instance_profile(InstanceProfileName="x")
+    lt = net.ec2.create_launch_template(LaunchTemplateName="lt-mnp", LaunchTemplateData={
+        "Placement": {"GroupName": "ml-mnp"}})["LaunchTemplate"]
+    aws.client("batch").create_compute_environment(
+        computeEnvironmentName="ml-mnp", type="MANAGED", state="ENABLED", serviceRole=role,
+        computeResources={"type": "EC2", "minvCpus": 0, "maxvCpus": 4, "instanceTypes": ["c5n.18xlarge"],
+                          "subnets": [a1, a2], "securityGroupIds": [sg],
+                          "instanceRole": "arn:aws:iam::123456789012:instance-profile/x",
+                          "launchTemplate": {"launchTemplateId": lt["LaunchTemplateId"]}})
+    cfg = {"network": {"vpc_id": vpc, "subnet_ids": [a1, a2]}, "batch": {"compute_environment": "ml-mnp"}}
+    outcome, message = _net004_with_placement_groups(tmp_path, cfg, [
+        {"GroupName": "ml-mnp", "Strategy": "cluster", "State": "available", "GroupId": "pg-0123456789abcdef0"}])
+    assert outcome == "passed", message
+    assert message.endswith(
+        "on purpose: compute environment ml-mnp uses cluster placement group ml-mnp (its launch template's "
+        "Placement) (a cluster placement group keeps instances in one zone for low-latency multi-node jobs)")
+    outcome, message = _net004_with_placement_groups(tmp_path, cfg, [
+        {"GroupName": "ml-mnp", "Strategy": "spread", "State": "available", "GroupId": "pg-0123456789abcdef0"}])
+    assert outcome == "failed", message
+    assert message.startswith("all subnets are in one availability zone")
