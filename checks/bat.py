@@ -194,6 +194,22 @@ def register_form(jd: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in jd.items() if k in allowed and v is not None and v != {} and v != []}
 
 
+def normalise_case(doc: dict[str, Any]) -> dict[str, Any]:
+    """Enumerations the API treats as case-insensitive, in the case the model lists: retryStrategy.evaluateOnExit[]
+    .action ("the values aren't case sensitive", API reference EvaluateOnExit), which moto and Terraform store
+    lower-cased."""
+    retry = doc.get("retryStrategy")
+    if not isinstance(retry, dict):
+        return doc
+    rules = retry.get("evaluateOnExit")
+    if not isinstance(rules, list):
+        return doc
+    allowed = job_definition_schema()["$defs"]["RetryAction"]["enum"]
+    fixed = [{**r, "action": next((a for a in allowed if a.lower() == r["action"].lower()), r["action"])}
+             if isinstance(r, dict) and isinstance(r.get("action"), str) else r for r in rules]
+    return {**doc, "retryStrategy": {**retry, "evaluateOnExit": fixed}}
+
+
 def schema_errors(doc: dict[str, Any], limit: int = 8) -> list[str]:
     import jsonschema
 
@@ -252,7 +268,7 @@ def job_definition_valid(ctx: CheckContext, res: Resource) -> Finding:
         if jd.get("status", "ACTIVE") != "ACTIVE":
             return failed(f"{label} is {jd.get('status')}: register a new revision or name an ACTIVE one")
         doc, form = jd, register_form(jd)
-    problems = [f"schema: {e}" for e in schema_errors(form)]
+    problems = [f"schema: {e}" for e in schema_errors(normalise_case(form))]
     containers = _containers(doc)
     for where, cont in containers:
         deprecated = [k for k in ("vcpus", "memory") if cont.get(k) is not None]
@@ -264,7 +280,8 @@ def job_definition_valid(ctx: CheckContext, res: Resource) -> Finding:
         if lacking and where == "containerProperties":
             problems.append(f"{where}.resourceRequirements has no {' or '.join(lacking)}")
     cont = bi.container(doc)
-    image = cont.get("image")
+    pods = ((doc.get("eksProperties") or {}).get("podProperties") or {}).get("containers") or [{}]
+    image = cont.get("image") or pods[0].get("image")  # Batch on EKS: the pod's (first) container
     scope = ctx.scope
     if image and scope.image_uri and scope.sources.get("image_uri") == "config" and image != scope.image_uri:
         problems.append(f"it runs {image}, but image.uri is {scope.image_uri}")
@@ -288,6 +305,10 @@ def job_definition_valid(ctx: CheckContext, res: Resource) -> Finding:
                 "vCPU/memory pair.",
 )
 def resources_fit(ctx: CheckContext, res: Resource) -> Finding:
+    eks = bi.eks_reason(ctx)
+    if eks:
+        raise NotApplicable(f"{eks}: the fit model (ECS reserved memory, containerProperties sizes) is ECS's; the "
+                            "pod's requests and limits in eksProperties are not judged")
     job, jd, source = _job(ctx)
     if job.vcpus is None and job.memory is None and not job.gpus:
         raise NotEvaluable(f"{source} asks no vCPU, memory or GPU: nothing to compare")
@@ -359,6 +380,10 @@ def _gpu_types(ctx: CheckContext, ce: dict[str, Any]) -> tuple[list[str], list[s
                 "to jobs that run on GPU instances.",
 )
 def gpu_ready(ctx: CheckContext, res: Resource) -> Finding:
+    eks = bi.eks_reason(ctx)
+    if eks:
+        raise NotApplicable(f"{eks}: GPU readiness is judged by ECS AMI types; EKS node AMIs and the pod's "
+                            "nvidia.com/gpu limits are not judged")
     job, _jd, source = _job(ctx)
     ces = _compute_environments(ctx)
     problems: list[str] = []
@@ -517,6 +542,10 @@ DOCKER_DEFAULT_SHM_MIB = 64
                 "memory.",
 )
 def shared_memory(ctx: CheckContext, res: Resource) -> Finding:
+    eks = bi.eks_reason(ctx)
+    if eks:
+        raise NotApplicable(f"{eks}: linuxParameters.sharedMemorySize is an ECS setting; on EKS /dev/shm comes from "
+                            "the pod's volumes")
     file_value = res.get("file")
     if file_value:
         jd: dict[str, Any] | None = bi.load_job_definition_file(ctx, file_value)

@@ -168,6 +168,10 @@ def _missing_role_plan(ctx: CheckContext, res: Resource, service: str, managed: 
 def batch_service_role(ctx: CheckContext, res: Resource) -> Finding:
     ref = _ref(res.id)
     if ref.service_linked:
+        # judged by what it is: AWS manages its permissions, so only whose role it is and that it exists matter
+        service = roles.linked_service(ref)
+        if service and service != roles.BATCH_SERVICE:
+            return failed(f"{ref.label} is the service-linked role of {service}, not of {roles.BATCH_SERVICE}")
         slr = roles.service_linked_role(ctx.inventory)
         if slr is None:
             return failed(f"the AWS Batch service-linked role does not exist (no role under "
@@ -228,6 +232,11 @@ def create_batch_slr(ctx: CheckContext, res: Resource, finding: Finding) -> FixP
                 "(`--fix` creates a missing role that way).",
 )
 def ecs_instance_role(ctx: CheckContext, res: Resource) -> Finding:
+    eks = batchinfo.eks_reason(ctx)
+    if eks:
+        raise NotApplicable(f"{eks}: the ECS agent's rights are an ECS requirement; EKS nodes need "
+                            "AmazonEKSWorkerNodePolicy, AmazonEC2ContainerRegistryReadOnly and AmazonEKS_CNI_Policy, "
+                            "which this check does not judge")
     trusted = trusted_role(ctx, res.id, "ec2.amazonaws.com")
     if isinstance(trusted, Finding):
         return trusted
@@ -381,6 +390,9 @@ def log_group(jd: dict[str, Any] | None) -> str:
                 "and allow ssm:GetParameters / secretsmanager:GetSecretValue on the job's secrets.",
 )
 def execution_role(ctx: CheckContext, res: Resource) -> Finding:
+    eks = batchinfo.eks_reason(ctx)
+    if eks:
+        raise NotApplicable(f"{eks}: an execution role is an ECS task concept; pods pull with the node role")
     trusted = trusted_role(ctx, res.id, "ecs-tasks.amazonaws.com")
     if isinstance(trusted, Finding):
         return trusted
@@ -421,6 +433,10 @@ def declared_requests(ctx: CheckContext) -> list[Request]:
                 "resource (`--fix` creates a missing role with exactly those statements).",
 )
 def job_role(ctx: CheckContext, res: Resource) -> Finding:
+    eks = batchinfo.eks_reason(ctx)
+    if eks:
+        raise NotApplicable(f"{eks}: a job role trusted by ecs-tasks.amazonaws.com is an ECS concept; pods get AWS "
+                            "rights from their Kubernetes service account, which this check does not judge")
     trusted = trusted_role(ctx, res.id, "ecs-tasks.amazonaws.com")
     if isinstance(trusted, Finding):
         return trusted
@@ -525,7 +541,9 @@ def can_submit(ctx: CheckContext, res: Resource) -> Finding:
         arn = jd["jobDefinitionArn"] if jd else _batch_arn(ctx, "job-definition", ctx.scope.job_definition,
                                                            partition)
         requests.append(Request("batch:SubmitJob", str(arn)))
-    requests += [Request("iam:PassRole", arn) for arn in passed_roles(ctx, jd)]
+    # the roles are passed to Batch (SubmitJob, RegisterJobDefinition): iam:PassedToService is known
+    passed_to = ((policy.PASSED_TO_SERVICE, (roles.BATCH_SERVICE,)),)
+    requests += [Request("iam:PassRole", arn, passed_to) for arn in passed_roles(ctx, jd)]
     if not requests:
         raise NotApplicable("nothing to submit to")
     decisions = principals.decide(ctx.inventory, principal, requests)

@@ -681,10 +681,17 @@ def image_pinned(ctx: CheckContext, res: Resource) -> Finding:
     if ref.digest:
         return passed(f"{ref} is pinned by digest")
     pin = ""
+    moving = not ref.explicit_tag or ref.tag == "latest"  # the name itself says it moves
+    if not ref.is_ecr and not moving:
+        # only ECR reports whether a tag can be moved: not a fact this check can state
+        raise NotEvaluable(f"{ref}: whether tag {ref.tag} is immutable cannot be seen in a registry other than ECR; "
+                           "pin the image by digest (image@sha256:...) to make it verifiable")
     if ref.is_ecr:
         repo = reads.ecr_repositories(ctx.inventory, ref).get(ref.repository)
         if repo is None:
             raise NotApplicable(f"repository {ref.repository} does not exist (see IMG001)")
+        if "imageTagMutability" not in repo and not moving:
+            raise NotEvaluable(f"{ref}: DescribeRepositories did not report the tag mutability of {ref.repository}")
         mutability = str(repo.get("imageTagMutability", "MUTABLE"))
         exclusions = [f.get("filter", "") for f in repo.get("imageTagMutabilityExclusionFilters") or []]
         if mutability == "IMMUTABLE" or (mutability == "IMMUTABLE_WITH_EXCLUSION" and not any(

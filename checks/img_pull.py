@@ -3,6 +3,7 @@ including a cross-account repository policy; answered by the shared permission e
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from pytest_mlbatch.analysis import imageref, policy
@@ -126,7 +127,9 @@ def _with_repository_policy(ctx: CheckContext, decisions: list[Decision], role: 
     method = "repository policy"
     out = [decisions[0]]
     for d in decisions[1:]:
-        r = policy.evaluate(docs, d.request, principals=who, method=method)
+        asked = policy.with_known_context(d.request, region=region,
+                                          principal_account=policy.arn_account(str(role["Arn"])))
+        r = replace(policy.evaluate(docs, asked, principals=who, method=method), request=d.request)
         if not docs:
             r = Decision(d.request, "denied", method, None, f"repository {repo} in account {account} has no "
                                                               "repository policy" + (" granting this account"

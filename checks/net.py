@@ -29,6 +29,14 @@ def nat_cost_note() -> str:
 
 # -- one fetch of everything, per target -------------------------------------------------------------------
 
+def network(ctx: CheckContext, *, vpcs: bool = False, groups: bool = False, paths: bool = False,
+            acls: bool = False) -> NetData:
+    """The target's network facts (aws/reads.py), with the egress hops the config declares trusted."""
+    data = reads.network(ctx.inventory, ctx.scope, ctx.region, vpcs=vpcs, groups=groups, paths=paths, acls=acls)
+    data.trusted_egress = frozenset(ctx.settings.trusted_egress)
+    return data
+
+
 def instance_groups(ctx: CheckContext, data: NetData) -> list[str]:
     """The groups the compute environment's instances carry: configured ids plus the declared group's id."""
     groups = list(ctx.scope.security_group_ids)
@@ -111,7 +119,7 @@ def _ec2_public_ip(ctx: CheckContext, ce: dict[str, Any], mapped: bool, subnet_r
                 "`aws ec2 modify-vpc-attribute --enable-dns-hostnames`).",
 )
 def vpc_dns(ctx: CheckContext, res: Resource) -> Finding:
-    data = reads.network(ctx.inventory, ctx.scope, ctx.region, vpcs=True)
+    data = network(ctx, vpcs=True)
     vpc = data.vpcs.get(res.id)
     if vpc is None:
         return failed(f"{res.id} does not exist in {ctx.region}")
@@ -135,7 +143,7 @@ def vpc_dns(ctx: CheckContext, res: Resource) -> Finding:
                 "min_free_ips free addresses), or free addresses in the subnet.",
 )
 def subnet_usable(ctx: CheckContext, res: Resource) -> Finding:
-    data = reads.network(ctx.inventory, ctx.scope, ctx.region)
+    data = network(ctx)
     subnet = data.subnets.get(res.id)
     vpc = ctx.scope.vpc_id
     if subnet is None:
@@ -155,14 +163,15 @@ def subnet_usable(ctx: CheckContext, res: Resource) -> Finding:
 # -- NET003 ------------------------------------------------------------------------------------------------
 
 def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
-    data = reads.network(ctx.inventory, ctx.scope, ctx.region, paths=True)
+    data = network(ctx, paths=True)
     _subnet_or_skip(data, ctx, subnet_id)
     _, _, hop = netpath.route_target(data, subnet_id)
     # public IPs matter only on the internet path (and reading them may need the compute environment)
     ips = public_ips(ctx, data, subnet_id) if hop.kind == "igw" and hop.ok else PublicIps(False, "not needed")
     using = compute_environments_using(ctx, subnet_id)
     fargate = bool(using) and all(batchinfo.is_fargate(ce) for ce in using)
-    services = netpath.FARGATE_SERVICES if fargate else netpath.INTERFACE_SERVICES
+    eks = bool(using) and all(batchinfo.is_eks(ce) for ce in using)
+    services = netpath.EKS_SERVICES if eks else netpath.FARGATE_SERVICES if fargate else netpath.INTERFACE_SERVICES
     result = netpath.analyze(data, subnet_id, ips, instance_groups(ctx, data), services)
     if result.ok and result.path == "endpoints":
         # endpoint private DNS names resolve only with both VPC DNS attributes on
@@ -193,11 +202,11 @@ def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
 )
 def subnet_egress_path(ctx: CheckContext, res: Resource) -> Finding:
     result = analyze(ctx, res.id)
+    notes = "".join(f"; note: {n}" for n in result.notes)
     if result.ok:
-        return passed(result.message)
+        return passed(result.message + notes)
     if result.opaque:
-        raise NotEvaluable(f"{result.message} (cannot be verified: exempt this subnet once you have checked the "
-                           "path yourself)")
+        raise NotEvaluable(result.message + notes)
     return failed(result.message)
 
 
@@ -206,7 +215,7 @@ def subnet_egress_path(ctx: CheckContext, res: Resource) -> Finding:
                                      "ec2:AllocateAddress", "ec2:CreateNatGateway", "ec2:CreateTags",
                                      "ec2:DescribeNatGateways"])
 def add_egress_path(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
-    data = reads.network(ctx.inventory, ctx.scope, ctx.region, paths=True)
+    data = network(ctx, paths=True)
     subnet = _subnet_or_skip(data, ctx, res.id)
     vpc = str(subnet["VpcId"])
     rt, how, hop = netpath.route_target(data, res.id)
@@ -329,15 +338,44 @@ def _nat_plan(ctx: CheckContext, data: NetData, subnet_id: str, vpc: str, rid: s
 
 # -- NET004 ------------------------------------------------------------------------------------------------
 
+def _launch_template_data(ctx: CheckContext, ce: dict[str, Any]) -> dict[str, Any]:
+    lt = ce.get("computeResources", {}).get("launchTemplate") or {}
+    if not (lt.get("launchTemplateId") or lt.get("launchTemplateName")):
+        return {}
+    versions = reads.launch_template_versions(ctx.inventory, lt)
+    return dict(versions[0].get("LaunchTemplateData", {})) if versions else {}
+
+
+def cluster_placement(ctx: CheckContext) -> str | None:
+    """Which compute environment keeps its instances in a cluster placement group (its placementGroup, or its
+    launch template's Placement.GroupName), as described by DescribePlacementGroups; None when none does."""
+    ces = list({ce["computeEnvironmentArn"]: ce for ce in batchinfo.compute_environments(ctx).values()}.values())
+    for ce in sorted(ces, key=lambda c: str(c.get("computeEnvironmentName"))):
+        cr = ce.get("computeResources", {})
+        group, where = cr.get("placementGroup"), "its placementGroup"
+        if not group:
+            group = (_launch_template_data(ctx, ce).get("Placement") or {}).get("GroupName")
+            where = "its launch template's Placement"
+        if not group:
+            continue
+        found = reads.placement_groups(ctx.inventory, [str(group)])
+        if any(g.get("Strategy") == "cluster" for g in found):
+            return f"compute environment {ce.get('computeEnvironmentName')} uses cluster placement group {group} " \
+                   f"({where})"
+    return None
+
+
 @check(
     id="NET004", slug="multi-az", title="The subnets span at least two availability zones", severity="low",
-    resource="subnet_set", permissions=["ec2:DescribeSubnets"],
+    resource="subnet_set", permissions=["ec2:DescribeSubnets", "batch:DescribeComputeEnvironments",
+                                        "ec2:DescribeLaunchTemplateVersions", "ec2:DescribePlacementGroups"],
     rationale="With every subnet in one zone, an insufficient-capacity event in that zone leaves jobs waiting; "
               "two or more zones give Batch somewhere else to launch.",
-    remediation="Add a subnet in another availability zone of the VPC to the compute environment.",
+    remediation="Add a subnet in another availability zone of the VPC to the compute environment (unless its "
+                "instances are kept in one zone on purpose by a cluster placement group).",
 )
 def multi_az(ctx: CheckContext, res: Resource) -> Finding:
-    data = reads.network(ctx.inventory, ctx.scope, ctx.region)
+    data = network(ctx)
     ids = list(res.get("subnet_ids", []))
     zones: dict[str, list[str]] = {}
     for sid in ids:
@@ -350,6 +388,10 @@ def multi_az(ctx: CheckContext, res: Resource) -> Finding:
     gone = f"; not found: {', '.join(missing)}" if missing else ""
     if not zones:
         return failed(f"none of the subnets was found{gone}")
+    cluster = cluster_placement(ctx)
+    if cluster:
+        return passed(f"all subnets are in one availability zone ({listing}){gone}, on purpose: {cluster} (a cluster "
+                      "placement group keeps instances in one zone for low-latency multi-node jobs)")
     return failed(f"all subnets are in one availability zone ({listing}){gone}: add a subnet in another zone")
 
 
@@ -358,18 +400,21 @@ def multi_az(ctx: CheckContext, res: Resource) -> Finding:
 @check(
     id="NET005", slug="network-acls", title="Network ACLs allow outbound 443 and inbound ephemeral ports",
     severity="medium", resource="subnet", permissions=["ec2:DescribeNetworkAcls", "ec2:DescribeSubnets"],
-    rationale="Network ACLs are stateless: without outbound TCP 443 and inbound 1024-65535 for the replies, "
-              "calls to ECS, ECR and S3 time out even with correct routes and security groups.",
+    rationale="Network ACLs are stateless: without outbound TCP 443 and inbound TCP to the ephemeral ports the "
+              "replies return to (32768-60999 on the Linux hosts and tasks Batch runs), calls to ECS, ECR and S3 "
+              "time out even with correct routes and security groups.",
     remediation="Add network ACL entries (before any deny) allowing outbound TCP 443 and inbound TCP 1024-65535 "
                 "for 0.0.0.0/0 (and ::/0 when the subnet has IPv6).",
 )
 def network_acls(ctx: CheckContext, res: Resource) -> Finding:
-    data = reads.network(ctx.inventory, ctx.scope, ctx.region, acls=True)
+    data = network(ctx, acls=True)
     _subnet_or_skip(data, ctx, res.id)
-    acl, problems, good = netpath.acl_problems(data, res.id)
+    acl, problems, undecided, good = netpath.acl_problems(data, res.id)
     if acl is None:
         raise NotEvaluable(f"no network ACL of {res.id} was returned by DescribeNetworkAcls")
     name = acl["NetworkAclId"] + (" (default)" if acl.get("IsDefault") else "")
     if problems:
-        return failed(f"{res.id}: network ACL {name}: " + "; ".join(problems))
+        return failed(f"{res.id}: network ACL {name}: " + "; ".join(problems + undecided))
+    if undecided:
+        raise NotEvaluable(f"{res.id}: network ACL {name}: " + "; ".join(undecided + good))
     return passed(f"{res.id}: network ACL {name}: " + "; ".join(good))

@@ -215,7 +215,7 @@ def https_egress(ctx: CheckContext, res: Resource) -> Finding:
         if not to_interfaces:
             lacks.append(f"tcp/443 to the interface endpoints' groups ({', '.join(sorted(set(eps.interface_groups)))})"
                          f" or the VPC's CIDR")
-        if not secgroups.allows(egress, "tcp", 443, 443, prefix_lists=eps.s3_prefix_lists):
+        if not eps.s3_interface and not secgroups.allows(egress, "tcp", 443, 443, prefix_lists=eps.s3_prefix_lists):
             lacks.append(f"tcp/443 to the S3 prefix list ({', '.join(eps.s3_prefix_lists) or 'unknown'})")
     if lacks:
         return failed(f"{_label(group)} allows no tcp/443 to {DEFAULT_V4}, and its subnets use VPC endpoints only: "

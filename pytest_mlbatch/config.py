@@ -111,6 +111,7 @@ class Settings:
     security_group_ids: tuple[str, ...] = ()
     security_group: SecurityGroupDecl | None = None
     min_free_ips: int = 16
+    trusted_egress: tuple[str, ...] = ()
     service_role: str | None = None
     instance_role: str | None = None
     instance_profile: str | None = None
@@ -309,6 +310,10 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+
+
+TRUSTED_EGRESS_PATTERN = ("^((tgw|pcx|eni|vpce|i|lgw|cagw)-[0-9a-zA-Z]+|arn:[a-z-]+:networkmanager::\\d{12}:"
+                          "core-network/[0-9a-zA-Z-]+)$")
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 
 
@@ -363,6 +368,8 @@ def _describe_pattern(pattern: str) -> str:
         "^[a-z]{2}(-[a-z]+)+-\\d+$": "a region such as us-east-1",
         "^(ENV|IMG|KEY|SG|NET|IAM|BAT)\\d{3}$": "a check id such as NET003",
         "^\\d{4}-\\d{2}-\\d{2}$": "a date YYYY-MM-DD",
+        TRUSTED_EGRESS_PATTERN: "a route target id such as tgw-0abc, pcx-0abc, eni-0abc, vpce-0abc, or a core "
+                                "network ARN",
     }
     return hints.get(pattern, f"pattern {pattern}")
 
@@ -429,6 +436,7 @@ def build(source: str, raw: dict[str, Any], *, region: str | None = None, profil
             egress=tuple(_rule(r) for r in sg.get("egress", ())),
         ) if sg else None,
         min_free_ips=int(net.get("min_free_ips", 16)),
+        trusted_egress=tuple(net.get("trusted_egress", ())),
         service_role=iam.get("service_role"),
         instance_role=iam.get("instance_role"),
         instance_profile=iam.get("instance_profile"),

@@ -131,3 +131,18 @@ def test_named_and_file_job_definitions_are_both_checked(aws: Aws, tmp_path: Pat
     found = resources_for("job_definition", runtime.targets[0].scope(), "t")
     assert not isinstance(found, str)
     assert [(r.id, dict(r.data)) for r in found] == [("ml-train", {}), ("jobdef.json", {"file": "jobdef.json"})]
+
+
+def test_retry_actions_are_case_insensitive_as_the_api_says(aws: Aws, tmp_path: Path) -> None:
+    """EvaluateOnExit.action: "the values aren't case sensitive" (moto and Terraform store them lower-cased)."""
+    retry = {"attempts": 3, "evaluateOnExit": [{"onStatusReason": "Host EC2*", "action": "retry"},
+                                               {"onReason": "*", "action": "Exit"}]}
+    aws.client("batch").register_job_definition(jobDefinitionName="ml-spot", type="container",
+                                                containerProperties=GOOD["containerProperties"], retryStrategy=retry)
+    result = run_check("BAT003", base_config(job_definition="ml-spot"), tmp_path, "ml-spot")
+    assert result.outcome == "passed", result.message
+    assert check_file(tmp_path, {**GOOD, "retryStrategy": retry})[0] == "passed"
+    state, message = check_file(tmp_path, {**GOOD, "retryStrategy": {"attempts": 3, "evaluateOnExit": [
+        {"onReason": "*", "action": "retry-later"}]}})
+    assert state == "failed"
+    assert "schema: retryStrategy.evaluateOnExit[0].action: 'retry-later' is not one of ['RETRY', 'EXIT']" in message

@@ -121,10 +121,16 @@ def test_pinning(preflight: Any, aws: Aws) -> None:
     _, report = run(preflight, ecr_config("imm:1.0", None))
     r = row(preflight, report, "IMG009")
     assert r["outcome"] == "passed" and "immutable" in r["message"]
+    # outside ECR a tag's immutability cannot be seen: not verifiable, not stated as a fact
     _, report = run(preflight, {"version": 1, "region": REGION, "image": {"uri": "python:3.11"}})
     r = row(preflight, report, "IMG009")
-    assert r["outcome"] == "failed" and "docker.io/library/python:3.11" in r["message"]
+    assert r["outcome"] == "error", r
+    assert r["message"].startswith("docker.io/library/python:3.11: whether tag 3.11 is immutable cannot be seen in "
+                                   "a registry other than ECR")
     assert row(preflight, report, "IMG001")["outcome"] == "skipped"
+    _, report = run(preflight, {"version": 1, "region": REGION, "image": {"uri": "python:latest"}})
+    r = row(preflight, report, "IMG009")
+    assert r["outcome"] == "failed" and "the mutable tag latest" in r["message"]
 
 
 # -- IMG001 fixer ---------------------------------------------------------------------------------------

@@ -170,3 +170,25 @@ def test_fargate_job_without_execution_role_fails(tmp_path: Path, aws: Aws) -> N
     assert row["outcome"] == "failed"
     assert row["message"] == ("the job runs on Fargate, and no execution role is configured or in the job "
                               f"definition: nothing can pull {IMAGE}")
+
+
+def test_arn_wildcards_ending_a_segment_and_a_2008_repository_policy(tmp_path: Path, aws: Aws) -> None:
+    """`arn:aws:ecr:*` matches every repository (a * that ends an ARN segment crosses colons); an ECR repository
+    policy in the console's default Version 2008-10-17 is evaluated with ${...} as literal text."""
+    batch_setup(aws)
+    make_role(aws, "ecsInstanceRole", "ec2.amazonaws.com", inline={"pull": policy_doc(
+        {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+        {"Effect": "Allow", "Action": PULL, "Resource": "arn:aws:ecr:*"})})
+    row = run_check(tmp_path, ec2_config(), "IMG006")
+    assert row["outcome"] == "passed", row["message"]
+
+    exec_arn = make_role(aws, "token-only", "ec2.amazonaws.com", inline={"token": policy_doc(
+        {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"})})
+    aws.client("ecr").create_repository(repositoryName="mlmodel")
+    aws.client("ecr").set_repository_policy(repositoryName="mlmodel", policyText=json.dumps({
+        "Version": "2008-10-17", "Statement": [
+            {"Sid": "pull", "Effect": "Allow", "Principal": {"AWS": exec_arn}, "Action": PULL,
+             "Condition": {"StringNotLike": {"aws:RequestedRegion": "${aws:PrincipalTag/region}"}}}]}))
+    row = run_check(tmp_path, ec2_config(role="token-only"), "IMG006")
+    assert row["outcome"] == "passed", row["message"]
+    assert "repository policy" in row["message"]

@@ -77,7 +77,7 @@ def test_network_acls(net: Net, tmp_path) -> None:
     assert run.outcome(f"NET005[{blocked}]") == "failed"
     assert run.message(f"NET005[{blocked}]") == (
         f"{blocked}: network ACL {acl}: outbound 443 to 0.0.0.0/0: rule 90 denies tcp/443 to 0.0.0.0/0; "
-        "inbound 1024-65535 from 0.0.0.0/0: no rule allows tcp/30001-65535 from 0.0.0.0/0")
+        "inbound 32768-60999 (ephemeral) from 0.0.0.0/0: no rule allows tcp/32768-60999 from 0.0.0.0/0")
 
     # IPv6: a subnet with an IPv6 block needs the same for ::/0, evaluated separately
     block = ec2.associate_vpc_cidr_block(VpcId=vpc, AmazonProvidedIpv6CidrBlock=True)[
@@ -94,8 +94,8 @@ def test_network_acls(net: Net, tmp_path) -> None:
     run = run_checks({"network": {"vpc_id": vpc, "subnet_ids": [v6]}}, tmp_path, prefixes=("NET005",))
     assert run.outcome(f"NET005[{v6}]") == "failed"
     assert run.message(f"NET005[{v6}]") == (
-        f"{v6}: network ACL {acl6}: outbound 443 to ::/0: no rule allows tcp/443 to ::/0; inbound 1024-65535 from "
-        "::/0: no rule allows tcp/1024-65535 from ::/0")
+        f"{v6}: network ACL {acl6}: outbound 443 to ::/0: no rule allows tcp/443 to ::/0; inbound 32768-60999 "
+        "(ephemeral) from ::/0: no rule allows tcp/32768-60999 from ::/0")
     for egress in (True, False):
         ec2.create_network_acl_entry(NetworkAclId=acl6, RuleNumber=101, Protocol="6", RuleAction="allow",
                                      Egress=egress, Ipv6CidrBlock="::/0", PortRange={"From": 0, "To": 65535})

@@ -57,14 +57,43 @@ def test_acl_port_ranges_are_combined() -> None:
         (False, "rule * denies tcp/30001-32767 from 0.0.0.0/0")
 
 
-def test_acl_partial_cidr_allow_does_not_count_but_partial_deny_does() -> None:
+def test_acl_allow_of_private_addresses_only_does_not_reach_the_internet() -> None:
     entries = [entry(10, "allow", egress=True, ports=(443, 443), cidr="10.0.0.0/8"),
                entry(32767, "deny", egress=True, proto="-1")]
     assert acl_allows(entries, egress=True, lo=443, hi=443, cidr="0.0.0.0/0") == \
         (False, "rule * denies tcp/443 to 0.0.0.0/0")
+
+
+def test_acl_first_match_over_address_ranges() -> None:
+    """A Deny for private addresses, or for inbound 3389, does not block HTTPS to the internet."""
+    entries = [entry(10, "deny", egress=True, proto="-1", cidr="192.168.0.0/16"),
+               entry(20, "deny", egress=False, ports=(3389, 3389)), *DEFAULT]
+    assert acl_allows(entries, egress=True, lo=443, hi=443, cidr="0.0.0.0/0") == (True, "allowed by rule 100")
+    assert acl_allows(entries, egress=False, lo=1024, hi=65535, cidr="0.0.0.0/0") == \
+        (False, "rule 20 denies tcp/3389 from 0.0.0.0/0")  # 3389 is an ephemeral port too: a real cut
+    entries = [entry(20, "deny", egress=False, ports=(22, 22)), *DEFAULT]
+    assert acl_allows(entries, egress=False, lo=1024, hi=65535, cidr="0.0.0.0/0")[0] is True
+
+
+def test_acl_partial_allows_combine() -> None:
+    halves = [entry(10, "allow", egress=True, ports=(443, 443), cidr="0.0.0.0/1"),
+              entry(20, "allow", egress=True, ports=(443, 443), cidr="128.0.0.0/1"),
+              entry(32767, "deny", egress=True, proto="-1")]
+    assert acl_allows(halves, egress=True, lo=443, hi=443, cidr="0.0.0.0/0") == (True, "allowed by rule 10, 20")
+    # only public ranges matter: allowing all but the private blocks is enough
+    public = [entry(n, "allow", egress=True, ports=(443, 443), cidr=c) for n, c in
+              ((1, "1.0.0.0/8"), (2, "2.0.0.0/7"), (3, "4.0.0.0/6"), (4, "8.0.0.0/7"), (5, "11.0.0.0/8"),
+               (6, "12.0.0.0/6"), (7, "16.0.0.0/4"), (8, "32.0.0.0/3"), (9, "64.0.0.0/2"), (10, "128.0.0.0/1"))]
+    assert acl_allows([*public, entry(32767, "deny", egress=True, proto="-1")], egress=True, lo=443, hi=443,
+                      cidr="0.0.0.0/0")[0] is True
+
+
+def test_acl_deny_of_part_of_the_internet_is_named_not_passed() -> None:
     entries = [entry(10, "deny", egress=True, ports=(443, 443), cidr="52.0.0.0/8"), *DEFAULT]
-    assert acl_allows(entries, egress=True, lo=443, hi=443, cidr="0.0.0.0/0") == \
-        (False, "rule 10 denies tcp/443 to 52.0.0.0/8")
+    ok, why = acl_allows(entries, egress=True, lo=443, hi=443, cidr="0.0.0.0/0")
+    assert ok is None
+    assert why.startswith("rule 10 denies tcp/443 to 52.0.0.0/8 (other addresses are allowed by rule 100; whether "
+                          "ECS, ECR and S3 addresses fall in the denied part is not checked)")
 
 
 def test_acl_ipv6_is_separate() -> None:
@@ -79,13 +108,13 @@ def test_acl_problems_checks_ipv6_only_when_the_subnet_has_it() -> None:
     data = NetData("us-east-1", subnets={"subnet-1": {"SubnetId": "subnet-1", "VpcId": "vpc-1"}},
                    network_acls=[{"NetworkAclId": "acl-1", "VpcId": "vpc-1", "IsDefault": True, "Entries": DEFAULT,
                                   "Associations": []}])
-    acl, problems, _ = acl_problems(data, "subnet-1")
+    acl, problems, _, _ = acl_problems(data, "subnet-1")
     assert acl is not None and acl["NetworkAclId"] == "acl-1" and problems == []
     data.subnets["subnet-1"]["Ipv6CidrBlockAssociationSet"] = [
         {"Ipv6CidrBlock": "2600::/64", "Ipv6CidrBlockState": {"State": "associated"}}]
-    _, problems, _ = acl_problems(data, "subnet-1")
+    _, problems, _, _ = acl_problems(data, "subnet-1")
     assert problems == ["outbound 443 to ::/0: no rule allows tcp/443 to ::/0",
-                        "inbound 1024-65535 from ::/0: no rule allows tcp/1024-65535 from ::/0"]
+                        "inbound 32768-60999 (ephemeral) from ::/0: no rule allows tcp/32768-60999 from ::/0"]
 
 
 @settings(max_examples=150, deadline=None)
@@ -226,7 +255,13 @@ def test_opaque_targets_and_endpoint_names() -> None:
                                        "State": "active"}]
     result = analyze(data, "s-pub", PublicIps(True, "on"))
     assert not result.ok and result.opaque
-    assert "goes to VPC peering connection pcx-1; what lies beyond it cannot be verified" in result.message
+    assert "goes to VPC peering connection pcx-1; cannot verify beyond VPC peering connection pcx-1" in result.message
+    assert result.message.endswith("cannot verify beyond pcx-1: declare it in network.trusted_egress once you have "
+                                   "checked that it reaches the internet or the AWS service endpoints")
+    data.trusted_egress = frozenset({"pcx-1"})
+    result = analyze(data, "s-pub", PublicIps(True, "on"))
+    assert result.ok and result.path == "trusted"
+    assert result.notes == ("pcx-1 is declared trusted egress (network.trusted_egress): not verified beyond it",)
     assert service_of("com.amazonaws.us-east-1.ecr.dkr", "us-east-1") == "ecr.dkr"
     assert service_of("cn.com.amazonaws.cn-north-1.ecr.api", "cn-north-1") == "ecr.api"
     assert service_of("com.amazonaws.us-west-2.ecs", "us-east-1") is None
@@ -251,3 +286,69 @@ def test_allows_matches_a_per_port_model(rules: list[tuple[str, int, int, str]],
         return ports and net.version == w.version and w.subnet_of(net)  # type: ignore[arg-type]
 
     assert bool(secgroups.allows(perms, "tcp", lo, hi, cidr=want)) == any(covers(r) for r in rules)
+
+
+# -- longest-prefix match ----------------------------------------------------------------------------------
+def _routes_world(*routes: dict[str, Any]) -> NetData:
+    data = _nat_world()
+    data.subnets["s-app"] = {"SubnetId": "s-app", "VpcId": "vpc-1"}
+    data.route_tables.append({"RouteTableId": "rtb-app", "VpcId": "vpc-1", "Associations": [{"SubnetId": "s-app"}],
+                              "Routes": [{"DestinationCidrBlock": "10.0.0.0/16", "GatewayId": "local",
+                                          "State": "active"}, *routes]})
+    return data
+
+
+def route(cidr: str, **target: str) -> dict[str, Any]:
+    return {"DestinationCidrBlock": cidr, "State": "active", **target}
+
+
+def test_two_halves_are_a_default_route() -> None:
+    data = _routes_world(route("0.0.0.0/1", NatGatewayId="nat-1"), route("128.0.0.0/1", NatGatewayId="nat-1"))
+    _, _, hop = route_target(data, "s-app")
+    assert (hop.kind, hop.target, hop.elsewhere) == ("nat", "nat-1", ())
+    assert hop.detail == "route table rtb-app (explicitly associated) sends 0.0.0.0/1, 128.0.0.0/1 to nat-1"
+    assert analyze(data, "s-app", PublicIps(False, "off")).ok
+
+
+def test_private_ranges_elsewhere_do_not_matter() -> None:
+    data = _routes_world(route("0.0.0.0/0", NatGatewayId="nat-1"), route("10.0.0.0/8", TransitGatewayId="tgw-1"),
+                         route("192.168.0.0/16", State="blackhole", NatGatewayId="nat-9"))
+    result = analyze(data, "s-app", PublicIps(False, "off"))
+    assert result.ok and result.notes == ()
+
+
+def test_more_specific_public_route_elsewhere_is_named_never_passed_silently() -> None:
+    data = _routes_world(route("0.0.0.0/0", NatGatewayId="nat-1"),
+                         {**route("52.0.0.0/8", NatGatewayId="nat-9"), "State": "blackhole"})
+    result = analyze(data, "s-app", PublicIps(False, "off"))
+    assert not result.ok and result.opaque
+    assert "but part of the public address space goes elsewhere: 52.0.0.0/8 does not follow it: 52.0.0.0/8 on " \
+           "rtb-app is a blackhole (nat-9 is gone)" in result.message
+    data = _routes_world(route("0.0.0.0/0", NatGatewayId="nat-1"), route("3.0.0.0/8", TransitGatewayId="tgw-1"))
+    result = analyze(data, "s-app", PublicIps(False, "off"))
+    assert not result.ok and result.opaque and result.message.endswith(
+        "cannot verify beyond tgw-1: declare it in network.trusted_egress once you have checked that it reaches "
+        "the internet or the AWS service endpoints")
+    data.trusted_egress = frozenset({"tgw-1"})
+    result = analyze(data, "s-app", PublicIps(False, "off"))
+    assert result.ok and result.notes == ("3.0.0.0/8 goes to declared trusted egress tgw-1: 3.0.0.0/8 on rtb-app "
+                                          "goes to transit gateway tgw-1; cannot verify beyond transit gateway "
+                                          "tgw-1 from this VPC",)
+    # half of the address space with no route at all
+    data = _routes_world(route("0.0.0.0/1", NatGatewayId="nat-1"))
+    result = analyze(data, "s-app", PublicIps(False, "off"))
+    assert not result.ok and "128.0.0.0/1: no route on rtb-app" in result.message
+
+
+def test_nat_behind_a_firewall_endpoint_is_unverifiable_until_trusted() -> None:
+    data = _routes_world(route("0.0.0.0/0", NatGatewayId="nat-1"))
+    data.route_tables[0]["Routes"] = [route("0.0.0.0/0", GatewayId="vpce-0fw")]  # the NAT's subnet -> firewall
+    result = analyze(data, "s-app", PublicIps(False, "off"))
+    assert not result.ok and result.opaque
+    assert "NAT gateway nat-1 (available, 198.51.100.7) in s-pub, whose 0.0.0.0/0 on rtb-pub goes to endpoint " \
+           "vpce-0fw (a Gateway Load Balancer or AWS Network Firewall endpoint)" in result.message
+    assert "cannot verify beyond vpce-0fw: declare it in network.trusted_egress" in result.message
+    data.trusted_egress = frozenset({"vpce-0fw"})
+    result = analyze(data, "s-app", PublicIps(False, "off"))
+    assert result.ok and result.path == "nat"
+    assert result.notes == ("vpce-0fw is declared trusted egress (network.trusted_egress): not verified beyond it",)

@@ -65,7 +65,10 @@ CASES: list[tuple[str, list[dict[str, Any]], Request, str, str]] = [
      Request("s3:GetObject", f"{BUCKET}/secret/x"), "denied", "implicit"),
     ("ARN parts match separately", [allow("ecr:BatchGetImage", "arn:aws:ecr:*:123456789012:repository/ml*")],
      Request("ecr:BatchGetImage", "arn:aws:ecr:eu-west-1:123456789012:repository/mlmodel"), "allowed", ""),
-    ("a wildcard does not cross an ARN part", [allow("ecr:BatchGetImage", "arn:aws:ecr:*:repository/ml*")],
+    ("a * that ends an ARN segment matches across later colons",
+     [allow("ecr:BatchGetImage", "arn:aws:ecr:*:repository/ml*")],
+     Request("ecr:BatchGetImage", "arn:aws:ecr:eu-west-1:123456789012:repository/mlmodel"), "allowed", ""),
+    ("a * inside an ARN segment does not cross a colon", [allow("ecr:BatchGetImage", "arn:aws:ecr:eu-*1:repository/*")],
      Request("ecr:BatchGetImage", "arn:aws:ecr:eu-west-1:123456789012:repository/mlmodel"), "denied", "implicit"),
     ("other account's ARN", [allow("ecr:BatchGetImage", "arn:aws:ecr:*:111111111111:repository/*")],
      Request("ecr:BatchGetImage", "arn:aws:ecr:us-east-1:123456789012:repository/m"), "denied", "implicit"),
@@ -90,9 +93,12 @@ CASES: list[tuple[str, list[dict[str, Any]], Request, str, str]] = [
     ("condition key names are case-insensitive",
      [allow("iam:PassRole", "*", Condition={"StringLike": {"IAM:passedtoservice": "ecs-*"}})],
      Request("iam:PassRole", "*", (("iam:PassedToService", ("ecs-tasks.amazonaws.com",)),)), "allowed", ""),
-    ("set operators -> unknown",
+    ("set operators on a known key",
      [allow("iam:PassRole", "*", Condition={"ForAnyValue:StringEquals": {"iam:PassedToService": "x"}})],
-     Request("iam:PassRole", "*", (("iam:PassedToService", ("x",)),)), "unknown", "condition"),
+     Request("iam:PassRole", "*", (("iam:PassedToService", ("x",)),)), "allowed", ""),
+    ("an operator not modelled (Date*) -> unknown",
+     [allow("s3:GetObject", "*", Condition={"DateLessThan": {"aws:CurrentTime": "2030-01-01T00:00:00Z"}})],
+     Request("s3:GetObject", "*", (("aws:CurrentTime", ("2026-01-01T00:00:00Z",)),)), "unknown", "condition"),
     ("policy variable -> unknown", [allow("s3:GetObject", "arn:aws:s3:::home/${aws:username}/*")],
      Request("s3:GetObject", "arn:aws:s3:::home/alice/x"), "unknown", "variable"),
     ("policy variable that cannot match", [allow("s3:GetObject", "arn:aws:s3:::home/${aws:username}/*")],
@@ -101,6 +107,136 @@ CASES: list[tuple[str, list[dict[str, Any]], Request, str, str]] = [
      Request("s3:GetObject", "arn:aws:s3:::b/x"), "denied", "implicit"),
     ("no statements at all", [], Request("s3:GetObject"), "denied", "implicit"),
 ]
+
+
+# -- documented cases: each row names the rule of the IAM User Guide it checks ----------------------------------
+# PEL: "Policy evaluation logic"; COND: "IAM JSON policy elements: Condition operators"; RES: "IAM JSON policy
+# elements: Resource" (wildcards in resource ARNs); VAR: "IAM policy elements: Variables and tags"; VER: "IAM JSON
+# policy elements: Version". A context key mapped to () is known to be absent from the request; a key not in the
+# context is one the evaluator does not know.
+US = (("aws:RequestedRegion", ("us-east-1",)),)
+EU = (("aws:RequestedRegion", ("eu-west-1",)),)
+ACCT = (("aws:PrincipalAccount", ("123456789012",)),)
+NO_TAG: tuple[tuple[str, tuple[str, ...]], ...] = (("aws:PrincipalTag/svc", ()),)
+GUARDRAIL = {"Effect": "Deny", "NotAction": ["iam:*", "sts:*"], "Resource": "*",
+             "Condition": {"StringNotEqualsIfExists": {"aws:RequestedRegion": ["us-east-1"]}}}
+REPO = "arn:aws:ecr:us-east-1:123456789012:repository/ml"
+STREAM = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/batch/job:log-stream:x/default/1"
+
+# (rule, version, statements, request, verdict)
+DOCUMENTED: list[tuple[str, str | None, list[dict[str, Any]], Request, str]] = [
+    ("PEL: an explicit Deny in any policy overrides any Allow", "2012-10-17",
+     [allow("s3:*"), deny("s3:GetObject")], Request("s3:GetObject"), "denied"),
+    ("PEL: without an applicable Allow the request is implicitly denied", "2012-10-17",
+     [allow("s3:PutObject")], Request("s3:GetObject"), "denied"),
+    ("COND: a key absent from the request makes a positive operator false", "2012-10-17",
+     [allow("s3:*", Condition={"StringEquals": {"aws:PrincipalTag/svc": "ml"}})],
+     Request("s3:GetObject", "*", NO_TAG), "denied"),
+    ("COND: a key absent from the request makes a negated operator (StringNotLike) true", "2012-10-17",
+     [allow("s3:*"), deny("s3:*", Condition={"StringNotLike": {"aws:PrincipalTag/svc": "ml*"}})],
+     Request("s3:GetObject", "*", NO_TAG), "denied"),
+    ("COND: ...IfExists is true when the key is absent", "2012-10-17",
+     [allow("s3:*", Condition={"StringEqualsIfExists": {"aws:PrincipalTag/svc": "ml"}})],
+     Request("s3:GetObject", "*", NO_TAG), "allowed"),
+    ("COND: ...IfExists compares a present key (false allow in another region gone)", "2012-10-17",
+     [allow("s3:*", Condition={"StringEqualsIfExists": {"aws:RequestedRegion": "eu-west-1"}})],
+     Request("s3:GetObject", "*", US), "denied"),
+    ("COND: ...IfExists on a key the evaluator does not know is undecidable, not absent", "2012-10-17",
+     [allow("s3:*", Condition={"StringEqualsIfExists": {"aws:RequestedRegion": "eu-west-1"}})],
+     Request("s3:GetObject"), "unknown"),
+    ("COND: region guardrail (Deny StringNotEqualsIfExists) lets the allowed region through", "2012-10-17",
+     [allow("*"), GUARDRAIL], Request("ecr:BatchGetImage", REPO, US), "allowed"),
+    ("COND: region guardrail denies another region", "2012-10-17",
+     [allow("*"), GUARDRAIL], Request("ecr:BatchGetImage", REPO, EU), "denied"),
+    ("COND: region guardrail with the region not known is undecidable", "2012-10-17",
+     [allow("*"), GUARDRAIL], Request("ecr:BatchGetImage", REPO), "unknown"),
+    ("COND: Null true holds when the key is absent", "2012-10-17",
+     [allow("s3:*", Condition={"Null": {"aws:PrincipalTag/svc": "true"}})], Request("s3:GetObject", "*", NO_TAG),
+     "allowed"),
+    ("COND: Null false does not hold when the key is absent", "2012-10-17",
+     [allow("s3:*", Condition={"Null": {"aws:PrincipalTag/svc": "false"}})], Request("s3:GetObject", "*", NO_TAG),
+     "denied"),
+    ("COND: several values of one key are ORed", "2012-10-17",
+     [allow("s3:*", Condition={"StringEquals": {"aws:RequestedRegion": ["eu-west-1", "us-east-1"]}})],
+     Request("s3:GetObject", "*", US), "allowed"),
+    ("COND: several keys of one operator are ANDed", "2012-10-17",
+     [allow("s3:*", Condition={"StringEquals": {"aws:RequestedRegion": "us-east-1",
+                                                "aws:PrincipalAccount": "111111111111"}})],
+     Request("s3:GetObject", "*", US + ACCT), "denied"),
+    ("COND: several operators are ANDed; a false one decides even next to an unknown one", "2012-10-17",
+     [allow("s3:*", Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"},
+                               "StringEquals": {"aws:RequestedRegion": "eu-west-1"}})],
+     Request("s3:GetObject", "*", US), "denied"),
+    ("COND: StringEquals is case-sensitive", "2012-10-17",
+     [allow("s3:*", Condition={"StringEquals": {"aws:RequestedRegion": "US-EAST-1"}})],
+     Request("s3:GetObject", "*", US), "denied"),
+    ("COND: StringEqualsIgnoreCase ignores case", "2012-10-17",
+     [allow("s3:*", Condition={"StringEqualsIgnoreCase": {"aws:RequestedRegion": "US-EAST-1"}})],
+     Request("s3:GetObject", "*", US), "allowed"),
+    ("COND: condition key names are case-insensitive", "2012-10-17",
+     [allow("s3:*", Condition={"StringEquals": {"AWS:requestedregion": "us-east-1"}})],
+     Request("s3:GetObject", "*", US), "allowed"),
+    ("COND: ForAllValues is true when the key is absent", "2012-10-17",
+     [allow("s3:*", Condition={"ForAllValues:StringEquals": {"aws:TagKeys": ["a"]}})],
+     Request("s3:GetObject", "*", (("aws:TagKeys", ()),)), "allowed"),
+    ("COND: ForAnyValue is false when the key is absent", "2012-10-17",
+     [allow("s3:*", Condition={"ForAnyValue:StringEquals": {"aws:TagKeys": ["a"]}})],
+     Request("s3:GetObject", "*", (("aws:TagKeys", ()),)), "denied"),
+    ("COND: ForAllValues needs every request value in the set", "2012-10-17",
+     [allow("s3:*", Condition={"ForAllValues:StringEquals": {"aws:TagKeys": ["a", "b"]}})],
+     Request("s3:GetObject", "*", (("aws:TagKeys", ("a", "c")),)), "denied"),
+    ("COND: NumericLessThan compares numbers", "2012-10-17",
+     [allow("s3:*", Condition={"NumericLessThan": {"s3:max-keys": "10"}})],
+     Request("s3:ListBucket", "*", (("s3:max-keys", ("9",)),)), "allowed"),
+    ("COND: aws:PrincipalAccount is known and compared", "2012-10-17",
+     [allow("s3:*", Condition={"StringEquals": {"aws:PrincipalAccount": "123456789012"}})],
+     Request("s3:GetObject", "*", ACCT), "allowed"),
+    ("COND: iam:PassedToService is compared with the service the role is passed to", "2012-10-17",
+     [allow("iam:PassRole", Condition={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}})],
+     Request("iam:PassRole", "*", (("iam:PassedToService", ("batch.amazonaws.com",)),)), "denied"),
+    ("RES: a * that is the last character of a segment expands across colons (arn:aws:ecr:*)", "2012-10-17",
+     [allow("ecr:BatchGetImage", "arn:aws:ecr:*")], Request("ecr:BatchGetImage", REPO), "allowed"),
+    ("RES: arn:aws:logs:* matches every log stream", "2012-10-17",
+     [allow("logs:PutLogEvents", "arn:aws:logs:*")], Request("logs:PutLogEvents", STREAM), "allowed"),
+    ("RES: a * inside a segment matches within that segment only", "2012-10-17",
+     [allow("ecr:BatchGetImage", "arn:aws:ecr:us-*-1:repository/ml")], Request("ecr:BatchGetImage", REPO), "denied"),
+    ("RES: ? matches one character of a segment", "2012-10-17",
+     [allow("ecr:BatchGetImage", "arn:aws:ecr:us-east-?:123456789012:repository/m?")],
+     Request("ecr:BatchGetImage", REPO), "allowed"),
+    ("RES: an ARN without a wildcard matches only itself", "2012-10-17",
+     [allow("ecr:BatchGetImage", "arn:aws:ecr:us-east-1")], Request("ecr:BatchGetImage", REPO), "denied"),
+    ("VAR: under 2012-10-17 a variable the evaluator cannot resolve is undecidable", "2012-10-17",
+     [allow("s3:*"), deny("s3:*", Condition={"StringNotLike": {"aws:RequestedRegion": "${aws:PrincipalTag/svc}"}})],
+     Request("s3:GetObject", "*", US), "unknown"),
+    ("VAR: a resolvable variable is replaced by its value", "2012-10-17",
+     [allow("ecr:BatchGetImage", "arn:aws:ecr:*:${aws:PrincipalAccount}:repository/*")],
+     Request("ecr:BatchGetImage", REPO, ACCT), "allowed"),
+    ("VAR: a resolved value is literal text (its * is no wildcard)", "2012-10-17",
+     [allow("s3:*", "arn:aws:s3:::b/${aws:PrincipalTag/svc}")],
+     Request("s3:GetObject", "arn:aws:s3:::b/ml", (("aws:PrincipalTag/svc", ("*",)),)), "denied"),
+    ("VAR: a default value applies when the key is absent", "2012-10-17",
+     [allow("s3:*", "arn:aws:s3:::b/${aws:PrincipalTag/svc, 'shared'}/*")],
+     Request("s3:GetObject", "arn:aws:s3:::b/shared/x", NO_TAG), "allowed"),
+    ("VAR: ${*} is a literal *", "2012-10-17",
+     [allow("s3:*", "arn:aws:s3:::b/${*}")], Request("s3:GetObject", "arn:aws:s3:::b/x"), "denied"),
+    ("VER: without Version (2008-10-17) ${...} is literal text in a condition", None,
+     [allow("s3:*"), deny("s3:*", Condition={"StringNotLike": {"aws:RequestedRegion": "${aws:PrincipalTag/svc}"}})],
+     Request("s3:GetObject", "*", US), "denied"),
+    ("VER: under 2008-10-17 ${...} is literal text in a resource", "2008-10-17",
+     [allow("s3:*", "arn:aws:s3:::home/${aws:username}/*")],
+     Request("s3:GetObject", "arn:aws:s3:::home/${aws:username}/x"), "allowed"),
+]
+
+
+@pytest.mark.parametrize(("rule", "version", "stmts", "req", "verdict"), DOCUMENTED,
+                         ids=[c[0] for c in DOCUMENTED])
+def test_documented_rule(rule: str, version: str | None, stmts: list[dict[str, Any]], req: Request,
+                         verdict: str) -> None:
+    document: dict[str, Any] = {"Statement": stmts}
+    if version:
+        document["Version"] = version
+    decision = policy.evaluate([Document("policy", document)], req)
+    assert decision.verdict == verdict, f"{rule}: {decision.describe()}"
 
 
 @pytest.mark.parametrize(("name", "stmts", "req", "verdict", "why"), CASES, ids=[c[0] for c in CASES])
@@ -184,7 +320,11 @@ TRUST_CASES = [
     ({"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"},
                     {"Effect": "Deny", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:*"}]}, "denied"),
     ({"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole",
-                     "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}}]}, "unknown"),
+                     "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}}]}, "allowed"),
+    ({"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole",
+                     "Condition": {"StringEquals": {"aws:SourceAccount": "111111111111"}}}]}, "denied"),
+    ({"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole",
+                     "Condition": {"ArnLike": {"aws:SourceArn": "arn:aws:ec2:*:123456789012:*"}}}]}, "unknown"),
     ('{"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, '
      '"Action": "sts:AssumeRole"}]}', "allowed"),
     ("%7B%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Principal%22%3A%7B%22Service%22%3A%22ec2.amazonaws"
@@ -209,6 +349,9 @@ def test_trust_message_names_what_it_trusts_instead() -> None:
     ("arn:aws:iam::123456789012:role/aws-service-role/batch.amazonaws.com/AWSServiceRoleForBatch",
      "AWSServiceRoleForBatch", "/aws-service-role/batch.amazonaws.com/", True),
     ("service-linked", "AWSServiceRoleForBatch", "/aws-service-role/batch.amazonaws.com/", True),
+    ("AWSServiceRoleForBatch", "AWSServiceRoleForBatch", "/aws-service-role/batch.amazonaws.com/", True),
+    ("aws-service-role/batch.amazonaws.com/AWSServiceRoleForBatch", "AWSServiceRoleForBatch",
+     "/aws-service-role/batch.amazonaws.com/", True),
     ("arn:aws:iam::123456789012:role/r", "r", "/", False),
 ])
 def test_parse_role(value: str, name: str, path: str | None, slr: bool) -> None:
@@ -234,6 +377,12 @@ def stubbed_inventory() -> tuple[Inventory, Stubber]:
     return inv, stub
 
 
+def known(*entries: tuple[str, str]) -> list[dict[str, Any]]:
+    """ContextEntries as decide() sends them: the request's own, then aws:RequestedRegion and aws:PrincipalAccount."""
+    pairs = [*entries, ("aws:RequestedRegion", "us-east-1"), ("aws:PrincipalAccount", "123456789012")]
+    return [{"ContextKeyName": k, "ContextKeyValues": [v], "ContextKeyType": "stringList"} for k, v in pairs]
+
+
 def result(action: str, decision: str, **extra: Any) -> dict[str, Any]:
     return {"EvalActionName": action, "EvalResourceName": "*", "EvalDecision": decision, **extra}
 
@@ -249,7 +398,8 @@ def test_simulation_answers_and_is_named() -> None:
                                                                           "SourcePolicyType": "IAM Policy"}]),
         result("s3:GetObject", "implicitDeny", MissingContextValues=["aws:SourceVpc"]),
     ], "IsTruncated": False}, {"PolicySourceArn": ROLE_ARN, "ActionNames": sorted(
-        ["ecs:RegisterContainerInstance", "ecr:GetAuthorizationToken", "logs:PutLogEvents", "s3:GetObject"])})
+        ["ecs:RegisterContainerInstance", "ecr:GetAuthorizationToken", "logs:PutLogEvents", "s3:GetObject"]),
+        "ContextEntries": known()})
     requests = [Request(a) for a in ("ecs:RegisterContainerInstance", "ecr:GetAuthorizationToken",
                                      "logs:PutLogEvents", "s3:GetObject")]
     decisions = principals.decide(inv, principal, requests)
@@ -269,12 +419,12 @@ def test_simulation_sends_resource_and_context() -> None:
     ctx = (("iam:PassedToService", ("ecs-tasks.amazonaws.com",)),)
     stub.add_response("simulate_principal_policy",
                       {"EvaluationResults": [result("ecr:BatchGetImage", "allowed")], "IsTruncated": False},
-                      {"PolicySourceArn": ROLE_ARN, "ActionNames": ["ecr:BatchGetImage"], "ResourceArns": [repo]})
+                      {"PolicySourceArn": ROLE_ARN, "ActionNames": ["ecr:BatchGetImage"], "ResourceArns": [repo],
+                       "ContextEntries": known()})
     stub.add_response("simulate_principal_policy",
                       {"EvaluationResults": [result("iam:PassRole", "allowed")], "IsTruncated": False},
-                      {"PolicySourceArn": ROLE_ARN, "ActionNames": ["iam:PassRole"], "ContextEntries": [
-                          {"ContextKeyName": "iam:PassedToService", "ContextKeyValues": ["ecs-tasks.amazonaws.com"],
-                           "ContextKeyType": "stringList"}]})
+                      {"PolicySourceArn": ROLE_ARN, "ActionNames": ["iam:PassRole"],
+                       "ContextEntries": known(("iam:PassedToService", "ecs-tasks.amazonaws.com"))})
     requests = [Request("ecr:BatchGetImage", repo), Request("iam:PassRole", "*", ctx)]
     decisions = principals.decide(inv, principal, requests)
     assert [d.verdict for d in decisions] == ["allowed", "allowed"]

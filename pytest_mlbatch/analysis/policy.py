@@ -4,6 +4,7 @@ boundaries, giving allowed / denied / unknown with the statement that decided, a
 from __future__ import annotations
 
 import functools
+import ipaddress
 import itertools
 import json
 import re
@@ -43,46 +44,106 @@ def match_action(pattern: str, action: str) -> bool:
     return bool(_glob(pattern, True).match(action))
 
 
+# Policy language versions: under 2012-10-17 `${...}` is a policy variable; under 2008-10-17 (also what a
+# document without Version means) it is literal text (IAM User Guide, "IAM JSON policy elements: Version").
+CURRENT_VERSION = "2012-10-17"
 _VAR = re.compile(r"\$\{([^}]*)\}")
-_LITERAL_VARS = {"*": r"\*", "?": r"\?", "$": r"\$"}
+_SPECIAL_VARS = {"*": "*", "?": "?", "$": "$"}  # ${*} ${?} ${$}: the literal character
+_UNRESOLVED = "\ue000"  # stands for a variable the evaluator cannot resolve, inside a translated pattern
 
 
-def _translate(part: str, variables: Sequence[str]) -> str:
+def variables_apply(version: str | None) -> bool:
+    return str(version or "") == CURRENT_VERSION
+
+
+def _resolve_variable(inner: str, context: Mapping[str, Sequence[str]]) -> str | None:
+    """The text a policy variable stands for, or None when the request context does not tell.
+    `${key, 'default'}` gives the default when the key is known to be absent."""
+    if inner in _SPECIAL_VARS:
+        return _SPECIAL_VARS[inner]
+    key, _, default = inner.partition(",")
+    values = context.get(key.strip().lower())
+    if values is None:
+        return None
+    if len(values) == 1:
+        return str(values[0])
+    if not values and default.strip().startswith("'") and default.strip().endswith("'"):
+        return default.strip()[1:-1]
+    return None
+
+
+def _substitute(text: str, context: Mapping[str, Sequence[str]], version: str | None) -> tuple[str, bool]:
+    """Replace policy variables by their values; (text, True) when every one was resolved. A resolved value is
+    literal text: its own `*` or `?` are escaped as ${*} / ${?} would be (returned with NUL markers)."""
+    if not variables_apply(version) or "${" not in text:
+        return text, True
+    complete = True
+
+    def repl(m: re.Match[str]) -> str:
+        nonlocal complete
+        value = _resolve_variable(m.group(1), context)
+        if value is None:
+            complete = False
+            return _UNRESOLVED
+        return "".join("\0" + ch if ch in "*?" else ch for ch in value)
+
+    return _VAR.sub(repl, text), complete
+
+
+@functools.lru_cache(maxsize=4096)
+def _arn_regex(pattern: str) -> re.Pattern[str]:
+    """IAM User Guide, "IAM JSON policy elements: Resource": `*` and `?` match within one colon-separated ARN
+    segment, except that a `*` that is the last character of a segment expands across later colons.
+    An unresolved policy variable may stand for anything; NUL before a character makes it literal."""
     out = []
-    for ch in part:
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\0" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
         if ch == "*":
-            out.append(".*")
+            ends_segment = i + 1 == len(pattern) or pattern[i + 1] == ":"
+            out.append(".*" if ends_segment else "[^:]*")
         elif ch == "?":
-            out.append(".")
-        elif 0xE000 <= ord(ch) < 0xE000 + len(variables):
-            inner = variables[ord(ch) - 0xE000]
-            out.append(_LITERAL_VARS.get(inner, ".*"))
+            out.append("[^:]")
+        elif ch == _UNRESOLVED:
+            out.append(".*")
         else:
             out.append(re.escape(ch))
-    return "^" + "".join(out) + "$"
+        i += 1
+    return re.compile("^" + "".join(out) + "$", re.DOTALL)
 
 
-def match_resource(pattern: str, resource: str) -> bool | None:
-    """IAM resource matching: case-sensitive; each of an ARN's first five colon-separated parts is matched
-    separately, the rest as one. None: the pattern holds a policy variable (e.g. ${aws:username}) and could match."""
+@functools.lru_cache(maxsize=4096)
+def _text_regex(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
+    """StringLike matching: `*` any run of characters (colons too), `?` one character."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\0" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if ch in ("*", _UNRESOLVED) else "." if ch == "?" else re.escape(ch))
+        i += 1
+    return re.compile("^" + "".join(out) + "$", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+def match_resource(pattern: str, resource: str, *, version: str | None = CURRENT_VERSION,
+                   context: Mapping[str, Sequence[str]] | None = None) -> bool | None:
+    """IAM resource matching, case-sensitive. An ARN pattern matches segment by segment, a `*` that ends a
+    segment across later colons (`arn:aws:ecr:*` matches every ECR ARN). None: the pattern holds a policy
+    variable the context does not resolve (e.g. ${aws:username}) and could match."""
     if pattern == "*":
         return True
-    variables: list[str] = []
-
-    def hide(m: re.Match[str]) -> str:
-        variables.append(m.group(1))
-        return chr(0xE000 + len(variables) - 1)
-
-    pat = _VAR.sub(hide, pattern)
-    p_parts, r_parts = pat.split(":", 5), resource.split(":", 5)
-    if len(r_parts) == 6 and len(p_parts) != 6 and pat.startswith("arn:"):
-        return False  # a malformed ARN pattern (fewer than six parts) matches no ARN: never a false allow
-    whole = len(p_parts) != 6 or len(r_parts) != 6
-    pairs = [(pat, resource)] if whole else list(zip(p_parts, r_parts, strict=True))
-    for p, r in pairs:
-        if not re.match(_translate(p, variables), r, re.DOTALL):
-            return False
-    return None if any(v not in _LITERAL_VARS for v in variables) else True
+    text, complete = _substitute(pattern, context or {}, version)
+    regex = _arn_regex(text) if text.startswith("arn:") else _text_regex(text)
+    if not regex.match(resource):
+        return False
+    return True if complete else None
 
 
 # -- conditions --------------------------------------------------------------------------------------------
@@ -92,47 +153,118 @@ def as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-def _operator(op: str, expected: list[str], actual: list[str]) -> bool | None:
-    def any_of(test: Any) -> bool:
-        return any(test(e, a) for e in expected for a in actual)
+_NEGATED = {"StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "ArnNotEquals", "ArnNotLike",
+            "NumericNotEquals", "NotIpAddress", "DateNotEquals", "BinaryNotEquals"}
+_POSITIVE_OF = {"StringNotEquals": "StringEquals", "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
+                "StringNotLike": "StringLike", "ArnNotEquals": "ArnEquals", "ArnNotLike": "ArnLike",
+                "NumericNotEquals": "NumericEquals", "NotIpAddress": "IpAddress"}
 
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _match_one(op: str, expected: str, actual: str) -> bool | None:
+    """Does one request value match one policy value under a positive operator? None: not modelled."""
     if op == "StringEquals":
-        return any_of(lambda e, a: e == a)
-    if op == "StringNotEquals":
-        return not any_of(lambda e, a: e == a)
+        return expected.replace("\0", "") == actual
     if op == "StringEqualsIgnoreCase":
-        return any_of(lambda e, a: e.lower() == a.lower())
-    if op == "StringNotEqualsIgnoreCase":
-        return not any_of(lambda e, a: e.lower() == a.lower())
-    if op in ("StringLike", "ArnLike", "ArnEquals"):
-        return any_of(lambda e, a: bool(_glob(e, False).match(a)))
-    if op in ("StringNotLike", "ArnNotLike", "ArnNotEquals"):
-        return not any_of(lambda e, a: bool(_glob(e, False).match(a)))
+        return expected.replace("\0", "").lower() == actual.lower()
+    if op == "StringLike":
+        return bool(_text_regex(expected).match(actual))
+    if op in ("ArnLike", "ArnEquals"):
+        if expected.startswith("arn:"):
+            return bool(_arn_regex(expected).match(actual))
+        return bool(_text_regex(expected).match(actual))
     if op == "Bool":
-        return any_of(lambda e, a: e.lower() == a.lower())
-    return None  # an operator this evaluator does not know: the answer is unknown
-
-
-def evaluate_condition(condition: Mapping[str, Any], context: Mapping[str, Sequence[str]]) -> bool | None:
-    """True/False when every key of the condition is in `context` (keys lower-case) and every operator is
-    known; None (unknown) otherwise. Set operators (ForAnyValue:/ForAllValues:) are unknown."""
-    for op, block in condition.items():
-        if not isinstance(block, Mapping) or ":" in op:
+        return expected.lower() == actual.lower()
+    if op.startswith("Numeric"):
+        e, a = _number(expected), _number(actual)
+        if e is None or a is None:
             return None
-        if_exists = op.endswith("IfExists")
+        return {"NumericEquals": a == e, "NumericLessThan": a < e, "NumericLessThanEquals": a <= e,
+                "NumericGreaterThan": a > e, "NumericGreaterThanEquals": a >= e}.get(op)
+    if op == "IpAddress":
+        try:
+            return ipaddress.ip_address(actual) in ipaddress.ip_network(expected, strict=False)
+        except ValueError:
+            return None
+    return None  # Date*, Binary*, anything else: not modelled
+
+
+def _key_result(op: str, qualifier: str, if_exists: bool, expected: Sequence[str],
+                actual: Sequence[str] | None) -> bool | None:
+    """One condition key under one operator (IAM User Guide, "Condition operators" and "Set operators for
+    multivalued context keys"). `actual` None: the evaluator does not know the key; () : known to be absent."""
+    if actual is None:
+        return None  # whether the key is there, and what it holds, is not known: undecidable (…IfExists too)
+    if op == "Null":
+        want_absent = [e.lower() == "true" for e in expected]
+        return (not actual) in want_absent
+    negated = op in _NEGATED
+    positive = _POSITIVE_OF.get(op, op)
+    if not actual:
+        if if_exists:
+            return True  # …IfExists: an absent key makes the condition true
+        if qualifier == "ForAllValues":
+            return True
+        if qualifier == "ForAnyValue":
+            return False
+        return negated  # absent key: a positive operator is false, a negated one true
+
+    def value_matches(a: str) -> bool | None:
+        results = [_match_one(positive, e, a) for e in expected]
+        if True in results:
+            hit: bool | None = True
+        elif None in results:
+            hit = None
+        else:
+            hit = False
+        if hit is None:
+            return None
+        return not hit if negated else hit
+
+    per_value = [value_matches(str(a)) for a in actual]
+    if qualifier == "ForAllValues":
+        return False if False in per_value else (None if None in per_value else True)
+    if qualifier == "ForAnyValue" or len(per_value) == 1:
+        return True if True in per_value else (None if None in per_value else False)
+    return None  # a single-valued operator on several values: not modelled
+
+
+def evaluate_condition(condition: Mapping[str, Any], context: Mapping[str, Sequence[str]],
+                       version: str | None = CURRENT_VERSION) -> bool | None:
+    """True/False when the condition can be decided from `context` (keys lower-case; a key mapped to () is known
+    to be absent from the request); None (unknown) otherwise. Every operator and every key must hold (AND), any
+    value of a key may match (OR); a decided False wins over an undecided part."""
+    results: list[bool | None] = []
+    for raw_op, block in condition.items():
+        if not isinstance(block, Mapping):
+            return None
+        qualifier, _, op = str(raw_op).rpartition(":")
+        if qualifier not in ("", "ForAllValues", "ForAnyValue"):
+            results.append(None)
+            continue
+        if_exists = op.endswith("IfExists") and op != "IfExists"
         base = op[: -len("IfExists")] if if_exists else op
         for key, expected in block.items():
             actual = context.get(str(key).lower())
-            if actual is None:
-                if if_exists:
-                    continue
-                return None
-            result = _operator(base, [str(e) for e in as_list(expected)], [str(a) for a in actual])
-            if result is None:
-                return None
-            if not result:
-                return False
-    return True
+            values: list[str] = []
+            resolved = True
+            for e in as_list(expected):
+                text, ok = _substitute(str(e), context, version)
+                resolved = resolved and ok
+                values.append(text)
+            if not resolved:
+                results.append(None)  # a policy variable the request context does not resolve
+                continue
+            results.append(_key_result(base, qualifier, if_exists, values, actual))
+    if False in results:
+        return False
+    return None if None in results else True
 
 
 # -- documents and requests --------------------------------------------------------------------------------
@@ -148,6 +280,12 @@ def parse_document(value: Any) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise ValueError("a policy document must be a JSON object")
     return parsed
+
+
+def document_version(document: Mapping[str, Any]) -> str | None:
+    """The policy language version; None (no Version element) means 2008-10-17."""
+    version = document.get("Version")
+    return str(version) if version else None
 
 
 def statements(document: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -199,6 +337,36 @@ class Decision:
         return f"{self.request}: {self.verdict}" + (f" ({why})" if why else "")
 
 
+# Request-context keys whose value is known for the request this tool models (everything else is unknown).
+REQUESTED_REGION = "aws:RequestedRegion"
+PRINCIPAL_ACCOUNT = "aws:PrincipalAccount"
+SOURCE_ACCOUNT = "aws:SourceAccount"
+PASSED_TO_SERVICE = "iam:PassedToService"
+
+
+def arn_account(arn: str) -> str | None:
+    parts = arn.split(":", 5)
+    return parts[4] or None if len(parts) == 6 and parts[0] == "arn" else None
+
+
+def with_known_context(req: Request, *, region: str | None = None, principal_account: str | None = None,
+                       source_account: str | None = None) -> Request:
+    """The request with the context keys whose value is known: aws:RequestedRegion (the resource ARN's region,
+    else `region`, where the call is made), aws:PrincipalAccount, aws:SourceAccount. Keys the request already
+    names keep their value."""
+    have = {k.lower() for k, _ in req.context}
+    extra: list[tuple[str, tuple[str, ...]]] = []
+    if region and REQUESTED_REGION.lower() not in have:
+        parts = req.resource.split(":", 5)
+        where = parts[3] if len(parts) == 6 and parts[0] == "arn" and parts[3] and "*" not in parts[3] else region
+        extra.append((REQUESTED_REGION, (where,)))
+    if principal_account and PRINCIPAL_ACCOUNT.lower() not in have:
+        extra.append((PRINCIPAL_ACCOUNT, (principal_account,)))
+    if source_account and SOURCE_ACCOUNT.lower() not in have:
+        extra.append((SOURCE_ACCOUNT, (source_account,)))
+    return Request(req.action, req.resource, req.context + tuple(extra)) if extra else req
+
+
 def _statement_name(stmt: Mapping[str, Any], index: int, source: str) -> str:
     sid = stmt.get("Sid")
     label = f"statement {sid!r}" if sid else f"statement #{index + 1}"
@@ -223,18 +391,22 @@ def _principal_matches(stmt: Mapping[str, Any], principals: Sequence[str]) -> bo
     return False
 
 
-def statement_applies(stmt: Mapping[str, Any], req: Request, principals: Sequence[str] | None) -> bool | None:
-    """Does a statement cover this request? None: it might (condition, policy variable, NotPrincipal)."""
+def statement_applies(stmt: Mapping[str, Any], req: Request, principals: Sequence[str] | None,
+                      version: str | None = CURRENT_VERSION) -> bool | None:
+    """Does a statement cover this request? None: it might (condition, policy variable, NotPrincipal).
+    `version` is the document's Version: policy variables exist only under 2012-10-17."""
     maybe = False
     if "NotAction" in stmt:
         if any(match_action(str(p), req.action) for p in as_list(stmt["NotAction"])):
             return False
     elif not any(match_action(str(p), req.action) for p in as_list(stmt.get("Action"))):
         return False
+    context = req.context_map
     for key, negate in (("Resource", False), ("NotResource", True)):
         if key not in stmt:
             continue
-        results = [match_resource(str(p), req.resource) for p in as_list(stmt[key])]
+        results = [match_resource(str(p), req.resource, version=version, context=context)
+                   for p in as_list(stmt[key])]
         hit = True in results
         if negate:
             if hit:
@@ -249,8 +421,10 @@ def statement_applies(stmt: Mapping[str, Any], req: Request, principals: Sequenc
         if who is False:
             return False
         maybe = maybe or who is None
-    if "Condition" in stmt and isinstance(stmt["Condition"], Mapping):
-        result = evaluate_condition(stmt["Condition"], req.context_map)
+    if "Condition" in stmt:
+        if not isinstance(stmt["Condition"], Mapping):
+            return None
+        result = evaluate_condition(stmt["Condition"], context, version)
         if result is False:
             return False
         maybe = maybe or result is None
@@ -265,8 +439,9 @@ def evaluate(documents: Iterable[Document], req: Request, *, principals: Sequenc
     maybe_allow: str | None = None
     maybe_deny: str | None = None
     for doc in documents:
+        version = document_version(doc.document)
         for i, stmt in enumerate(statements(doc.document)):
-            applies = statement_applies(stmt, req, principals)
+            applies = statement_applies(stmt, req, principals, version)
             if applies is False:
                 continue
             effect = str(stmt.get("Effect", "")).lower()

@@ -130,7 +130,26 @@ def is_spot(ce: dict[str, Any]) -> bool:
 
 
 def is_eks(ce: dict[str, Any]) -> bool:
-    return str(ce.get("containerOrchestrationType", "ECS")) == "EKS"
+    return str(ce.get("containerOrchestrationType", "ECS")).upper() == "EKS" or bool(ce.get("eksConfiguration"))
+
+
+def eks_reason(ctx: Where) -> str | None:
+    """Why the scope runs AWS Batch on Amazon EKS (every compute environment is an EKS one, or the job definition
+    has eksProperties), else None. Checks of what only ECS needs skip with this reason instead of judging EKS by
+    ECS rules. Unreadable Batch resources give None (their own checks report them)."""
+    from pytest_mlbatch.aws.inventory import AwsError
+
+    try:
+        ces = list({ce["computeEnvironmentArn"]: ce for ce in compute_environments(ctx).values()}.values())
+        jd = job_definition(ctx)
+    except (AwsError, NotEvaluable):
+        return None
+    if ces and all(is_eks(ce) for ce in ces):
+        names = ", ".join(sorted(str(ce.get("computeEnvironmentName")) for ce in ces))
+        return f"Batch on Amazon EKS (compute environment {names} runs on an EKS cluster)"
+    if jd and jd.get("eksProperties"):
+        return f"Batch on Amazon EKS (job definition {jd.get('jobDefinitionName')} has eksProperties)"
+    return None
 
 
 # -- job definitions -----------------------------------------------------------------------------------------------

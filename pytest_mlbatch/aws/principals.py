@@ -3,12 +3,22 @@ local evaluation (analysis.policy) of the identity policies and permissions boun
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from pytest_mlbatch.analysis.policy import LOCAL, Decision, Document, Request, evaluate_with_boundary, parse_document
+from pytest_mlbatch.analysis.policy import (
+    LOCAL,
+    Decision,
+    Document,
+    Request,
+    arn_account,
+    evaluate_with_boundary,
+    parse_document,
+    with_known_context,
+)
 from pytest_mlbatch.aws.inventory import AwsError, Inventory
 
 if TYPE_CHECKING:
@@ -184,9 +194,17 @@ def prefetch(inv: Inventory, principal: Principal) -> None:
 
 def decide(inv: Inventory, principal: Principal, requests: Sequence[Request]) -> list[Decision]:
     """Answer every request: by SimulatePrincipalPolicy if this account answers it, else locally. The local
-    path reads the principal's policies (AwsError propagates: the check's outcome is then `error`)."""
+    path reads the principal's policies (AwsError propagates: the check's outcome is then `error`).
+    Both are asked with the context keys known for the request (aws:RequestedRegion, aws:PrincipalAccount);
+    the decisions name the request as asked."""
     if not requests:
         return []
+    asked = list(requests)
+    known = [with_known_context(r, region=inv.region, principal_account=arn_account(principal.arn)) for r in asked]
+    return [dataclasses.replace(d, request=r) for d, r in zip(_decide(inv, principal, known), asked, strict=True)]
+
+
+def _decide(inv: Inventory, principal: Principal, requests: Sequence[Request]) -> list[Decision]:
     first: list[Decision] = []
     unavailable = _simulation_unavailable(inv, principal, requests, first)
     if first:

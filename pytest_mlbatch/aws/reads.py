@@ -129,6 +129,13 @@ def launch_template_versions(inv: Inventory, lt: dict[str, Any]) -> list[dict[st
     return found
 
 
+def placement_groups(inv: Inventory, names: list[str]) -> list[dict[str, Any]]:
+    """Placement groups by name (a compute environment's, or its launch template's), one call."""
+    found: list[dict[str, Any]] = inv.paginate("ec2", "describe_placement_groups", "PlacementGroups",
+                                               Filters=_filter("group-name", sorted(set(names))))
+    return found
+
+
 # -- key pairs ---------------------------------------------------------------------------------------------
 def key_pairs(inv: Inventory, names: list[str]) -> dict[str, dict[str, Any]]:
     """Key pairs by key name, in one DescribeKeyPairs call (missing names are just absent)."""

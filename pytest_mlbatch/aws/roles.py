@@ -6,7 +6,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from pytest_mlbatch.analysis.policy import Request, as_list, parse_document, statement_applies, statements
+from pytest_mlbatch.analysis.policy import (
+    Request,
+    arn_account,
+    as_list,
+    document_version,
+    parse_document,
+    statement_applies,
+    statements,
+    with_known_context,
+)
 from pytest_mlbatch.aws.inventory import AwsError
 
 if TYPE_CHECKING:
@@ -35,7 +44,7 @@ class RoleRef:
 def parse_role(value: str) -> RoleRef:
     """A role name, a role ARN (arn:PARTITION:iam::ACCOUNT:role/PATH/NAME), or "service-linked"."""
     value = value.strip()
-    if value.lower() == SERVICE_LINKED:
+    if value.lower() in (SERVICE_LINKED, BATCH_SLR_NAME.lower()):  # Batch's service-linked role, by its name too
         return RoleRef(value, BATCH_SLR_NAME, f"/aws-service-role/{BATCH_SERVICE}/", None, True)
     if value.startswith("arn:"):
         parts = value.split(":", 5)
@@ -49,6 +58,14 @@ def parse_role(value: str) -> RoleRef:
         path, _, name = value.rpartition("/")
         return RoleRef(value, name, "/" + path.strip("/") + "/", None, path.strip("/").startswith("aws-service-role"))
     return RoleRef(value, value)
+
+
+def linked_service(ref: RoleRef) -> str | None:
+    """The service a service-linked role belongs to, from its path /aws-service-role/SERVICE/."""
+    if not ref.service_linked or not ref.path:
+        return None
+    parts = ref.path.strip("/").split("/")
+    return parts[1] if len(parts) > 1 else None
 
 
 def is_not_found(exc: AwsError) -> bool:
@@ -116,10 +133,13 @@ def trust(role: Mapping[str, Any], service: str) -> TrustDecision:
         doc = parse_document(role.get("AssumeRolePolicyDocument") or {})
     except ValueError as exc:
         return TrustDecision("unknown", f"the trust policy of {name} cannot be read: {exc}")
-    req = Request("sts:AssumeRole")
+    # the service assumes the role for a resource of the role's own account: aws:SourceAccount is known
+    account = arn_account(str(role.get("Arn", "")))
+    req = with_known_context(Request("sts:AssumeRole", str(role.get("Arn", "*"))), source_account=account)
+    version = document_version(doc)
     allow = maybe = None
     for i, stmt in enumerate(statements(doc)):
-        applies = statement_applies(stmt, req, [service])
+        applies = statement_applies(stmt, req, [service], version)
         if applies is False:
             continue
         label = f"statement {stmt.get('Sid')!r}" if stmt.get("Sid") else f"statement #{i + 1}"
