@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 READ_PREFIXES = ("Describe", "Get", "List", "BatchGet", "BatchCheck", "Simulate", "Search", "Lookup", "Validate")
@@ -36,6 +36,7 @@ class Guard:
         self._local = threading.local()
 
     def install(self, client: Any) -> None:
+        client.meta.events.register("before-parameter-build", self._remember)
         client.meta.events.register("before-call", self._before)
         client.meta.events.register("after-call", self._after)
         signing_name = str(client.meta.service_model.signing_name)
@@ -58,10 +59,32 @@ class Guard:
         finally:
             self._local.state = previous
 
+    @contextlib.contextmanager
+    def permit(self, call: str, allowed: Callable[[dict[str, Any]], bool] | None = None) -> Iterator[None]:
+        """While this block runs, let exactly one named write through (the opt-in canary's "batch:SubmitJob", or
+        "batch:TerminateJob" of its own job), when `allowed` accepts its API parameters. Every other write stays
+        refused as before."""
+        previous = getattr(self._local, "permit", None)
+        self._local.permit = (call, allowed)
+        try:
+            yield
+        finally:
+            self._local.permit = previous
+
+    def _permitted(self, call: str) -> bool:
+        permit = getattr(self._local, "permit", None)
+        if permit is None or permit[0] != call:
+            return False
+        return permit[1] is None or bool(permit[1](dict(getattr(self._local, "api_params", None) or {})))
+
+    def _remember(self, params: Any = None, **_: Any) -> None:
+        """The API parameters of the call about to be sent (before-call only sees the serialized request)."""
+        self._local.api_params = params
+
     def _before(self, model: Any, params: Any = None, **_: Any) -> None:
         op = str(model.name)
         service = str(model.service_model.signing_name)
-        if is_read(op):
+        if is_read(op) or self._permitted(f"{service}:{op}"):
             return
         if self._state() is None:
             raise ForbiddenCall(f"{service}:{op} is not a read, and no fix is being applied")

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pytest_mlbatch.engine.context import Check, Evaluator
 from pytest_mlbatch.findings import AREAS, Severity
 
-ID_RE = re.compile(r"^(ENV|IMG|KEY|SG|NET|IAM|BAT)\d{3}$")
+ID_RE = re.compile(r"^(ENV|IMG|KEY|SG|NET|IAM|BAT|JOB)\d{3}$")
 SLUG_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 PERMISSION_RE = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
 
@@ -62,6 +62,7 @@ def check(
     rationale: str,
     remediation: str,
     needs_docker: bool = False,
+    run_permissions: Sequence[str] = (),
     registry: Registry | None = None,
 ) -> Callable[[Evaluator], Check]:
     """Decorator turning an evaluate function into a registered Check."""
@@ -79,6 +80,7 @@ def check(
                 remediation=remediation,
                 evaluate=fn,
                 needs_docker=needs_docker,
+                run_permissions=tuple(run_permissions),
             )
         )
 

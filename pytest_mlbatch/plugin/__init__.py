@@ -19,6 +19,11 @@ HELP = {
     "mlbatch_fail_on": "failures below this severity are reported as xfail and do not fail the run (default: low)",
     "mlbatch_sandbox": "run on an embedded AWS (moto) seeded with a sample ML batch environment; needs no account",
     "mlbatch_list_checks": "print the check catalog (id, severity, title, fixer) and exit",
+    "mlbatch_job": "diagnose this submitted job (id, array child id:N, multi-node node id#N, or ARN; repeatable): "
+                   "the preflight is scoped to its queue and job definition revision, and a JOB001 item explains "
+                   "its state",
+    "mlbatch_canary": "submit one short canary job to the queue with the job definition, wait for it (canary.timeout)"
+                      " and report SUCCEEDED or why not; opt-in, never implied by --fix",
     "mlbatch_concurrency": "at most this many AWS calls in flight per target (account and region), default 8; "
                            "1: checks are evaluated one at a time, each call in turn",
 }
@@ -38,6 +43,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=HELP["mlbatch_fail_on"])
     group.addoption("--mlbatch-sandbox", action="store_true", default=False, help=HELP["mlbatch_sandbox"])
     group.addoption("--mlbatch-list-checks", action="store_true", default=False, help=HELP["mlbatch_list_checks"])
+    group.addoption("--mlbatch-job", metavar="JOB_ID", action="append", default=[], help=HELP["mlbatch_job"])
+    group.addoption("--mlbatch-canary", action="store_true", default=False, help=HELP["mlbatch_canary"])
     group.addoption("--mlbatch-concurrency", metavar="N", type=int, default=None, help=HELP["mlbatch_concurrency"])
     parser.addini("mlbatch_config", HELP["mlbatch_config"], default=None)
     parser.addini("mlbatch_fail_on", HELP["mlbatch_fail_on"], default=None)
@@ -57,7 +64,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 def pytest_configure(config: pytest.Config) -> None:
     active = config.getoption("mlbatch") or config.getoption("mlbatch_sandbox")
     if not active:
-        for flag in ("fix", "fix_dry_run"):
+        for flag in ("fix", "fix_dry_run", "mlbatch_job", "mlbatch_canary"):
             if config.getoption(flag):
                 raise pytest.UsageError(f"--{flag.replace('_', '-')} needs --mlbatch (or --mlbatch-sandbox)")
         return

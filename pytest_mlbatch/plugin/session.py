@@ -59,6 +59,8 @@ class MlbatchPlugin:
             fail_on=fail_on,
             cli_region=config.getoption("aws_region"),
             cli_profile=config.getoption("aws_profile"),
+            jobs=tuple(config.getoption("mlbatch_job") or ()),
+            canary=bool(config.getoption("mlbatch_canary")),
         )
         config.addinivalue_line("markers", "mlbatch: a pytest-mlbatch preflight check")
         if not config.pluginmanager.hasplugin("xdist"):
