@@ -93,7 +93,8 @@ _RULES: list[tuple[re.Pattern[str], Cause]] = [
     (re.compile(r"CannotPullContainerError", re.I),
      _c("image-pull-failed", INFRASTRUCTURE, "the image could not be pulled", ("IMG002", "IMG004", "NET003"),
         "check that the tag exists, the registry answers with credentials, and the subnets reach it")),
-    (re.compile(r"ResourceInitializationError.*(secret|ssm|asm|secretsmanager|parameter|kms)", re.I | re.S),
+    (re.compile(r"ResourceInitializationError.*(retrieve secret|secrets ?manager|\bssm\b|\basm\b|\bkms\b|"
+                r"GetSecretValue|GetParameters)", re.I | re.S),
      _c("secrets-unavailable", INFRASTRUCTURE, "the execution role could not read the job's secrets, or the "
         "subnet cannot reach Secrets Manager / SSM", ("IAM004", "NET003", "NET001"),
         "let the execution role read each secret (and its KMS key), and give the subnet a path to the service")),
