@@ -109,8 +109,7 @@ def diagnose(ctx: CheckContext, job: dict[str, Any]) -> Finding:
         evidence = runnable_evidence(ctx.inventory, _queue_compute_environments(ctx), facts)
     ids: list[str] = [i for c in found for i in c.checks]
     ids += [i for _, checks in evidence.problems for i in checks]
-    never_started = facts.status == "FAILED" and facts.exit_code is None and not facts.started_at
-    if facts.status == "FAILED" and not found and never_started:
+    if facts.status == "FAILED" and not found and facts.exit_code is None:  # no container ever exited: at start
         ids += START_SUSPECTS
     bad, unknown = _run_checks(ctx, tuple(dict.fromkeys(ids)))
     for cause in found:
