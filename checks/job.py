@@ -221,7 +221,8 @@ def _journal(ctx: CheckContext, resource: Resource) -> Any:
 def canary(ctx: CheckContext, resource: Resource) -> Finding:
     request = _request(ctx, resource)
     try:
-        run = cn.run_canary(ctx.inventory, request, journal=_journal(ctx, resource))
+        run = cn.run_canary(ctx.inventory, request, journal=_journal(ctx, resource),
+                            stop=getattr(ctx.runtime, "stop", None))
     except AwsError as exc:
         if exc.kind == "client":  # Batch refused the submission itself (e.g. a bad override): a finding
             return failed(f"Batch refused the canary: {exc}")
@@ -230,8 +231,9 @@ def canary(ctx: CheckContext, resource: Resource) -> Finding:
     if run.status == "SUCCEEDED":
         return passed(f"{where} SUCCEEDED in {run.seconds:.0f} s")
     note = ""
-    if run.timed_out:
-        note = f" did not finish within {request.timeout_s} s (canary.timeout)"
+    if run.timed_out or run.terminated or run.terminate_error:
+        note = (f" did not finish within {request.timeout_s} s (canary.timeout)" if run.timed_out
+                else " was still running when the run ended")
         note += "; terminated it" if run.terminated else f"; terminating it failed: {run.terminate_error}"
     job = run.job or {"jobId": run.job_id, "status": run.status}
     finding = diagnose(ctx, job)

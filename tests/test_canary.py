@@ -196,3 +196,28 @@ def test_the_guard_lets_the_canary_terminate_only_its_own_job(aws: Any) -> None:
         batch.terminate_job(jobId=job_id, reason="no")
     with inventory.guard.permit("batch:SubmitJob"), pytest.raises(ForbiddenCall, match="batch:TerminateJob"):
         batch.terminate_job(jobId=job_id, reason="no")
+
+
+def test_a_canary_waiting_in_another_thread_stops_and_terminates_its_job_when_the_run_ends(aws: Any) -> None:
+    """The prefetch pool runs the canary in a worker thread, where Ctrl-C does not arrive: the run's stop event
+    (set when pytest's test loop ends, by Ctrl-C or -x too) makes it stop waiting and terminate its job."""
+    import threading
+
+    _world(aws, "busybox:latest")
+    inventory = _inventory(aws)
+    stop = threading.Event()
+    request = CanaryRequest(queue="ml-queue", job_definition="ml-train", timeout_s=300, run_id="stopped")
+    runs: list[Any] = []
+    with jobs_held(aws):
+        waiter = threading.Thread(target=lambda: runs.append(run_canary(inventory, request, journal=lambda *a: None,
+                                                                        stop=stop, poll_s=0.2)))
+        waiter.start()
+        while not _jobs(aws):
+            threading.Event().wait(0.1)
+        stop.set()
+        waiter.join(timeout=30)
+    assert not waiter.is_alive()
+    (run,) = runs
+    assert run.terminated and not run.timed_out and run.seconds < 30
+    (job,) = _jobs(aws)
+    assert job["statusReason"] == "pytest-mlbatch canary interrupted"

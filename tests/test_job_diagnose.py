@@ -14,6 +14,7 @@ import pytest
 from backends import REGION
 from bat_fixtures import base_config, make_env
 from job_fixtures import batch_without_docker, failed_scaling_activity, job_reported_as
+from report_helpers import case_outcome, junit_cases, validate_junit, validate_report
 
 from pytest_mlbatch.analysis.jobreasons import JobFacts, causes, job_facts, match_reason, verdict
 
@@ -151,9 +152,18 @@ def test_cannot_pull_names_the_cause_and_the_failing_image_checks(preflight: Any
     reason = ("CannotPullContainerError: Error response from daemon: manifest for 123456789012.dkr.ecr.us-east-1."
               "amazonaws.com/mlmodel:1.0 not found: manifest unknown")
     # moto never reports a pull failure: the reason is patched into its DescribeJobs answer
+    junit = preflight.pytester.path / "compliance.xml"
     with job_reported_as(job_id, status="FAILED", statusReason="Task failed to start",
                          container={"reason": reason}):
-        result, report = preflight.run(base_config(), "--mlbatch-job", job_id)
+        result, report = preflight.run(base_config(), "--mlbatch-job", job_id, "--mlbatch-junit", str(junit))
+    validate_report(report)
+    # the diagnosis is an item like the others: a failed JUnit testcase in the JOB suite, first in the report
+    cases = {name: case for (suite, name), (_, case) in junit_cases(validate_junit(junit)).items()
+             if suite.startswith("JOB ")}
+    assert list(cases) == [f"JOB001 job-diagnosis [{job_id}]"]
+    assert case_outcome(cases[f"JOB001 job-diagnosis [{job_id}]"]) == "failure"
+    assert report["results"][0]["check_id"] == "JOB001"
+    result.stdout.fnmatch_lines([f"*FAILED mlbatch/{REGION}/job-{job_id}::JOB001[[]{job_id}[]]*"])
     row = _job_row(report)
     assert row["outcome"] == "failed", row
     message = row["message"]

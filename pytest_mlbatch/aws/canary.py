@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -91,11 +92,12 @@ class CanaryRun:
 
 
 def run_canary(inventory: Inventory, request: CanaryRequest, *, journal: Callable[[str, str, bool, Any], None],
-               poll_s: float = POLL_S, clock: Callable[[], float] = time.monotonic,
-               sleep: Callable[[float], None] = time.sleep) -> CanaryRun:
-    """Submit, poll DescribeJobs until SUCCEEDED/FAILED or `timeout_s`, and terminate the job unless it finished
-    (also on Ctrl-C or any error while waiting, which is then raised). `journal(call, job_id, ok, detail)` records
-    the submission and the termination as they happen. Raises AwsError if the submission fails."""
+               stop: threading.Event | None = None, poll_s: float = POLL_S,
+               clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> CanaryRun:
+    """Submit, poll DescribeJobs until SUCCEEDED/FAILED or `timeout_s`, and terminate the job unless it finished:
+    on timeout, when `stop` is set (the run is ending: Ctrl-C while the canary waits in another thread), or on
+    Ctrl-C or any error while waiting here (then raised). `journal(call, job_id, ok, detail)` records the
+    submission and the termination as they happen. Raises AwsError if the submission fails."""
     client = inventory.client("batch")
     guard = inventory.guard
     params = request.submit_params()
@@ -124,7 +126,10 @@ def run_canary(inventory: Inventory, request: CanaryRequest, *, journal: Callabl
             if clock() - start >= request.timeout_s:
                 run.timed_out = True
                 break
-            sleep(poll_s)
+            if stop is None:
+                sleep(poll_s)
+            elif stop.wait(poll_s) or stop.is_set():
+                break
     finally:
         run.seconds = clock() - start
         if not finished:

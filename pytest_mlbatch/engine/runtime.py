@@ -65,6 +65,7 @@ class Runtime:
         self.registry: Registry = load_checks()
         self.jobs = tuple(dict.fromkeys(jobs))
         self.canary = canary
+        self.stop = threading.Event()  # set when the run ends early (Ctrl-C, -x): a waiting canary stops waiting
         self.targets = _targets(settings, resolve_targets(settings, cli_region, cli_profile), self.jobs, canary)
         self.journal = Journal(rootdir / ".mlbatch" / "journal.jsonl")
         self._docker: Any = None

@@ -114,6 +114,13 @@ class MlbatchPlugin:
 
         write_summary(terminalreporter, self.results, self.runtime, verbose=config.getoption("verbose"))
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Any:
+        try:
+            return (yield)
+        finally:  # the items are done, or Ctrl-C / -x ended them: a canary still waiting in the prefetch pool
+            self.runtime.stop.set()  # stops waiting and terminates its job (before the pool is shut down)
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(self.config, "workerinput"):
             return
