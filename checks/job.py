@@ -87,10 +87,19 @@ def _run_checks(ctx: CheckContext, ids: tuple[str, ...]) -> tuple[list[str], lis
         for res in sub.resources(other.resource_kind):
             finding = evaluate(sub, res)
             if finding.outcome is Outcome.FAILED:
-                bad.append(f"{check_id} {res.id}: {finding.message}")
+                bad.append(f"{check_id} {res.id}: {_short(finding.message)}")
             elif finding.outcome is Outcome.ERROR:
-                unknown.append(f"{check_id} {res.id} could not be evaluated: {finding.message}")
-    return bad, unknown
+                unknown.append(f"{check_id} {res.id} could not be evaluated: {_short(finding.message)}")
+    return _capped(bad), _capped(unknown)
+
+
+def _short(text: str, limit: int = 400) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _capped(lines: list[str], limit: int = 8) -> list[str]:
+    """At most `limit` findings quoted (each check's own item has the rest)."""
+    return lines if len(lines) <= limit else [*lines[:limit], f"(+{len(lines) - limit} more: see their items)"]
 
 
 def _queue_compute_environments(ctx: CheckContext) -> list[dict[str, Any]]:

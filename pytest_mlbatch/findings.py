@@ -29,7 +29,7 @@ class Outcome(enum.StrEnum):
 
 
 AREAS: dict[str, str] = {
-    "JOB": "submitted jobs (--mlbatch-job, --mlbatch-canary)",
+    "JOB": "submitted jobs",
     "ENV": "account and local tooling",
     "IMG": "container image",
     "KEY": "EC2 key pair",

@@ -257,3 +257,65 @@ def test_the_job_options_need_mlbatch(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--mlbatch-job", "abc")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*--mlbatch-job needs --mlbatch*"])
+
+
+def test_on_two_xdist_workers_the_diagnosis_matches_and_the_canary_is_submitted_once(preflight: Any,
+                                                                                      aws: Any) -> None:
+    pytest.importorskip("xdist")
+    _, rev1 = _world(aws)
+    job_id = _submit(aws, rev1)
+    config = base_config(job_queue="ml-queue", job_definition="ml-train")
+    with batch_without_docker(aws):
+        _, report = preflight.run(config, "--mlbatch-job", job_id, "--mlbatch-canary", "-n", "2")
+    rows = {(r["target"], r["check_id"]): r for r in report["results"] if r["area"] == "JOB"}
+    assert set(rows) == {(f"{REGION}/job-{job_id}", "JOB001"), (REGION, "JOB002")}
+    assert rows[(f"{REGION}/job-{job_id}", "JOB001")]["outcome"] == "passed"
+    assert rows[(REGION, "JOB002")]["outcome"] == "passed", rows[(REGION, "JOB002")]
+    batch = aws.client("batch")
+    names = [j["jobName"] for j in batch.list_jobs(jobQueue="ml-queue", jobStatus="SUCCEEDED")["jobSummaryList"]]
+    assert sorted(n.split("-")[0] for n in names) == ["mlbatch", "train"]  # one canary, not one per worker
+
+
+def test_a_multi_node_node_is_diagnosed_by_its_own_id(preflight: Any, aws: Any) -> None:
+    """moto has no multi-node node ids (`id#N`): its DescribeJobs is replaced for this one id, with a node's
+    document as AWS returns it (a Host EC2 termination), and the test says so."""
+    from bat_fixtures import replaced_backend
+    from job_fixtures import moto
+
+    _, rev1 = _world(aws)
+    parent = _submit(aws, rev1)
+    node = f"{parent}#1"
+    original = moto.batch.models.BatchBackend.describe_jobs
+
+    def describe_jobs(self: Any, jobs: list[str] | None) -> list[dict[str, Any]]:
+        if jobs == [node]:
+            (doc,) = original(self, [parent])
+            return [{**doc, "jobId": node, "status": "FAILED", "nodeDetails": {"nodeIndex": 1, "isMainNode": False},
+                     "statusReason": "Host EC2 (instance i-0abc) terminated.", "container": {}}]
+        return list(original(self, jobs))
+
+    with replaced_backend(moto.batch.models.BatchBackend, "describe_jobs", describe_jobs):
+        _, report = preflight.run(base_config(), "--mlbatch-job", node)
+    row = _job_row(report)
+    assert row["resource"] == node and row["outcome"] == "failed", row
+    assert "Host EC2 (instance i-0abc) terminated." in row["message"] and "retryStrategy" in row["message"]
+
+
+def test_a_runnable_job_with_no_reason_and_no_evidence_waits_its_turn_then_counts_as_stuck(preflight: Any,
+                                                                                            aws: Any) -> None:
+    import time
+
+    _, rev1 = _world(aws)
+    job_id = _submit(aws, rev1)
+    now_ms = int(time.time() * 1000)
+    runnable = {"status": "RUNNABLE", "stoppedAt": None, "startedAt": None, "container": {}, "statusReason": None}
+    with job_reported_as(job_id, createdAt=now_ms - 30_000, **runnable):
+        _, report = preflight.run(base_config(), "--mlbatch-job", job_id, "-k", "JOB001")
+    row = _job_row(report)
+    assert row["outcome"] == "passed" and row["message"].startswith("waiting its turn: RUNNABLE"), row
+    assert "no Auto Scaling group named ml-ce-asg-*" in row["message"]
+    with job_reported_as(job_id, createdAt=now_ms - 2 * 3600_000, **runnable):
+        _, report = preflight.run(base_config(), "--mlbatch-job", job_id, "-k", "JOB001")
+    row = _job_row(report)
+    assert row["outcome"] == "failed" and row["message"].startswith("stuck (unknown): RUNNABLE"), row
+    assert "(submitted 2.0 h ago)" in row["message"]

@@ -77,7 +77,7 @@ class RunTarget(Target):
         if not self.region:
             return None, (SUBMITTED_JOB, "no AWS region resolved (see ENV002)", "error")
         try:
-            job = describe_job(self.inventory, self.job_id)
+            job = describe_job(self.inventory, self.job_id.rsplit("/", 1)[-1])  # an ARN: DescribeJobs takes ids
         except AwsError as exc:
             return None, (SUBMITTED_JOB, f"could not read job {self.job_id}: {exc}", "error")
         if job is None:
