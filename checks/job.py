@@ -107,6 +107,17 @@ def _queue_compute_environments(ctx: CheckContext) -> list[dict[str, Any]]:
     return list(found) if isinstance(found, list) else []
 
 
+def _retry_facts(ctx: CheckContext) -> str:
+    """For a lost host: is the queue on Spot, and does the job definition retry (FM 45)?"""
+    spot = [str(ce.get("computeEnvironmentName")) for ce in _queue_compute_environments(ctx) if bi.is_spot(ce)]
+    jd = ctx.scope.discovered.get("job_definition")
+    retry = (jd or {}).get("retryStrategy") if isinstance(jd, dict) else None
+    attempts = int((retry or {}).get("attempts", 1))
+    where = f"Spot compute environment(s) {', '.join(spot)}" if spot else "no Spot compute environment in the queue"
+    return (f"{where}; the job definition retries {attempts} time(s)"
+            + (" — with attempts 1 a lost host fails the job" if attempts < 2 else ""))
+
+
 def diagnose(ctx: CheckContext, job: dict[str, Any]) -> Finding:
     """The job's state and reasons, their causes, the checks that show them, what to do; RUNNABLE jobs also get
     the scaling evidence of the queue's compute environments."""
@@ -123,6 +134,8 @@ def diagnose(ctx: CheckContext, job: dict[str, Any]) -> Finding:
     bad, unknown = _run_checks(ctx, tuple(dict.fromkeys(ids)))
     for cause in found:
         parts.append(f"cause ({cause.kind}): {cause.line()}")
+        if cause.code == "host-terminated":
+            parts.append(_retry_facts(ctx))
     if evidence.problems:
         parts.append("evidence: " + "; ".join(p for p, _ in evidence.problems))
     if evidence.facts:

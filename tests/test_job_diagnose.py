@@ -163,7 +163,10 @@ def test_cannot_pull_names_the_cause_and_the_failing_image_checks(preflight: Any
     assert list(cases) == [f"JOB001 job-diagnosis [{job_id}]"]
     assert case_outcome(cases[f"JOB001 job-diagnosis [{job_id}]"]) == "failure"
     assert report["results"][0]["check_id"] == "JOB001"
-    result.stdout.fnmatch_lines([f"*FAILED mlbatch/{REGION}/job-{job_id}::JOB001[[]{job_id}[]]*"])
+    result.stdout.fnmatch_lines(["*= mlbatch: submitted jobs =*",
+                                 f"JOB001 {job_id} ({REGION}/job-{job_id}): FAILED — failed (infrastructure)*",
+                                 "*= mlbatch preflight =*",
+                                 f"*FAILED mlbatch/{REGION}/job-{job_id}::JOB001[[]{job_id}[]]*"])
     row = _job_row(report)
     assert row["outcome"] == "failed", row
     message = row["message"]
@@ -299,6 +302,8 @@ def test_a_multi_node_node_is_diagnosed_by_its_own_id(preflight: Any, aws: Any) 
     row = _job_row(report)
     assert row["resource"] == node and row["outcome"] == "failed", row
     assert "Host EC2 (instance i-0abc) terminated." in row["message"] and "retryStrategy" in row["message"]
+    assert "no Spot compute environment in the queue; the job definition retries 1 time(s) — with attempts 1 a " \
+           "lost host fails the job" in row["message"]
 
 
 def test_a_runnable_job_with_no_reason_and_no_evidence_waits_its_turn_then_counts_as_stuck(preflight: Any,

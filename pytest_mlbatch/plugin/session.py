@@ -110,8 +110,10 @@ class MlbatchPlugin:
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         if hasattr(config, "workerinput"):
             return
+        from pytest_mlbatch.output.jobs import write_job_section
         from pytest_mlbatch.output.summary import write_summary
 
+        write_job_section(terminalreporter, self.results)
         write_summary(terminalreporter, self.results, self.runtime, verbose=config.getoption("verbose"))
 
     @pytest.hookimpl(wrapper=True)
