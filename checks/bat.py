@@ -53,6 +53,8 @@ def _job(ctx: CheckContext) -> tuple[JobSize, dict[str, Any] | None, str]:
     scope = ctx.scope
     if scope.job_definition or scope.job_definition_file:
         jd, why = bi.current_job_definition(ctx)
+        if jd is not None and scope.job is not None and scope.sources.get("job", "").startswith("submitted job"):
+            return scope.job, jd, scope.sources["job"]  # --mlbatch-job: the job's own size, overrides included
         if jd is not None:
             label = (f"job definition {jd.get('jobDefinitionName', '?')}:{jd.get('revision', '?')}"
                      if scope.job_definition else f"job definition file {scope.job_definition_file}")

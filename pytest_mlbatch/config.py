@@ -80,6 +80,16 @@ class Exemption:
 
 
 @dataclass(frozen=True)
+class CanaryConfig:
+    """The opt-in canary (--mlbatch-canary): its command, wait bound (s) and size (None: the minimum)."""
+
+    command: tuple[str, ...] = ("true",)
+    timeout: int = 600
+    vcpus: float | None = None
+    memory: int | None = None
+
+
+@dataclass(frozen=True)
 class TargetConfig:
     region: str | None = None
     profile: str | None = None
@@ -128,6 +138,7 @@ class Settings:
     severity: dict[str, str] = field(default_factory=dict)
     exempt: tuple[Exemption, ...] = ()
     targets: tuple[TargetConfig, ...] = ()
+    canary: CanaryConfig = field(default_factory=CanaryConfig)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -366,7 +377,7 @@ def _describe_pattern(pattern: str) -> str:
     hints = {
         "^\\d{12}$": "12 digits",
         "^[a-z]{2}(-[a-z]+)+-\\d+$": "a region such as us-east-1",
-        "^(ENV|IMG|KEY|SG|NET|IAM|BAT)\\d{3}$": "a check id such as NET003",
+        "^(ENV|IMG|KEY|SG|NET|IAM|BAT|JOB)\\d{3}$": "a check id such as NET003",
         "^\\d{4}-\\d{2}-\\d{2}$": "a date YYYY-MM-DD",
         TRUSTED_EGRESS_PATTERN: "a route target id such as tgw-0abc, pcx-0abc, eni-0abc, vpce-0abc, or a core "
                                 "network ARN",
@@ -457,8 +468,15 @@ def build(source: str, raw: dict[str, Any], *, region: str | None = None, profil
         severity=dict(checks.get("severity", {})),
         exempt=tuple(exempt),
         targets=tuple(TargetConfig(**t) for t in raw.get("targets", ())),
+        canary=_canary(raw.get("canary", {})),
         raw=raw,
     )
+
+
+def _canary(c: dict[str, Any]) -> CanaryConfig:
+    return CanaryConfig(command=tuple(c.get("command", CanaryConfig.command)),
+                        timeout=int(c.get("timeout", CanaryConfig.timeout)), vcpus=c.get("vcpus"),
+                        memory=c.get("memory"))
 
 
 def load(rootdir: Path, explicit: str | None, *, region: str | None = None, profile: str | None = None) -> Settings:

@@ -29,6 +29,7 @@ class Outcome(enum.StrEnum):
 
 
 AREAS: dict[str, str] = {
+    "JOB": "submitted jobs",
     "ENV": "account and local tooling",
     "IMG": "container image",
     "KEY": "EC2 key pair",

@@ -1,12 +1,13 @@
 """Derive the IAM policies pytest-mlbatch needs from the check registry: read-only for the preflight, extra for --fix.
 
-    python scripts/least_privilege.py            # (re)write docs/iam-policy-readonly.json and docs/iam-policy-fix.json
+    python scripts/least_privilege.py            # (re)write docs/iam-policy-{readonly,fix,canary}.json
     python scripts/least_privilege.py --check    # exit 1 if either file is out of date
     python scripts/least_privilege.py --markdown # print the README section
 
 The read-only policy is the union of every check's declared `permissions` plus what the run needs outside any
 check (the credentials gate). The fix policy is the union of every fixer's `fix_permissions` that the read-only
-policy does not already grant: attach it only when running `--fix`.
+policy does not already grant: attach it only when running `--fix`. The canary policy is what `--mlbatch-canary`
+sends (batch:SubmitJob, batch:TerminateJob of its own job, batch:TagResource): attach it only for that.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 READONLY_FILE = ROOT / "docs" / "iam-policy-readonly.json"
 FIX_FILE = ROOT / "docs" / "iam-policy-fix.json"
+CANARY_FILE = ROOT / "docs" / "iam-policy-canary.json"
 # Calls made outside any check: the credentials gate and every target's identity.
 ALWAYS = ("sts:GetCallerIdentity",)
 
@@ -44,6 +46,14 @@ def derive() -> tuple[dict[str, Any], dict[str, Any], dict[str, list[str]]]:
     users = {a: sorted(readonly.get(a, set()) | fix.get(a, set())) for a in {*readonly, *fix}}
     return (_policy("PytestMlbatchPreflightReadOnly", sorted(readonly, key=str.lower)),
             _policy("PytestMlbatchFix", fix_only), users)
+
+
+def canary_policy() -> dict[str, Any]:
+    """The writes checks send themselves when the user opts in (--mlbatch-canary): attach only for that."""
+    from pytest_mlbatch.engine.registry import load_checks
+
+    actions = sorted({a for c in load_checks() for a in c.run_permissions}, key=str.lower)
+    return _policy("PytestMlbatchCanary", actions)
 
 
 def render(policy: dict[str, Any]) -> str:
@@ -74,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         print(markdown(), end="")
         return 0
-    wanted = {READONLY_FILE: render(readonly), FIX_FILE: render(fix)}
+    wanted = {READONLY_FILE: render(readonly), FIX_FILE: render(fix), CANARY_FILE: render(canary_policy())}
     if args.check:
         stale = [str(p.relative_to(ROOT)) for p, text in wanted.items()
                  if not p.exists() or p.read_text() != text]

@@ -62,3 +62,14 @@ def test_markdown_section_has_both_policies() -> None:
     text = script().markdown()
     assert "iam-policy-readonly.json" in text and "iam-policy-fix.json" in text
     assert text.count("```json") == 2
+
+
+def test_canary_policy_is_current_and_the_only_place_submit_and_terminate_appear() -> None:
+    lp = script()
+    readonly, fix, _ = lp.derive()
+    canary = lp.canary_policy()
+    assert json.loads(lp.CANARY_FILE.read_text()) == canary
+    actions = canary["Statement"][0]["Action"]
+    assert {"batch:SubmitJob", "batch:TerminateJob", "batch:TagResource"} <= set(actions)
+    for policy in (readonly, fix):
+        assert not {"batch:SubmitJob", "batch:TerminateJob"} & set(policy["Statement"][0]["Action"])

@@ -14,7 +14,7 @@ from pytest_mlbatch.output.catalog import REGENERATE, catalog, main, read_only_p
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "checks.md"
 METADATA_KEYS = {"id", "slug", "title", "severity", "area", "resource", "permissions", "rationale", "remediation",
-                 "fixer", "fix_permissions"}
+                 "fixer", "fix_permissions", "run_permissions"}
 
 
 def test_docs_checks_md_is_generated_from_the_registry() -> None:

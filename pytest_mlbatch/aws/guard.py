@@ -114,10 +114,28 @@ class Guard:
         finally:
             self._local.state = previous
 
+    @contextlib.contextmanager
+    def permit(self, call: str, allowed: Callable[[dict[str, Any]], bool] | None = None) -> Iterator[None]:
+        """While this block runs, let exactly one named write through (the opt-in canary's "batch:SubmitJob", or
+        "batch:TerminateJob" of its own job), when `allowed` accepts its API parameters. Every other write stays
+        refused as before."""
+        previous = getattr(self._local, "permit", None)
+        self._local.permit = (call, allowed)
+        try:
+            yield
+        finally:
+            self._local.permit = previous
+
+    def _permitted(self, call: str, params: dict[str, Any]) -> bool:
+        permit = getattr(self._local, "permit", None)
+        if permit is None or permit[0] != call:
+            return False
+        return permit[1] is None or bool(permit[1](dict(params)))
+
     def _before(self, client: Any, model: Any, params: dict[str, Any]) -> None:
         op = str(model.name)
         service = str(model.service_model.signing_name)
-        if is_read(op):
+        if is_read(op) or self._permitted(f"{service}:{op}", params):
             return
         state = self._state()
         call = f"{service}:{op}"

@@ -84,6 +84,8 @@ class NotFixable(Exception):
 
 
 Fixer = Callable[["CheckContext", Resource, Finding], FixPlan]
+# What a check that itself changes something (the opt-in canary) would do: --fix-dry-run shows this plan instead.
+Planner = Callable[["CheckContext", Resource], FixPlan]
 
 
 @dataclass
@@ -104,6 +106,8 @@ class Check:
     fix_permissions: tuple[str, ...] = ()
     fix_summary: str = ""
     fix_needs_docker: bool = False  # the fixer (not the check) uses the local Docker daemon, e.g. to push
+    run_permissions: tuple[str, ...] = ()  # writes the check itself sends, only when the user opts in (canary)
+    planner: Planner | None = None  # with run_permissions: the plan --fix-dry-run shows instead of running it
 
     @property
     def area(self) -> str:
@@ -136,6 +140,7 @@ class Check:
             "remediation": self.remediation,
             "fixer": self.fix_summary or None,
             "fix_permissions": list(self.fix_permissions),
+            "run_permissions": list(self.run_permissions),
         }
 
 

@@ -62,6 +62,7 @@ def check(
     rationale: str,
     remediation: str,
     needs_docker: bool = False,
+    run_permissions: Sequence[str] = (),
     registry: Registry | None = None,
 ) -> Callable[[Evaluator], Check]:
     """Decorator turning an evaluate function into a registered Check."""
@@ -79,6 +80,7 @@ def check(
                 remediation=remediation,
                 evaluate=fn,
                 needs_docker=needs_docker,
+                run_permissions=tuple(run_permissions),
             )
         )
 

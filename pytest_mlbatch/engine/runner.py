@@ -112,6 +112,8 @@ def run(runtime: Runtime, check: Check, target: Target, resource: Resource) -> I
     if finding is None:
         finding = gate(runtime, check, target)
     ctx = CheckContext(runtime, target, check)
+    if finding is None and runtime.fix_dry_run and check.planner is not None:
+        finding, fix, plan_text = _dry_run(ctx, resource)
     if finding is None:
         finding = evaluate(ctx, resource)
         if finding.outcome is Outcome.FAILED and check.fixer is not None and (runtime.fix or runtime.fix_dry_run):
@@ -152,6 +154,18 @@ def _account(target: Target) -> str | None:
 
 
 FixOutcome = tuple[Finding, dict[str, Any] | None, str | None]
+
+
+def _dry_run(ctx: CheckContext, resource: Resource) -> FixOutcome:
+    """A check that changes something itself (the canary) is not run by --fix-dry-run: its plan is shown."""
+    assert ctx.check.planner is not None
+    try:
+        plan = ctx.check.planner(ctx, resource)
+    except NotApplicable as exc:
+        return skipped(str(exc)), None, None
+    except (NotEvaluable, AwsError) as exc:
+        return error(str(exc)), None, None
+    return skipped(f"dry run (--fix-dry-run): would {plan.action}"), plan.as_json(False), plan.describe()
 
 
 def _plan(runtime: Runtime, ctx: CheckContext, resource: Resource, finding: Finding) -> FixPlan | FixOutcome:

@@ -2,17 +2,43 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from pathlib import Path
 from typing import Any
 
-from pytest_mlbatch.aws.target import Target, resolve_targets
+from pytest_mlbatch.aws.jobs import RunTarget
+from pytest_mlbatch.aws.target import Target, TargetSpec, resolve_targets
 from pytest_mlbatch.config import Settings
 from pytest_mlbatch.engine.context import Check
 from pytest_mlbatch.engine.journal import Journal
 from pytest_mlbatch.engine.registry import Registry, load_checks
 from pytest_mlbatch.findings import NotEvaluable, Severity
+
+
+def _targets(settings: Settings, specs: list[TargetSpec], jobs: tuple[str, ...], canary: bool) -> list[Target]:
+    """The configured targets, unless --mlbatch-job alone scopes the run to jobs; then one target per job, in the
+    configured target of its ARN's account and region (a bare id: the first target), labelled with the job."""
+    targets: list[Target] = []
+    if canary or not jobs:
+        targets = [RunTarget(spec, settings, canary=canary) for spec in specs]
+    for job in jobs:
+        spec = _spec_for(job, specs)
+        label = f"{spec.label}/job-{job.rsplit('/', 1)[-1]}"
+        targets.append(RunTarget(dataclasses.replace(spec, label=label), settings, job_id=job))
+    return targets
+
+
+def _spec_for(job: str, specs: list[TargetSpec]) -> TargetSpec:
+    if job.startswith("arn:"):
+        parts = job.split(":")
+        region, account = parts[3], parts[4]
+        for spec in specs:
+            if spec.region == region and (spec.account_id in (None, account)):
+                return spec
+        return dataclasses.replace(specs[0], region=region, region_source=f"the job ARN {job}", label=region)
+    return specs[0]
 
 
 class Runtime:
@@ -27,6 +53,8 @@ class Runtime:
         cli_region: str | None = None,
         cli_profile: str | None = None,
         today: dt.date | None = None,
+        jobs: tuple[str, ...] = (),
+        canary: bool = False,
     ) -> None:
         self.settings = settings
         self.rootdir = rootdir
@@ -35,7 +63,10 @@ class Runtime:
         self.fail_on = Severity(fail_on)
         self.today = today or dt.date.today()
         self.registry: Registry = load_checks()
-        self.targets = [Target(spec, settings) for spec in resolve_targets(settings, cli_region, cli_profile)]
+        self.jobs = tuple(dict.fromkeys(jobs))
+        self.canary = canary
+        self.stop = threading.Event()  # set when the run ends early (Ctrl-C, -x): a waiting canary stops waiting
+        self.targets = _targets(settings, resolve_targets(settings, cli_region, cli_profile), self.jobs, canary)
         self.journal = Journal(rootdir / ".mlbatch" / "journal.jsonl")
         self._docker: Any = None
         self._docker_error: str | None = None

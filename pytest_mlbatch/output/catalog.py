@@ -99,6 +99,9 @@ def render_markdown(data: dict[str, Any] | None = None) -> str:
             if c["fixer"]:
                 out.append(f"- `--fix`: {_cell(c['fixer'])} (permissions: "
                            f"{', '.join(f'`{p}`' for p in c['fix_permissions']) or 'none'})")
+            if c.get("run_permissions"):
+                out.append(f"- Opt-in writes (never implied by `--fix`): "
+                           f"{', '.join(f'`{p}`' for p in c['run_permissions'])}")
             out.append("")
     read = {p for c in rows for p in c["permissions"]}
     fix_permissions = sorted({p for c in rows for p in c["fix_permissions"]} - read)

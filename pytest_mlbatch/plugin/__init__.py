@@ -21,6 +21,11 @@ HELP = {
     "mlbatch_list_checks": "print the check catalog (id, severity, title, fixer) and exit",
     "mlbatch_allow_unchecked": "let a run pass in which no check beyond credentials and region, at or above "
                                "--mlbatch-fail-on, was evaluated (by default such a run fails: it checked nothing)",
+    "mlbatch_job": "diagnose this submitted job (id, array child id:N, multi-node node id#N, or ARN; repeatable): "
+                   "the preflight is scoped to its queue and job definition revision, and a JOB001 item explains "
+                   "its state",
+    "mlbatch_canary": "submit one short canary job to the queue with the job definition, wait for it (canary.timeout)"
+                      " and report SUCCEEDED or why not; opt-in, never implied by --fix",
     "mlbatch_concurrency": "at most this many AWS calls in flight per target (account and region), default 16; "
                            "1: checks are evaluated one at a time, each call in turn",
 }
@@ -42,6 +47,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mlbatch-list-checks", action="store_true", default=False, help=HELP["mlbatch_list_checks"])
     group.addoption("--mlbatch-allow-unchecked", action="store_true", default=False,
                     help=HELP["mlbatch_allow_unchecked"])
+    group.addoption("--mlbatch-job", metavar="JOB_ID", action="append", default=[], help=HELP["mlbatch_job"])
+    group.addoption("--mlbatch-canary", action="store_true", default=False, help=HELP["mlbatch_canary"])
     group.addoption("--mlbatch-concurrency", metavar="N", type=int, default=None, help=HELP["mlbatch_concurrency"])
     parser.addini("mlbatch_config", HELP["mlbatch_config"], default=None)
     parser.addini("mlbatch_fail_on", HELP["mlbatch_fail_on"], default=None)
@@ -62,7 +69,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 def pytest_configure(config: pytest.Config) -> None:
     active = config.getoption("mlbatch") or config.getoption("mlbatch_sandbox")
     if not active:
-        for flag in ("fix", "fix_dry_run"):
+        for flag in ("fix", "fix_dry_run", "mlbatch_job", "mlbatch_canary"):
             if config.getoption(flag):
                 raise pytest.UsageError(f"--{flag.replace('_', '-')} needs --mlbatch (or --mlbatch-sandbox)")
         return

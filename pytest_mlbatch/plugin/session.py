@@ -83,6 +83,8 @@ class MlbatchPlugin:
             fail_on=fail_on,
             cli_region=config.getoption("aws_region"),
             cli_profile=config.getoption("aws_profile"),
+            jobs=tuple(config.getoption("mlbatch_job") or ()),
+            canary=bool(config.getoption("mlbatch_canary")),
         )
         if runtime.fix:
             from pytest_mlbatch.engine.journal import JournalPathError
@@ -142,12 +144,21 @@ class MlbatchPlugin:
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         if hasattr(config, "workerinput"):
             return
+        from pytest_mlbatch.output.jobs import write_job_section
         from pytest_mlbatch.output.summary import write_summary
 
+        write_job_section(terminalreporter, self.results)
         write_summary(terminalreporter, self.results, self.runtime, verbose=config.getoption("verbose"),
                       allow_unchecked=allow_unchecked(config))
         for problem in self.report_problems:  # a usage error, shown after the results it could not save
             terminalreporter.write_line(f"ERROR: {problem}", red=True, bold=True)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Any:
+        try:
+            return (yield)
+        finally:  # the items are done, or Ctrl-C / -x ended them: a canary still waiting in the prefetch pool
+            self.runtime.stop.set()  # stops waiting and terminates its job (before the pool is shut down)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(self.config, "workerinput"):
