@@ -3,6 +3,7 @@ pairs as typed facts, and what is not there is absent rather than guessed."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +56,35 @@ def test_key_pairs_are_the_configured_ones_that_exist(aws: Aws) -> None:
     assert list(pairs) == ["ml-batch-key"]
     assert pairs["ml-batch-key"].fingerprint == made["KeyFingerprint"] and pairs["ml-batch-key"].id
     assert world(aws, key_name="not-there").key_pairs() == {}
+
+
+def test_the_job_is_its_definition_resolved(aws: Aws) -> None:
+    env = make_env(aws)
+    arn = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:ml/token-AbCdEf"
+    env.job_definition("ml-train", vcpus="4", memory="16384", gpus="1", executionRoleArn=env.execution_role_arn,
+                       secrets=[{"name": "TOKEN", "valueFrom": arn}, {"name": "DB", "valueFrom": "/ml/db"}],
+                       logConfiguration={"logDriver": "awslogs", "options": {"awslogs-group": "/ml/train"}})
+
+    job = world(aws, job_definition="ml-train").job()
+
+    assert job is not None and job.name == "ml-train" and job.revision == 1 and job.source == "batch"
+    assert job.image and job.image.endswith("/mlmodel:1.0") and job.platforms == ("EC2",)
+    assert job.execution_role == env.execution_role_arn and job.job_role == env.job_role_arn
+    assert [(s.name, s.store) for s in job.secrets] == [("TOKEN", "secretsmanager"), ("DB", "ssm")]
+    assert job.log is not None and job.log.driver == "awslogs" and job.log.option("awslogs-group") == "/ml/train"
+    assert (job.size.vcpus, job.size.memory, job.size.gpus) == (4.0, 16384, 1)
+    assert not job.multi_node and job.retry_attempts is None
+    assert world(aws, job_definition="not-registered").job() is None
+
+
+def test_a_local_job_definition_file_is_the_job_too(aws: Aws, tmp_path: Path) -> None:
+    doc = {"jobDefinitionName": "ml-train", "type": "container", "retryStrategy": {"attempts": 3},
+           "containerProperties": {"image": "busybox", "resourceRequirements": [
+               {"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}]}}
+    (tmp_path / "jd.json").write_text(json.dumps(doc))
+    inventory = Inventory(boto3.Session(region_name=REGION), REGION)
+
+    job = AwsWorld(inventory, Scope(job_definition_file="jd.json"), REGION, tmp_path).job()
+
+    assert job is not None and job.source == str(tmp_path / "jd.json") and job.revision is None
+    assert job.image == "busybox" and job.retry_attempts == 3 and job.secrets == () and job.log is None

@@ -9,7 +9,9 @@ from typing import Any
 
 from pytest_mlbatch.aws import batchinfo, reads
 from pytest_mlbatch.aws.inventory import Inventory
+from pytest_mlbatch.findings import NotEvaluable
 from pytest_mlbatch.model.compute import ComputeEnvironment, InstanceType, KeyPair, LaunchTemplateRef
+from pytest_mlbatch.model.job import Job, LogConfiguration, Secret
 from pytest_mlbatch.model.scope import Scope
 
 
@@ -54,6 +56,40 @@ def instance_type(doc: Mapping[str, Any]) -> InstanceType:
     )
 
 
+def job(doc: Mapping[str, Any], source: str = "batch") -> Job:
+    """A job definition (DescribeJobDefinitions entry, or RegisterJobDefinition input from a file) as a model job.
+    Raises NotEvaluable where a field the model needs is malformed (BAT003 reports the document itself)."""
+    cont = batchinfo.container(dict(doc))
+    log = cont.get("logConfiguration")
+    retry = doc.get("retryStrategy") or {}
+    try:
+        secrets = tuple(Secret(str(s["name"]), str(s["valueFrom"])) for s in cont.get("secrets") or [])
+        log_config = (LogConfiguration(str(log["logDriver"]),
+                                       tuple(sorted((str(k), str(v)) for k, v in (log.get("options") or {}).items())))
+                      if isinstance(log, Mapping) and log.get("logDriver") else None)
+        attempts = int(retry["attempts"]) if retry.get("attempts") is not None else None
+        revision = int(doc["revision"]) if doc.get("revision") is not None else None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise NotEvaluable(f"job definition {doc.get('jobDefinitionName', '?')}: a field is malformed ({exc}) "
+                           "(see BAT003)") from None
+    credentials = cont.get("repositoryCredentials") or {}
+    return Job(
+        name=str(doc.get("jobDefinitionName", "")),
+        revision=revision,
+        source=source,
+        platforms=tuple(batchinfo.platform_capabilities(dict(doc))),
+        image=str(cont["image"]) if cont.get("image") else None,
+        execution_role=cont.get("executionRoleArn"),
+        job_role=cont.get("jobRoleArn"),
+        secrets=secrets,
+        repository_credentials=credentials.get("credentialsParameter") if isinstance(credentials, Mapping) else None,
+        log=log_config,
+        size=batchinfo.job_size(dict(doc)),
+        multi_node=doc.get("type") == "multinode" or isinstance(doc.get("nodeProperties"), Mapping),
+        retry_attempts=attempts,
+    )
+
+
 class AwsWorld:
     """World for one target, read through its inventory with the scope discovery completed."""
 
@@ -70,6 +106,13 @@ class AwsWorld:
     def path(self, value: str) -> Path:  # batchinfo.Where
         p = Path(value).expanduser()
         return p if p.is_absolute() else self.rootdir / p
+
+    def job(self) -> Job | None:
+        jd, _ = batchinfo.current_job_definition(self)
+        if jd is None:
+            return None
+        source = "batch" if self.scope.job_definition else str(self.path(self.scope.job_definition_file or ""))
+        return job(jd, source)
 
     def compute_environments(self) -> Sequence[ComputeEnvironment]:
         return [compute_environment(ce) for _, ce in batchinfo.scope_compute_environments(self) if ce is not None]

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from pytest_mlbatch.model.compute import ComputeEnvironment, InstanceType, KeyPair
+from pytest_mlbatch.model.job import Job
 
 
 class World(Protocol):
@@ -16,6 +17,11 @@ class World(Protocol):
 
     @property
     def region(self) -> str | None: ...
+
+    def job(self) -> Job | None:
+        """The job definition the job runs (the named one, else the local file); None when there is neither or the
+        named one does not exist (BAT003 says which)."""
+        ...
 
     def compute_environments(self) -> Sequence[ComputeEnvironment]:
         """The scope's compute environments that exist, in the queue's order (missing ones are absent)."""
