@@ -537,7 +537,8 @@ DOCKER_DEFAULT_SHM_MIB = 64
 
 @check(
     id="BAT007", slug="shared-memory", title="A GPU/PyTorch job on EC2 sets shared memory",
-    severity="low", resource="job_definition", permissions=["batch:DescribeJobDefinitions"],
+    severity="low", resource="job_definition",
+    permissions=["batch:DescribeJobDefinitions", "batch:DescribeComputeEnvironments"],
     rationale="Docker gives a container a 64 MB /dev/shm; PyTorch DataLoader workers pass batches through it "
               "and die with 'Bus error ... insufficient shared memory' after hours of training.",
     remediation="Set containerProperties.linuxParameters.sharedMemorySize (MiB), e.g. a quarter of the job's "

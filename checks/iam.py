@@ -17,6 +17,8 @@ from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resour
 
 READ_ROLE = ["iam:GetRole", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:GetRolePolicy",
              "iam:GetPolicy", "iam:GetPolicyVersion", "iam:SimulatePrincipalPolicy"]
+# what telling Batch on EKS from Batch on ECS reads (the compute environments, the job definition)
+BATCH_ON_EKS = ["batch:DescribeComputeEnvironments", "batch:DescribeJobDefinitions"]
 BATCH_POLICY = "service-role/AWSBatchServiceRole"
 EC2_ROLE_POLICY = "service-role/AmazonEC2ContainerServiceforEC2Role"
 EXECUTION_POLICY = "service-role/AmazonECSTaskExecutionRolePolicy"
@@ -225,7 +227,7 @@ def create_batch_slr(ctx: CheckContext, res: Resource, finding: Finding) -> FixP
 # -- IAM002 ------------------------------------------------------------------------------------------------
 @check(
     id="IAM002", slug="ecs-instance-role", title="The ECS instance role trusts EC2 and has the ECS agent's rights",
-    severity="critical", resource="instance_role", permissions=READ_ROLE,
+    severity="critical", resource="instance_role", permissions=[*READ_ROLE, *BATCH_ON_EKS],
     rationale="Instances whose role cannot register with ECS or pull from ECR never join the cluster: the "
               "compute environment is invalidated and jobs stay RUNNABLE.",
     remediation="Let ec2.amazonaws.com assume the instance role and attach AmazonEC2ContainerServiceforEC2Role "
@@ -383,7 +385,7 @@ def log_group(jd: dict[str, Any] | None) -> str:
 @check(
     id="IAM004", slug="execution-role", title="The execution role trusts ECS tasks and can pull, log, read secrets",
     severity="high", resource="execution_role",
-    permissions=[*READ_ROLE, "batch:DescribeJobDefinitions"],
+    permissions=[*READ_ROLE, *BATCH_ON_EKS],
     rationale="Fargate jobs (and jobs with secrets) start only if the execution role, assumed by "
               "ecs-tasks.amazonaws.com, can pull the image, write logs and read every secret the job names.",
     remediation="Let ecs-tasks.amazonaws.com assume the execution role, attach AmazonECSTaskExecutionRolePolicy, "
@@ -426,7 +428,7 @@ def declared_requests(ctx: CheckContext) -> list[Request]:
 
 @check(
     id="IAM005", slug="job-role", title="The job role trusts ECS tasks and allows every declared action",
-    severity="high", resource="job_role", permissions=READ_ROLE,
+    severity="high", resource="job_role", permissions=[*READ_ROLE, *BATCH_ON_EKS],
     rationale="The job's code runs with the job role: if ecs-tasks.amazonaws.com cannot assume it, or it lacks "
               "an action the job needs (say s3:GetObject on the training data), the job fails after it started.",
     remediation="Let ecs-tasks.amazonaws.com assume the job role and allow each iam.job_role.allow action on its "

@@ -137,3 +137,13 @@ def test_fix_and_dry_run_exclude_each_other(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--mlbatch", "--fix", "--fix-dry-run")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["ERROR: --fix and --fix-dry-run exclude each other*"])
+
+
+def test_network_trusted_egress() -> None:
+    from pytest_mlbatch import config as cfg
+
+    built = cfg.build("t", {"version": 1, "network": {"trusted_egress": ["tgw-0abc", "vpce-0fw"]}})
+    assert built.trusted_egress == ("tgw-0abc", "vpce-0fw")
+    with pytest.raises(cfg.ConfigError, match=r"network.trusted_egress\[0\]: 'nat-0abc' does not have the expected "
+                                              r"form \(a route target id such as tgw-0abc"):
+        cfg.build("t", {"version": 1, "network": {"trusted_egress": ["nat-0abc"]}})

@@ -136,14 +136,9 @@ def is_eks(ce: dict[str, Any]) -> bool:
 def eks_reason(ctx: Where) -> str | None:
     """Why the scope runs AWS Batch on Amazon EKS (every compute environment is an EKS one, or the job definition
     has eksProperties), else None. Checks of what only ECS needs skip with this reason instead of judging EKS by
-    ECS rules. Unreadable Batch resources give None (their own checks report them)."""
-    from pytest_mlbatch.aws.inventory import AwsError
-
-    try:
-        ces = list({ce["computeEnvironmentArn"]: ce for ce in compute_environments(ctx).values()}.values())
-        jd = job_definition(ctx)
-    except (AwsError, NotEvaluable):
-        return None
+    ECS rules. A Batch read that fails raises (AwsError): the check is then an error, never a pass on a guess."""
+    ces = list({ce["computeEnvironmentArn"]: ce for ce in compute_environments(ctx).values()}.values())
+    jd = job_definition(ctx)
     if ces and all(is_eks(ce) for ce in ces):
         names = ", ".join(sorted(str(ce.get("computeEnvironmentName")) for ce in ces))
         return f"Batch on Amazon EKS (compute environment {names} runs on an EKS cluster)"
