@@ -155,7 +155,7 @@ def diagnose(ctx: CheckContext, job: dict[str, Any]) -> Finding:
         kind = verdict(found)
         if kind == "unknown" and bad:
             kind = "infrastructure"
-        if not found and not bad:
+        if not found and not bad and not unknown:
             message += (". No documented reason matched and no related check fails: read the log stream; what "
                         "this tool does not model (the job's own code, the AMI, user data) may be the cause")
         return failed(f"failed ({kind}): {message}")

@@ -76,11 +76,12 @@ class CanaryRequest:
 
 @dataclass
 class CanaryRun:
-    """What happened: the job id (None if submitting failed), its last description, time taken, whether it was
-    terminated, and why not finished."""
+    """What happened: the job id (None if submitting failed), its last description while waiting (what a diagnosis
+    reads), its description after a termination, time taken, whether it was terminated, and why not finished."""
 
     job_id: str | None = None
     job: dict[str, Any] | None = None
+    after_termination: dict[str, Any] | None = None
     seconds: float = 0.0
     terminated: bool = False
     timed_out: bool = False
@@ -154,7 +155,7 @@ def _terminate(inventory: Inventory, run: CanaryRun, journal: Callable[[str, str
             journal("batch:TerminateJob", job_id, False, str(err))
     try:
         found = client.describe_jobs(jobs=[job_id]).get("jobs", [])
-        run.job = found[0] if found else run.job
+        run.after_termination = found[0] if found else None
     except Exception as exc:  # the termination was sent; what it did is read by the next run
         run.terminate_error = run.terminate_error or str(classify("batch:DescribeJobs", exc))
 
