@@ -321,8 +321,6 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-
-
 TRUSTED_EGRESS_PATTERN = ("^((tgw|pcx|eni|vpce|i|lgw|cagw)-[0-9a-zA-Z]+|arn:[a-z-]+:networkmanager::\\d{12}:"
                           "core-network/[0-9a-zA-Z-]+)$")
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
