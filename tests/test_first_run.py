@@ -294,3 +294,14 @@ def test_slow_reads_are_named_while_the_run_waits(preflight, aws: Aws, counted) 
                      r"\(\d+ s\)", collecting, re.M), out
     assert re.search(r"^mlbatch: KEY001 ml-batch-key: waiting \d+ s for \S+ in us-east-1", out, re.M), out
     assert preflight.result(report, "KEY001")["outcome"] == "failed"
+
+
+def test_a_line_names_its_resource_once() -> None:
+    from pytest_mlbatch.output.results import problem_line
+
+    uri = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlmodel:latest"
+    row = {"check_id": "IMG009", "resource": uri, "message": f"{uri} uses the mutable tag latest",
+           "remediation": "pin it"}
+    assert problem_line(row) == f"IMG009 {uri} — uses the mutable tag latest → pin it"
+    row = {"check_id": "NET003", "resource": "subnet-0b", "message": "subnet-0b: private", "remediation": "r"}
+    assert problem_line(row).count("subnet-0b") == 1
