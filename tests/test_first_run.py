@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 from backends import Aws
 
 from pytest_mlbatch import config as cfg
+
+pytest_plugins = ("scale_fixtures",)
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -274,3 +277,31 @@ def test_sandbox_decides_on_the_seeded_world_and_only_the_documented_problems_re
     assert iam003["resource"] == "ecsInstanceRole"  # the profile the compute environment names is the one created
     assert next(r for r in rows if r["check_id"] == "BAT006")["outcome"] == "passed"
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+# -- progress --------------------------------------------------------------------------------------------------------
+def test_slow_reads_are_named_while_the_run_waits(preflight, aws: Aws, counted) -> None:
+    """A slow endpoint (a real HTTP delay in front of moto): collection says which discovery read it waits for and
+    for how long, and so does an item waiting on its check's read; then the results come as usual."""
+    from wsgi_backend import Fault
+
+    counted.set(Fault("slow", "batch:DescribeJobQueues", delay=5), Fault("slow", "ec2:DescribeKeyPairs", delay=5))
+    result, report = preflight.run({"version": 1, "region": "us-east-1", "key_pair": {"name": "ml-batch-key"},
+                                    "batch": {"job_queue": "ml-queue"}}, "--mlbatch-allow-unchecked")
+    out = result.stdout.str()
+    collecting = out[:out.index("collected ")]
+    assert re.search(r"^mlbatch: discovering us-east-1: waiting \d+ s for batch:DescribeJobQueues in us-east-1 "
+                     r"\(\d+ s\)", collecting, re.M), out
+    assert re.search(r"^mlbatch: KEY001 ml-batch-key: waiting \d+ s for \S+ in us-east-1", out, re.M), out
+    assert preflight.result(report, "KEY001")["outcome"] == "failed"
+
+
+def test_a_line_names_its_resource_once() -> None:
+    from pytest_mlbatch.output.results import problem_line
+
+    uri = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlmodel:latest"
+    row = {"check_id": "IMG009", "resource": uri, "message": f"{uri} uses the mutable tag latest",
+           "remediation": "pin it"}
+    assert problem_line(row) == f"IMG009 {uri} — uses the mutable tag latest → pin it"
+    row = {"check_id": "NET003", "resource": "subnet-0b", "message": "subnet-0b: private", "remediation": "r"}
+    assert problem_line(row).count("subnet-0b") == 1

@@ -41,7 +41,7 @@ def test_regions_each_checked_in_one_run(preflight, aws: Aws) -> None:
     assert key["eu-west-1"]["outcome"] == "passed"
     assert {r["region"] for r in key.values()} == {"us-east-1", "eu-west-1"}
     assert rows(report, "ENV002")["eu-west-1"]["message"] == "eu-west-1 (from targets[1].region)"
-    result.stdout.fnmatch_lines(["*mlbatch/us-east-1::KEY001*ml-batch-key*"])
+    result.stdout.fnmatch_lines(["*KEY001 ml-batch-key (us-east-1) — key pair 'ml-batch-key' does not exist*"])
     assert result.ret == 1
 
 

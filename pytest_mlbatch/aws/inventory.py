@@ -6,6 +6,7 @@ import contextlib
 import json
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
@@ -215,6 +216,7 @@ class Inventory:
         self._client_lock = threading.Lock()  # boto3 sessions may not make clients concurrently; lookups go on
         self.ahead: Executor | None = None  # set by the preflight's prefetch plugin; None: read_ahead does nothing
         self._slots: threading.BoundedSemaphore | None = None
+        self._in_flight: dict[int, tuple[str, str, float]] = {}
 
     def limit_in_flight(self, calls: int | None) -> None:
         """At most `calls` AWS requests of this target at a time (None: no limit beyond the callers' threads).
@@ -251,6 +253,25 @@ class Inventory:
         return f"{client.meta.service_model.signing_name}:{api}"
 
     @contextlib.contextmanager
+    def _reading(self, operation: str, region: str | None) -> Iterator[None]:
+        """Record a read in flight (what it is, where, since when), for progress on slow endpoints."""
+        token = object()
+        with self._lock:
+            self._in_flight[id(token)] = (operation, region or self.region or "?", time.monotonic())
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight.pop(id(token), None)
+
+    def reads_in_flight(self) -> list[tuple[str, str, float]]:
+        """(operation, region, seconds so far) of each read in flight, longest first."""
+        now = time.monotonic()
+        with self._lock:
+            found = [(op, region, now - since) for op, region, since in self._in_flight.values()]
+        return sorted(found, key=lambda r: -r[2])
+
+    @contextlib.contextmanager
     def _slot(self) -> Iterator[None]:
         slots = self._slots
         if slots is None:
@@ -281,7 +302,7 @@ class Inventory:
         def fetch() -> Any:
             client = self._client_for(service, method, region)
             try:
-                with self._slot():
+                with self._slot(), self._reading(self.operation_name(client, method), region):
                     response = getattr(client, method)(**params)
             except Exception as exc:
                 raise classify(self.operation_name(client, method), exc) from None
@@ -300,7 +321,7 @@ class Inventory:
             client = self._client_for(service, method, region)
             items: list[Any] = []
             try:
-                with self._slot():
+                with self._slot(), self._reading(self.operation_name(client, method), region):
                     if client.can_paginate(method):
                         for page in client.get_paginator(method).paginate(**params):
                             items.extend(page.get(result_key, []))

@@ -204,6 +204,12 @@ class Target:
             assert self._inventory is not None
             return self._inventory
 
+    def reads_in_flight(self) -> list[tuple[str, str, float]]:
+        """(operation, region, seconds so far) of this target's AWS reads in flight (none before any was made)."""
+        with self._lock:
+            inventory = self._inventory
+        return inventory.reads_in_flight() if inventory is not None else []
+
     def identity(self) -> dict[str, Any]:
         """STS GetCallerIdentity, once. Raises AwsError."""
         result: dict[str, Any] = self.inventory.call("sts", "get_caller_identity")

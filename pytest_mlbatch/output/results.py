@@ -94,8 +94,17 @@ def problem_line(row: dict[str, Any], *, with_target: bool = False, ascii_only: 
     """'ID resource — what is wrong → what to do' (a target is added when the run has several)."""
     dash, arrow = (" -- ", " -> ") if ascii_only else (" — ", " → ")
     where = f" ({row.get('target')})" if with_target else ""
-    return f"{row['check_id']} {row['resource']}{where}{dash}{one_line(row.get('message'))}{arrow}" \
+    return f"{row['check_id']} {row['resource']}{where}{dash}{without_resource(row)}{arrow}" \
            f"{one_line(row.get('remediation'))}"
+
+
+def without_resource(row: dict[str, Any]) -> str:
+    """The message, less a leading repeat of the resource the line already names ('subnet-0b: private ...')."""
+    message, resource = one_line(row.get("message")), str(row["resource"])
+    for sep in (": ", " "):
+        if resource and message.startswith(resource + sep) and len(message) > len(resource) + len(sep):
+            return message[len(resource) + len(sep):]
+    return message
 
 
 def totals(results: list[dict[str, Any]]) -> Counter[str]:

@@ -10,6 +10,7 @@ import pytest
 from pytest_mlbatch.aws.target import region_problem
 from pytest_mlbatch.engine.runner import ItemResult, run
 from pytest_mlbatch.findings import Outcome, Resource
+from pytest_mlbatch.plugin import progress
 
 if TYPE_CHECKING:
     from pytest_mlbatch.aws.target import Target
@@ -128,7 +129,8 @@ def build_items(session: pytest.Session, runtime: Runtime) -> list[pytest.Item]:
         parent = TargetCollector.from_parent(session, name=f"mlbatch[{target.label}]",
                                              nodeid=f"mlbatch/{target.label}")
         no_region = region_problem(target.region)
-        scope = target.scope() if not no_region else None
+        scope = None if no_region else progress.call(target.scope, [target], progress.writer(session.config),
+                                                       f"discovering {target.label}")
         for check in runtime.checks():
             reason: str | None = None
             found: list[Resource] | str

@@ -38,6 +38,7 @@ import pytest
 
 from pytest_mlbatch.aws.gather import first_wave
 from pytest_mlbatch.engine.runner import ItemResult, run
+from pytest_mlbatch.plugin import progress
 from pytest_mlbatch.plugin.items import RESULTS
 from pytest_mlbatch.plugin.options import concurrency
 
@@ -56,6 +57,7 @@ class Prefetcher:
         self.runtime = runtime
         self.workers = workers
         self.eager = eager
+        self.write: progress.Write | None = None  # where to say what a slow evaluation waits for (the terminal)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlbatch-prefetch")
         self._pending: dict[str, list[MlbatchItem]] = {}
         self._futures: dict[int, Future[ItemResult]] = {}
@@ -107,7 +109,7 @@ class Prefetcher:
             future = self._futures.pop(id(item), None)
         if future is None or future.cancel():  # not queued, or not started yet: run it here, now
             return run(self.runtime, item.check, item.target, item.resource)
-        return future.result()
+        return progress.wait(future, [item.target], self.write, f"{item.check.id} {item.resource.id}")
 
     def close(self) -> None:
         with self._lock:
@@ -222,6 +224,7 @@ class PrefetchPlugin:
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if self.prefetcher is not None and not session.config.option.collectonly:
+            self.prefetcher.write = progress.writer(session.config)
             self.prefetcher.plan(session.items)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
