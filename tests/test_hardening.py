@@ -9,7 +9,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -304,3 +309,191 @@ def test_a_key_file_that_is_a_fifo_or_device_is_a_usage_error_not_a_hang(aws: Aw
     assert result.ret == pytest.ExitCode.USAGE_ERROR, out[-3000:]
     assert "key_pair.private_key_file" in out and ("FIFO" if kind == "fifo" else "device") in out
     assert not TRACEBACK.search(out)
+
+
+# -- 6. no injection into terminals, CI logs or reports -----------------------------------------------------------
+FORGED = "ml\n::error title=forged::pwned \u202etxt.exe\n::warning::x"  # what EC2's XML can carry
+ESCAPES = "\x1b[2J\x1b]0;owned\x07\x9b31m"  # ESC, OSC, BEL, CSI: what a JSON API or a registry could carry
+
+
+def test_hostile_names_from_aws_cannot_forge_lines_or_escape_sequences(aws: Aws, pytester: pytest.Pytester,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A security group whose name (AWS data, not config) holds a newline, a forged workflow command, ESC and
+    bidi sequences fails SG004: under GitHub Actions every line of the output that is a workflow command is one
+    of ours, no ESC reaches the terminal, the step summary or JUnit, and JSON keeps the name exactly."""
+    ec2 = aws.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    group = ec2.create_security_group(GroupName=FORGED, Description="hostile", VpcId=vpc)["GroupId"]
+    ec2.revoke_security_group_egress(GroupId=group, IpPermissions=[
+        {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    (pytester.path / "mlbatch.yaml").write_text(json.dumps(
+        {"version": 1, "region": "us-east-1", "network": {"vpc_id": vpc, "security_group_ids": [group]}}))
+    step_summary = pytester.path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    result = _run(pytester, "-k", "SG", "-rA", "-v", "--color=no", "--fix-dry-run", "--mlbatch-json", "r.json",
+                  "--mlbatch-junit", "j.xml")
+    out = result.stdout.lines + result.stderr.lines
+    report = json.loads((pytester.path / "r.json").read_text())
+    row = next(r for r in report["results"] if r["check_id"] == "SG004")
+    assert row["outcome"] == "failed" and FORGED in row["message"]  # JSON stays exact (and valid JSON)
+    commands = [line.lstrip() for line in out if line.lstrip().startswith("::")]  # what the runner parses
+    assert commands and all(re.match(r"::(error|warning|notice) title=[A-Z]{2,3}\d{3} ", c) for c in commands), \
+        commands
+    assert any(c.startswith("::error title=SG004") for c in commands)
+    texts = {"terminal": "\n".join(out), "step summary": step_summary.read_text(),
+             "junit": (pytester.path / "j.xml").read_text()}
+    for name, text in texts.items():
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f\u202e]", text), f"a control character reached the {name}"
+    assert "ml\\n::error title=forged::pwned \\u202etxt.exe\\n::warning::x" in texts["terminal"]  # escaped
+    ET.fromstring(texts["junit"].encode())
+
+
+def test_escape_sequences_never_reach_any_text_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every writer of text (terminal summary, annotations, step summary Markdown, JUnit, a fix plan) given a
+    result whose resource, message and plan hold ESC/OSC/CSI sequences and newlines."""
+    from pytest_mlbatch.engine.context import FixPlan
+    from pytest_mlbatch.output import github, report, summary
+
+    plan = FixPlan("KEY001", f"k{ESCAPES}\n::error::x", f"import {ESCAPES}", calls=["ec2:ImportKeyPair"],
+                   permissions=["ec2:ImportKeyPair"], apply=lambda fx: None, notes=[f"n\n::error::{ESCAPES}"])
+    row = {"check_id": "KEY001", "slug": "key-pair-exists", "title": "t", "severity": "high", "area": "KEY",
+           "target": "us-east-1", "account": "123456789012", "region": "us-east-1",
+           "resource": f"k{ESCAPES}\n::error title=forged::x", "outcome": "failed",
+           "message": f"bad {ESCAPES}\n::error title=forged::x", "remediation": f"do {ESCAPES}", "duration_s": 0.0,
+           "below_threshold": False, "fix": plan.as_json(False), "plan": plan.describe(), "notes": []}
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+
+    class Terminal:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def write_line(self, line: str, **markup: bool) -> None:
+            self.lines.append(line)
+
+        def section(self, title: str, sep: str = "=") -> None:
+            self.lines.append(title)
+
+    class Run:
+        fail_on = type("F", (), {"value": "low"})()
+        settings = type("S", (), {"exempt": ()})()
+        fix_dry_run = True
+        journal = type("J", (), {"path": tmp_path / "journal.jsonl"})()
+
+    term = Terminal()
+    summary.write_summary(term, [row], Run(), verbose=1)  # type: ignore[arg-type]
+    outputs = {"terminal": "\n".join(term.lines), "markdown": github.markdown([row], "low"),
+               "annotations": "\n".join(github.annotation_lines([row], "low")),
+               "junit": report.junit_xml([row], "low")}
+    for name, text in outputs.items():
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", text), f"a control character reached the {name}"
+        forged = [line for line in text.splitlines()
+                  if line.lstrip().startswith("::") and not line.startswith("::error title=KEY001")]
+        assert forged == [], (name, forged)
+    assert "\\x1b[2J" in outputs["terminal"]
+
+
+@pytest.mark.parametrize(("args", "config", "expected"), [
+    ((), {"key_pair": {"name": "ml-key\n::error title=forged::x"}}, "key_pair.name: contains the control character"),
+    ((), {"key_pair": {"name": "ml-key\n"}}, "key_pair.name: contains the control character"),
+    ((), {"region": "us-east-1\n"}, "region:"),
+    (("--aws-region", "us-east-1\n::error title=forged::x"), {}, "--aws-region:"),
+], ids=["newline-in-name", "trailing-newline", "region-trailing-newline", "cli-region"])
+def test_names_and_regions_are_validated_to_the_very_end(pytester: pytest.Pytester, args: tuple[str, ...],
+                                                         config: dict[str, Any], expected: str) -> None:
+    (pytester.path / "mlbatch.yaml").write_text(json.dumps({"version": 1, **config}))
+    result = _run(pytester, *args)
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, out[-2000:]
+    assert expected in out
+    assert not [line for line in out.splitlines() if line.startswith("::")]
+
+
+# -- 7. no secret in DEBUG logs -----------------------------------------------------------------------------------
+def test_debug_logs_never_hold_the_session_token_or_authorization(aws: Aws, tmp_path: Path) -> None:
+    """botocore's own DEBUG loggers print the x-amz-security-token and Authorization headers of every request
+    (and the canonical request they sign); with the plugin active, no sink shows them: the live log, --log-file,
+    pytest's --junitxml with junit_logging=all, stdout and stderr."""
+    token = "DistinctiveSessionToken" + "Q9x7" * 8
+    (tmp_path / "mlbatch.yaml").write_text(json.dumps(KEY_CFG))
+    env = {**os.environ, "AWS_SESSION_TOKEN": token, "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--mlbatch", "-p", "no:cacheprovider", "-p", "no:randomly", "-rA",
+         "--log-cli-level=DEBUG", "--log-file=debug.log", "--log-file-level=DEBUG", "--log-level=DEBUG",
+         "--junitxml=junit.xml", "-o", "junit_logging=all", "--mlbatch-json", "r.json"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    sinks = {"stdout": proc.stdout, "stderr": proc.stderr, "log file": (tmp_path / "debug.log").read_text(),
+             "junit": (tmp_path / "junit.xml").read_text(), "json": (tmp_path / "r.json").read_text()}
+    assert "x-amz-security-token" in sinks["log file"].lower()  # botocore did log the header (redacted)
+    assert "<redacted>" in sinks["log file"]
+    leaks = [name for name, text in sinks.items() if token in text]
+    assert leaks == [], f"the session token leaked into {leaks}"
+    signatures = [name for name, text in sinks.items() if re.search(r"Signature=[0-9a-f]{64}", text)]
+    assert signatures == [], f"an Authorization header leaked into {signatures}"
+
+
+# -- 3. the fix lock: per user, bounded, never skipped --------------------------------------------------------------
+HOLD = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+try:
+    os.open(sys.argv[2], os.O_RDWR | os.O_CREAT, 0o644)
+    print("CREATED", flush=True)
+except OSError as exc:
+    print("DENIED", exc.errno, flush=True)
+time.sleep(600)
+"""
+
+
+def _fix_run(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--mlbatch", "--fix", "-p", "no:cacheprovider", "-p", "no:randomly",
+         "-k", "KEY001", "--mlbatch-json", "report.json", "-q", *args], cwd=root,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.skipif(os.getuid() != 0 or not shutil.which("runuser") or not Path("/usr/bin/python3").exists(),
+                    reason="needs root, runuser and a system python to act as a second user")
+def test_another_local_user_can_neither_block_nor_take_the_fix_lock(aws: Aws, tmp_path: Path) -> None:
+    """`nobody` pre-creates and holds the lock where it used to live (a shared temp directory, predictable name)
+    and tries to create the new one: it cannot, and --fix (with that shared TMPDIR) runs to the end."""
+    from pytest_mlbatch.engine.fixlock import lock_path
+
+    shared = Path(tempfile.mkdtemp(prefix="mlbatch-shared-", dir="/tmp"))
+    shared.chmod(0o1777)
+    (tmp_path / "mlbatch.yaml").write_text(json.dumps(
+        {**KEY_CFG, "key_pair": {"name": "ml-batch-key", "private_key_file": str(tmp_path / "k.pem")}}))
+    old = shared / f"pytest-mlbatch-{os.getuid()}-fix-{aws.account}-us-east-1.lock"
+    squatter = subprocess.Popen(["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c", HOLD, str(old),
+                                 str(lock_path(aws.account, "us-east-1"))], stdout=subprocess.PIPE, text=True)
+    try:
+        assert squatter.stdout is not None
+        assert squatter.stdout.readline().startswith("DENIED")
+        proc = _fix_run(tmp_path, env={"TMPDIR": str(shared)})
+        out = proc.communicate(timeout=240)[0].decode()
+    finally:
+        squatter.kill()
+        squatter.wait()
+        shutil.rmtree(shared, ignore_errors=True)
+    row = next(r for r in json.loads((tmp_path / "report.json").read_text())["results"] if r["check_id"] == "KEY001")
+    assert row["outcome"] == "fixed", (row, out[-2000:])
+
+
+def test_a_held_lock_is_waited_for_a_bounded_time_naming_the_holder(aws: Aws, tmp_path: Path) -> None:
+    from pytest_mlbatch.engine.fixlock import fix_lock
+
+    (tmp_path / "mlbatch.yaml").write_text(json.dumps(
+        {**KEY_CFG, "key_pair": {"name": "ml-batch-key", "private_key_file": str(tmp_path / "k.pem")}}))
+    with fix_lock(aws.account, "us-east-1"):
+        start = time.monotonic()
+        proc = _fix_run(tmp_path, "--mlbatch-lock-timeout", "2")
+        out = proc.communicate(timeout=240)[0].decode()
+        waited = time.monotonic() - start
+    row = next(r for r in json.loads((tmp_path / "report.json").read_text())["results"] if r["check_id"] == "KEY001")
+    assert row["outcome"] == "error", (row, out[-2000:])
+    assert "fix lock" in row["message"] and f"pid {os.getpid()} on" in row["message"]
+    assert f"held by pid {os.getpid()} on" in out  # said while waiting, not only at the end
+    assert waited < 120
+    assert aws.client("ec2").describe_key_pairs()["KeyPairs"] == [] and not (tmp_path / "k.pem").exists()

@@ -10,7 +10,17 @@ from typing import TYPE_CHECKING, Any
 from pytest_mlbatch.aws.guard import ForbiddenCall
 from pytest_mlbatch.aws.inventory import AwsError
 from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
-from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Outcome, Resource, Severity, error, skipped
+from pytest_mlbatch.findings import (
+    Finding,
+    NotApplicable,
+    NotEvaluable,
+    Outcome,
+    Resource,
+    Severity,
+    error,
+    redact,
+    skipped,
+)
 
 if TYPE_CHECKING:
     from pytest_mlbatch.aws.target import Target
@@ -109,7 +119,7 @@ def run(runtime: Runtime, check: Check, target: Target, resource: Resource) -> I
         finding = evaluate(ctx, resource)
         if finding.outcome is Outcome.FAILED and check.fixer is not None and (runtime.fix or runtime.fix_dry_run):
             finding, fix, plan_text = _fix(runtime, ctx, resource, finding)
-    message = finding.message
+    message = redact(finding.message)  # e.g. a registry that echoed the Authorization header in its error
     if notes:
         message = f"{message} [{'; '.join(notes)}]"
     return ItemResult(
@@ -167,20 +177,29 @@ def _fix(runtime: Runtime, ctx: CheckContext, resource: Resource, finding: Findi
     planned = _plan(runtime, ctx, resource, finding)
     if not isinstance(planned, FixPlan):
         return planned
-    from pytest_mlbatch.engine.fixlock import fix_lock
+    from pytest_mlbatch.engine.fixlock import FixLockError, fix_lock
 
-    with fix_lock(_account(ctx.target), ctx.target.region):
-        ctx.inventory.invalidate()  # another --fix may have changed this since the check read it
-        fresh = evaluate(ctx, resource)
-        if fresh.outcome is Outcome.PASSED:
-            return (Finding(fresh.outcome, f"{fresh.message} (read again before fixing: nothing to do; another "
-                                           "--fix may have fixed it meanwhile)"), None, None)
-        if fresh.outcome is not Outcome.FAILED:  # could not tell any more (error) or no longer applies (skipped)
-            return Finding(fresh.outcome, f"{fresh.message} (read again before fixing)"), None, None
-        again = _plan(runtime, ctx, resource, fresh)
-        if not isinstance(again, FixPlan):
-            return again
-        return _apply(runtime, ctx, resource, fresh, again)
+    try:
+        with fix_lock(_account(ctx.target), ctx.target.region, timeout=runtime.lock_timeout, notify=runtime.notify):
+            return _fix_locked(runtime, ctx, resource)
+    except FixLockError as exc:
+        return Finding(Outcome.ERROR, f"{finding.message} (not fixed: {exc})"), planned.as_json(False), \
+            planned.describe()
+
+
+def _fix_locked(runtime: Runtime, ctx: CheckContext, resource: Resource) -> FixOutcome:
+    """Under the lock: read AWS again and apply the plan only if the check still fails."""
+    ctx.inventory.invalidate()  # another --fix may have changed this since the check read it
+    fresh = evaluate(ctx, resource)
+    if fresh.outcome is Outcome.PASSED:
+        return (Finding(fresh.outcome, f"{fresh.message} (read again before fixing: nothing to do; another "
+                                       "--fix may have fixed it meanwhile)"), None, None)
+    if fresh.outcome is not Outcome.FAILED:  # could not tell any more (error) or no longer applies (skipped)
+        return Finding(fresh.outcome, f"{fresh.message} (read again before fixing)"), None, None
+    again = _plan(runtime, ctx, resource, fresh)
+    if not isinstance(again, FixPlan):
+        return again
+    return _apply(runtime, ctx, resource, fresh, again)
 
 
 def _apply(runtime: Runtime, ctx: CheckContext, resource: Resource, finding: Finding, plan: FixPlan) -> FixOutcome:

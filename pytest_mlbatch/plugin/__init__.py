@@ -19,6 +19,8 @@ HELP = {
     "mlbatch_fail_on": "failures below this severity are reported as xfail and do not fail the run (default: low)",
     "mlbatch_sandbox": "run on an embedded AWS (moto) seeded with a sample ML batch environment; needs no account",
     "mlbatch_list_checks": "print the check catalog (id, severity, title, fixer) and exit",
+    "mlbatch_lock_timeout": "--fix waits at most this many seconds for another run's fix of the same account and "
+                            "region (default 600); then the fix is not applied and says who holds the lock",
     "mlbatch_concurrency": "at most this many AWS calls in flight per target (account and region), default 8; "
                            "1: checks are evaluated one at a time, each call in turn",
 }
@@ -39,6 +41,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mlbatch-sandbox", action="store_true", default=False, help=HELP["mlbatch_sandbox"])
     group.addoption("--mlbatch-list-checks", action="store_true", default=False, help=HELP["mlbatch_list_checks"])
     group.addoption("--mlbatch-concurrency", metavar="N", type=int, default=None, help=HELP["mlbatch_concurrency"])
+    group.addoption("--mlbatch-lock-timeout", metavar="SECONDS", type=float, default=None,
+                    help=HELP["mlbatch_lock_timeout"])
     parser.addini("mlbatch_config", HELP["mlbatch_config"], default=None)
     parser.addini("mlbatch_fail_on", HELP["mlbatch_fail_on"], default=None)
     parser.addini("mlbatch_json", HELP["mlbatch_json"], default=None)
