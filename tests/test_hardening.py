@@ -6,16 +6,20 @@ needed), real signals, a second Unix user (`runuser -u nobody`), real symlinks, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -497,3 +501,47 @@ def test_a_held_lock_is_waited_for_a_bounded_time_naming_the_holder(aws: Aws, tm
     assert f"held by pid {os.getpid()} on" in out  # said while waiting, not only at the end
     assert waited < 120
     assert aws.client("ec2").describe_key_pairs()["KeyPairs"] == [] and not (tmp_path / "k.pem").exists()
+
+
+# -- 10. a bound on the whole run -----------------------------------------------------------------------------------
+@pytest.fixture
+def silent_endpoint() -> Iterator[str]:
+    """A TCP endpoint that accepts every connection and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_the_run_ends_at_its_deadline_with_every_unfinished_check_an_error(
+        pytester: pytest.Pytester, silent_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", silent_endpoint)
+    monkeypatch.setattr(inventory_mod, "READ_TIMEOUT", 2)  # one request's worst case: 2 s (no retry after it)
+    (pytester.path / "mlbatch.yaml").write_text(json.dumps({
+        "version": 1, "region": "us-east-1", "key_pair": {"name": "k"},
+        "network": {"vpc_id": "vpc-1", "subnet_ids": ["subnet-1", "subnet-2"]},
+        "iam": {"instance_role": "r", "execution_role": "e"}}))
+    start = time.monotonic()
+    _run(pytester, "--mlbatch-deadline", "3", "--mlbatch-concurrency", "1", "--mlbatch-json", "r.json")
+    took = time.monotonic() - start
+    report = json.loads((pytester.path / "r.json").read_text())
+    errors = [r for r in report["results"] if r["outcome"] == "error"]
+    assert took < 20, f"the run took {took:.0f} s past a 3 s deadline"
+    assert errors and any("--mlbatch-deadline" in r["message"] for r in errors), errors
+    assert not [r for r in report["results"] if r["outcome"] == "passed" and r["check_id"] not in ("ENV002",)]

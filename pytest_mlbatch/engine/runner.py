@@ -96,6 +96,8 @@ def gate(runtime: Runtime, check: Check, target: Target) -> Finding | None:
 
 
 def run(runtime: Runtime, check: Check, target: Target, resource: Resource) -> ItemResult:
+    from pytest_mlbatch.aws.inventory import Deadline
+
     start = time.perf_counter()
     severity = effective_severity(runtime, check)
     notes: list[str] = []
@@ -112,6 +114,8 @@ def run(runtime: Runtime, check: Check, target: Target, resource: Resource) -> I
                 else:
                     notes.append(f"exemption expired on {ex.until.isoformat()} ({ex.reason})")
                 break
+    if finding is None and Deadline.passed():
+        finding = error(f"not evaluated: {Deadline.message()}")
     if finding is None:
         finding = gate(runtime, check, target)
     ctx = CheckContext(runtime, target, check)

@@ -21,6 +21,8 @@ HELP = {
     "mlbatch_list_checks": "print the check catalog (id, severity, title, fixer) and exit",
     "mlbatch_lock_timeout": "--fix waits at most this many seconds for another run's fix of the same account and "
                             "region (default 600); then the fix is not applied and says who holds the lock",
+    "mlbatch_deadline": "end the preflight after this many seconds (default 900): no AWS request is started or "
+                        "retried after it, and every check not finished is an error naming the deadline",
     "mlbatch_concurrency": "at most this many AWS calls in flight per target (account and region), default 8; "
                            "1: checks are evaluated one at a time, each call in turn",
 }
@@ -43,6 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mlbatch-concurrency", metavar="N", type=int, default=None, help=HELP["mlbatch_concurrency"])
     group.addoption("--mlbatch-lock-timeout", metavar="SECONDS", type=float, default=None,
                     help=HELP["mlbatch_lock_timeout"])
+    group.addoption("--mlbatch-deadline", metavar="SECONDS", type=float, default=None, help=HELP["mlbatch_deadline"])
     parser.addini("mlbatch_config", HELP["mlbatch_config"], default=None)
     parser.addini("mlbatch_fail_on", HELP["mlbatch_fail_on"], default=None)
     parser.addini("mlbatch_json", HELP["mlbatch_json"], default=None)

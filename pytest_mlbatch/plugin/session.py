@@ -25,6 +25,9 @@ def _opt(config: pytest.Config, name: str) -> Any:
     return value or None
 
 
+DEFAULT_DEADLINE = 900.0  # s: far beyond a normal run (seconds) or one --fix waiting for a NAT gateway (10 min)
+
+
 class RedactSecrets(logging.Filter):
     """On every handler while the preflight runs: a record's text with its credentials replaced (findings.redact).
     botocore's own DEBUG loggers print the session token and the Authorization header of every request."""
@@ -107,6 +110,12 @@ class MlbatchPlugin:
                 runtime.journal.check_path()
             except JournalPathError as exc:
                 raise pytest.UsageError(str(exc)) from None
+        from pytest_mlbatch.aws.inventory import Deadline
+
+        deadline = config.getoption("mlbatch_deadline")
+        if deadline is not None and deadline <= 0:
+            raise pytest.UsageError(f"--mlbatch-deadline: {deadline:g} is not a positive number of seconds")
+        Deadline.set(DEFAULT_DEADLINE if deadline is None else deadline)
         config.addinivalue_line("markers", "mlbatch: a pytest-mlbatch preflight check")
         if not config.pluginmanager.hasplugin("xdist"):
             config.addinivalue_line("markers", "xdist_group(name): the items of one target (pytest-xdist loadgroup)")
@@ -179,6 +188,9 @@ class MlbatchPlugin:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        from pytest_mlbatch.aws.inventory import Deadline
+
+        Deadline.set(None)
         for handler in self._filtered:
             handler.removeFilter(self.redactor)
         for target in self.runtime.targets:
