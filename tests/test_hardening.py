@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -545,3 +546,41 @@ def test_the_run_ends_at_its_deadline_with_every_unfinished_check_an_error(
     assert took < 20, f"the run took {took:.0f} s past a 3 s deadline"
     assert errors and any("--mlbatch-deadline" in r["message"] for r in errors), errors
     assert not [r for r in report["results"] if r["outcome"] == "passed" and r["check_id"] not in ("ENV002",)]
+
+
+# -- 2. write-ahead journal: an interrupted run is reconciled by the next ----------------------------------------
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_an_interrupted_fix_is_reconciled_and_adopted_by_the_next_run(aws: Aws, faulty: MotoMiddleware,
+                                                                      tmp_path: Path, sig: signal.Signals) -> None:
+    cfg, _ = _nat_scenario(aws)
+    (tmp_path / "mlbatch.yaml").write_text(json.dumps({"version": 1, "region": "us-east-1", **cfg}))
+    faulty.set(Fault("slow", "ec2:AllocateAddress", delay=6))
+    args = [sys.executable, "-m", "pytest", "--mlbatch", "--fix", "-p", "no:cacheprovider", "-p", "no:randomly",
+            "-k", "NET003", "-q"]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while not faulty.counts("ec2:AllocateAddress"):
+        assert proc.poll() is None and time.monotonic() < deadline, "the fix never sent AllocateAddress"
+        time.sleep(0.05)
+    proc.send_signal(sig)  # mid-call: the address is being allocated, the answer never comes back
+    proc.wait(timeout=60)
+    _settle(faulty)
+    ec2 = aws.client("ec2")
+    assert len(ec2.describe_addresses()["Addresses"]) == 1  # AWS made it
+    sent = [e for e in journal_lines(tmp_path) if e.get("call") == "ec2:AllocateAddress"]
+    assert sent and sent[0]["status"] == "intent" and sent[0]["plan"]  # written before the call was sent
+
+    faulty.clear()
+    second = subprocess.run([*args, "--mlbatch-json", "r.json"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=300)
+    row = next(r for r in json.loads((tmp_path / "r.json").read_text())["results"] if r["check_id"] == "NET003")
+    assert row["outcome"] == "fixed", (row, second.stdout[-2000:])
+    addresses = ec2.describe_addresses()["Addresses"]
+    assert len(addresses) == 1, "the interrupted run's Elastic IP was not adopted"
+    assert len(ec2.describe_nat_gateways()["NatGateways"]) == 1
+    entries = journal_lines(tmp_path)
+    assert [e for e in entries if e.get("action") == "adopt" and addresses[0]["AllocationId"] in e["detail"]]
+    if sig == signal.SIGKILL:  # no answer was recorded at all: the journal itself says the plan was cut short
+        assert [e for e in entries if e.get("status") == "reconcile"]
+        assert "interrupted" in row["message"]

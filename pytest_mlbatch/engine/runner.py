@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_mlbatch.aws.guard import ForbiddenCall
 from pytest_mlbatch.aws.inventory import AwsError
-from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
+from pytest_mlbatch.engine.context import PLAN_TAG, CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.findings import (
     Finding,
     NotApplicable,
@@ -212,6 +212,14 @@ def _apply(runtime: Runtime, ctx: CheckContext, resource: Resource, finding: Fin
     plan_id = plan.plan_id(_account(ctx.target), ctx.target.region)
     fctx = FixContext(runtime, ctx.target, check, runtime.journal, resource, plan_id)
     sanctioned = frozenset({"ecr:PutImage"}) if plan.opt_in == "move_tag" else frozenset()
+    reconciled = ""
+    interrupted = runtime.journal.unfinished(plan_id)
+    if interrupted:  # what that run made carries the plan's tag: the fixer adopts it instead of making another
+        reconciled = (f" (an earlier run of this plan was interrupted after sending {', '.join(interrupted)}; "
+                      f"resources tagged {PLAN_TAG}={plan_id} were adopted, see {runtime.journal.path})")
+        runtime.journal.record_outcome(check.id, resource.id, plan.action, "reconcile",
+                                       f"plan {plan_id} interrupted after {', '.join(interrupted)}; adopting what "
+                                       f"carries tag {PLAN_TAG}={plan_id}")
     try:
         with ctx.inventory.mutations(runtime.journal, check.id, resource.id, plan.calls, plan_id, sanctioned):
             plan.apply(fctx)
@@ -224,5 +232,6 @@ def _apply(runtime: Runtime, ctx: CheckContext, resource: Resource, finding: Fin
     ctx.inventory.invalidate()
     again = evaluate(ctx, resource)
     if again.outcome is Outcome.PASSED:
-        return Finding(Outcome.FIXED, f"fixed: {plan.action} ({finding.message})"), plan.as_json(True), text
+        return (Finding(Outcome.FIXED, f"fixed: {plan.action} ({finding.message}){reconciled}"), plan.as_json(True),
+                text)
     return (Finding(again.outcome, f"{again.message} (after applying '{plan.action}')"), plan.as_json(True), text)
