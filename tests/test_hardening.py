@@ -28,6 +28,7 @@ import boto3
 import pytest
 from audit import AUDIT
 from backends import Aws
+from img_fixtures import auth_registry
 from net_fixtures import Net, run_checks
 from wsgi_backend import Fault, MotoMiddleware
 
@@ -37,6 +38,7 @@ from pytest_mlbatch.aws.inventory import Inventory
 from pytest_mlbatch.engine.context import PLAN_TAG
 
 pytest_plugins = ["fault_fixtures"]
+__all__ = ["auth_registry"]
 
 ALLOW_S3 = json.dumps({"Version": "2012-10-17",
                        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]})
@@ -584,3 +586,49 @@ def test_an_interrupted_fix_is_reconciled_and_adopted_by_the_next_run(aws: Aws, 
     if sig == signal.SIGKILL:  # no answer was recorded at all: the journal itself says the plan was cut short
         assert [e for e in entries if e.get("status") == "reconcile"]
         assert "interrupted" in row["message"]
+
+
+# -- 5. a registry push never moves a tag -------------------------------------------------------------------------
+def test_push_never_moves_a_tag_the_receiving_registry_holds(preflight: Any, aws: Aws, auth_registry: str,
+                                                             docker_env: str, pytester: pytest.Pytester) -> None:
+    """image.registry_endpoint is a registry that already serves held:1.0 (pushed there directly, so the ECR API
+    does not list it): IMG002's fix asks that registry, refuses to move the tag without the opt-in, and with it
+    journals the digest the tag had."""
+    import docker
+    from img_fixtures import TOKEN_PASSWORD, build_scratch, ecr_config
+
+    from pytest_mlbatch import dockerops
+    from pytest_mlbatch.oci import Credentials, RegistryClient
+
+    client = docker.DockerClient(base_url=docker_env)
+    creds = Credentials("AWS", TOKEN_PASSWORD)
+    original = build_scratch(client, "someone-else:1", "their build")
+    held = dockerops.tag_and_push(client, original, f"{auth_registry}/held", "1.0", creds)
+    build_scratch(client, "mlmodel-local:2", "our build")
+    aws.client("ecr").create_repository(repositoryName="held")
+    reg = RegistryClient(f"http://{auth_registry}", creds)
+    cfg = ecr_config("held:1.0", auth_registry, local="mlmodel-local:2")
+
+    _, report = preflight.run(cfg, "-k", "IMG002", "--fix")
+    r2 = preflight.result(report, "IMG002")
+    assert r2["outcome"] == "failed" and "never moves a tag" in r2["message"], r2
+    assert reg.manifest("held", "1.0").digest == held  # type: ignore[union-attr]
+
+    cfg["fix"] = {"allow": ["move_tag"]}
+    _, report = preflight.run(cfg, "-k", "IMG002", "--fix")
+    assert preflight.result(report, "IMG002")["outcome"] == "fixed"
+    assert reg.manifest("held", "1.0").digest != held  # type: ignore[union-attr]
+    moves = [e for e in journal_lines(pytester.path) if e.get("call") == "local:tag moves from"]
+    assert len(moves) == 1 and held in moves[0]["created"]["path"]
+
+
+def test_every_test_the_reliability_doc_names_exists() -> None:
+    """docs/reliability.md states each guarantee with the test that proves it: each named test must exist."""
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "reliability.md").read_text()
+    named = set(re.findall(r"\b(test_[a-z0-9_]+)\b", doc)) - {"test_layers", "test_hardening", "test_secrets",
+                                                              "test_fix_safety", "test_faults", "test_bad_input",
+                                                              "test_fuzz", "test_least_privilege"}
+    sources = "\n".join(p.read_text() for p in (root / "tests").glob("test_*.py"))
+    missing = sorted(n for n in named if f"def {n}(" not in sources)
+    assert named and missing == [], missing
