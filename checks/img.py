@@ -322,6 +322,19 @@ def push_calls(ctx: CheckContext) -> list[str]:
     return calls
 
 
+def held_elsewhere(ctx: CheckContext, p: PushPlan, local: Any) -> str | None:
+    """The digest the registry receiving the push serves for the tag, when that is another image than the local
+    one (None: absent, or the same image). Raises NotFixable unless the config opts in to moving tags."""
+    base = endpoint(ctx, p.ref)
+    held = RegistryClient(base, ecr_credentials(ctx, p.ref)).manifest(p.ref.repository, p.tag)
+    if held is None or held.digest in local.digests() or held.config_digest == local.id:
+        return None
+    if "move_tag" not in ctx.settings.fix_allow:
+        raise NotFixable(f"{p.ref.repository}:{p.tag} already exists in the registry at {base} ({held.digest}), "
+                         "though the ECR API does not list it; --fix never moves a tag without fix.allow: [move_tag]")
+    return held.digest
+
+
 def do_push(fx: FixContext, p: PushPlan) -> str:
     """Tag and push the configured local image; confirm the registry serves exactly that image. Returns the digest."""
     ref = p.ref
@@ -337,6 +350,11 @@ def do_push(fx: FixContext, p: PushPlan) -> str:
     creds = ecr_credentials(fx, ref)
     base = endpoint(fx, ref)
     target = docker_name(fx, ref)
+    # Ask the registry that will receive the push, not only the ECR API (image.registry_endpoint may be another
+    # registry): a tag it holds for another image is moved only with the opt-in, and the journal keeps its digest.
+    held = held_elsewhere(fx, p, local)
+    if held is not None:
+        fx.journal.record_local(fx.check.id, fx.resource.id, "tag moves from", f"{ref.repository}@{held}")
     fx.journal.record_local(fx.check.id, fx.resource.id, "docker tag", f"{target}:{p.tag} <- {p.local} ({local.id})")
     digest = dockerops.tag_and_push(client, local.id, target, p.tag, creds)
     fx.journal.record_local(fx.check.id, fx.resource.id, "docker push", f"{target}:{p.tag}@{digest}")
@@ -366,6 +384,13 @@ def do_push(fx: FixContext, p: PushPlan) -> str:
                       needs_docker=True)
 def push_missing_tag(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
     p = push_plan(ctx, res)
+    if ctx.settings.image_registry_endpoint and not ctx.runtime.fix_dry_run:  # ask the receiving registry now
+        try:
+            local = dockerops.local_image(ctx.docker(), p.local)
+        except (NotEvaluable, dockerops.DockerOpError) as exc:
+            raise NotFixable(str(exc)) from None
+        if local is not None:
+            held_elsewhere(ctx, p, local)
 
     def apply(fx: FixContext) -> None:
         do_push(fx, p)
@@ -427,9 +452,7 @@ def push_local(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
     before = old.get("imageDigest") if old else None
 
     def apply(fx: FixContext) -> None:
-        if before:
-            fx.journal.record_local(fx.check.id, fx.resource.id, "tag moves from", f"{p.ref.repository}@{before}")
-        do_push(fx, p)
+        do_push(fx, p)  # journals the digest the tag had before (as the registry receiving the push serves it)
 
     notes = ["logs in with the ECR authorization token (kept in memory, never written)"]
     if before:

@@ -286,6 +286,11 @@ def _why(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
+# How every schema pattern ends: `$` alone also matches before a final newline in Python's re; `(?![\s\S])` makes
+# it the very end, in Python and in the ECMA-262 regexes of editors that use the schema alike (unlike `\Z`).
+END = "$(?![\\s\\S])"
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
 # A config is small: far below these. A document beyond them (deep nesting, YAML aliases that expand to millions of
 # values) is refused before validation, whose messages would otherwise build the whole expanded value.
 MAX_DEPTH = 32
@@ -308,12 +313,18 @@ def check_shape(source: str, doc: Any) -> None:
                               f"{MAX_DEPTH} levels deep")
         if isinstance(value, dict):
             for key, item in value.items():
+                if isinstance(key, str) and (bad := CONTROL.search(key)):
+                    raise ConfigError(f"invalid config {source}:\n  {_path(where)}: a key contains the control "
+                                      f"character {bad.group()!r}")
                 if not isinstance(key, str):
                     raise ConfigError(f"invalid config {source}:\n  {_path([*where, str(key)])}: the key "
                                       f"{_short(key)} is a {type(key).__name__}; keys must be strings")
                 stack.append((item, (*where, key)))
         elif isinstance(value, list):
             stack.extend((item, (*where, i)) for i, item in enumerate(value))
+        elif isinstance(value, str) and (bad := CONTROL.search(value)):
+            raise ConfigError(f"invalid config {source}:\n  {_path(where)}: contains the control character "
+                              f"{bad.group()!r}; every value is one line of printable text")
 
 
 def _short(value: Any) -> str:
@@ -372,6 +383,7 @@ def validate(source: str, raw: dict[str, Any]) -> None:
 
 
 def _describe_pattern(pattern: str) -> str:
+    pattern = pattern.removesuffix(END) + "$" if pattern.endswith(END) else pattern
     hints = {
         "^\\d{12}$": "12 digits",
         "^[a-z]{2}(-[a-z]+)+-\\d+$": "a region such as us-east-1",

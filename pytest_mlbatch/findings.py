@@ -3,9 +3,42 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+# C0 and C1 controls (newline and ESC included), DEL, line/paragraph separators, bidi overrides and isolates.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\x1b"}
+
+
+def printable(text: object) -> str:
+    """Text that cannot start a line, move the cursor or recolour a terminal: every control character is shown
+    escaped (\\n, \\x1b, \\u202e). Applied wherever text reaches a terminal, a CI log, Markdown or JUnit, so
+    a name or message from AWS or a config can never forge an output line or a GitHub annotation."""
+    return _UNPRINTABLE.sub(lambda m: _NAMED.get(m.group(), m.group().encode("unicode_escape").decode()), str(text))
+
+
+# Credentials as botocore, urllib3 and registries print them: headers (a repr, a canonical request, a query string),
+# XML and JSON bodies (STS, ECR, Secrets Manager).
+_SECRETS = [
+    re.compile(r"(?i)(x-amz-security-token['\"]?\s*[:=]\s*(?:(?-i:b)?['\"])?)[^'\"\s&,;}]+"),
+    re.compile(r"(?i)(x-amz-signature['\"]?\s*[:=]\s*(?:(?-i:b)?['\"])?)[^'\"\s&,;}]+"),
+    re.compile(r"(?i)((?:proxy-)?authorization['\"]?\s*[:=]\s*(?:(?-i:b)?['\"])?)[^'\"\r\n]+"),
+    re.compile(r"(?i)(<(?:SessionToken|SecretAccessKey|Password)>)[^<]*"),
+    re.compile(r"(?i)(['\"](?:sessionToken|secretAccessKey|authorizationToken|password|token|access_token|"
+               r"SecretString)['\"]\s*:\s*(?-i:b)?['\"])[^'\"]*"),
+]
+
+
+def redact(text: str) -> str:
+    """`text` with every credential it holds replaced by <redacted> (session tokens, Authorization headers,
+    signatures, registry tokens and passwords): applied to every log record while the plugin is active and to
+    every message a result carries, so no log, report or terminal line holds one."""
+    for rx in _SECRETS:
+        text = rx.sub(r"\1<redacted>", text)
+    return text
 
 
 class Severity(enum.StrEnum):

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -237,37 +238,55 @@ def test_two_fix_processes_at_once_create_nothing_twice(aws: Aws, tmp_path: Path
         assert report["summary"]["fixed"] + report["summary"]["failed"] + report["summary"]["error"] > 0
 
 
-def _waiting_for(path: Path, pid: int) -> bool:
-    """Whether process `pid` is blocked on an flock of `path` (Linux's /proc/locks marks waiters with '->'; other
-    xdist workers' --fix runs may wait on the same account's lock too)."""
-    inode = os.stat(path).st_ino
-    lines = Path("/proc/locks").read_text().splitlines()
-    return any("->" in line and f":{inode} " in line and str(pid) in line.split() for line in lines)
+class Output:
+    """A process's merged output, read as it comes (a thread), so a test can wait for a line."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.lines: list[str] = []
+        assert proc.stdout is not None
+        stream = proc.stdout
+        self._thread = threading.Thread(target=lambda: self.lines.extend(
+            line.decode(errors="replace") for line in stream), daemon=True)
+        self._thread.start()
+
+    def wait_for(self, text: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = next((line for line in list(self.lines) if text in line), None)
+            if found is not None:
+                return found
+            assert proc.poll() is None and time.monotonic() < deadline, f"never saw {text!r}: {self.lines[-20:]}"
+            time.sleep(0.05)
+
+    def text(self) -> str:
+        self._thread.join(timeout=30)
+        return "".join(self.lines)
 
 
-@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux's /proc/locks to see a waiting process")
 def test_a_fix_waits_for_the_lock_and_reads_aws_again(aws: Aws, tmp_path: Path) -> None:
-    """Deterministic form of the race above: this test holds the account's fix lock while a --fix run finds the key
-    pair missing and waits; meanwhile "another run" creates it. Released, the waiting run reads AWS again and
-    creates nothing."""
-    from pytest_mlbatch.engine.fixlock import fix_lock, lock_path
+    """Deterministic form of the race above: this test holds the account's fix lock while a --fix run (with a
+    TMPDIR of its own: the lock is per user, not per temp directory) finds the key pair missing and waits, saying
+    who holds the lock; meanwhile "another run" creates it. Released, the waiting run reads AWS again and creates
+    nothing."""
+    from pytest_mlbatch.engine.fixlock import fix_lock
 
     key_file = tmp_path / "ml-batch-key.pem"
     cfg = {"version": 1, "region": "us-east-1", "key_pair": {"name": "ml-batch-key", "private_key_file": str(key_file)}}
     (tmp_path / "mlbatch.yaml").write_text(json.dumps(cfg))
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    (tmp_path / "own-tmp").mkdir()
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": str(tmp_path / "own-tmp")}
     with fix_lock(aws.account, "us-east-1") as held:
         assert held
         proc = subprocess.Popen(
             [sys.executable, "-m", "pytest", "--mlbatch", "--fix", "-p", "no:cacheprovider", "-p", "no:randomly",
              "-k", "KEY001", "--mlbatch-json", "report.json", "-q"], cwd=tmp_path, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while not _waiting_for(lock_path(aws.account, "us-east-1"), proc.pid):
-            assert proc.poll() is None and time.monotonic() < deadline, "the --fix run never waited for the lock"
-            time.sleep(0.05)
+        output = Output(proc)
+        line = output.wait_for("waiting up to", proc)
+        assert f"pid {os.getpid()} on " in line  # the holder is named
         aws.client("ec2").create_key_pair(KeyName="ml-batch-key")  # the other run's fix lands meanwhile
-    out = proc.communicate(timeout=120)[0].decode()
+    proc.wait(timeout=120)
+    out = output.text()
     report = json.loads((tmp_path / "report.json").read_text())
     row = next(r for r in report["results"] if r["check_id"] == "KEY001")
     assert row["outcome"] == "passed" and "read again before fixing" in row["message"], (row, out[-2000:])

@@ -6,11 +6,21 @@ needed), real signals, a second Unix user (`runuser -u nobody`), real symlinks, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
 import time
+import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +28,7 @@ import boto3
 import pytest
 from audit import AUDIT
 from backends import Aws
+from img_fixtures import auth_registry
 from net_fixtures import Net, run_checks
 from wsgi_backend import Fault, MotoMiddleware
 
@@ -27,6 +38,7 @@ from pytest_mlbatch.aws.inventory import Inventory
 from pytest_mlbatch.engine.context import PLAN_TAG
 
 pytest_plugins = ["fault_fixtures"]
+__all__ = ["auth_registry"]
 
 ALLOW_S3 = json.dumps({"Version": "2012-10-17",
                        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]})
@@ -304,3 +316,319 @@ def test_a_key_file_that_is_a_fifo_or_device_is_a_usage_error_not_a_hang(aws: Aw
     assert result.ret == pytest.ExitCode.USAGE_ERROR, out[-3000:]
     assert "key_pair.private_key_file" in out and ("FIFO" if kind == "fifo" else "device") in out
     assert not TRACEBACK.search(out)
+
+
+# -- 6. no injection into terminals, CI logs or reports -----------------------------------------------------------
+FORGED = "ml\n::error title=forged::pwned \u202etxt.exe\n::warning::x"  # what EC2's XML can carry
+ESCAPES = "\x1b[2J\x1b]0;owned\x07\x9b31m"  # ESC, OSC, BEL, CSI: what a JSON API or a registry could carry
+
+
+def test_hostile_names_from_aws_cannot_forge_lines_or_escape_sequences(aws: Aws, pytester: pytest.Pytester,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A security group whose name (AWS data, not config) holds a newline, a forged workflow command, ESC and
+    bidi sequences fails SG004: under GitHub Actions every line of the output that is a workflow command is one
+    of ours, no ESC reaches the terminal, the step summary or JUnit, and JSON keeps the name exactly."""
+    ec2 = aws.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    group = ec2.create_security_group(GroupName=FORGED, Description="hostile", VpcId=vpc)["GroupId"]
+    ec2.revoke_security_group_egress(GroupId=group, IpPermissions=[
+        {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    (pytester.path / "mlbatch.yaml").write_text(json.dumps(
+        {"version": 1, "region": "us-east-1", "network": {"vpc_id": vpc, "security_group_ids": [group]}}))
+    step_summary = pytester.path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    result = _run(pytester, "-k", "SG", "-rA", "-v", "--color=no", "--fix-dry-run", "--mlbatch-json", "r.json",
+                  "--mlbatch-junit", "j.xml")
+    out = result.stdout.lines + result.stderr.lines
+    report = json.loads((pytester.path / "r.json").read_text())
+    row = next(r for r in report["results"] if r["check_id"] == "SG004")
+    assert row["outcome"] == "failed" and FORGED in row["message"]  # JSON stays exact (and valid JSON)
+    commands = [line.lstrip() for line in out if line.lstrip().startswith("::")]  # what the runner parses
+    assert commands and all(re.match(r"::(error|warning|notice) title=[A-Z]{2,3}\d{3} ", c) for c in commands), \
+        commands
+    assert any(c.startswith("::error title=SG004") for c in commands)
+    texts = {"terminal": "\n".join(out), "step summary": step_summary.read_text(),
+             "junit": (pytester.path / "j.xml").read_text()}
+    for name, text in texts.items():
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f\u202e]", text), f"a control character reached the {name}"
+    assert "ml\\n::error title=forged::pwned \\u202etxt.exe\\n::warning::x" in texts["terminal"]  # escaped
+    ET.fromstring(texts["junit"].encode())
+
+
+def test_escape_sequences_never_reach_any_text_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every writer of text (terminal summary, annotations, step summary Markdown, JUnit, a fix plan) given a
+    result whose resource, message and plan hold ESC/OSC/CSI sequences and newlines."""
+    from pytest_mlbatch.engine.context import FixPlan
+    from pytest_mlbatch.output import github, report, summary
+
+    plan = FixPlan("KEY001", f"k{ESCAPES}\n::error::x", f"import {ESCAPES}", calls=["ec2:ImportKeyPair"],
+                   permissions=["ec2:ImportKeyPair"], apply=lambda fx: None, notes=[f"n\n::error::{ESCAPES}"])
+    row = {"check_id": "KEY001", "slug": "key-pair-exists", "title": "t", "severity": "high", "area": "KEY",
+           "target": "us-east-1", "account": "123456789012", "region": "us-east-1",
+           "resource": f"k{ESCAPES}\n::error title=forged::x", "outcome": "failed",
+           "message": f"bad {ESCAPES}\n::error title=forged::x", "remediation": f"do {ESCAPES}", "duration_s": 0.0,
+           "below_threshold": False, "fix": plan.as_json(False), "plan": plan.describe(), "notes": []}
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+
+    class Terminal:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def write_line(self, line: str, **markup: bool) -> None:
+            self.lines.append(line)
+
+        def section(self, title: str, sep: str = "=") -> None:
+            self.lines.append(title)
+
+    class Run:
+        fail_on = type("F", (), {"value": "low"})()
+        settings = type("S", (), {"exempt": ()})()
+        fix_dry_run = True
+        journal = type("J", (), {"path": tmp_path / "journal.jsonl"})()
+
+    term = Terminal()
+    summary.write_summary(term, [row], Run(), verbose=1)  # type: ignore[arg-type]
+    outputs = {"terminal": "\n".join(term.lines), "markdown": github.markdown([row], "low"),
+               "annotations": "\n".join(github.annotation_lines([row], "low")),
+               "junit": report.junit_xml([row], "low")}
+    for name, text in outputs.items():
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", text), f"a control character reached the {name}"
+        forged = [line for line in text.splitlines()
+                  if line.lstrip().startswith("::") and not line.startswith("::error title=KEY001")]
+        assert forged == [], (name, forged)
+    assert "\\x1b[2J" in outputs["terminal"]
+
+
+@pytest.mark.parametrize(("args", "config", "expected"), [
+    ((), {"key_pair": {"name": "ml-key\n::error title=forged::x"}}, "key_pair.name: contains the control character"),
+    ((), {"key_pair": {"name": "ml-key\n"}}, "key_pair.name: contains the control character"),
+    ((), {"region": "us-east-1\n"}, "region:"),
+    (("--aws-region", "us-east-1\n::error title=forged::x"), {}, "--aws-region:"),
+], ids=["newline-in-name", "trailing-newline", "region-trailing-newline", "cli-region"])
+def test_names_and_regions_are_validated_to_the_very_end(pytester: pytest.Pytester, args: tuple[str, ...],
+                                                         config: dict[str, Any], expected: str) -> None:
+    (pytester.path / "mlbatch.yaml").write_text(json.dumps({"version": 1, **config}))
+    result = _run(pytester, *args)
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, out[-2000:]
+    assert expected in out
+    assert not [line for line in out.splitlines() if line.startswith("::")]
+
+
+# -- 7. no secret in DEBUG logs -----------------------------------------------------------------------------------
+def test_debug_logs_never_hold_the_session_token_or_authorization(aws: Aws, tmp_path: Path) -> None:
+    """botocore's own DEBUG loggers print the x-amz-security-token and Authorization headers of every request
+    (and the canonical request they sign); with the plugin active, no sink shows them: the live log, --log-file,
+    pytest's --junitxml with junit_logging=all, stdout and stderr."""
+    token = "DistinctiveSessionToken" + "Q9x7" * 8
+    (tmp_path / "mlbatch.yaml").write_text(json.dumps(KEY_CFG))
+    env = {**os.environ, "AWS_SESSION_TOKEN": token, "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--mlbatch", "-p", "no:cacheprovider", "-p", "no:randomly", "-rA",
+         "--log-cli-level=DEBUG", "--log-file=debug.log", "--log-file-level=DEBUG", "--log-level=DEBUG",
+         "--junitxml=junit.xml", "-o", "junit_logging=all", "--mlbatch-json", "r.json"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    sinks = {"stdout": proc.stdout, "stderr": proc.stderr, "log file": (tmp_path / "debug.log").read_text(),
+             "junit": (tmp_path / "junit.xml").read_text(), "json": (tmp_path / "r.json").read_text()}
+    assert "x-amz-security-token" in sinks["log file"].lower()  # botocore did log the header (redacted)
+    assert "<redacted>" in sinks["log file"]
+    leaks = [name for name, text in sinks.items() if token in text]
+    assert leaks == [], f"the session token leaked into {leaks}"
+    signatures = [name for name, text in sinks.items() if re.search(r"Signature=[0-9a-f]{64}", text)]
+    assert signatures == [], f"an Authorization header leaked into {signatures}"
+
+
+# -- 3. the fix lock: per user, bounded, never skipped --------------------------------------------------------------
+HOLD = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+try:
+    os.open(sys.argv[2], os.O_RDWR | os.O_CREAT, 0o644)
+    print("CREATED", flush=True)
+except OSError as exc:
+    print("DENIED", exc.errno, flush=True)
+time.sleep(600)
+"""
+
+
+def _fix_run(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--mlbatch", "--fix", "-p", "no:cacheprovider", "-p", "no:randomly",
+         "-k", "KEY001", "--mlbatch-json", "report.json", "-q", *args], cwd=root,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.skipif(os.getuid() != 0 or not shutil.which("runuser") or not Path("/usr/bin/python3").exists(),
+                    reason="needs root, runuser and a system python to act as a second user")
+def test_another_local_user_can_neither_block_nor_take_the_fix_lock(aws: Aws, tmp_path: Path) -> None:
+    """`nobody` pre-creates and holds the lock where it used to live (a shared temp directory, predictable name)
+    and tries to create the new one: it cannot, and --fix (with that shared TMPDIR) runs to the end."""
+    from pytest_mlbatch.engine.fixlock import lock_path
+
+    shared = Path(tempfile.mkdtemp(prefix="mlbatch-shared-", dir="/tmp"))
+    shared.chmod(0o1777)
+    (tmp_path / "mlbatch.yaml").write_text(json.dumps(
+        {**KEY_CFG, "key_pair": {"name": "ml-batch-key", "private_key_file": str(tmp_path / "k.pem")}}))
+    old = shared / f"pytest-mlbatch-{os.getuid()}-fix-{aws.account}-us-east-1.lock"
+    squatter = subprocess.Popen(["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c", HOLD, str(old),
+                                 str(lock_path(aws.account, "us-east-1"))], stdout=subprocess.PIPE, text=True)
+    try:
+        assert squatter.stdout is not None
+        assert squatter.stdout.readline().startswith("DENIED")
+        proc = _fix_run(tmp_path, env={"TMPDIR": str(shared)})
+        out = proc.communicate(timeout=240)[0].decode()
+    finally:
+        squatter.kill()
+        squatter.wait()
+        shutil.rmtree(shared, ignore_errors=True)
+    row = next(r for r in json.loads((tmp_path / "report.json").read_text())["results"] if r["check_id"] == "KEY001")
+    assert row["outcome"] == "fixed", (row, out[-2000:])
+
+
+def test_a_held_lock_is_waited_for_a_bounded_time_naming_the_holder(aws: Aws, tmp_path: Path) -> None:
+    from pytest_mlbatch.engine.fixlock import fix_lock
+
+    (tmp_path / "mlbatch.yaml").write_text(json.dumps(
+        {**KEY_CFG, "key_pair": {"name": "ml-batch-key", "private_key_file": str(tmp_path / "k.pem")}}))
+    with fix_lock(aws.account, "us-east-1"):
+        start = time.monotonic()
+        proc = _fix_run(tmp_path, "--mlbatch-lock-timeout", "2")
+        out = proc.communicate(timeout=240)[0].decode()
+        waited = time.monotonic() - start
+    row = next(r for r in json.loads((tmp_path / "report.json").read_text())["results"] if r["check_id"] == "KEY001")
+    assert row["outcome"] == "error", (row, out[-2000:])
+    assert "fix lock" in row["message"] and f"pid {os.getpid()} on" in row["message"]
+    assert f"held by pid {os.getpid()} on" in out  # said while waiting, not only at the end
+    assert waited < 120
+    assert aws.client("ec2").describe_key_pairs()["KeyPairs"] == [] and not (tmp_path / "k.pem").exists()
+
+
+# -- 10. a bound on the whole run -----------------------------------------------------------------------------------
+@pytest.fixture
+def silent_endpoint() -> Iterator[str]:
+    """A TCP endpoint that accepts every connection and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_the_run_ends_at_its_deadline_with_every_unfinished_check_an_error(
+        pytester: pytest.Pytester, silent_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", silent_endpoint)
+    monkeypatch.setattr(inventory_mod, "READ_TIMEOUT", 2)  # one request's worst case: 2 s (no retry after it)
+    (pytester.path / "mlbatch.yaml").write_text(json.dumps({
+        "version": 1, "region": "us-east-1", "key_pair": {"name": "k"},
+        "network": {"vpc_id": "vpc-1", "subnet_ids": ["subnet-1", "subnet-2"]},
+        "iam": {"instance_role": "r", "execution_role": "e"}}))
+    start = time.monotonic()
+    _run(pytester, "--mlbatch-deadline", "3", "--mlbatch-concurrency", "1", "--mlbatch-json", "r.json")
+    took = time.monotonic() - start
+    report = json.loads((pytester.path / "r.json").read_text())
+    errors = [r for r in report["results"] if r["outcome"] == "error"]
+    assert took < 20, f"the run took {took:.0f} s past a 3 s deadline"
+    assert errors and any("--mlbatch-deadline" in r["message"] for r in errors), errors
+    assert not [r for r in report["results"] if r["outcome"] == "passed" and r["check_id"] not in ("ENV002",)]
+
+
+# -- 2. write-ahead journal: an interrupted run is reconciled by the next ----------------------------------------
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_an_interrupted_fix_is_reconciled_and_adopted_by_the_next_run(aws: Aws, faulty: MotoMiddleware,
+                                                                      tmp_path: Path, sig: signal.Signals) -> None:
+    cfg, _ = _nat_scenario(aws)
+    (tmp_path / "mlbatch.yaml").write_text(json.dumps({"version": 1, "region": "us-east-1", **cfg}))
+    faulty.set(Fault("slow", "ec2:AllocateAddress", delay=6))
+    args = [sys.executable, "-m", "pytest", "--mlbatch", "--fix", "-p", "no:cacheprovider", "-p", "no:randomly",
+            "-k", "NET003", "-q"]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while not faulty.counts("ec2:AllocateAddress"):
+        assert proc.poll() is None and time.monotonic() < deadline, "the fix never sent AllocateAddress"
+        time.sleep(0.05)
+    proc.send_signal(sig)  # mid-call: the address is being allocated, the answer never comes back
+    proc.wait(timeout=60)
+    _settle(faulty)
+    ec2 = aws.client("ec2")
+    assert len(ec2.describe_addresses()["Addresses"]) == 1  # AWS made it
+    sent = [e for e in journal_lines(tmp_path) if e.get("call") == "ec2:AllocateAddress"]
+    assert sent and sent[0]["status"] == "intent" and sent[0]["plan"]  # written before the call was sent
+
+    faulty.clear()
+    second = subprocess.run([*args, "--mlbatch-json", "r.json"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=300)
+    row = next(r for r in json.loads((tmp_path / "r.json").read_text())["results"] if r["check_id"] == "NET003")
+    assert row["outcome"] == "fixed", (row, second.stdout[-2000:])
+    addresses = ec2.describe_addresses()["Addresses"]
+    assert len(addresses) == 1, "the interrupted run's Elastic IP was not adopted"
+    assert len(ec2.describe_nat_gateways()["NatGateways"]) == 1
+    entries = journal_lines(tmp_path)
+    assert [e for e in entries if e.get("action") == "adopt" and addresses[0]["AllocationId"] in e["detail"]]
+    if sig == signal.SIGKILL:  # no answer was recorded at all: the journal itself says the plan was cut short
+        assert [e for e in entries if e.get("status") == "reconcile"]
+        assert "interrupted" in row["message"]
+
+
+# -- 5. a registry push never moves a tag -------------------------------------------------------------------------
+def test_push_never_moves_a_tag_the_receiving_registry_holds(preflight: Any, aws: Aws, auth_registry: str,
+                                                             docker_env: str, pytester: pytest.Pytester) -> None:
+    """image.registry_endpoint is a registry that already serves held:1.0 (pushed there directly, so the ECR API
+    does not list it): IMG002's fix asks that registry, refuses to move the tag without the opt-in, and with it
+    journals the digest the tag had."""
+    import docker
+    from img_fixtures import TOKEN_PASSWORD, build_scratch, ecr_config
+
+    from pytest_mlbatch import dockerops
+    from pytest_mlbatch.oci import Credentials, RegistryClient
+
+    client = docker.DockerClient(base_url=docker_env)
+    creds = Credentials("AWS", TOKEN_PASSWORD)
+    original = build_scratch(client, "someone-else:1", "their build")
+    held = dockerops.tag_and_push(client, original, f"{auth_registry}/held", "1.0", creds)
+    build_scratch(client, "mlmodel-local:2", "our build")
+    aws.client("ecr").create_repository(repositoryName="held")
+    reg = RegistryClient(f"http://{auth_registry}", creds)
+    cfg = ecr_config("held:1.0", auth_registry, local="mlmodel-local:2")
+
+    _, report = preflight.run(cfg, "-k", "IMG002", "--fix")
+    r2 = preflight.result(report, "IMG002")
+    assert r2["outcome"] == "failed" and "never moves a tag" in r2["message"], r2
+    assert reg.manifest("held", "1.0").digest == held  # type: ignore[union-attr]
+
+    cfg["fix"] = {"allow": ["move_tag"]}
+    _, report = preflight.run(cfg, "-k", "IMG002", "--fix")
+    assert preflight.result(report, "IMG002")["outcome"] == "fixed"
+    assert reg.manifest("held", "1.0").digest != held  # type: ignore[union-attr]
+    moves = [e for e in journal_lines(pytester.path) if e.get("call") == "local:tag moves from"]
+    assert len(moves) == 1 and held in moves[0]["created"]["path"]
+
+
+def test_every_test_the_reliability_doc_names_exists() -> None:
+    """docs/reliability.md states each guarantee with the test that proves it: each named test must exist."""
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "reliability.md").read_text()
+    named = set(re.findall(r"\b(test_[a-z0-9_]+)\b", doc)) - {"test_layers", "test_hardening", "test_secrets",
+                                                              "test_fix_safety", "test_faults", "test_bad_input",
+                                                              "test_fuzz", "test_least_privilege"}
+    sources = "\n".join(p.read_text() for p in (root / "tests").glob("test_*.py"))
+    missing = sorted(n for n in named if f"def {n}(" not in sources)
+    assert named and missing == [], missing

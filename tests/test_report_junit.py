@@ -110,7 +110,7 @@ def test_every_outcome_maps_to_junit_and_validates(tmp_path: Path) -> None:
     assert (net.get("failures"), net.get("errors"), net.get("skipped")) == ("1", "1", "2")
     cases = {c.get("name", "").split()[0]: c for c in root.iter("testcase")}
     failure = cases["NET003"].find("failure")
-    assert failure is not None and failure.get("message") == 'no route <to> "0.0.0.0/0" & [31mno NAT[0m'
+    assert failure is not None and failure.get("message") == 'no route <to> "0.0.0.0/0" & \\x1b[31mno NAT\\x1b[0m'
     assert failure.get("type") == "critical" and failure.text == "do this"
     below = cases["NET004"].find("skipped")
     assert below is not None and below.get("message") == "below --mlbatch-fail-on medium (low): finding"

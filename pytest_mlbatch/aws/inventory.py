@@ -25,6 +25,31 @@ RETRIES: Any = {"mode": "standard", "total_max_attempts": 3}
 CONNECT_TIMEOUT = 5
 READ_TIMEOUT = 15
 
+
+class Deadline:
+    """The run's overall deadline (--mlbatch-deadline), shared by every inventory of the process: after it, no
+    AWS request is started and none is retried, so a run ends at most one request's timeouts after it."""
+
+    at: float | None = None  # time.monotonic() value
+    seconds: float | None = None
+
+    @classmethod
+    def set(cls, seconds: float | None) -> None:
+        cls.seconds = seconds
+        cls.at = None if seconds is None else time.monotonic() + seconds
+
+    @classmethod
+    def passed(cls) -> bool:
+        return cls.at is not None and time.monotonic() >= cls.at
+
+    @classmethod
+    def message(cls) -> str:
+        return f"the run's deadline of {cls.seconds:g} s (--mlbatch-deadline) passed before this could be read"
+
+
+class DeadlinePassed(Exception):
+    """Raised before an AWS request once the run's deadline has passed."""
+
 DENIED = {
     "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess",
     "AuthorizationError", "Forbidden", "NotAuthorized",
@@ -83,6 +108,8 @@ class AwsError(Exception):
             return f"{self.operation} was throttled past retries ({self.code})"
         if self.kind == "credentials":
             return f"{self.operation}: AWS credentials not usable ({self.code}): {self.detail}"
+        if self.kind == "deadline":
+            return f"{self.operation} not sent: {self.detail}"
         return f"{self.operation} failed ({self.code}): {self.detail}"
 
 
@@ -108,6 +135,8 @@ def classify(operation: str, exc: BaseException) -> AwsError:
     """Turn any botocore/network exception into an AwsError with a kind."""
     if isinstance(exc, AwsError):
         return exc
+    if isinstance(exc, DeadlinePassed):
+        return AwsError(operation, "deadline", "Deadline", str(exc))
     if isinstance(exc, botocore.exceptions.ClientError):
         err = exc.response.get("Error", {})
         code = str(err.get("Code", "Unknown"))
@@ -179,7 +208,7 @@ def send_writes_once(client: Any) -> None:
     events.unregister(f"needs-retry.{name}", unique_id=unique_id)
 
     def needs_retry(operation: Any = None, **kwargs: Any) -> Any:
-        if operation is not None and not idempotent(operation):
+        if Deadline.passed() or (operation is not None and not idempotent(operation)):
             return None
         return handler.needs_retry(operation=operation, **kwargs)
 
@@ -245,6 +274,8 @@ class Inventory:
             raise classify(f"{service}:{method}", exc) from None
 
     def _before_call(self, model: Any, **_: Any) -> None:
+        if Deadline.passed():
+            raise DeadlinePassed(Deadline.message())
         self.calls[f"{model.service_model.signing_name}:{model.name}"] += 1
 
     @staticmethod

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pytest_mlbatch.aws.inventory import Inventory
 from pytest_mlbatch.aws.world import AwsWorld
 from pytest_mlbatch.engine.journal import Journal
-from pytest_mlbatch.findings import Finding, Resource, Severity
+from pytest_mlbatch.findings import Finding, Resource, Severity, printable
 from pytest_mlbatch.model.resources import resources_for
 from pytest_mlbatch.model.scope import Scope
 from pytest_mlbatch.model.world import World
@@ -59,7 +59,7 @@ class FixPlan:
         if self.opt_in:
             lines.append(f"  needs opt-in: fix.allow: [{self.opt_in}]")
         lines.extend(f"  note: {n}" for n in self.notes)
-        return "\n".join(lines)
+        return "\n".join(printable(line) for line in lines)  # a name with a newline cannot add a line
 
     def plan_id(self, account: str | None, region: str | None) -> str:
         """The same plan (check, resource, action, account, region) has the same id in every run and on every

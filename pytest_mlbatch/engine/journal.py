@@ -62,6 +62,37 @@ class Journal:
             with os.fdopen(fd, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
 
+    def history(self) -> list[dict[str, Any]]:
+        """Every entry of the journal file, earlier runs included (unreadable lines are skipped)."""
+        try:
+            self.check_path()
+            text = self.path.read_text(encoding="utf-8", errors="replace")
+        except (OSError, JournalPathError):
+            return []
+        out = []
+        for line in text.splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                out.append(entry)
+        return out
+
+    def unfinished(self, plan_id: str) -> list[str]:
+        """The calls of plan `plan_id` that an earlier run sent (intent written) without recording an answer:
+        it was interrupted (SIGINT, SIGKILL, a crash) mid-call, so what they made may exist, carrying the plan's
+        tag, without being in the journal."""
+        pending: dict[tuple[str, str, str], str] = {}
+        for e in self.history():
+            key = (str(e.get("check_id")), str(e.get("resource")), str(e.get("call")))
+            if e.get("status") == "intent":
+                if e.get("plan") == plan_id:
+                    pending[key] = key[2]
+            elif key in pending and e.get("status") in ("ok", "failed", "unknown"):
+                del pending[key]
+        return sorted(set(pending.values()))
+
     def record_intent(self, check_id: str, resource: str, plan_id: str, call: str, params: dict[str, Any]) -> None:
         """Write-ahead: what is about to be sent (before it is), so an interrupted run leaves a trace to reconcile."""
         self._write({"check_id": check_id, "resource": resource, "plan": plan_id, "call": call, "status": "intent",

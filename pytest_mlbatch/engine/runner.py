@@ -10,8 +10,18 @@ from typing import TYPE_CHECKING, Any
 from pytest_mlbatch.aws.guard import ForbiddenCall
 from pytest_mlbatch.aws.inventory import AwsError
 from pytest_mlbatch.aws.target import region_problem
-from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
-from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Outcome, Resource, Severity, error, skipped
+from pytest_mlbatch.engine.context import PLAN_TAG, CheckContext, FixContext, FixPlan, NotFixable
+from pytest_mlbatch.findings import (
+    Finding,
+    NotApplicable,
+    NotEvaluable,
+    Outcome,
+    Resource,
+    Severity,
+    error,
+    redact,
+    skipped,
+)
 
 if TYPE_CHECKING:
     from pytest_mlbatch.aws.target import Target
@@ -93,6 +103,8 @@ def gate(runtime: Runtime, check: Check, target: Target) -> Finding | None:
 
 
 def run(runtime: Runtime, check: Check, target: Target, resource: Resource) -> ItemResult:
+    from pytest_mlbatch.aws.inventory import Deadline
+
     start = time.perf_counter()
     severity = effective_severity(runtime, check)
     notes: list[str] = []
@@ -109,6 +121,8 @@ def run(runtime: Runtime, check: Check, target: Target, resource: Resource) -> I
                 else:
                     notes.append(f"exemption expired on {ex.until.isoformat()} ({ex.reason})")
                 break
+    if finding is None and Deadline.passed():
+        finding = error(f"not evaluated: {Deadline.message()}")
     if finding is None:
         finding = gate(runtime, check, target)
     ctx = CheckContext(runtime, target, check)
@@ -122,7 +136,7 @@ def run(runtime: Runtime, check: Check, target: Target, resource: Resource) -> I
             and finding.severity.rank > severity.rank:
         severity = finding.severity  # e.g. a named resource that does not exist: the job cannot be submitted
     remediation = finding.remediation or (NOT_EVALUATED if finding.outcome is Outcome.ERROR else check.remediation)
-    message = finding.message
+    message = redact(finding.message)  # e.g. a registry that echoed the Authorization header in its error
     if notes:
         message = f"{message} [{'; '.join(notes)}]"
     return ItemResult(
@@ -192,20 +206,29 @@ def _fix(runtime: Runtime, ctx: CheckContext, resource: Resource, finding: Findi
     planned = _plan(runtime, ctx, resource, finding)
     if not isinstance(planned, FixPlan):
         return planned
-    from pytest_mlbatch.engine.fixlock import fix_lock
+    from pytest_mlbatch.engine.fixlock import FixLockError, fix_lock
 
-    with fix_lock(_account(ctx.target), ctx.target.region):
-        ctx.inventory.invalidate()  # another --fix may have changed this since the check read it
-        fresh = evaluate(ctx, resource)
-        if fresh.outcome is Outcome.PASSED:
-            return (Finding(fresh.outcome, f"{fresh.message} (read again before fixing: nothing to do; another "
-                                           "--fix may have fixed it meanwhile)"), None, None)
-        if fresh.outcome is not Outcome.FAILED:  # could not tell any more (error) or no longer applies (skipped)
-            return Finding(fresh.outcome, f"{fresh.message} (read again before fixing)"), None, None
-        again = _plan(runtime, ctx, resource, fresh)
-        if not isinstance(again, FixPlan):
-            return again
-        return _apply(runtime, ctx, resource, fresh, again)
+    try:
+        with fix_lock(_account(ctx.target), ctx.target.region, timeout=runtime.lock_timeout, notify=runtime.notify):
+            return _fix_locked(runtime, ctx, resource)
+    except FixLockError as exc:
+        return Finding(Outcome.ERROR, f"{finding.message} (not fixed: {exc})"), planned.as_json(False), \
+            planned.describe()
+
+
+def _fix_locked(runtime: Runtime, ctx: CheckContext, resource: Resource) -> FixOutcome:
+    """Under the lock: read AWS again and apply the plan only if the check still fails."""
+    ctx.inventory.invalidate()  # another --fix may have changed this since the check read it
+    fresh = evaluate(ctx, resource)
+    if fresh.outcome is Outcome.PASSED:
+        return (Finding(fresh.outcome, f"{fresh.message} (read again before fixing: nothing to do; another "
+                                       "--fix may have fixed it meanwhile)"), None, None)
+    if fresh.outcome is not Outcome.FAILED:  # could not tell any more (error) or no longer applies (skipped)
+        return Finding(fresh.outcome, f"{fresh.message} (read again before fixing)"), None, None
+    again = _plan(runtime, ctx, resource, fresh)
+    if not isinstance(again, FixPlan):
+        return again
+    return _apply(runtime, ctx, resource, fresh, again)
 
 
 def _apply(runtime: Runtime, ctx: CheckContext, resource: Resource, finding: Finding, plan: FixPlan) -> FixOutcome:
@@ -214,6 +237,14 @@ def _apply(runtime: Runtime, ctx: CheckContext, resource: Resource, finding: Fin
     plan_id = plan.plan_id(_account(ctx.target), ctx.target.region)
     fctx = FixContext(runtime, ctx.target, check, runtime.journal, resource, plan_id)
     sanctioned = frozenset({"ecr:PutImage"}) if plan.opt_in == "move_tag" else frozenset()
+    reconciled = ""
+    interrupted = runtime.journal.unfinished(plan_id)
+    if interrupted:  # what that run made carries the plan's tag: the fixer adopts it instead of making another
+        reconciled = (f" (an earlier run of this plan was interrupted after sending {', '.join(interrupted)}; "
+                      f"resources tagged {PLAN_TAG}={plan_id} were adopted, see {runtime.journal.path})")
+        runtime.journal.record_outcome(check.id, resource.id, plan.action, "reconcile",
+                                       f"plan {plan_id} interrupted after {', '.join(interrupted)}; adopting what "
+                                       f"carries tag {PLAN_TAG}={plan_id}")
     mark = len(runtime.journal.entries)
     try:
         with ctx.inventory.mutations(runtime.journal, check.id, resource.id, plan.calls, plan_id, sanctioned):
@@ -232,5 +263,5 @@ def _apply(runtime: Runtime, ctx: CheckContext, resource: Resource, finding: Fin
     record = {**plan.as_json(True), "created": created}
     if again.outcome is Outcome.PASSED:
         what = f": created {', '.join(created)}" if created else ""
-        return Finding(Outcome.FIXED, f"fixed: {plan.action}{what} ({finding.message})"), record, text
+        return Finding(Outcome.FIXED, f"fixed: {plan.action}{what} ({finding.message}){reconciled}"), record, text
     return Finding(again.outcome, f"{again.message} (after applying '{plan.action}')"), record, text

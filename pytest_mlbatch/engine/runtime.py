@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from pytest_mlbatch.aws.jobs import RunTarget
 from pytest_mlbatch.aws.target import Target, TargetSpec, resolve_targets
 from pytest_mlbatch.config import Settings
 from pytest_mlbatch.engine.context import Check
+from pytest_mlbatch.engine.fixlock import DEFAULT_TIMEOUT
 from pytest_mlbatch.engine.journal import Journal
 from pytest_mlbatch.engine.registry import Registry, load_checks
 from pytest_mlbatch.findings import NotEvaluable, Severity
@@ -55,11 +57,13 @@ class Runtime:
         today: dt.date | None = None,
         jobs: tuple[str, ...] = (),
         canary: bool = False,
+        lock_timeout: float | None = None,
     ) -> None:
         self.settings = settings
         self.rootdir = rootdir
         self.fix = fix
         self.fix_dry_run = fix_dry_run
+        self.lock_timeout = DEFAULT_TIMEOUT if lock_timeout is None else lock_timeout
         self.fail_on = Severity(fail_on)
         self.today = today or dt.date.today()
         self.registry: Registry = load_checks()
@@ -71,6 +75,14 @@ class Runtime:
         self._docker: Any = None
         self._docker_error: str | None = None
         self._lock = threading.Lock()
+
+    @staticmethod
+    def notify(message: str) -> None:
+        """Tell the person at the terminal now (a wait for the fix lock), past pytest's output capture."""
+        stream = sys.__stderr__
+        if stream is not None:
+            stream.write(message + "\n")
+            stream.flush()
 
     def checks(self) -> list[Check]:
         return list(self.registry)

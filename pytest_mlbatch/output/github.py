@@ -58,7 +58,7 @@ def annotation_lines(results: list[dict[str, Any]], fail_on: str) -> list[str]:
         level = "warning" if kind == 2 else "error"
         what = {0: f"{r['severity']}", 1: "could not check", 2: f"{r['severity']}, below fail-on {fail_on}"}[kind]
         title = f"{r['check_id']} {r.get('slug', '')} ({what})"
-        message = f"{r['resource']} ({r.get('target')}): {one_line(r.get('message'))}\n" \
+        message = f"{one_line(r['resource'])} ({r.get('target')}): {one_line(r.get('message'))}\n" \
                   f"What to do: {one_line(r.get('remediation'))}"
         out.append(command(level, message, title=title))
     if len(rows) > MAX_ANNOTATIONS:
@@ -66,7 +66,7 @@ def annotation_lines(results: list[dict[str, Any]], fail_on: str) -> list[str]:
                                       "see the step summary or the JSON report", title="pytest-mlbatch"))
     for r in results:
         if r["outcome"] == "fixed":
-            out.append(command("notice", f"{r['resource']}: {one_line(r.get('message'))}",
+            out.append(command("notice", f"{one_line(r['resource'])}: {one_line(r.get('message'))}",
                                title=f"{r['check_id']} fixed"))
     return out
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_mlbatch import __version__
-from pytest_mlbatch.findings import AREAS, Outcome
+from pytest_mlbatch.findings import AREAS, Outcome, printable
 from pytest_mlbatch.output.github import write_step_summary
 from pytest_mlbatch.output.results import area_of, exemption_status, normalize, run_fails, sort_results
 
@@ -77,7 +77,7 @@ def build_report(runtime: Runtime, results: list[dict[str, Any]], started_at: dt
 
 # -- compliance JUnit -----------------------------------------------------------------------------------------
 def _one_line(text: Any) -> str:
-    return " ".join(str(text or "").split())
+    return printable(" ".join(str(text or "").split()))
 
 
 def junit_suites(results: list[dict[str, Any]], fail_on: str = "low") -> list[Any]:
@@ -102,8 +102,8 @@ def junit_suites(results: list[dict[str, Any]], fail_on: str = "low") -> list[An
         cases = []
         for r in sorted(rows, key=lambda r: (r["check_id"], str(r["resource"]))):
             finding = _one_line(r.get("message"))
-            remediation = str(r.get("remediation") or "")
-            case = TestCase(name=f"{r['check_id']} {r.get('slug', '')} [{r['resource']}]",
+            remediation = printable(r.get("remediation") or "")
+            case = TestCase(name=f"{r['check_id']} {r.get('slug', '')} [{printable(r['resource'])}]",
                             classname=f"mlbatch.{account}.{region}.{area}",
                             elapsed_sec=float(r.get("duration_s") or 0.0))
             outcome = r["outcome"]

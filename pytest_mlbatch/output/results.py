@@ -6,7 +6,7 @@ import datetime as dt
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
-from pytest_mlbatch.findings import AREAS, Severity
+from pytest_mlbatch.findings import AREAS, Severity, printable
 
 if TYPE_CHECKING:
     from pytest_mlbatch.config import Exemption
@@ -87,14 +87,15 @@ def problems_by_area(results: list[dict[str, Any]]) -> list[tuple[str, list[dict
 
 
 def one_line(text: Any) -> str:
-    return " ".join(str(text or "").split())
+    """One line of text for an output: whitespace runs collapsed, every other control character escaped."""
+    return printable(" ".join(str(text or "").split()))
 
 
 def problem_line(row: dict[str, Any], *, with_target: bool = False, ascii_only: bool = False) -> str:
     """'ID resource — what is wrong → what to do' (a target is added when the run has several)."""
     dash, arrow = (" -- ", " -> ") if ascii_only else (" — ", " → ")
     where = f" ({row.get('target')})" if with_target else ""
-    return f"{row['check_id']} {row['resource']}{where}{dash}{without_resource(row)}{arrow}" \
+    return f"{row['check_id']} {printable(row['resource'])}{where}{dash}{without_resource(row)}{arrow}" \
            f"{one_line(row.get('remediation'))}"
 
 

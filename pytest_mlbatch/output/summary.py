@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
-from pytest_mlbatch.findings import AREAS
+from pytest_mlbatch.findings import AREAS, printable
 from pytest_mlbatch.output.github import annotation_lines
 from pytest_mlbatch.output.results import (
     COLUMNS,
@@ -51,6 +51,7 @@ def write_summary(tr: Any, results: list[dict[str, Any]], runtime: Runtime, *, v
     """Write the preflight summary; colours only where pytest uses them (a TTY or --color=yes)."""
     if not results:
         return
+    tr = _Escaping(tr)
     results = sort_results(normalize(results))
     fail_on = runtime.fail_on.value
     ascii_only = _ascii_only(tr)
@@ -110,7 +111,8 @@ def write_summary(tr: Any, results: list[dict[str, Any]], runtime: Runtime, *, v
     if plans and runtime.fix_dry_run:
         tr.section("mlbatch fix plan (dry run: nothing was changed)", sep="-")
         for r in plans:
-            tr.write_line(r["plan"])
+            for line in str(r["plan"]).split("\n"):  # plan lines: each part escaped by FixPlan.describe
+                tr.write_line(line)
     if verbose >= 0:
         tr.write_line("")
     tr.write_line(gate_text(results, fail_on, marked="in parentheses" if verbose >= -1 else "",
@@ -118,6 +120,19 @@ def write_summary(tr: Any, results: list[dict[str, Any]], runtime: Runtime, *, v
 
     for line in annotation_lines(results, fail_on):
         tr.write_line(line)
+
+
+class _Escaping:
+    """The terminal reporter, with every line written escaped (findings.printable): one line stays one line."""
+
+    def __init__(self, tr: Any) -> None:
+        self._tr = tr
+
+    def write_line(self, line: str, **markup: bool) -> None:
+        self._tr.write_line(printable(line), **markup)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tr, name)
 
 
 def _exemptions(tr: Any, results: list[dict[str, Any]], runtime: Runtime) -> None:

@@ -26,6 +26,10 @@ HELP = {
                    "its state",
     "mlbatch_canary": "submit one short canary job to the queue with the job definition, wait for it (canary.timeout)"
                       " and report SUCCEEDED or why not; opt-in, never implied by --fix",
+    "mlbatch_lock_timeout": "--fix waits at most this many seconds for another run's fix of the same account and "
+                            "region (default 600); then the fix is not applied and says who holds the lock",
+    "mlbatch_deadline": "end the preflight after this many seconds (default 900): no AWS request is started or "
+                        "retried after it, and every check not finished is an error naming the deadline",
     "mlbatch_concurrency": "at most this many AWS calls in flight per target (account and region), default 16; "
                            "1: checks are evaluated one at a time, each call in turn",
 }
@@ -50,6 +54,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mlbatch-job", metavar="JOB_ID", action="append", default=[], help=HELP["mlbatch_job"])
     group.addoption("--mlbatch-canary", action="store_true", default=False, help=HELP["mlbatch_canary"])
     group.addoption("--mlbatch-concurrency", metavar="N", type=int, default=None, help=HELP["mlbatch_concurrency"])
+    group.addoption("--mlbatch-lock-timeout", metavar="SECONDS", type=float, default=None,
+                    help=HELP["mlbatch_lock_timeout"])
+    group.addoption("--mlbatch-deadline", metavar="SECONDS", type=float, default=None, help=HELP["mlbatch_deadline"])
     parser.addini("mlbatch_config", HELP["mlbatch_config"], default=None)
     parser.addini("mlbatch_fail_on", HELP["mlbatch_fail_on"], default=None)
     parser.addini("mlbatch_json", HELP["mlbatch_json"], default=None)

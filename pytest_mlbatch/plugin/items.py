@@ -9,7 +9,7 @@ import pytest
 
 from pytest_mlbatch.aws.target import region_problem
 from pytest_mlbatch.engine.runner import ItemResult, run
-from pytest_mlbatch.findings import Outcome, Resource
+from pytest_mlbatch.findings import Outcome, Resource, printable
 from pytest_mlbatch.plugin import progress
 
 if TYPE_CHECKING:
@@ -62,17 +62,17 @@ class MlbatchItem(pytest.Item):
             self.result = provider(self) if provider else run(self.runtime, self.check, self.target, self.resource)
         outcome = self.result.outcome
         if outcome == Outcome.SKIPPED:
-            pytest.skip(self.result.message)
+            pytest.skip(printable(self.result.message))
         if outcome == Outcome.ERROR:
-            raise CheckNotEvaluated(self.result.message)
+            raise CheckNotEvaluated(printable(self.result.message))
 
     def runtest(self) -> None:
         assert self.result is not None
         if self.result.outcome == Outcome.FAILED:
             if self.result.below_threshold:
                 pytest.xfail(f"{self.result.severity} is below --mlbatch-fail-on {self.runtime.fail_on.value}: "
-                             f"{self.result.message}")
-            raise CheckFailed(self.result.message)
+                             f"{printable(self.result.message)}")
+            raise CheckFailed(printable(self.result.message))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, CheckFailed | CheckNotEvaluated) and self.result is not None:
@@ -88,7 +88,7 @@ class MlbatchItem(pytest.Item):
                         else "see the finding"
                     lines.append(f"  fix not applied ({why}); its plan:")
                 lines.extend("    " + line for line in r.plan.splitlines())
-            return "\n".join(lines)
+            return "\n".join(printable(line) for line in lines)
         return str(super().repr_failure(excinfo))
 
     def _repr_failure_py(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
@@ -108,7 +108,7 @@ class MlbatchItem(pytest.Item):
         return code.co_filename, code.co_firstlineno
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, None, f"{self.check.id} {self.check.title} [{self.resource.id}]"
+        return self.path, None, printable(f"{self.check.id} {self.check.title} [{self.resource.id}]")
 
 
 def _skipped_result(item: MlbatchItem, reason: str) -> ItemResult:
@@ -146,7 +146,8 @@ def build_items(session: pytest.Session, runtime: Runtime) -> list[pytest.Item]:
             if isinstance(found, str):
                 reason, found = found, [Resource(check.resource_kind, "not-configured")]
             for res in found:
-                item = MlbatchItem.from_parent(parent, name=f"{check.id}[{res.id}]", check=check, target=target,
+                item = MlbatchItem.from_parent(parent, name=f"{check.id}[{printable(res.id)}]", check=check,
+                                               target=target,
                                                resource=res, runtime=runtime, skip_reason=reason)
                 item.add_marker("mlbatch")
                 item.add_marker(pytest.mark.xdist_group(target.label))

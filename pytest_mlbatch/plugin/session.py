@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ import pytest
 
 from pytest_mlbatch import config as cfg
 from pytest_mlbatch.engine.runtime import Runtime
+from pytest_mlbatch.findings import printable, redact
 from pytest_mlbatch.plugin.items import MlbatchItem, build_items
 from pytest_mlbatch.plugin.options import allow_unchecked
 
@@ -21,6 +24,39 @@ def _opt(config: pytest.Config, name: str) -> Any:
         value = config.getini(name) if name in ("mlbatch_config", "mlbatch_fail_on", "mlbatch_json",
                                                 "mlbatch_junit") else None
     return value or None
+
+
+DEFAULT_DEADLINE = 900.0  # s: far beyond a normal run (seconds) or one --fix waiting for a NAT gateway (10 min)
+
+
+class RedactSecrets(logging.Filter):
+    """On every handler while the preflight runs: a record's text with its credentials replaced (findings.redact).
+    botocore's own DEBUG loggers print the session token and the Authorization header of every request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # a record that cannot format is left to logging's own error handling
+            return True
+        clean = redact(text)
+        if clean != text:
+            record.msg, record.args = clean, ()
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+def _all_handlers(config: pytest.Config) -> list[logging.Handler]:
+    """Every handler of every logger, and pytest's own (live log, --log-file, caplog and the report's capture)."""
+    handlers = list(logging.getLogger().handlers)
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        handlers.extend(getattr(logger, "handlers", []))
+    plugin = config.pluginmanager.get_plugin("logging-plugin")
+    for name in ("log_cli_handler", "log_file_handler", "caplog_handler", "report_handler"):
+        found = getattr(plugin, name, None)
+        if isinstance(found, logging.Handler):
+            handlers.append(found)
+    return list(dict.fromkeys(handlers))
 
 
 class OncePerFinding:
@@ -54,6 +90,8 @@ class MlbatchPlugin:
         self.started_at = dt.datetime.now(dt.UTC)
         self.t0 = time.perf_counter()
         self.report_problems: list[str] = []
+        self.redactor = RedactSecrets()
+        self._filtered: list[logging.Handler] = []
 
     @classmethod
     def create(cls, config: pytest.Config) -> MlbatchPlugin:
@@ -62,6 +100,9 @@ class MlbatchPlugin:
         fail_on = _opt(config, "mlbatch_fail_on") or "low"
         if fail_on not in ("critical", "high", "medium", "low"):
             raise pytest.UsageError(f"mlbatch_fail_on: {fail_on!r} is not one of critical, high, medium, low")
+        region = config.getoption("aws_region")
+        if region is not None and not re.search(cfg.schema()["$defs"]["region"]["pattern"], region):
+            raise pytest.UsageError(f"--aws-region: {printable(region)!r} is not a region such as us-east-1")
         rootdir = Path(config.rootpath)
         sandbox = None
         try:
@@ -85,6 +126,7 @@ class MlbatchPlugin:
             cli_profile=config.getoption("aws_profile"),
             jobs=tuple(config.getoption("mlbatch_job") or ()),
             canary=bool(config.getoption("mlbatch_canary")),
+            lock_timeout=config.getoption("mlbatch_lock_timeout"),
         )
         if runtime.fix:
             from pytest_mlbatch.engine.journal import JournalPathError
@@ -93,10 +135,22 @@ class MlbatchPlugin:
                 runtime.journal.check_path()
             except JournalPathError as exc:
                 raise pytest.UsageError(str(exc)) from None
+        from pytest_mlbatch.aws.inventory import Deadline
+
+        deadline = config.getoption("mlbatch_deadline")
+        if deadline is not None and deadline <= 0:
+            raise pytest.UsageError(f"--mlbatch-deadline: {deadline:g} is not a positive number of seconds")
+        Deadline.set(DEFAULT_DEADLINE if deadline is None else deadline)
         config.addinivalue_line("markers", "mlbatch: a pytest-mlbatch preflight check")
         if not config.pluginmanager.hasplugin("xdist"):
             config.addinivalue_line("markers", "xdist_group(name): the items of one target (pytest-xdist loadgroup)")
         return cls(config, runtime, sandbox)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self._filtered = _all_handlers(self.config)
+        for handler in self._filtered:
+            handler.addFilter(self.redactor)
 
     # -- collection ----------------------------------------------------------------------------------
     def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
@@ -178,6 +232,11 @@ class MlbatchPlugin:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        from pytest_mlbatch.aws.inventory import Deadline
+
+        Deadline.set(None)
+        for handler in self._filtered:
+            handler.removeFilter(self.redactor)
         for target in self.runtime.targets:
             target.release()
         if self.sandbox is not None:
