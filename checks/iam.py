@@ -119,7 +119,7 @@ def _missing_role_plan(ctx: CheckContext, res: Resource, service: str, managed: 
         calls.append("iam:PutRolePolicy")
         action += f", put inline policy {JOB_ROLE_POLICY} with the {len(inline['Statement'])} declared statement(s)"
     managed_policy_arn = managed_arn(ctx, managed) if managed else None
-    plan = FixPlan(ctx.check.id, res.id, action, calls=calls, permissions=[*calls, "iam:TagRole"],
+    plan = FixPlan(ctx.check.id, res.id, action, calls=calls, permissions=[*calls, "iam:TagRole", "iam:ListRoleTags"],
                    apply=lambda fx: None)
     existing = roles.get_role(ctx.inventory, ref.name)
     if existing is not None:
@@ -204,7 +204,7 @@ def batch_service_role(ctx: CheckContext, res: Resource) -> Finding:
 
 
 @batch_service_role.fix(summary="create the Batch service-linked role",
-                        permissions=["iam:CreateServiceLinkedRole", "iam:TagRole"])
+                        permissions=["iam:CreateServiceLinkedRole", "iam:TagRole", "iam:ListRoleTags"])
 def create_batch_slr(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
     ref = _ref(res.id)
     if not ref.service_linked:
@@ -220,8 +220,8 @@ def create_batch_slr(ctx: CheckContext, res: Resource, finding: Finding) -> FixP
         iam.tag_role(RoleName=created["Role"]["RoleName"], Tags=fx.tag_list())
 
     return FixPlan("IAM001", res.id, f"create the service-linked role for {roles.BATCH_SERVICE}",
-                   calls=["iam:CreateServiceLinkedRole", "iam:TagRole"],
-                   permissions=["iam:CreateServiceLinkedRole", "iam:TagRole"], apply=apply)
+                   calls=["iam:CreateServiceLinkedRole", "iam:TagRole", "iam:ListRoleTags"],
+                   permissions=["iam:CreateServiceLinkedRole", "iam:TagRole", "iam:ListRoleTags"], apply=apply)
 
 
 # -- IAM002 ------------------------------------------------------------------------------------------------
@@ -249,7 +249,7 @@ def ecs_instance_role(ctx: CheckContext, res: Resource) -> Finding:
 
 
 @ecs_instance_role.fix(summary="create the role, attach AmazonEC2ContainerServiceforEC2Role",
-                       permissions=["iam:CreateRole", "iam:AttachRolePolicy", "iam:TagRole"])
+                       permissions=["iam:CreateRole", "iam:AttachRolePolicy", "iam:TagRole", "iam:ListRoleTags"])
 def create_instance_role(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
     return _missing_role_plan(ctx, res, "ec2.amazonaws.com", EC2_ROLE_POLICY)
 
@@ -413,7 +413,7 @@ def execution_role(ctx: CheckContext, res: Resource) -> Finding:
 
 
 @execution_role.fix(summary="create the role, attach AmazonECSTaskExecutionRolePolicy",
-                    permissions=["iam:CreateRole", "iam:AttachRolePolicy", "iam:TagRole"])
+                    permissions=["iam:CreateRole", "iam:AttachRolePolicy", "iam:TagRole", "iam:ListRoleTags"])
 def create_execution_role(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
     return _missing_role_plan(ctx, res, "ecs-tasks.amazonaws.com", EXECUTION_POLICY)
 
@@ -451,7 +451,8 @@ def job_role(ctx: CheckContext, res: Resource) -> Finding:
 
 
 @job_role.fix(summary="create the role with exactly the declared statements (only if the role is missing)",
-              permissions=["iam:CreateRole", "iam:PutRolePolicy", "iam:TagRole"])
+              permissions=["iam:CreateRole", "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:TagRole",
+                           "iam:ListRoleTags"])
 def create_job_role(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
     jr = ctx.scope.job_role
     inline = None

@@ -213,7 +213,7 @@ def subnet_egress_path(ctx: CheckContext, res: Resource) -> Finding:
 @subnet_egress_path.fix(summary="opt-in (fix.allow): internet gateway + public route, or NAT gateway + route",
                         permissions=["ec2:CreateInternetGateway", "ec2:AttachInternetGateway", "ec2:CreateRoute",
                                      "ec2:AllocateAddress", "ec2:CreateNatGateway", "ec2:CreateTags",
-                                     "ec2:DescribeNatGateways"])
+                                     "ec2:DescribeNatGateways", "ec2:DescribeAddresses"])
 def add_egress_path(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
     data = network(ctx, paths=True)
     subnet = _subnet_or_skip(data, ctx, res.id)
@@ -330,7 +330,7 @@ def _nat_plan(ctx: CheckContext, data: NetData, subnet_id: str, vpc: str, rid: s
 
     return FixPlan("NET003", subnet_id, action, calls=calls,
                    permissions=["ec2:AllocateAddress", "ec2:CreateNatGateway", "ec2:DescribeNatGateways",
-                                "ec2:CreateRoute", "ec2:CreateTags"],
+                                "ec2:DescribeAddresses", "ec2:CreateRoute", "ec2:CreateTags"],
                    apply=apply, opt_in="nat_gateway",
                    notes=[nat_cost_note(), "DescribeNatGateways polls until the new NAT gateway is available (up to "
                           "10 minutes) before the route is added", *notes])
