@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,14 +76,9 @@ class Runtime:
         self._docker: Any = None
         self._docker_error: str | None = None
         self._lock = threading.Lock()
-
-    @staticmethod
-    def notify(message: str) -> None:
-        """Tell the person at the terminal now (a wait for the fix lock), past pytest's output capture."""
-        stream = sys.__stderr__
-        if stream is not None:
-            stream.write(message + "\n")
-            stream.flush()
+        # tells the person at the terminal now (a wait for the fix lock); the plugin sets a writer that suspends
+        # pytest's output capture, since an item's setup runs captured
+        self.notify: Callable[[str], None] = _to_stderr
 
     def checks(self) -> list[Check]:
         return list(self.registry)
@@ -106,3 +102,10 @@ class Runtime:
             if self._docker_error is not None:
                 raise NotEvaluable(self._docker_error)
             return self._docker
+
+
+def _to_stderr(message: str) -> None:
+    stream = sys.__stderr__
+    if stream is not None:
+        stream.write(message + "\n")
+        stream.flush()

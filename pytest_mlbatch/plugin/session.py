@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,24 @@ def _all_handlers(config: pytest.Config) -> list[logging.Handler]:
         if isinstance(found, logging.Handler):
             handlers.append(found)
     return list(dict.fromkeys(handlers))
+
+
+def _live_writer(config: pytest.Config, fallback: Callable[[str], None]) -> Callable[[str], None]:
+    """A line for the person at the terminal now, even from inside an item's captured setup: pytest's capture is
+    suspended while it is written (as pytest's live logging does). The plugins are looked up when a line is
+    written: at configure time the terminal reporter may not be registered yet."""
+
+    def write(message: str) -> None:
+        capman = config.pluginmanager.get_plugin("capturemanager")
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+        if capman is None or tr is None:
+            fallback(message)
+            return
+        with capman.global_and_fixture_disabled():
+            tr.write_line(message)
+            tr.flush()
+
+    return write
 
 
 class OncePerFinding:
@@ -128,6 +147,7 @@ class MlbatchPlugin:
             canary=bool(config.getoption("mlbatch_canary")),
             lock_timeout=config.getoption("mlbatch_lock_timeout"),
         )
+        runtime.notify = _live_writer(config, runtime.notify)
         if runtime.fix:
             from pytest_mlbatch.engine.journal import JournalPathError
 
