@@ -338,8 +338,8 @@ def test_hostile_names_from_aws_cannot_forge_lines_or_escape_sequences(aws: Aws,
     step_summary = pytester.path / "step-summary.md"
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
-    result = _run(pytester, "-k", "SG", "-rA", "-v", "--color=no", "--fix-dry-run", "--mlbatch-json", "r.json",
-                  "--mlbatch-junit", "j.xml")
+    result = _run(pytester, "-k", "SG", "-rA", "-v", "--tb=short", "--color=no", "--fix-dry-run",
+                  "--mlbatch-json", "r.json", "--mlbatch-junit", "j.xml")  # --tb: pytest's failure blocks too
     out = result.stdout.lines + result.stderr.lines
     report = json.loads((pytester.path / "r.json").read_text())
     row = next(r for r in report["results"] if r["check_id"] == "SG004")
