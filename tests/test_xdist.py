@@ -149,14 +149,16 @@ def test_workerinput_carries_sandbox_and_snapshot(tmp_path) -> None:
         if workerinput is not None:
             config.workerinput = workerinput  # type: ignore[attr-defined]
         runtime = Runtime(settings, tmp_path)
-        session = SimpleNamespace(runtime=runtime, sandbox=SimpleNamespace(endpoint="http://127.0.0.1:1", raw=raw))
+        sandbox = SimpleNamespace(endpoint="http://127.0.0.1:1", raw=raw, credentials={"AWS_ACCESS_KEY_ID": "ASIAX"})
+        session = SimpleNamespace(runtime=runtime, sandbox=sandbox)
         return XdistPlugin(config, session)  # type: ignore[arg-type]
 
     controller = plugin(None)
     assert controller.config.option.dist == "loadgroup"  # -n's default `load` would split a target
     node = SimpleNamespace(workerinput={"workerid": "gw0"})
     controller.pytest_configure_node(node)
-    assert node.workerinput["mlbatch_sandbox"] == {"endpoint": "http://127.0.0.1:1", "config": raw}
+    assert node.workerinput["mlbatch_sandbox"] == {"endpoint": "http://127.0.0.1:1", "config": raw,
+                                                   "credentials": {"AWS_ACCESS_KEY_ID": "ASIAX"}}
     snapshot = pickle.loads(node.workerinput["mlbatch_snapshot"])
     labels = [t.label for t in controller.session.runtime.targets]
     assert sorted(snapshot) == sorted(labels) and len(labels) == 2
