@@ -12,6 +12,8 @@ import pytest
 from backends import Aws
 from wsgi_backend import MotoMiddleware
 
+from pytest_mlbatch.plugin.options import DEFAULT_CONCURRENCY
+
 pytest_plugins = ("scale_fixtures",)
 
 # Synthetic checks, registered only inside the subprocess run (its conftest), never in this process's registry:
@@ -158,7 +160,7 @@ def test_a_first_run_of_the_catalog_overlaps_its_reads(pytester: pytest.Pytester
     assert serial.ret == 1
     assert counted.max_in_flight == 1
     assert overlap >= 4, f"only {overlap} calls in flight at once"
-    assert overlap <= 8  # the default bound per target
+    assert overlap <= DEFAULT_CONCURRENCY  # the default bound per target
     assert calls == counted.counts(), "read-ahead made calls a serial run does not make"
     reports = [json.loads((pytester.path / name).read_text()) for name in ("first.json", "serial.json")]
     assert comparable(reports[0]) == comparable(reports[1])

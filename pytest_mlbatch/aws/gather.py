@@ -51,8 +51,9 @@ def part(name: str) -> Callable[[Part], Part]:
 def first_wave(target: Target, areas: Iterable[str]) -> list[Read]:
     """The reads of every part the given areas' checks use: chains of dependent reads, to be started side by side
     (each makes the same cached calls the checks make next, and swallows failures: the checks meet them)."""
-    try:
+    try:  # a target without usable credentials has nothing to read ahead; its items say why
         scope = target.scope()
+        target.inventory  # noqa: B018
     except AwsError:
         return []
     names = sorted({p for area in areas for p in AREA_PARTS.get(area, ())})
