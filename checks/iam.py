@@ -220,7 +220,7 @@ def create_batch_slr(ctx: CheckContext, res: Resource, finding: Finding) -> FixP
         iam.tag_role(RoleName=created["Role"]["RoleName"], Tags=fx.tag_list())
 
     return FixPlan("IAM001", res.id, f"create the service-linked role for {roles.BATCH_SERVICE}",
-                   calls=["iam:CreateServiceLinkedRole", "iam:TagRole", "iam:ListRoleTags"],
+                   calls=["iam:CreateServiceLinkedRole", "iam:TagRole"],
                    permissions=["iam:CreateServiceLinkedRole", "iam:TagRole", "iam:ListRoleTags"], apply=apply)
 
 
