@@ -241,6 +241,22 @@ def test_reports_are_never_written_through_a_planted_link(aws: Aws, preflight: A
     assert leftovers == [f".r.json.{os.getpid()}.tmp"]  # only the planted link; no temp file of ours
 
 
+def test_the_step_summary_is_never_appended_through_a_link(aws: Aws, preflight: Any, pytester: pytest.Pytester,
+                                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$GITHUB_STEP_SUMMARY that is a link (planted by a checked-out repository or an earlier step) is not followed:
+    the target keeps its bytes, the run says why it wrote no summary and keeps its own answer."""
+    preflight.write_config(KEY_CFG)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (pytester.path / "summary.md").symlink_to(victim)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "summary.md"))
+    result = _run(pytester, "-W", "default")
+    out = result.stdout.str() + result.stderr.str()
+    assert victim.read_text() == "precious\n"
+    assert "cannot append to GITHUB_STEP_SUMMARY" in out and "symbolic link" in out
+    assert result.ret == 1 and not TRACEBACK.search(out)  # KEY001 fails: the run's own answer, unchanged
+
+
 def test_an_unwritable_report_path_is_a_usage_error_after_the_summary(aws: Aws, preflight: Any,
                                                                      pytester: pytest.Pytester) -> None:
     preflight.write_config(KEY_CFG)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -132,9 +133,15 @@ def write_step_summary(results: list[dict[str, Any]], fail_on: str, *, allow_unc
     if not path or not results:
         return
     try:
-        with open(path, "a", encoding="utf-8") as fh:
+        # never through a link (a checked-out repository or another step could plant one), never a FIFO's hang
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(path, flags, 0o644)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError("not a regular file")
             fh.write(markdown(results, fail_on, allow_unchecked=allow_unchecked) + "\n")
     except OSError as exc:  # a summary we cannot write must not turn the preflight's result into a crash
         import warnings
 
-        warnings.warn(f"pytest-mlbatch: cannot append to GITHUB_STEP_SUMMARY {path}: {exc}", stacklevel=1)
+        reason = "it is a symbolic link" if os.path.islink(path) else str(exc)
+        warnings.warn(f"pytest-mlbatch: cannot append to GITHUB_STEP_SUMMARY {path}: {reason}", stacklevel=1)
