@@ -27,6 +27,7 @@ _SECRETS = [
     re.compile(r"(?i)(x-amz-signature['\"]?\s*[:=]\s*(?:(?-i:b)?['\"])?)[^'\"\s&,;}]+"),
     re.compile(r"(?i)((?:proxy-)?authorization['\"]?\s*[:=]\s*(?:(?-i:b)?['\"])?)[^'\"\r\n]+"),
     re.compile(r"(?i)(<(?:SessionToken|SecretAccessKey|Password)>)[^<]*"),
+    re.compile(r"(\b(?:Basic|Bearer) )[A-Za-z0-9+/._~-]{12,}=*"),  # an HTTP credential quoted anywhere
     re.compile(r"(?i)(['\"](?:sessionToken|secretAccessKey|authorizationToken|password|token|access_token|"
                r"SecretString)['\"]\s*:\s*(?-i:b)?['\"])[^'\"]*"),
 ]

@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -151,6 +152,14 @@ class RegistryClient:
         self._lock = threading.Lock()
 
     # -- HTTP and auth -------------------------------------------------------------------------------
+    def _secrets(self) -> list[str]:
+        """Every credential this client may have sent: the password, Basic and Bearer values and their bare parts."""
+        with self._lock:
+            sent = list(self._tokens.values())
+        if self.credentials is not None:
+            sent += [self.credentials.basic(), self.credentials.password]
+        return sent + [value.split(" ", 1)[1] for value in sent if " " in value]
+
     def _send(self, method: str, url: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
         try:
             return self._pool.request(method, url, headers=headers, timeout=urllib3.Timeout(
@@ -181,7 +190,7 @@ class RegistryClient:
         resp = self._send(method, url, headers)
         if resp.status == 401:
             who = f"as {self.credentials}" if self.credentials else "anonymously"
-            raise RegistryError(self.registry, 401, f"credentials refused {who}{_detail(resp)}")
+            raise RegistryError(self.registry, 401, f"credentials refused {who}{_detail(resp, self._secrets())}")
         return resp
 
     def _authorize(self, challenge: str, scope: str) -> str:
@@ -200,8 +209,9 @@ class RegistryClient:
             resp = self._send("GET", url, headers)
             if resp.status != 200:
                 who = f"as {self.credentials}" if self.credentials else "anonymously"
+                detail = _detail(resp, self._secrets())
                 raise RegistryError(self.registry, resp.status,
-                                    f"token service {urlsplit(realm).netloc} refused a token {who}{_detail(resp)}")
+                                    f"token service {urlsplit(realm).netloc} refused a token {who}{detail}")
             try:
                 doc = json.loads(resp.data)
                 token = doc.get("token") or doc.get("access_token")
@@ -217,7 +227,7 @@ class RegistryClient:
         """GET /v2/ with auth: raises RegistryError if the registry is unreachable or refuses the credentials."""
         resp = self.request("GET", "/v2/", scope="")
         if resp.status != 200:
-            raise RegistryError(self.registry, resp.status, f"/v2/ answered{_detail(resp)}")
+            raise RegistryError(self.registry, resp.status, f"/v2/ answered{_detail(resp, self._secrets())}")
 
     def manifest(self, repository: str, reference: str, *, head: bool = False) -> Manifest | None:
         """The manifest of a tag or digest (None if the registry says it does not exist)."""
@@ -228,7 +238,7 @@ class RegistryClient:
             return None
         if resp.status != 200:
             raise RegistryError(self.registry, resp.status,
-                                f"manifest {repository}:{reference} could not be read{_detail(resp)}")
+                                f"manifest {repository}:{reference} could not be read{_detail(resp, self._secrets())}")
         media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
         if media_type in DOCKER_SCHEMA1:
             raise RegistryError(self.registry, resp.status, f"{repository}:{reference} is only served as a "
@@ -254,7 +264,7 @@ class RegistryClient:
         resp = self.request("GET", f"/v2/{repository}/blobs/{digest}", scope=f"repository:{repository}:pull")
         if resp.status != 200:
             raise RegistryError(self.registry, resp.status, f"blob {digest} of {repository} could not be read"
-                                f"{_detail(resp)}")
+                                f"{_detail(resp, self._secrets())}")
         data = bytes(resp.data)
         if len(data) > max_bytes:
             raise RegistryError(self.registry, resp.status, f"blob {digest} is larger than {max_bytes} bytes")
@@ -283,14 +293,18 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _detail(resp: urllib3.BaseHTTPResponse) -> str:
-    """The registry's own error code and message (never headers, never request data)."""
+def _detail(resp: urllib3.BaseHTTPResponse, secrets: Iterable[str] = ()) -> str:
+    """The registry's own error code and message (never headers, never request data), with every credential this
+    client sent replaced by <redacted>: a registry is a third party, and a hostile one may echo them back."""
     try:
         doc = json.loads(resp.data or b"{}")
         errors = doc.get("errors") or []
         if errors:
             e = errors[0]
-            return f": {e.get('code', '')} {_short(str(e.get('message', '')), 120)}".rstrip()
+            text = f"{e.get('code', '')} {e.get('message', '')}"
+            for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+                text = text.replace(secret, "<redacted>")
+            return f": {_short(text, 140)}".rstrip()
     except (ValueError, AttributeError):
         pass
     return ""

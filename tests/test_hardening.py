@@ -6,7 +6,9 @@ needed), real signals, a second Unix user (`runuser -u nobody`), real symlinks, 
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import http.server
 import json
 import os
 import re
@@ -27,7 +29,7 @@ from typing import Any
 import boto3
 import pytest
 from audit import AUDIT
-from backends import Aws
+from backends import ACCOUNT, Aws
 from img_fixtures import auth_registry
 from net_fixtures import Net, run_checks
 from wsgi_backend import Fault, MotoMiddleware
@@ -453,6 +455,62 @@ def test_debug_logs_never_hold_the_session_token_or_authorization(aws: Aws, tmp_
     assert leaks == [], f"the session token leaked into {leaks}"
     signatures = [name for name, text in sinks.items() if re.search(r"Signature=[0-9a-f]{64}", text)]
     assert signatures == [], f"an Authorization header leaked into {signatures}"
+
+
+class _EchoingRegistry(http.server.BaseHTTPRequestHandler):
+    """A hostile registry: asks for Basic credentials, then refuses them with an error whose message, a header and
+    a realm echo the Authorization header it was sent (a registry is a third party; what it answers is data)."""
+
+    def do_GET(self) -> None:
+        auth = self.headers.get("Authorization")
+        if not auth:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="hostile"')
+            self.end_headers()
+            return
+        body = json.dumps({"errors": [{"code": "DENIED", "message": f"credentials {auth} refused",
+                                       "detail": {"Authorization": auth}}]}).encode()
+        self.send_response(403)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Echo", auth)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_registry_echoing_the_credentials_gets_them_into_no_output(aws: Aws, preflight: Any) -> None:
+    """The registry at image.registry_endpoint answers the ECR token it was sent back in its error message and
+    headers: the run fails the pull for that reason, and no output (terminal with DEBUG logs, JSON, JUnit) holds
+    the password or the Basic header built from it."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoingRegistry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        ecr = aws.client("ecr")
+        ecr.create_repository(repositoryName="echoed")
+        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                    "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2,
+                               "digest": "sha256:" + "4" * 64}, "layers": []}
+        ecr.put_image(repositoryName="echoed", imageManifest=json.dumps(manifest), imageTag="1.0")
+        password = f"{aws.client('sts').get_caller_identity()['Account']}-auth-token"  # moto's ECR token password
+        basic = base64.b64encode(f"AWS:{password}".encode()).decode()
+        cfg = {"version": 1, "region": "us-east-1",
+               "image": {"uri": f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/echoed:1.0",
+                         "registry_endpoint": f"http://127.0.0.1:{server.server_address[1]}"}}
+        result, report = preflight.run(cfg, "-k", "IMG004", "-rA", "--tb=long", "--log-level=DEBUG",
+                                       "--log-cli-level=DEBUG", "--mlbatch-junit", "c.xml",
+                                       "--junitxml=j.xml", "-o", "junit_logging=all")
+    finally:
+        server.shutdown()
+    row = preflight.result(report, "IMG004")
+    assert row["outcome"] in ("failed", "error") and "DENIED" in row["message"], row
+    sinks = {"terminal": result.stdout.str() + result.stderr.str(), "json": json.dumps(report),
+             "compliance junit": (preflight.pytester.path / "c.xml").read_text(),
+             "pytest junit": (preflight.pytester.path / "j.xml").read_text()}
+    leaks = [name for name, text in sinks.items() if password in text or basic in text]
+    assert leaks == [], f"the registry credential leaked into {leaks}"
 
 
 # -- 3. the fix lock: per user, bounded, never skipped --------------------------------------------------------------
