@@ -181,6 +181,42 @@ def test_allocate_address_answered_after_the_timeout_is_sent_once_then_adopted(
     assert sent and sent[0].params.get("ClientToken", "").startswith("mlbatch-")
 
 
+def test_a_second_machine_that_does_not_share_the_lock_adopts_what_the_first_made(
+        aws: Aws, slow_creates: MotoMiddleware, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two machines share no lock: across machines, the plan's tag (the same plan id on every machine) and the
+    re-read before each create are what prevent a duplicate. Machine A's Elastic IP is allocated but its answer is
+    lost; while A still holds its lock, machine B (a lock directory of its own) runs the same fix: it does not wait
+    for A, reads the address by the plan's tag and adopts it, so the account ends with one address and one NAT."""
+    from pytest_mlbatch.engine import fixlock
+
+    cfg, priv = _nat_scenario(aws)
+    key = f"NET003[{priv}]"
+    machine_a, machine_b = tmp_path / "machine-a", tmp_path / "machine-b"
+    machine_a.mkdir()
+    machine_b.mkdir()
+    slow_creates.set(Fault("slow", "ec2:AllocateAddress", delay=4))
+    first = run_checks(cfg, machine_a, prefixes=("NET003",), fix=True)
+    _settle(slow_creates)
+    slow_creates.set()
+    assert first.outcome(key) == "error", first.message(key)
+    with fixlock.fix_lock(aws.account, "us-east-1"):  # machine A's lock, held
+        monkeypatch.setattr(fixlock, "lock_dir", lambda: machine_b / "locks")  # machine B's own
+        started = time.monotonic()
+        second = run_checks(cfg, machine_b, prefixes=("NET003",), fix=True)
+        took = time.monotonic() - started
+    assert second.outcome(key) == "fixed", second.message(key)
+    assert took < fixlock.DEFAULT_TIMEOUT / 2  # B never waited for A's lock
+    ec2 = aws.client("ec2")
+    addresses = ec2.describe_addresses()["Addresses"]
+    nats = ec2.describe_nat_gateways()["NatGateways"]
+    assert len(addresses) == 1 and len(nats) == 1, "machine B made a second address or NAT gateway"
+    tags = {t["Key"]: t["Value"] for t in addresses[0].get("Tags", [])}
+    plans_a = {e["plan"] for e in journal_lines(machine_a) if e.get("status") == "intent"}
+    assert plans_a == {tags[PLAN_TAG]}  # A's intent and the address's tag name the plan B computed too
+    adopted = [e for e in journal_lines(machine_b) if e.get("action") == "adopt"]
+    assert len(adopted) == 1 and addresses[0]["AllocationId"] in adopted[0]["detail"]
+
+
 def test_role_created_after_the_timeout_is_completed_by_the_next_fix(
         aws: Aws, slow_creates: MotoMiddleware, tmp_path: Path) -> None:
     cfg = {"iam": {"job_role": {"name": "ml-job-role",
