@@ -5,9 +5,10 @@ from __future__ import annotations
 import stat
 
 from pytest_mlbatch.analysis import keys
+from pytest_mlbatch.analysis.names import did_you_mean
 from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.engine.registry import check
-from pytest_mlbatch.findings import Finding, NotApplicable, Resource, failed, passed
+from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
 
 
 @check(
@@ -25,7 +26,11 @@ def key_pair_exists(ctx: CheckContext, res: Resource) -> Finding:
     hint = ""
     if res.id.endswith((".pem", ".key", ".ppk")) or "/" in res.id:
         hint = "; this looks like a file name: give the key pair's name as AWS shows it"
-    return failed(f"key pair {res.id!r} does not exist in {ctx.region}{hint}")
+    try:
+        near = did_you_mean(res.id, ctx.model.key_pair_names())
+    except NotEvaluable:  # the suggestion is a courtesy: the answer above stands without it
+        near = ""
+    return failed(f"key pair {res.id!r} does not exist in {ctx.region}{near}{hint}")
 
 
 @key_pair_exists.fix(summary="generate the key locally, import its public half, write the private key 0600",

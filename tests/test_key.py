@@ -152,3 +152,12 @@ def test_write_private_key_refuses_existing(tmp_path) -> None:
     with pytest.raises(FileExistsError):
         keys.write_private_key(path, keys.generate("ed25519"))
     assert path.read_text() == "keep me"
+
+
+def test_a_misspelt_key_pair_name_says_which_one_was_meant(preflight, aws: Aws) -> None:
+    aws.client("ec2").import_key_pair(KeyName="ml-batch-key", PublicKeyMaterial=keys.public_openssh(keys.generate()))
+    _, report = preflight.run(config("x.pem", name="ml-bach-key"))
+    row = preflight.result(report, "KEY001")
+    assert row["outcome"] == "failed" and "did you mean 'ml-batch-key'?" in row["message"], row
+    _, report = preflight.run(config("x.pem", name="gpu-cluster"))  # nothing near: no suggestion
+    assert "did you mean" not in preflight.result(report, "KEY001")["message"]

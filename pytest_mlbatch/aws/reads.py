@@ -144,6 +144,11 @@ def key_pairs(inv: Inventory, names: list[str]) -> dict[str, dict[str, Any]]:
     return {k["KeyName"]: k for k in found}
 
 
+def all_key_pair_names(inv: Inventory) -> list[str]:
+    """Every key pair name in the region (one unfiltered DescribeKeyPairs; read only to suggest a near name)."""
+    return sorted(str(k.get("KeyName", "")) for k in inv.paginate("ec2", "describe_key_pairs", "KeyPairs"))
+
+
 # -- ECR ---------------------------------------------------------------------------------------------------
 def ecr_repositories(inv: Inventory, ref: ImageRef) -> dict[str, dict[str, Any]]:
     """Every repository of the image's registry (account and region from the URI), one listing per registry."""

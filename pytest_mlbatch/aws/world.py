@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_mlbatch.aws import batchinfo, reads
-from pytest_mlbatch.aws.inventory import Inventory
+from pytest_mlbatch.aws.inventory import AwsError, Inventory
 from pytest_mlbatch.findings import NotEvaluable
 from pytest_mlbatch.model.compute import ComputeEnvironment, InstanceType, KeyPair, LaunchTemplateRef
 from pytest_mlbatch.model.job import Job, LogConfiguration, Secret
@@ -125,3 +125,9 @@ class AwsWorld:
         return {name: KeyPair(name, kp.get("KeyPairId"), str(kp.get("KeyType", "rsa")),
                               str(kp.get("KeyFingerprint", "")))
                 for name, kp in reads.key_pairs(self.inventory, names).items()}
+
+    def key_pair_names(self) -> Sequence[str]:
+        try:
+            return reads.all_key_pair_names(self.inventory)
+        except AwsError as exc:
+            raise NotEvaluable(str(exc)) from None

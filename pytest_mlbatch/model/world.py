@@ -34,3 +34,7 @@ class World(Protocol):
     def key_pairs(self) -> Mapping[str, KeyPair]:
         """The configured key pairs that exist in the region, by key name."""
         ...
+
+    def key_pair_names(self) -> Sequence[str]:
+        """Every key pair name in the region (to suggest a near name when a configured one does not exist)."""
+        ...
