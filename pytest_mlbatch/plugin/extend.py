@@ -1,7 +1,8 @@
 """What a project adds: its own checks (hook, entry points) and the fixtures its own tests use.
 
-The fixtures: the run's targets, a target's model, read-only AWS, permission questions, and remediation. Imported only with --mlbatch: plugin/__init__.py declares the fixtures (so a test that uses them without --mlbatch is
-skipped with the reason) and calls these implementations. docs/extending.md shows them in use.
+The fixtures: the run's targets, a target's model, read-only AWS, permission questions, and remediation. Imported
+only with --mlbatch: plugin/__init__.py declares the fixtures (so a test that uses them without --mlbatch is skipped
+with the reason) and calls these implementations. docs/extending.md shows them in use.
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ class Remediation:
                         f"{ids.prefix}DATA001, not a registered check's)", pytrace=False)
         if RESULT_KEY in self.request.node.stash:
             pytest.fail("mlbatch_fix: one remediation per test (parametrize the test over resources)", pytrace=False)
-        check = Check(id=id, slug=id.lower(), title=title or getattr(self.request.node, "name", id),
+        check = Check(id=id, slug=id.lower(), title=title or str(getattr(self.request.node, "name", id)),
                       severity=Severity(severity), resource_kind=kind, permissions=(), rationale="",
                       remediation=remediation, evaluate=evaluate, fixer=plan,
                       fix_summary="the test's plan" if plan else "")
