@@ -229,6 +229,16 @@ class ResultsPlugin:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         report = yield
         result = item.stash.get(RESULT_KEY, None)
-        if result is not None and report.when == "call":
-            report.mlbatch = result.as_json()
+        if result is not None and report.when == "call" and _agrees(report, result.outcome):
+            report.mlbatch = result.as_json()  # shown once, in the preflight's summary (session.OncePerFinding)
         return report
+
+
+def _agrees(report: pytest.TestReport, outcome: str) -> bool:
+    """The test's outcome is the remediation's: a test that fails for another reason (an assertion after a passing
+    ensure()) keeps pytest's own failure report, which carrying the result would hide."""
+    if report.failed:
+        return outcome in ("failed", "error")
+    if report.skipped:
+        return outcome == "skipped" or bool(getattr(report, "wasxfail", ""))
+    return outcome in ("passed", "fixed", "failed", "error", "skipped")  # run() without ensure(): reported as is
