@@ -315,6 +315,26 @@ def test_a_configured_prefix(pytester: pytest.Pytester) -> None:
     assert "custom" not in rows["NET001"]
 
 
+def test_a_plugin_package_declares_checks_through_the_entry_point(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(team_checks="""
+def declare(registry):
+    from pytest_mlbatch.findings import passed
+
+    @registry.check(id="X-PKG001", slug="from-a-package", title="Declared by a package", severity="medium",
+                    resource="vpc", permissions=["ec2:DescribeVpcs"], rationale="r", remediation="r")
+    def from_a_package(ctx, res):
+        return passed()
+""")
+    dist = pytester.path / "team_checks-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: team-checks\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[pytest_mlbatch.checks]\nteam = team_checks:declare\n")
+    pytester.syspathinsert()
+    result = pytester.runpytest("--mlbatch-list-checks")
+    assert result.ret == 0, result.stderr.str()
+    result.stdout.fnmatch_lines(["X-PKG001 medium    Declared by a package  [[]fix: —[]]  (custom: *team_checks.py:4)"])
+
+
 def test_two_workers_give_the_same_results(preflight: Any, aws: Aws, pytester: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
     world(aws, may_write_output=False)

@@ -8,6 +8,7 @@ with the reason) and calls these implementations. docs/extending.md shows them i
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -74,8 +75,13 @@ def _load_entry_point(ep: importlib.metadata.EntryPoint, custom: CustomChecks, c
         raise DeclarationError(f"entry point {ep.name} = {ep.value} (group {ENTRY_POINTS}): not a callable "
                                "(registry) nor a module with pytest_mlbatch_checks(registry)")
     try:
+        inspect.signature(declare).bind(registry=custom, config=config)
+        takes_config = True
+    except (TypeError, ValueError):
+        takes_config = False
+    if takes_config:
         declare(registry=custom, config=config)
-    except TypeError:
+    else:
         declare(custom)
 
 
