@@ -235,15 +235,24 @@ def test_scratch_log_group(mlbatch_fix):
                        permissions=["logs:CreateLogGroup"], apply=apply)
 
     mlbatch_fix.ensure("X-TEAM101", GROUP, exists, plan, title="The scratch log group exists")
+
+def test_own_failure_after_a_passing_remediation(mlbatch_fix):
+    assert mlbatch_fix.run("X-TEAM102", "anything", lambda ctx, res: passed("fine")).outcome == "passed"
+    assert False, "a failure of the test's own"
 """
 
 
 def test_a_remediation_fixture_applies_only_under_fix(preflight: Any, aws: Aws, pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_scratch=REMEDIATION_TEST)
-    args = ("test_scratch.py", "-k", "scratch", "--mlbatch-allow-unchecked", "-rA", "--tb=short")
-    plain, report = preflight.run(REGION_ONLY, *args)
+    plain, report = preflight.run(REGION_ONLY, "test_scratch.py", "-k", "scratch", "-rA")
     assert plain.ret == 1 and "/aws/batch/ml-scratch" not in log_groups(aws)
     assert preflight.result(report, "X-TEAM101")["outcome"] == "failed"
+    # a test failing for a reason of its own keeps pytest's report of it (its remediation's result is not carried)
+    plain.stdout.fnmatch_lines(["E       AssertionError: a failure of the test's own",
+                                "FAILED test_scratch.py::test_own_failure_after_a_passing_remediation*"])
+    assert "X-TEAM102" not in {r["check_id"] for r in report["results"]}
+
+    args = ("test_scratch.py", "-k", "test_scratch_log_group", "--mlbatch-allow-unchecked", "-rA", "--tb=short")
 
     dry, report = preflight.run(REGION_ONLY, *args, "--fix-dry-run")
     assert dry.ret == 1 and "/aws/batch/ml-scratch" not in log_groups(aws) and journal(pytester) == []
