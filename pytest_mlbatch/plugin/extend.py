@@ -184,7 +184,7 @@ EvaluateFn = Callable[[CheckContext, Resource], Finding]
 PlanFn = Callable[[CheckContext, Resource, Finding], FixPlan]
 
 
-@dataclass
+@dataclass(repr=False)
 class Remediation:
     """In a test: decide, and when it fails plan a fix; the plan is applied only under --fix (through the fix
     engine: create-only calls the plan declares, tagged, journaled, under the fix lock, re-checked) and shown
@@ -194,6 +194,9 @@ class Remediation:
     request: pytest.FixtureRequest
     runtime: Runtime
     target: Target
+
+    def __repr__(self) -> str:  # what a failing test's traceback shows for the fixture
+        return f"<mlbatch_fix of target {self.target.label}>"
 
     def run(self, id: str, resource: str, evaluate: EvaluateFn, plan: PlanFn | None = None, *,
             title: str | None = None, severity: str = "medium", kind: str = "target",
