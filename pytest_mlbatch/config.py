@@ -388,6 +388,8 @@ def _describe_pattern(pattern: str) -> str:
         "^\\d{12}$": "12 digits",
         "^[a-z]{2}(-[a-z]+)+-\\d+$": "a region such as us-east-1",
         "^(ENV|IMG|KEY|SG|NET|IAM|BAT|JOB)\\d{3}$": "a check id such as NET003",
+        "^((ENV|IMG|KEY|SG|NET|IAM|BAT|JOB)\\d{3}|[A-Z][A-Z0-9]*-[A-Z]+\\d{3})$": "a check id such as NET003, or a "
+                                                                          "project's own such as X-DATA001",
         "^\\d{4}-\\d{2}-\\d{2}$": "a date YYYY-MM-DD",
         TRUSTED_EGRESS_PATTERN: "a route target id such as tgw-0abc, pcx-0abc, eni-0abc, vpce-0abc, or a core "
                                 "network ARN",

@@ -109,3 +109,47 @@ def test_the_ci_command_runs(aws: Aws, pytester: pytest.Pytester, monkeypatch: p
 
     validate_report(json.loads((pytester.path / option(args, "--mlbatch-json")).read_text()))
     assert summary.read_text().startswith("### pytest-mlbatch preflight: ")
+
+
+def test_the_extending_examples_run(preflight: Any, aws: Aws, pytester: pytest.Pytester) -> None:
+    """examples/conftest.py (the team's own checks, with a fixer) and examples/test_ml_platform.py (tests over the
+    model, a remediation) as docs/extending.md shows them, against a moto world; under --fix they repair it."""
+    import json
+
+    from bat_fixtures import make_env
+    from iam_fixtures import policy_doc
+
+    env = make_env(aws)
+    env.compute_environment()
+    env.queue()
+    env.job_definition()  # its image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/mlmodel:1.0
+    aws.client("iam").put_role_policy(RoleName="ml-job-role", PolicyName="output", PolicyDocument=policy_doc(
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::ml-out/*"}))
+    aws.client("ecr").create_repository(repositoryName="mlmodel")
+    aws.client("ecr").put_image(repositoryName="mlmodel", imageTag="1.0", imageManifest=json.dumps(
+        {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+         "config": {"digest": "sha256:" + "1" * 64, "size": 10,
+                    "mediaType": "application/vnd.docker.container.image.v1+json"}, "layers": []}))
+    for name in ("conftest.py", "test_ml_platform.py"):
+        shutil.copy(EXAMPLES / name, pytester.path / name)
+    config = {"version": 1, "region": "us-east-1", "batch": {"job_queue": "ml-queue", "job_definition": "ml-train"}}
+    args = ("test_ml_platform.py", "-k", "TEAM or test_", "-rA")
+
+    result, report = preflight.run(config, *args)
+    validate_report(report)
+    assert preflight.outcomes(report) == {"X-TEAM001[us-east-1]": "failed", "X-TEAM002[us-east-1]": "passed",
+                                          "X-TEAM101[/aws/batch/ml-scratch]": "failed"}
+    result.stdout.fnmatch_lines_random(["PASSED test_ml_platform.py::test_job_role_may_write_the_output_bucket*",
+                                        "PASSED test_ml_platform.py::test_queue_subnets_span_two_zones*",
+                                        "PASSED test_ml_platform.py::test_image_is_recent*",
+                                        # a remediation's failure is shown once, in the preflight's summary
+                                        "  medium   X-TEAM101 /aws/batch/ml-scratch — log group /aws/batch/ml-"
+                                        "scratch does not exist → apply the plan*"])
+    assert result.ret == 1 and result.parseoutcomes()["failed"] == 2
+
+    result, report = preflight.run(config, *args, "--fix")
+    assert preflight.outcomes(report) == {"X-TEAM001[us-east-1]": "fixed", "X-TEAM002[us-east-1]": "passed",
+                                          "X-TEAM101[/aws/batch/ml-scratch]": "fixed"}
+    assert result.ret == 0, result.stdout.str()
+    groups = {g["logGroupName"] for g in aws.client("logs").describe_log_groups()["logGroups"]}
+    assert groups == {"/aws/batch/ml-team", "/aws/batch/ml-scratch"}

@@ -1,11 +1,19 @@
-"""The registry of checks: the @check declaration, id rules, and loading every module of `checks/`."""
+"""The registry of checks: the @check declaration, id rules, and loading every module of `checks/`.
+
+A project adds its own checks (docs/extending.md) with the same declaration, through `CustomChecks` (what the
+`pytest_mlbatch_checks(registry)` hook of a conftest.py or a plugin package receives): ids in a user namespace
+(`X-` + letters + three digits, or a configured prefix) that cannot collide with the catalog, each declaration
+checked where it is made, a bad one a `DeclarationError` naming its file and line.
+"""
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 import re
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 
 from pytest_mlbatch.engine.context import Check, Evaluator
 from pytest_mlbatch.findings import AREAS, Severity
@@ -14,11 +22,16 @@ ID_RE = re.compile(rf"^({'|'.join(AREAS)})\d{{3}}$")
 SLUG_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 PERMISSION_RE = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
 
+DEFAULT_PREFIX = "X-"
+PREFIX_RE = re.compile(r"^[A-Z][A-Z0-9]*-$")
+
+
 class Registry:
     """All known checks by id; registering an id twice is an error."""
 
     def __init__(self) -> None:
         self._checks: dict[str, Check] = {}
+        self.origins: dict[str, str] = {}  # custom check id -> "file:line" of its declaration
 
     def add(self, check: Check) -> Check:
         if not ID_RE.match(check.id):
@@ -28,7 +41,17 @@ class Registry:
         self._checks[check.id] = check
         return check
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def with_custom(self, custom: CustomChecks) -> Registry:
+        """A registry of this one's checks and a project's own (already validated by CustomChecks)."""
+        merged = Registry()
+        merged._checks = {**self._checks, **{c.id: c for c in custom.checks()}}
+        merged.origins = {**self.origins, **custom.origins}
+        return merged
+
+    def is_custom(self, check_id: str) -> bool:
+        return check_id in self.origins
+
+    def __iter__(self) -> Iterator[Check]:
         return iter(sorted(self._checks.values(), key=_order))
 
     def __len__(self) -> int:
@@ -45,7 +68,9 @@ class Registry:
 
 
 def _order(check: Check) -> tuple[int, str]:
-    return (list(AREAS).index(check.area), check.id)
+    """Catalog order: the built-in areas, then custom checks by id."""
+    areas = list(AREAS)
+    return (areas.index(check.area) if check.area in areas else len(areas), check.id)
 
 
 REGISTRY = Registry()
@@ -100,3 +125,131 @@ def load_checks() -> Registry:
                 importlib.import_module(f"{package.__name__}.{info.name}")
         _loaded = True
     return REGISTRY
+
+
+class DeclarationError(ValueError):
+    """A project's check declaration that cannot be registered; the message starts with its file and line."""
+
+
+def _caller(depth: int) -> str:
+    """'file:line' of the code `depth` frames above the caller (the line of an @check(...) declaration)."""
+    frame = sys._getframe(depth + 1)
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def _defined_at(fn: object) -> str:
+    code = getattr(inspect.unwrap(fn), "__code__", None) if callable(fn) else None
+    return f"{code.co_filename}:{code.co_firstlineno}" if code is not None else "<unknown>"
+
+
+def _takes_two(fn: object) -> bool:
+    try:
+        inspect.signature(fn).bind(None, None)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    except ValueError:  # no signature (a builtin): let it be called
+        return True
+    return True
+
+
+class CustomChecks:
+    """A project's own checks, declared with the catalog's @check (this is the `registry` the
+    `pytest_mlbatch_checks` hook receives). Ids are the prefix (default `X-`), capital letters and three digits,
+    e.g. `X-DATA001`; the letters are the check's area in every report. Each declaration is checked where it is
+    made: a bad one raises DeclarationError naming its file and line."""
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX, builtin: Registry | None = None) -> None:
+        if not PREFIX_RE.match(prefix):
+            raise DeclarationError(f"mlbatch_check_prefix: {prefix!r} is not a check id prefix such as X- or ACME- "
+                                   "(a capital letter, capital letters or digits, then '-')")
+        self.prefix = prefix
+        self.builtin = builtin if builtin is not None else load_checks()
+        self.id_re = re.compile(rf"^{re.escape(prefix)}[A-Z]+\d{{3}}$")
+        self._checks: dict[str, Check] = {}
+        self.origins: dict[str, str] = {}
+
+    def checks(self) -> list[Check]:
+        return list(self._checks.values())
+
+    def __len__(self) -> int:
+        return len(self._checks)
+
+    def check(
+        self,
+        *,
+        id: str,
+        slug: str,
+        title: str,
+        severity: str,
+        resource: str,
+        permissions: Sequence[str],
+        rationale: str,
+        remediation: str,
+        needs_docker: bool = False,
+    ) -> Callable[[Evaluator], Check]:
+        """The catalog's @check, for a project's own check (see the class)."""
+        where = _caller(1)
+        self._validate(where, id, slug, title, severity, resource, permissions, rationale, remediation)
+
+        def register(fn: Evaluator) -> Check:
+            if not callable(fn) or not _takes_two(fn):
+                raise DeclarationError(f"{where}: @check({id!r}) must decorate a function (ctx, resource) -> Finding")
+            made = Check(id=id, slug=slug, title=title, severity=Severity(severity), resource_kind=resource,
+                          permissions=tuple(permissions), rationale=rationale, remediation=remediation,
+                          evaluate=fn, needs_docker=needs_docker)
+            self._checks[id] = made
+            self.origins[id] = where
+            return made
+
+        return register
+
+    def _validate(self, where: str, id: str, slug: str, title: str, severity: str, resource: str,
+                  permissions: Sequence[str], rationale: str, remediation: str) -> None:
+        from pytest_mlbatch.model.resources import PROVIDERS
+
+        def bad(text: str) -> DeclarationError:
+            return DeclarationError(f"{where}: custom check {id!r}: {text}")
+
+        if not isinstance(id, str) or ID_RE.match(id) or id in self.builtin:
+            what = f"the built-in check {id} ({self.builtin.get(id).title})" if id in self.builtin else \
+                "in the catalog's namespace"
+            raise bad(f"the id collides with the catalog: {id} is {what}; a project's checks use ids such as "
+                      f"{self.prefix}{id if isinstance(id, str) and id.isalnum() else 'TEAM001'}")
+        if not self.id_re.match(id):
+            raise bad(f"a custom check id is {self.prefix!r}, capital letters, then three digits (e.g. "
+                      f"{self.prefix}DATA001)")
+        if id in self._checks:
+            raise bad(f"duplicate check id (first declared at {self.origins[id]})")
+        if not isinstance(slug, str) or not SLUG_RE.match(slug):
+            raise bad(f"slug {slug!r} is not lower-case words joined by '-' (e.g. output-bucket-writable)")
+        for name, text, say in (("title", title, "what it checks"), ("rationale", rationale, "why it matters"),
+                                ("remediation", remediation, "what to do when it fails")):
+            if not isinstance(text, str) or not text.strip():
+                raise bad(f"{name} is empty: say {say}")
+        if severity not in {s.value for s in Severity}:
+            raise bad(f"severity {severity!r} is not one of {', '.join(s.value for s in Severity)}")
+        if resource not in PROVIDERS:
+            raise bad(f"unknown resource kind {resource!r}; one of {', '.join(sorted(PROVIDERS))}")
+        if isinstance(permissions, str) or not permissions:
+            raise bad("permissions are missing: list the AWS actions it reads (e.g. ['s3:GetBucketPolicy']); "
+                      "they go into the preflight's read-only policy")
+        wrong = [p for p in permissions if not isinstance(p, str) or not PERMISSION_RE.match(p)]
+        if wrong:
+            raise bad(f"permissions {wrong!r} are not service:Action (e.g. ec2:DescribeSubnets)")
+
+    def finish(self) -> None:
+        """After every declaration: each fixer declares the permissions of its calls."""
+        for c in self._checks.values():
+            if c.fixer is None:
+                continue
+            where = _defined_at(c.fixer)
+            if not c.fix_permissions:
+                raise DeclarationError(f"{where}: the fixer of custom check {c.id!r} declares no permissions: "
+                                       "@check.fix(summary=..., permissions=['s3:CreateBucket', ...])")
+            wrong = [p for p in c.fix_permissions if not isinstance(p, str) or not PERMISSION_RE.match(p)]
+            if wrong:
+                raise DeclarationError(f"{where}: the fixer of custom check {c.id!r}: permissions {wrong!r} are "
+                                       "not service:Action")
+            if not c.fix_summary:
+                raise DeclarationError(f"{where}: the fixer of custom check {c.id!r} has no summary (what it "
+                                       "creates)")

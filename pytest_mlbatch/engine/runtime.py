@@ -59,6 +59,7 @@ class Runtime:
         jobs: tuple[str, ...] = (),
         canary: bool = False,
         lock_timeout: float | None = None,
+        registry: Registry | None = None,
     ) -> None:
         self.settings = settings
         self.rootdir = rootdir
@@ -67,7 +68,8 @@ class Runtime:
         self.lock_timeout = DEFAULT_TIMEOUT if lock_timeout is None else lock_timeout
         self.fail_on = Severity(fail_on)
         self.today = today or dt.date.today()
-        self.registry: Registry = load_checks()
+        # the catalog, or the catalog and a project's own checks (plugin/extend.py)
+        self.registry: Registry = registry if registry is not None else load_checks()
         self.jobs = tuple(dict.fromkeys(jobs))
         self.canary = canary
         self.stop = threading.Event()  # set when the run ends early (Ctrl-C, -x): a waiting canary stops waiting

@@ -17,21 +17,27 @@ from pytest_mlbatch import __version__
 if TYPE_CHECKING:
     import pytest
 
+    from pytest_mlbatch.engine.registry import Registry
+
 REGENERATE = "python -m pytest_mlbatch.output.catalog --write docs/checks.md"
 DETAILS = "python -m pytest_mlbatch.output.catalog"  # prints the Markdown catalog from the installed package
 
 
-def catalog() -> dict[str, Any]:
-    """Every registered check's metadata, in catalog order (area, then id)."""
+def catalog(registry: Registry | None = None) -> dict[str, Any]:
+    """Every registered check's metadata, in catalog order (the built-in areas, then a project's own checks, each
+    with `custom`: the file and line of its declaration)."""
     from pytest_mlbatch.engine.registry import load_checks
 
-    return {"version": 1, "tool": "pytest-mlbatch", "tool_version": __version__,
-            "checks": [c.metadata() for c in load_checks()]}
+    checks = registry if registry is not None else load_checks()
+    rows = [{**c.metadata(), "custom": checks.origins[c.id]} if checks.is_custom(c.id) else c.metadata()
+            for c in checks]
+    return {"version": 1, "tool": "pytest-mlbatch", "tool_version": __version__, "checks": rows}
 
 
-def print_catalog(config: pytest.Config) -> int:
-    """Runs from pytest_cmdline_main, before pytest is configured (no terminal reporter yet): plain stdout."""
-    data = catalog()
+def print_catalog(config: pytest.Config, registry: Registry | None = None) -> int:
+    """Runs from pytest_cmdline_main, before pytest is configured (no terminal reporter yet): plain stdout.
+    `registry`: the catalog and the project's own checks (plugin/extend.py), marked 'custom'."""
+    data = catalog(registry)
     rows = data["checks"]
     out: list[str] = []
     json_path = config.getoption("mlbatch_json")
@@ -41,8 +47,12 @@ def print_catalog(config: pytest.Config) -> int:
         path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         out.append(f"wrote {len(rows)} checks to {path}")
     else:
-        out += [f"{c['id']:<7} {c['severity']:<9} {c['title']}  [fix: {c['fixer'] or '—'}]" for c in rows]
-        out.append(f"{len(rows)} checks; details (why, what to do, permissions, fixes): {DETAILS}")
+        width = max([7, *(len(c["id"]) for c in rows)])
+        out += [f"{c['id']:<{width}} {c['severity']:<9} {c['title']}  [fix: {c['fixer'] or '—'}]"
+                + (f"  (custom: {c['custom']})" if c.get("custom") else "") for c in rows]
+        custom = sum(1 for c in rows if c.get("custom"))
+        mine = f" ({custom} of them the project's own)" if custom else ""
+        out.append(f"{len(rows)} checks{mine}; details (why, what to do, permissions, fixes): {DETAILS}")
     text = "\n".join(out) + "\n"
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
     sys.stdout.write(text.encode(encoding, "replace").decode(encoding))

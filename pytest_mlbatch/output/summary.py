@@ -67,14 +67,14 @@ def write_summary(tr: Any, results: list[dict[str, Any]], runtime: Runtime, *, v
         for area in [*AREAS, *sorted(set(per_area) - set(AREAS))]:
             if area in per_area:
                 counts = ", ".join(counted(per_area[area][c], c) for c in COLUMNS if per_area[area][c])
-                tr.write_line(f"{area:<4} {AREAS.get(area, ''):<26} {counts}")
+                tr.write_line(f"{area:<4} {AREAS.get(area, 'project checks'):<26} {counts}")
     else:
         tr.write_line(f"mlbatch: {totals_text(results)}")
     if verbose >= -1:
         for area, rows in problems:
             if verbose >= 0:
                 tr.write_line("")
-                tr.write_line(f"{area} {AREAS.get(area, '')}:", bold=True)
+                tr.write_line(f"{area} {AREAS.get(area, '')}".rstrip() + ":", bold=True)  # a project's area: no name
             for r in rows:
                 tag = {0: r["severity"], 1: "ERROR", 2: f"({r['severity']})"}[problem_kind(r)]
                 tr.write_line(f"{'  ' if verbose >= 0 else ''}{tag:<8} "

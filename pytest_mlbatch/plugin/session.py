@@ -15,6 +15,7 @@ import pytest
 from pytest_mlbatch import config as cfg
 from pytest_mlbatch.engine.runtime import Runtime
 from pytest_mlbatch.findings import printable, redact
+from pytest_mlbatch.plugin.extend import run_registry
 from pytest_mlbatch.plugin.items import MlbatchItem, build_items
 from pytest_mlbatch.plugin.options import allow_unchecked
 
@@ -122,6 +123,7 @@ class MlbatchPlugin:
         region = config.getoption("aws_region")
         if region is not None and not re.search(cfg.schema()["$defs"]["region"]["pattern"], region):
             raise pytest.UsageError(f"--aws-region: {printable(region)!r} is not a region such as us-east-1")
+        registry = run_registry(config)  # the project's own checks: a bad declaration is a usage error, before AWS
         rootdir = Path(config.rootpath)
         sandbox = None
         try:
@@ -146,6 +148,7 @@ class MlbatchPlugin:
             jobs=tuple(config.getoption("mlbatch_job") or ()),
             canary=bool(config.getoption("mlbatch_canary")),
             lock_timeout=config.getoption("mlbatch_lock_timeout"),
+            registry=registry,
         )
         runtime.notify = _live_writer(config, runtime.notify)
         if runtime.fix:
