@@ -392,3 +392,37 @@ def network_acls(ctx: CheckContext, res: Resource) -> Finding:
     if undecided:
         raise NotEvaluable(f"{res.id}: network ACL {name}: " + "; ".join(undecided + good))
     return passed(f"{res.id}: network ACL {name}: " + "; ".join(good))
+
+
+# -- NET006 ------------------------------------------------------------------------------------------------
+
+@check(
+    id="NET006", slug="vpc-dhcp-dns", title="The VPC's DHCP options point instances at the VPC's DNS resolver",
+    severity="high", resource="vpc", permissions=["ec2:DescribeVpcs", "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets"],
+    rationale="Instances resolve the names of ECS, ECR, S3 and of the interface endpoints' private DNS with the "
+              "DNS servers the VPC's DHCP option set names. Custom servers that do not forward to the VPC resolver "
+              "(AmazonProvidedDNS, 169.254.169.253) resolve endpoint names to public addresses, or not at all: the "
+              "agent never registers and pulls fail.",
+    remediation="Use a DHCP option set with domain-name-servers AmazonProvidedDNS, or make sure your DNS servers "
+                "forward AWS names (amazonaws.com) to the VPC resolver, then exempt NET006 for this VPC.",
+)
+def vpc_dhcp_dns(ctx: CheckContext, res: Resource) -> Finding:
+    vpc = network(ctx, dhcp=True).vpcs.get(res.id)
+    if vpc is None:
+        raise NotApplicable(f"{res.id} does not exist in {ctx.region} (see NET001)")
+    if vpc.dhcp_options_id in (None, "default"):
+        return passed(f"{res.id} has no DHCP option set ('default'): instances use the VPC resolver "
+                      "(AmazonProvidedDNS)")
+    if vpc.dhcp is None:
+        raise NotEvaluable(f"DHCP option set {vpc.dhcp_options_id} of {res.id} was not returned by "
+                           "DescribeDhcpOptions")
+    name = f"{res.id}'s DHCP option set {vpc.dhcp.id}"
+    if not vpc.dhcp.domain_name_servers:
+        return failed(f"{name} names no domain-name-servers: instances get no DNS server and resolve no AWS "
+                      "endpoint; use a set with domain-name-servers AmazonProvidedDNS")
+    custom = vpc.dhcp.custom_dns
+    if custom:
+        raise NotEvaluable(f"{name} names custom DNS servers {', '.join(custom)}: whether they forward AWS names "
+                           "to the VPC resolver (so that interface endpoints' private DNS names resolve to the "
+                           "endpoints) cannot be verified from AWS; check it, then exempt NET006 for this VPC")
+    return passed(f"{name} uses the VPC resolver ({', '.join(vpc.dhcp.domain_name_servers)})")
