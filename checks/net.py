@@ -152,16 +152,21 @@ def subnet_usable(ctx: CheckContext, res: Resource) -> Finding:
 
 # -- NET003 ------------------------------------------------------------------------------------------------
 
+def needed_services(ctx: CheckContext, subnet_id: str) -> tuple[str, ...]:
+    """The interface endpoints instances (or tasks) launched in this subnet need to reach without the internet."""
+    using = compute_environments_using(ctx, subnet_id)
+    fargate = bool(using) and all(ce.fargate for ce in using)
+    eks = bool(using) and all(ce.eks for ce in using)
+    return netpath.EKS_SERVICES if eks else netpath.FARGATE_SERVICES if fargate else netpath.INTERFACE_SERVICES
+
+
 def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
     data = network(ctx, paths=True)
     _subnet_or_skip(data, ctx, subnet_id)
     _, _, hop = netpath.route_target(data, subnet_id)
     # public IPs matter only on the internet path (and reading them may need the compute environment)
     ips = public_ips(ctx, data, subnet_id) if hop.kind == "igw" and hop.ok else PublicIps(False, "not needed")
-    using = compute_environments_using(ctx, subnet_id)
-    fargate = bool(using) and all(ce.fargate for ce in using)
-    eks = bool(using) and all(ce.eks for ce in using)
-    services = netpath.EKS_SERVICES if eks else netpath.FARGATE_SERVICES if fargate else netpath.INTERFACE_SERVICES
+    services = needed_services(ctx, subnet_id)
     result = netpath.analyze(data, subnet_id, ips, instance_groups(ctx, data), services)
     if result.ok and result.path == "endpoints":
         # endpoint private DNS names resolve only with both VPC DNS attributes on
@@ -372,26 +377,35 @@ def multi_az(ctx: CheckContext, res: Resource) -> Finding:
 # -- NET005 ------------------------------------------------------------------------------------------------
 
 @check(
-    id="NET005", slug="network-acls", title="Network ACLs allow outbound 443 and inbound ephemeral ports",
-    severity="medium", resource="subnet", permissions=["ec2:DescribeNetworkAcls", "ec2:DescribeSubnets"],
-    rationale="Network ACLs are stateless: without outbound TCP 443 and inbound TCP to the ephemeral ports the "
-              "replies return to (32768-60999 on the Linux hosts and tasks Batch runs), calls to ECS, ECR and S3 "
-              "time out even with correct routes and security groups.",
-    remediation="Add network ACL entries (before any deny) allowing outbound TCP 443 and inbound TCP 1024-65535 "
-                "for 0.0.0.0/0 (and ::/0 when the subnet has IPv6).",
+    id="NET005", slug="network-acls", title="Network ACLs on every hop allow HTTPS out and the replies back",
+    severity="medium", resource="subnet",
+    permissions=["ec2:DescribeNetworkAcls", "ec2:DescribeSubnets", "ec2:DescribeRouteTables",
+                 "ec2:DescribeNatGateways", "ec2:DescribeVpcEndpoints", "ec2:DescribeNetworkInterfaces",
+                 "ec2:DescribeVpcs", "ec2:DescribeSecurityGroups", "ec2:DescribeInternetGateways"],
+    rationale="Network ACLs are stateless and sit on every subnet a packet crosses: the job's subnet, the NAT "
+              "gateway's subnet and the subnets of the interface endpoints' network interfaces. Without outbound "
+              "TCP 443 and inbound TCP to the ephemeral ports the replies return to (32768-60999 on the Linux hosts "
+              "and tasks Batch runs; 1024-65535 on a NAT gateway) on each of them, calls to ECS, ECR and S3 time out "
+              "even with correct routes and security groups.",
+    remediation="Add network ACL entries (before any deny) on the hop named: outbound TCP 443 and inbound TCP "
+                "1024-65535 for 0.0.0.0/0 (and ::/0 when the subnet has IPv6) on the job's and the NAT gateway's "
+                "subnets; inbound TCP 443 from the job's subnet and outbound TCP 1024-65535 to it on the NAT "
+                "gateway's and the endpoints' subnets.",
 )
 def network_acls(ctx: CheckContext, res: Resource) -> Finding:
-    data = network(ctx, acls=True)
+    data = network(ctx, acls=True, paths=True)
     _subnet_or_skip(data, ctx, res.id)
-    acl, problems, undecided, good = netpath.acl_problems(data, res.id)
-    if acl is None:
+    hops = netpath.acl_hops(data, res.id, needed_services(ctx, res.id))
+    if hops[0].acl is None:
         raise NotEvaluable(f"no network ACL of {res.id} was returned by DescribeNetworkAcls")
-    name = acl.id + (" (default)" if acl.default else "")
+    problems = [f"{h.where}: {h.name}: " + "; ".join(h.problems + h.undecided) for h in hops if h.problems]
+    undecided = [f"{h.where}: {h.name}: " + "; ".join(h.undecided) for h in hops if h.undecided and not h.problems]
     if problems:
-        return failed(f"{res.id}: network ACL {name}: " + "; ".join(problems + undecided))
+        return failed("; ".join(problems))
     if undecided:
-        raise NotEvaluable(f"{res.id}: network ACL {name}: " + "; ".join(undecided + good))
-    return passed(f"{res.id}: network ACL {name}: " + "; ".join(good))
+        raise NotEvaluable("; ".join(undecided + [f"{h.where}: {h.name}: " + "; ".join(h.good) for h in hops
+                                                  if not h.undecided]))
+    return passed("; ".join(f"{h.where}: {h.name}: " + "; ".join(h.good) for h in hops))
 
 
 # -- NET006 ------------------------------------------------------------------------------------------------

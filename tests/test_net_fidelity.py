@@ -34,3 +34,66 @@ def test_dhcp_options_with_custom_dns_are_not_passed(net: Net, tmp_path) -> None
     assert run.outcome(f"NET006[{custom}]") == "error"
     assert run.message(f"NET006[{custom}]").startswith(
         f"{custom}'s DHCP option set {corp_id} names custom DNS servers 10.1.0.53, 10.1.0.54: whether they forward")
+
+
+def _acl(net: Net, vpc: str, subnet: str, entries: list[tuple[int, bool, str, tuple[int, int], str]]) -> str:
+    """A network ACL with these (number, egress, action, ports, cidr) TCP entries, associated with the subnet."""
+    ec2 = net.ec2
+    acl = ec2.create_network_acl(VpcId=vpc)["NetworkAcl"]["NetworkAclId"]
+    for n, egress, action, ports, cidr in entries:
+        ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=n, Protocol="6", RuleAction=action, Egress=egress,
+                                     CidrBlock=cidr, PortRange={"From": ports[0], "To": ports[1]})
+    assoc = next(a["NetworkAclAssociationId"] for x in ec2.describe_network_acls(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}])["NetworkAcls"] for a in x["Associations"]
+        if a["SubnetId"] == subnet)
+    ec2.replace_network_acl_association(AssociationId=assoc, NetworkAclId=acl)
+    return str(acl)
+
+
+WORLD = "0.0.0.0/0"
+
+
+def test_network_acl_of_the_nat_gateways_subnet_is_a_hop(net: Net, tmp_path) -> None:
+    vpc = net.vpc("10.0.0.0/16", hostnames=True)
+    public = net.subnet(vpc, "10.0.0.0/24")
+    private = net.subnet(vpc, "10.0.1.0/24")
+    net.default_route(net.table(vpc, public), GatewayId=net.igw(vpc))
+    nat = net.nat(public)
+    net.default_route(net.table(vpc, private), NatGatewayId=nat)
+    cfg = {"network": {"vpc_id": vpc, "subnet_ids": [private]}}
+
+    run = run_checks(cfg, tmp_path, prefixes=("NET005",))  # default ACLs everywhere: allow all
+    assert run.outcome(f"NET005[{private}]") == "passed"
+    assert f"NAT gateway {nat}'s subnet {public}: network ACL" in run.message(f"NET005[{private}]")
+
+    # the NAT's subnet lets HTTPS out but not the replies from the internet back in to the NAT's ports
+    acl = _acl(net, vpc, public, [(100, True, "allow", (0, 65535), WORLD), (100, False, "allow", (443, 443), WORLD)])
+    run = run_checks(cfg, tmp_path, prefixes=("NET005",))
+    assert run.outcome(f"NET005[{private}]") == "failed"
+    message = run.message(f"NET005[{private}]")
+    assert message.startswith(f"NAT gateway {nat}'s subnet {public}: network ACL {acl}: ")
+    assert "inbound 1024-65535 (the NAT gateway's ports) from 0.0.0.0/0: no rule allows tcp/1024-65535 from " \
+           "0.0.0.0/0" in message
+    assert "inbound 443 from 10.0.1.0/24" not in message  # allowed by rule 100
+
+
+def test_network_acl_of_the_endpoints_subnet_is_a_hop(net: Net, tmp_path) -> None:
+    vpc = net.vpc("10.3.0.0/16", hostnames=True)
+    job = net.subnet(vpc, "10.3.1.0/24")
+    hub = net.subnet(vpc, "10.3.9.0/24")  # where the endpoints' network interfaces are
+    rt = net.table(vpc, job)
+    net.endpoints(vpc, [hub], [net.endpoint_group(vpc, "10.3.0.0/16")], s3_tables=[rt])
+    cfg = {"network": {"vpc_id": vpc, "subnet_ids": [job]}}
+    run = run_checks(cfg, tmp_path, prefixes=("NET005", "NET003"))
+    assert run.outcome(f"NET003[{job}]") == "passed"
+    assert run.outcome(f"NET005[{job}]") == "passed"
+    assert f"endpoint subnet {hub}: network ACL" in run.message(f"NET005[{job}]")
+
+    # the endpoints' subnet admits 443 from the job's subnet, but its replies cannot go back out
+    acl = _acl(net, vpc, hub, [(100, False, "allow", (443, 443), "10.3.0.0/16"),
+                               (100, True, "allow", (443, 443), "10.3.0.0/16")])
+    run = run_checks(cfg, tmp_path, prefixes=("NET005",))
+    assert run.outcome(f"NET005[{job}]") == "failed"
+    assert run.message(f"NET005[{job}]") == (
+        f"endpoint subnet {hub}: network ACL {acl}: outbound 32768-60999 (ephemeral) to 10.3.1.0/24: no rule allows "
+        "tcp/32768-60999 to 10.3.1.0/24")

@@ -126,6 +126,8 @@ class EndpointLike(Protocol):
     @property
     def zones(self) -> tuple[tuple[str, str], ...]: ...
     @property
+    def addresses(self) -> tuple[tuple[str, str], ...]: ...
+    @property
     def policy(self) -> str | None: ...
 
 
@@ -788,3 +790,85 @@ def acl_problems(data: NetworkLike, subnet_id: str) -> tuple[AclLike | None, lis
             text = f"{label} {'to' if egress else 'from'} {world}: {why}"
             (good if ok else problems if ok is False else undecided).append(text)
     return acl, problems, undecided, good
+
+
+@dataclass
+class AclHop:
+    """One hop's network ACL verdicts: which subnet, whose ACL, and what passed, failed or stayed undecided."""
+
+    where: str
+    acl: AclLike | None
+    problems: list[str] = field(default_factory=list)
+    undecided: list[str] = field(default_factory=list)
+    good: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return "no network ACL found" if self.acl is None else \
+            f"network ACL {self.acl.id}" + (" (default)" if self.acl.default else "")
+
+
+def _acl_rule(hop: AclHop, *, egress: bool, lo: int, hi: int, cidr: str, label: str, quiet: bool = False) -> None:
+    """Decide one direction and port range on the hop's ACL (quiet: not listed when allowed)."""
+    if hop.acl is None:
+        hop.undecided.append(f"{label}: no network ACL of the subnet was returned")
+        return
+    ok, why = acl_allows(hop.acl.entries, egress=egress, lo=lo, hi=hi, cidr=cidr)
+    text = f"{label} {'to' if egress else 'from'} {cidr}: {why}"
+    if ok and quiet:
+        return
+    (hop.good if ok else hop.problems if ok is False else hop.undecided).append(text)
+
+
+# The ports a NAT gateway translates connections to (its replies from the internet come back to them).
+NAT_PORTS = (1024, 65535)
+
+
+def acl_hops(data: NetworkLike, subnet_id: str, services: Sequence[str] = INTERFACE_SERVICES) -> list[AclHop]:
+    """Network ACLs on every hop of the subnet's paths, both ways (ACLs are stateless): the subnet's own (to and
+    from the internet, and to and from the interface endpoints the job's traffic goes to); the NAT gateway's
+    subnet (443 in from the subnet and out to the internet, the NAT's ports back in, the replies out to the
+    subnet); each subnet holding an interface endpoint's network interface (443 in from the subnet, the replies
+    out). Traffic inside one subnet does not cross its ACL. The first hop is the subnet's own."""
+    subnet = data.subnets.get(subnet_id)
+    own = AclHop(subnet_id, data.acl_for(subnet_id))
+    hops = [own]
+    if subnet is None:
+        return hops
+    lo_e, hi_e = EPHEMERAL
+    families = ([] if subnet.ipv6_only else [DEFAULT_V4]) + ([DEFAULT_V6] if subnet.ipv6_cidrs else [])
+    for world in families:
+        _acl_rule(own, egress=True, lo=443, hi=443, cidr=world, label="outbound 443")
+        _acl_rule(own, egress=False, lo=lo_e, hi=hi_e, cidr=world, label=f"inbound {lo_e}-{hi_e} (ephemeral)")
+    if subnet.cidr is None:
+        return hops
+    _, _, hop = route_target(data, subnet_id)
+    nat = data.nat_gateways.get(hop.target) if hop.kind == "nat" else None
+    if nat is not None and nat.subnet_id and nat.subnet_id != subnet_id:
+        there = AclHop(f"NAT gateway {nat.id}'s subnet {nat.subnet_id}", data.acl_for(nat.subnet_id, nat.vpc_id))
+        _acl_rule(there, egress=False, lo=443, hi=443, cidr=subnet.cidr, label="inbound 443")
+        _acl_rule(there, egress=True, lo=443, hi=443, cidr=DEFAULT_V4, label="outbound 443")
+        _acl_rule(there, egress=False, lo=NAT_PORTS[0], hi=NAT_PORTS[1], cidr=DEFAULT_V4,
+                  label=f"inbound {NAT_PORTS[0]}-{NAT_PORTS[1]} (the NAT gateway's ports)")
+        _acl_rule(there, egress=True, lo=lo_e, hi=hi_e, cidr=subnet.cidr, label=f"outbound {lo_e}-{hi_e} (ephemeral)")
+        hops.append(there)
+    seen: set[str] = set()
+    for ep in data.endpoints:
+        if ep.vpc_id != subnet.vpc_id or ep.type != "Interface" or not (ep.available and ep.private_dns) \
+                or ep.service not in (*services, *GATEWAY_SERVICES):
+            continue
+        for where, address in ep.addresses:
+            if where == subnet_id:
+                continue
+            if where not in seen:
+                seen.add(where)
+                there = AclHop(f"endpoint subnet {where}", data.acl_for(where, ep.vpc_id))
+                _acl_rule(there, egress=False, lo=443, hi=443, cidr=subnet.cidr, label="inbound 443")
+                _acl_rule(there, egress=True, lo=lo_e, hi=hi_e, cidr=subnet.cidr,
+                          label=f"outbound {lo_e}-{hi_e} (ephemeral)")
+                hops.append(there)
+            _acl_rule(own, egress=True, lo=443, hi=443, cidr=f"{address}/32",
+                      label=f"outbound 443 ({ep.service} endpoint {ep.id})", quiet=True)
+            _acl_rule(own, egress=False, lo=lo_e, hi=hi_e, cidr=f"{address}/32",
+                      label=f"inbound {lo_e}-{hi_e} (ephemeral, {ep.service} endpoint {ep.id})", quiet=True)
+    return hops

@@ -137,14 +137,15 @@ def _policy(doc: Doc) -> str | None:
     return json.dumps(policy)
 
 
-def endpoint(doc: Doc, region: str, zones: Mapping[str, str]) -> Endpoint:
+def endpoint(doc: Doc, region: str, zones: Mapping[str, str],
+             addresses: list[tuple[str, str]] | None = None) -> Endpoint:
     name = str(doc.get("ServiceName", ""))
     return Endpoint(
         id=str(doc["VpcEndpointId"]), vpc_id=str(doc.get("VpcId", "")), type=str(doc.get("VpcEndpointType", "")),
         service_name=name, service=service_of(name, region), state=str(doc.get("State", "?")),
         private_dns=bool(doc.get("PrivateDnsEnabled")), groups=tuple(g["GroupId"] for g in doc.get("Groups", [])),
         subnets=tuple(doc.get("SubnetIds", [])), route_tables=tuple(doc.get("RouteTableIds", [])),
-        zones=tuple(sorted(zones.items())), policy=_policy(doc))
+        zones=tuple(sorted(zones.items())), addresses=tuple(sorted(addresses or [])), policy=_policy(doc))
 
 
 def gateway(doc: Doc, *, egress_only: bool = False) -> InternetGateway:
@@ -177,7 +178,8 @@ def from_docs(data: reads.NetData, dns: Mapping[str, Mapping[str, bool]] | None 
         internet_gateways=(*(gateway(g) for g in data.internet_gateways),
                            *(gateway(g, egress_only=True) for g in data.egress_only_gateways)),
         nat_gateways={k: nat_gateway(v) for k, v in data.nat_gateways.items()},
-        endpoints=tuple(endpoint(e, data.region, data.endpoint_zones.get(str(e.get("VpcEndpointId")), {}))
+        endpoints=tuple(endpoint(e, data.region, data.endpoint_zones.get(str(e.get("VpcEndpointId")), {}),
+                                 data.endpoint_addresses.get(str(e.get("VpcEndpointId"))))
                         for e in data.endpoints),
         security_groups={k: security_group(v) for k, v in data.security_groups.items()},
         network_acls=tuple(network_acl(a) for a in data.network_acls))

@@ -41,6 +41,8 @@ class NetData:
     network_acls: list[Doc] = field(default_factory=list)
     # availability zone of each interface endpoint's network interfaces: {endpoint id: {zone: subnet id}}
     endpoint_zones: dict[str, dict[str, str]] = field(default_factory=dict)
+    # (subnet, private IPv4 address) of each interface endpoint's network interfaces
+    endpoint_addresses: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 PATH_LISTINGS = ("route_tables", "igws", "nats", "endpoints")
 
 
@@ -117,6 +119,9 @@ def network(inv: Inventory, scope: Scope, region: str | None, *, vpcs: bool = Fa
         for eni in enis:
             zones = data.endpoint_zones.setdefault(owner[eni["NetworkInterfaceId"]], {})
             zones[str(eni.get("AvailabilityZone"))] = str(eni.get("SubnetId"))
+            if eni.get("PrivateIpAddress"):
+                data.endpoint_addresses.setdefault(owner[eni["NetworkInterfaceId"]], []).append(
+                    (str(eni.get("SubnetId")), str(eni["PrivateIpAddress"])))
     return data
 
 

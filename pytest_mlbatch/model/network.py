@@ -127,6 +127,7 @@ class Endpoint:
     subnets: tuple[str, ...] = ()
     route_tables: tuple[str, ...] = ()
     zones: tuple[tuple[str, str], ...] = ()  # (zone, subnet) of its network interfaces
+    addresses: tuple[tuple[str, str], ...] = ()  # (subnet, private IPv4 address) of its network interfaces
     policy: str | None = None
 
     @property
