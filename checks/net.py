@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pytest_mlbatch.analysis import netpath
+from pytest_mlbatch.analysis import netpath, policy
+from pytest_mlbatch.analysis.imageref import ImageRefError
+from pytest_mlbatch.analysis.imageref import parse as parse_image
 from pytest_mlbatch.analysis.netpath import DEFAULT_V4, PublicIps
 from pytest_mlbatch.engine.context import PLAN_TAG, CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
 from pytest_mlbatch.model.compute import ComputeEnvironment
 from pytest_mlbatch.model.network import Network, Subnet
+from pytest_mlbatch.model.network import job_needs as needs_of
 
 # us-east-1 list prices (other regions differ): NAT gateway hourly charge and data processing, public IPv4 address.
 NAT_HOURLY_USD = 0.045
@@ -152,12 +155,14 @@ def subnet_usable(ctx: CheckContext, res: Resource) -> Finding:
 
 # -- NET003 ------------------------------------------------------------------------------------------------
 
+def job_needs(ctx: CheckContext, subnet_id: str) -> netpath.JobNeeds:
+    """What instances (or tasks) launched in this subnet reach (model/network.py's job_needs)."""
+    return needs_of(ctx.model.job(), compute_environments_using(ctx, subnet_id), ctx.region or "")
+
+
 def needed_services(ctx: CheckContext, subnet_id: str) -> tuple[str, ...]:
     """The interface endpoints instances (or tasks) launched in this subnet need to reach without the internet."""
-    using = compute_environments_using(ctx, subnet_id)
-    fargate = bool(using) and all(ce.fargate for ce in using)
-    eks = bool(using) and all(ce.eks for ce in using)
-    return netpath.EKS_SERVICES if eks else netpath.FARGATE_SERVICES if fargate else netpath.INTERFACE_SERVICES
+    return job_needs(ctx, subnet_id).services
 
 
 def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
@@ -166,8 +171,8 @@ def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
     _, _, hop = netpath.route_target(data, subnet_id)
     # public IPs matter only on the internet path (and reading them may need the compute environment)
     ips = public_ips(ctx, data, subnet_id) if hop.kind == "igw" and hop.ok else PublicIps(False, "not needed")
-    services = needed_services(ctx, subnet_id)
-    result = netpath.analyze(data, subnet_id, ips, instance_groups(ctx, data), services)
+    needs = job_needs(ctx, subnet_id)
+    result = netpath.analyze(data, subnet_id, ips, instance_groups(ctx, data), needs.services, needs.internet_only)
     if result.ok and result.path == "endpoints":
         # endpoint private DNS names resolve only with both VPC DNS attributes on
         vpc = data.subnets[subnet_id].vpc_id
@@ -440,3 +445,58 @@ def vpc_dhcp_dns(ctx: CheckContext, res: Resource) -> Finding:
                            "to the VPC resolver (so that interface endpoints' private DNS names resolve to the "
                            "endpoints) cannot be verified from AWS; check it, then exempt NET006 for this VPC")
     return passed(f"{name} uses the VPC resolver ({', '.join(vpc.dhcp.domain_name_servers)})")
+
+
+# -- NET007 ------------------------------------------------------------------------------------------------
+
+@check(
+    id="NET007", slug="endpoint-policies", title="The VPC endpoint policies on the path allow what the job does",
+    severity="high", resource="subnet",
+    permissions=["ec2:DescribeVpcEndpoints", "ec2:DescribeRouteTables", "ec2:DescribeSubnets", "ec2:DescribeVpcs",
+                 "ec2:DescribeSecurityGroups", "ec2:DescribeNetworkInterfaces", "ec2:DescribeInternetGateways",
+                 "ec2:DescribeNatGateways", "batch:DescribeJobDefinitions"],
+    rationale="An S3 gateway endpoint on the subnet's route table takes S3 traffic on every path, NAT included: "
+              "if its policy does not allow ECR's layer bucket (prod-<region>-starport-layer-bucket), every pull "
+              "fails with 403. Interface endpoints with private DNS (ecr.api, ecr.dkr, logs, secretsmanager, ssm) "
+              "take their service's traffic from every subnet of the VPC, and their policies must allow the pull, "
+              "the secrets and the log stream the job uses.",
+    remediation="Allow in the endpoint's policy what the message names: s3:GetObject on "
+                "arn:aws:s3:::prod-<region>-starport-layer-bucket/* for the S3 gateway endpoint; ecr:BatchGetImage, "
+                "ecr:GetDownloadUrlForLayer and ecr:GetAuthorizationToken for the ECR endpoints; "
+                "secretsmanager:GetSecretValue / ssm:GetParameters on the job's secrets; logs:CreateLogStream and "
+                "logs:PutLogEvents on its log group.",
+)
+def endpoint_policies(ctx: CheckContext, res: Resource) -> Finding:
+    data = network(ctx, paths=True)
+    _subnet_or_skip(data, ctx, res.id)
+    job = ctx.model.job()
+    if job is None:
+        raise NotApplicable("no job definition: what the job asks of each endpoint is derived from it")
+    image = None
+    if job.image:
+        try:
+            image = parse_image(job.image)
+        except ImageRefError:
+            image = None  # IMG checks say why
+    account = ctx.account or (image.account if image and image.is_ecr else None) or next(
+        (a for r in (job.execution_role, job.job_role) if r and (a := policy.arn_account(r))), None)
+    logs = bool(job.log and job.log.driver == "awslogs")
+    requests = netpath.job_requests(ctx.region or "", account, image=image,
+                                    secrets=[(s.store, s.value_from) for s in job.secrets],
+                                    repository_credentials=job.repository_credentials,
+                                    log_group=job.log.option("awslogs-group") if job.log else None, logs=logs)
+    verdicts = netpath.endpoint_policies(data, res.id, requests)
+    if not verdicts:
+        return passed(f"{res.id}: no VPC endpoint with a policy is on the job's path "
+                      f"({', '.join(sorted(requests)) or 'nothing'} asked of endpoints)")
+    denied = [(v, d) for v in verdicts for d in v.decisions if d.verdict == "denied"]
+    unknown = [(v, d) for v in verdicts for d in v.decisions if d.verdict == "unknown"]
+    if denied:
+        return failed(f"{res.id}: " + "; ".join(f"{v.service} endpoint {v.endpoint}'s policy does not allow "
+                                                f"{d.describe()}" for v, d in denied))
+    if unknown:
+        raise NotEvaluable(f"{res.id}: " + "; ".join(f"{v.service} endpoint {v.endpoint}'s policy: "
+                                                     f"{d.describe()}" for v, d in unknown))
+    return passed(f"{res.id}: " + "; ".join(f"{v.service} endpoint {v.endpoint} allows {len(v.decisions)} "
+                                            f"request{'s' if len(v.decisions) != 1 else ''} of the job"
+                                            for v in verdicts))

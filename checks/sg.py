@@ -11,7 +11,7 @@ from pytest_mlbatch.config import Rule
 from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, Resource, failed, passed
-from pytest_mlbatch.model.network import Network, SecurityGroup
+from pytest_mlbatch.model.network import Network, SecurityGroup, job_needs
 
 HTTPS_DESCRIPTION = "pytest-mlbatch: HTTPS to ECS, ECR and S3"
 
@@ -264,10 +264,9 @@ def _path(ctx: CheckContext, net: Network, subnet_id: str) -> netpath.PathResult
                                                           if g.name == declared.name} if declared else set()))
     using = [ce for ce in ctx.model.compute_environments() if subnet_id in ce.subnets] or \
         list(ctx.model.compute_environments())
-    fargate = bool(using) and all(ce.fargate for ce in using)
-    eks = bool(using) and all(ce.eks for ce in using)
-    services = netpath.EKS_SERVICES if eks else netpath.FARGATE_SERVICES if fargate else netpath.INTERFACE_SERVICES
-    return netpath.analyze(net, subnet_id, PublicIps(False, "not needed"), groups, services)
+    needs = job_needs(ctx.model.job(), using, ctx.region or "")
+    return netpath.analyze(net, subnet_id, PublicIps(False, "not needed"), groups, needs.services,
+                           needs.internet_only)
 
 
 @https_egress.fix(summary="authorize egress 443", permissions=["ec2:AuthorizeSecurityGroupEgress", "ec2:CreateTags"])

@@ -97,3 +97,108 @@ def test_network_acl_of_the_endpoints_subnet_is_a_hop(net: Net, tmp_path) -> Non
     assert run.message(f"NET005[{job}]") == (
         f"endpoint subnet {hub}: network ACL {acl}: outbound 32768-60999 (ephemeral) to 10.3.1.0/24: no rule allows "
         "tcp/32768-60999 to 10.3.1.0/24")
+
+
+ECR_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ml-train:1"
+LAYERS = "arn:aws:s3:::prod-us-east-1-starport-layer-bucket/*"
+
+
+def _job(aws: Aws, image: str = ECR_IMAGE, **container: object) -> None:
+    aws.client("batch").register_job_definition(
+        jobDefinitionName="ml-train", type="container",
+        containerProperties={"image": image, "vcpus": 1, "memory": 512, **container})
+
+
+def _policy(*statements: dict[str, object]) -> str:
+    import json
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def test_s3_gateway_endpoint_policy_on_the_nat_path_must_allow_ecr_layers(net: Net, aws: Aws, tmp_path) -> None:
+    vpc = net.vpc("10.4.0.0/16", hostnames=True)
+    public = net.subnet(vpc, "10.4.0.0/24")
+    private = net.subnet(vpc, "10.4.1.0/24")
+    net.default_route(net.table(vpc, public), GatewayId=net.igw(vpc))
+    rt = net.table(vpc, private)
+    net.default_route(rt, NatGatewayId=net.nat(public))
+    data_only = _policy({"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                         "Resource": "arn:aws:s3:::ml-datasets/*"})
+    s3 = net.ec2.create_vpc_endpoint(VpcId=vpc, ServiceName="com.amazonaws.us-east-1.s3", VpcEndpointType="Gateway",
+                                     RouteTableIds=[rt], PolicyDocument=data_only)["VpcEndpoint"]["VpcEndpointId"]
+    _job(aws)
+    cfg = {"network": {"vpc_id": vpc, "subnet_ids": [private]}, "batch": {"job_definition": "ml-train"}}
+
+    run = run_checks(cfg, tmp_path, prefixes=("NET007", "NET003"))
+    assert run.outcome(f"NET003[{private}]") == "passed"  # the route is fine: the policy is what breaks the pull
+    assert run.outcome(f"NET007[{private}]") == "failed"
+    assert run.message(f"NET007[{private}]") == (
+        f"{private}: s3 endpoint {s3}'s policy does not allow s3:GetObject on "
+        "arn:aws:s3:::prod-us-east-1-starport-layer-bucket/sha256:pytest-mlbatch-layer: denied (no statement allows "
+        "it (implicit deny))")
+
+    net.ec2.modify_vpc_endpoint(VpcEndpointId=s3, PolicyDocument=_policy(
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": [LAYERS,
+                                                                                    "arn:aws:s3:::ml-datasets/*"]}))
+    run = run_checks(cfg, tmp_path, prefixes=("NET007",))
+    assert run.outcome(f"NET007[{private}]") == "passed"
+    assert run.message(f"NET007[{private}]") == f"{private}: s3 endpoint {s3} allows 1 request of the job"
+
+
+def test_interface_endpoint_policies_are_evaluated_like_iam(net: Net, aws: Aws, tmp_path) -> None:
+    vpc = net.vpc("10.5.0.0/16", hostnames=True)
+    job = net.subnet(vpc, "10.5.1.0/24")
+    rt = net.table(vpc, job)
+    eps = net.endpoints(vpc, [job], [net.endpoint_group(vpc, "10.5.0.0/16")], s3_tables=[rt],
+                        services=("ecs", "ecs-agent", "ecs-telemetry", "ecr.api", "ecr.dkr", "logs",
+                                  "secretsmanager"))
+    secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ml-token-AbCdEf"
+    _job(aws, secrets=[{"name": "TOKEN", "valueFrom": f"{secret}:token::"}],
+         logConfiguration={"logDriver": "awslogs", "options": {"awslogs-group": "/ml/train"}})
+    net.ec2.modify_vpc_endpoint(VpcEndpointId=eps["secretsmanager"], PolicyDocument=_policy(
+        {"Effect": "Allow", "Principal": "*", "Action": "secretsmanager:GetSecretValue", "Resource": "*"},
+        {"Effect": "Deny", "Principal": "*", "Action": "secretsmanager:*", "Resource": secret}))
+    cfg = {"network": {"vpc_id": vpc, "subnet_ids": [job]}, "batch": {"job_definition": "ml-train"}}
+
+    run = run_checks(cfg, tmp_path, prefixes=("NET007", "NET003"))
+    assert run.outcome(f"NET003[{job}]") == "passed", run.message(f"NET003[{job}]")
+    assert run.outcome(f"NET007[{job}]") == "failed"
+    assert run.message(f"NET007[{job}]") == (
+        f"{job}: secretsmanager endpoint {eps['secretsmanager']}'s policy does not allow secretsmanager:GetSecretValue "
+        f"on {secret}: denied (Deny statement #2 of policy of secretsmanager interface endpoint "
+        f"{eps['secretsmanager']})")
+
+    net.ec2.modify_vpc_endpoint(VpcEndpointId=eps["secretsmanager"], PolicyDocument=_policy(
+        {"Effect": "Allow", "Principal": "*", "Action": "secretsmanager:GetSecretValue", "Resource": secret}))
+    run = run_checks(cfg, tmp_path, prefixes=("NET007",))
+    assert run.outcome(f"NET007[{job}]") == "passed", run.message(f"NET007[{job}]")
+
+
+def test_destinations_come_from_the_job(net: Net, aws: Aws, tmp_path) -> None:
+    """An endpoint-only subnet reaches ECR of its region, not Docker Hub nor ECR of another region; secrets need
+    their endpoint; awslogs needs logs."""
+    vpc = net.vpc("10.6.0.0/16", hostnames=True)
+    job = net.subnet(vpc, "10.6.1.0/24")
+    rt = net.table(vpc, job)
+    net.endpoints(vpc, [job], [net.endpoint_group(vpc, "10.6.0.0/16")], s3_tables=[rt],
+                  services=("ecs", "ecs-agent", "ecs-telemetry", "ecr.api", "ecr.dkr"))  # no logs endpoint
+    cfg = {"network": {"vpc_id": vpc, "subnet_ids": [job]}, "batch": {"job_definition": "ml-train"}}
+    _job(aws)  # ECR in us-east-1, no awslogs: the endpoints it has are enough
+    run = run_checks(cfg, tmp_path, prefixes=("NET003",))
+    assert run.outcome(f"NET003[{job}]") == "passed", run.message(f"NET003[{job}]")
+
+    _job(aws, image="pytorch/pytorch:2.3.0")
+    run = run_checks(cfg, tmp_path, prefixes=("NET003",))
+    assert run.outcome(f"NET003[{job}]") == "failed"
+    assert "but the job also reaches the image's registry docker.io (not ECR: no VPC endpoint reaches it): only a " \
+           "NAT gateway or an internet gateway with public IPs gets there" in run.message(f"NET003[{job}]")
+
+    _job(aws, image="123456789012.dkr.ecr.eu-west-1.amazonaws.com/ml-train:1")
+    run = run_checks(cfg, tmp_path, prefixes=("NET003",))
+    assert "the image's registry 123456789012.dkr.ecr.eu-west-1.amazonaws.com (ECR in eu-west-1, not us-east-1" \
+           in run.message(f"NET003[{job}]")
+
+    _job(aws, logConfiguration={"logDriver": "awslogs"},
+         secrets=[{"name": "T", "valueFrom": "arn:aws:ssm:us-east-1:123456789012:parameter/ml/token"}])
+    run = run_checks(cfg, tmp_path, prefixes=("NET003",))
+    assert run.outcome(f"NET003[{job}]") == "failed"
+    assert "VPC endpoints missing: ssm, logs" in run.message(f"NET003[{job}]")

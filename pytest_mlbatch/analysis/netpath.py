@@ -8,7 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pytest_mlbatch.analysis import secgroups
+from pytest_mlbatch.analysis import policy, secgroups
+from pytest_mlbatch.analysis.imageref import ImageRef
 
 DEFAULT_V4 = "0.0.0.0/0"
 DEFAULT_V6 = "::/0"
@@ -580,6 +581,71 @@ def captured_by_endpoints(data: NetworkLike, subnet_id: str, instance_groups: Se
 
 
 @dataclass(frozen=True)
+class JobNeeds:
+    """What the job reaches, derived from its definition: the interface endpoints (this region's services) that
+    carry it on the endpoint path, and the destinations no endpoint of this VPC reaches (internet or NAT only)."""
+
+    services: tuple[str, ...]
+    internet_only: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()  # why each service beyond the platform's own is needed
+
+
+ECS_SERVICES = ("ecs", "ecs-agent", "ecs-telemetry")
+
+
+def _arn_region(value: str) -> str | None:
+    parts = value.split(":")
+    return parts[3] or None if value.startswith("arn:") and len(parts) > 4 else None
+
+
+def job_needs(region: str, platform: str, *, image: ImageRef | None, image_error: str | None = None,
+              secrets: Sequence[tuple[str, str]] = (), repository_credentials: str | None = None,
+              log_driver: str | None = None, log_region: str | None = None) -> JobNeeds:
+    """The destinations of a job (platform: ec2 | fargate | eks): the platform's own (ECS for EC2 hosts, EKS's
+    for EKS nodes, none for Fargate), the image's registry (ECR in this region: ecr.api, ecr.dkr and S3 for the
+    layers; ECR in another region, public.ecr.aws, Docker Hub or another registry: the internet), Secrets Manager
+    and SSM for `secrets` ((store, valueFrom) pairs) and repositoryCredentials, CloudWatch Logs for awslogs."""
+    services: list[str] = list(EKS_SERVICES if platform == "eks" else () if platform == "fargate" else ECS_SERVICES)
+    internet: list[str] = []
+    reasons: list[str] = []
+
+    def need(svc: str, why: str) -> None:
+        if svc not in services:
+            services.append(svc)
+            reasons.append(f"{svc}: {why}")
+
+    if image is None:
+        if image_error:
+            internet.append(f"the image ({image_error})")
+    elif image.is_ecr and image.region == region:
+        need("ecr.api", f"the image {image.original} is in ECR in {region}")
+        need("ecr.dkr", f"the image {image.original} is in ECR in {region}")
+    elif image.is_ecr:
+        internet.append(f"the image's registry {image.registry} (ECR in {image.region}, not {region}: this VPC's "
+                        "endpoints do not reach it)")
+    else:
+        internet.append(f"the image's registry {image.registry} (not ECR: no VPC endpoint reaches it)")
+    for store, value in secrets:
+        where = _arn_region(value)
+        if where and where != region:
+            internet.append(f"secret {value} ({store} in {where}, not {region})")
+        else:
+            need(store, f"the job's secret {value}")
+    if repository_credentials:
+        where = _arn_region(repository_credentials)
+        if where and where != region:
+            internet.append(f"repositoryCredentials {repository_credentials} (Secrets Manager in {where})")
+        else:
+            need("secretsmanager", f"repositoryCredentials {repository_credentials}")
+    if log_driver == "awslogs":
+        if log_region and log_region != region:
+            internet.append(f"CloudWatch Logs in {log_region} (awslogs-region)")
+        else:
+            need("logs", "the awslogs log driver")
+    return JobNeeds(tuple(services), tuple(dict.fromkeys(internet)), tuple(reasons))
+
+
+@dataclass(frozen=True)
 class PathResult:
     """NET003's verdict for one subnet: ok and the path found, or each path's lack; opaque when a hop cannot be
     seen past (an `error` naming the hop and network.trusted_egress), with notes that do not change the verdict."""
@@ -601,8 +667,14 @@ def _opaque_hint(targets: Sequence[str]) -> str:
 
 
 def analyze(data: NetworkLike, subnet_id: str, public_ips: PublicIps, instance_groups: Sequence[str] = (),
-            services: Sequence[str] = INTERFACE_SERVICES) -> PathResult:
-    """Exact egress path analysis for one described subnet (`services`: the interface endpoints it needs)."""
+            services: Sequence[str] = INTERFACE_SERVICES, internet_only: Sequence[str] = ()) -> PathResult:
+    """Exact egress path analysis for one described subnet (`services`: the interface endpoints it needs;
+    `internet_only`: destinations of the job no endpoint reaches, so the endpoint path is not enough)."""
+    subnet = data.subnets.get(subnet_id)
+    if subnet is not None and subnet.ipv6_only:
+        return PathResult(False, "none", f"{subnet_id} is IPv6-only: it has no IPv4 path, and the routes, NAT "
+                          "gateways and endpoints checked here carry IPv4 (NAT64/DNS64 and dual-stack service "
+                          "endpoints are not modelled); launch into a dual-stack subnet")
     rt, _how, hop = route_target(data, subnet_id)
     eps = endpoint_path(data, subnet_id, rt, instance_groups, services)
     captured = captured_by_endpoints(data, subnet_id, instance_groups, services)
@@ -652,6 +724,10 @@ def analyze(data: NetworkLike, subnet_id: str, public_ips: PublicIps, instance_g
                               f"goes elsewhere: {'; '.join(broken)}: {why}{hint}", opaque=True, endpoints=eps,
                               notes=tuple(notes + eps.notes))
         return PathResult(True, found[0], f"{subnet_id}: {found[1]}", endpoints=eps, notes=tuple(notes + eps.notes))
+    if eps.ok and internet_only:
+        return PathResult(False, "none", f"{subnet_id}: private via VPC endpoints only ({', '.join(eps.found)}), "
+                          f"but the job also reaches {'; '.join(internet_only)}: only a NAT gateway or an internet "
+                          f"gateway with public IPs gets there ({hop.detail}; {nat_detail})", endpoints=eps)
     if eps.ok:
         return PathResult(True, "endpoints", f"{subnet_id}: private via VPC endpoints: {', '.join(eps.found)}",
                           endpoints=eps, notes=tuple(eps.notes))
@@ -872,3 +948,111 @@ def acl_hops(data: NetworkLike, subnet_id: str, services: Sequence[str] = INTERF
             _acl_rule(own, egress=False, lo=lo_e, hi=hi_e, cidr=f"{address}/32",
                       label=f"inbound {lo_e}-{hi_e} (ephemeral, {ep.service} endpoint {ep.id})", quiet=True)
     return hops
+
+
+# -- endpoint policies ------------------------------------------------------------------------------------
+
+def layer_bucket(region: str) -> str:
+    """ECR keeps image layers in this S3 bucket (AWS: 'Amazon ECR interface VPC endpoints', S3 gateway policy)."""
+    return f"prod-{region}-starport-layer-bucket"
+
+
+def _secret_arn(value: str) -> str:
+    """A Secrets Manager valueFrom without its JSON-key / version-stage / version-id suffix."""
+    return ":".join(value.split(":")[:7])
+
+
+def job_requests(region: str, account: str | None, *, image: ImageRef | None,
+                 secrets: Sequence[tuple[str, str]] = (), repository_credentials: str | None = None,
+                 log_group: str | None = None, logs: bool = False) -> dict[str, list[policy.Request]]:
+    """What the job asks of each service through an endpoint, by endpoint service: the S3 layer bucket and the
+    ECR repository for an ECR image of this region; the secrets (Secrets Manager, SSM) it reads; its log group.
+    (KMS is not asked from the job's network: Secrets Manager and SSM decrypt on the service side.)"""
+    out: dict[str, list[policy.Request]] = {}
+    if image is not None and image.is_ecr and image.region == region:
+        repo = f"arn:aws:ecr:{region}:{image.account}:repository/{image.repository}"
+        pulls = [policy.Request("ecr:GetAuthorizationToken"), policy.Request("ecr:BatchGetImage", repo),
+                 policy.Request("ecr:GetDownloadUrlForLayer", repo)]
+        out["ecr.api"] = pulls
+        out["ecr.dkr"] = pulls
+        out["s3"] = [policy.Request("s3:GetObject", f"arn:aws:s3:::{layer_bucket(region)}/{SAMPLE_LAYER}")]
+    for store, value in [*secrets, *([("secretsmanager", repository_credentials)] if repository_credentials
+                                     else [])]:
+        if _arn_region(value) not in (None, region):
+            continue
+        if store == "secretsmanager":
+            out.setdefault("secretsmanager", []).append(policy.Request("secretsmanager:GetSecretValue",
+                                                                       _secret_arn(value)))
+        elif value.startswith("arn:"):
+            out.setdefault("ssm", []).append(policy.Request("ssm:GetParameters", value))
+        elif account:
+            name = value.lstrip("/")
+            out.setdefault("ssm", []).append(policy.Request("ssm:GetParameters",
+                                                            f"arn:aws:ssm:{region}:{account}:parameter/{name}"))
+    if logs and account:
+        group = log_group or "/aws/batch/job"
+        stream = f"arn:aws:logs:{region}:{account}:log-group:{group}:log-stream:{SAMPLE_STREAM}"
+        out["logs"] = [policy.Request("logs:CreateLogStream", stream), policy.Request("logs:PutLogEvents", stream)]
+    return out
+
+
+SAMPLE_LAYER = "sha256:pytest-mlbatch-layer"
+SAMPLE_STREAM = "pytest-mlbatch/default/pytest-mlbatch"
+
+
+@dataclass(frozen=True)
+class PolicyVerdict:
+    """One endpoint's policy against the job's requests through it."""
+
+    endpoint: str
+    service: str
+    decisions: tuple[policy.Decision, ...]
+    note: str = ""
+
+
+def endpoint_policies(data: NetworkLike, subnet_id: str,
+                      requests: Mapping[str, Sequence[policy.Request]]) -> list[PolicyVerdict]:
+    """The policies of the endpoints the subnet's traffic goes through, against the job's requests: every
+    available interface endpoint with private DNS of the VPC (it takes its service's traffic from every subnet),
+    and S3 gateway endpoints on the subnet's route table (they take S3 traffic on the NAT and internet paths too).
+    An endpoint without a policy has the default (full access). A statement naming principals other than '*'
+    makes the decision unknown (the caller's identity is not modelled)."""
+    subnet = data.subnets.get(subnet_id)
+    if subnet is None:
+        return []
+    rt, _ = data.route_table(subnet_id)
+    out: list[PolicyVerdict] = []
+    for ep in data.endpoints:
+        svc = ep.service
+        if svc is None or svc not in requests or ep.vpc_id != subnet.vpc_id or not ep.available:
+            continue
+        if ep.type == "Interface" and not ep.private_dns:
+            continue
+        if ep.type == "Gateway" and (rt is None or rt.id not in ep.route_tables):
+            continue
+        if ep.type not in ("Interface", "Gateway"):
+            continue
+        wanted = requests[svc]
+        where = f"{svc} {ep.type.lower()} endpoint {ep.id}"
+        if ep.policy is None:
+            out.append(PolicyVerdict(ep.id, svc, tuple(policy.Decision(r, "allowed", "endpoint policy",
+                                                                             "default full access") for r in wanted)))
+            continue
+        try:
+            document = policy.parse_document(ep.policy)
+        except ValueError as exc:
+            out.append(PolicyVerdict(ep.id, svc, tuple(policy.Decision(r, "unknown", "endpoint policy", None,
+                                                                             f"policy unreadable: {exc}")
+                                                              for r in wanted)))
+            continue
+        named = any(s.get("Principal") not in (None, "*", {"AWS": "*"}) or "NotPrincipal" in s
+                    for s in policy.statements(document))
+        decisions = []
+        for r in wanted:
+            d = policy.evaluate([policy.Document(f"policy of {where}", document)], r, method="endpoint policy")
+            if named and d.verdict == "allowed":
+                d = policy.Decision(r, "unknown", d.method, d.statement,
+                                    "the policy names principals; which one calls is not modelled")
+            decisions.append(d)
+        out.append(PolicyVerdict(ep.id, svc, tuple(decisions)))
+    return out

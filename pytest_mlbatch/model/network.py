@@ -5,11 +5,15 @@ and rule matching (analysis/secgroups.py) take these objects."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from pytest_mlbatch.analysis import netpath
+from pytest_mlbatch.analysis.imageref import ImageRef, ImageRefError, parse
 from pytest_mlbatch.analysis.netpath import AclEntry, Route
 from pytest_mlbatch.analysis.secgroups import Permission
+from pytest_mlbatch.model.compute import ComputeEnvironment
+from pytest_mlbatch.model.job import Job
 
 AMAZON_DNS = "AmazonProvidedDNS"
 
@@ -229,3 +233,26 @@ class Network:
     def endpoint_zones(self, endpoint_id: str) -> dict[str, str]:
         ep = next((e for e in self.endpoints if e.id == endpoint_id), None)
         return dict(ep.zones) if ep else {}
+
+
+def job_needs(job: Job | None, using: Sequence[ComputeEnvironment], region: str) -> netpath.JobNeeds:
+    """What instances (or tasks) of these compute environments reach for this job: derived from the job
+    definition when there is one (its image's registry, secrets, repository credentials, log driver), else the
+    fixed list (ECS, ECR, logs; Fargate: ECR and logs; EKS: EC2, ECR, STS)."""
+    fargate = bool(using) and all(ce.fargate for ce in using)
+    eks = bool(using) and all(ce.eks for ce in using)
+    if job is None:
+        return netpath.JobNeeds(netpath.EKS_SERVICES if eks else netpath.FARGATE_SERVICES if fargate
+                                else netpath.INTERFACE_SERVICES)
+    image: ImageRef | None = None
+    error = None if job.image else "the job definition names no image"
+    if job.image:
+        try:
+            image = parse(job.image)
+        except ImageRefError as exc:
+            error = str(exc)
+    return netpath.job_needs(region, "eks" if eks else "fargate" if fargate else "ec2", image=image,
+                             image_error=error, secrets=[(s.store, s.value_from) for s in job.secrets],
+                             repository_credentials=job.repository_credentials,
+                             log_driver=job.log.driver if job.log else None,
+                             log_region=job.log.option("awslogs-region") if job.log else None)
