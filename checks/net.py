@@ -187,7 +187,7 @@ def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
     id="NET003", slug="subnet-egress-path", title="Each subnet reaches ECS, ECR and S3", severity="critical",
     resource="subnet",
     permissions=["ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeRouteTables", "ec2:DescribeInternetGateways",
-                 "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcAttribute",
+                 "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcAttribute", "ec2:DescribeEgressOnlyInternetGateways",
                  "ec2:DescribeNatGateways", "ec2:DescribeVpcEndpoints", "ec2:DescribeSecurityGroups",
                  "ec2:DescribeLaunchTemplateVersions", "batch:DescribeComputeEnvironments",
                  "batch:DescribeJobDefinitions"],
@@ -386,7 +386,9 @@ def multi_az(ctx: CheckContext, res: Resource) -> Finding:
     severity="medium", resource="subnet",
     permissions=["ec2:DescribeNetworkAcls", "ec2:DescribeSubnets", "ec2:DescribeRouteTables",
                  "ec2:DescribeNatGateways", "ec2:DescribeVpcEndpoints", "ec2:DescribeNetworkInterfaces",
-                 "ec2:DescribeVpcs", "ec2:DescribeSecurityGroups", "ec2:DescribeInternetGateways"],
+                 "ec2:DescribeVpcs", "ec2:DescribeSecurityGroups", "ec2:DescribeInternetGateways",
+                 "ec2:DescribeEgressOnlyInternetGateways", "batch:DescribeComputeEnvironments",
+                 "batch:DescribeJobDefinitions"],
     rationale="Network ACLs are stateless and sit on every subnet a packet crosses: the job's subnet, the NAT "
               "gateway's subnet and the subnets of the interface endpoints' network interfaces. Without outbound "
               "TCP 443 and inbound TCP to the ephemeral ports the replies return to (32768-60999 on the Linux hosts "
@@ -454,7 +456,8 @@ def vpc_dhcp_dns(ctx: CheckContext, res: Resource) -> Finding:
     severity="high", resource="subnet",
     permissions=["ec2:DescribeVpcEndpoints", "ec2:DescribeRouteTables", "ec2:DescribeSubnets", "ec2:DescribeVpcs",
                  "ec2:DescribeSecurityGroups", "ec2:DescribeNetworkInterfaces", "ec2:DescribeInternetGateways",
-                 "ec2:DescribeNatGateways", "batch:DescribeJobDefinitions"],
+                 "ec2:DescribeNatGateways", "ec2:DescribeEgressOnlyInternetGateways", "batch:DescribeJobDefinitions",
+                 "batch:DescribeComputeEnvironments"],
     rationale="An S3 gateway endpoint on the subnet's route table takes S3 traffic on every path, NAT included: "
               "if its policy does not allow ECR's layer bucket (prod-<region>-starport-layer-bucket), every pull "
               "fails with 403. Interface endpoints with private DNS (ecr.api, ecr.dkr, logs, secretsmanager, ssm) "

@@ -186,7 +186,8 @@ def no_admin_ports_open(ctx: CheckContext, res: Resource) -> Finding:
     severity="critical", resource="security_group",
     permissions=["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeVpcEndpoints",
                  "ec2:DescribeRouteTables", "ec2:DescribeInternetGateways", "ec2:DescribeNatGateways",
-                 "ec2:DescribeNetworkInterfaces"],
+                 "ec2:DescribeNetworkInterfaces", "ec2:DescribeEgressOnlyInternetGateways",
+                 "batch:DescribeComputeEnvironments", "batch:DescribeJobDefinitions"],
     rationale="The ECS agent registers, and images are pulled from ECR and S3, over HTTPS; a group without 443 "
               "egress leaves jobs in RUNNABLE or failing with CannotPullContainerError.",
     remediation="Allow outbound TCP 443 to 0.0.0.0/0 (or, for subnets that use VPC endpoints only, to the "

@@ -202,3 +202,62 @@ def test_destinations_come_from_the_job(net: Net, aws: Aws, tmp_path) -> None:
     run = run_checks(cfg, tmp_path, prefixes=("NET003",))
     assert run.outcome(f"NET003[{job}]") == "failed"
     assert "VPC endpoints missing: ssm, logs" in run.message(f"NET003[{job}]")
+
+
+def _compute_environment(aws: Aws, name: str, subnets: list[str], groups: list[str]) -> None:
+    import json
+
+    iam = aws.client("iam")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
+        "Service": "batch.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    role = iam.create_role(RoleName=f"svc-{name}", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    iam.create_instance_profile(InstanceProfileName=f"ip-{name}")
+    aws.client("batch").create_compute_environment(
+        computeEnvironmentName=name, type="MANAGED", state="ENABLED", serviceRole=role,
+        computeResources={"type": "EC2", "minvCpus": 0, "maxvCpus": 4, "instanceTypes": ["m5.large"],
+                          "subnets": subnets, "securityGroupIds": groups,
+                          "instanceRole": f"arn:aws:iam::123456789012:instance-profile/ip-{name}"})
+
+
+def test_https_egress_over_the_union_of_a_compute_environments_groups(net: Net, aws: Aws, tmp_path) -> None:
+    from net_fixtures import https
+
+    vpc = net.vpc("10.7.0.0/16")
+    sub = net.subnet(vpc, "10.7.1.0/24")
+    quiet = net.group(vpc, "app", egress=[])  # no egress of its own
+    web = net.group(vpc, "egress", egress=[https("0.0.0.0/0")])
+    alone = net.group(vpc, "alone", egress=[])
+    _compute_environment(aws, "ml-ce", [sub], [quiet, web])
+    _compute_environment(aws, "ml-lonely", [sub], [alone])
+    cfg = {"network": {"vpc_id": vpc, "subnet_ids": [sub], "security_group_ids": [quiet, web]},
+           "batch": {"compute_environment": "ml-ce"}}
+    run = run_checks(cfg, tmp_path, prefixes=("SG004",))
+    assert run.outcome(f"SG004[{quiet}]") == "passed"
+    assert run.message(f"SG004[{quiet}]") == (
+        f"{quiet} (app) with {web} (egress) (compute environment ml-ce: an instance has all of them) allows tcp/443 "
+        "to the internet (tcp/443 0.0.0.0/0)")
+    assert run.outcome(f"SG004[{web}]") == "passed"
+    cfg = {"network": {"vpc_id": vpc, "subnet_ids": [sub], "security_group_ids": [alone]},
+           "batch": {"compute_environment": "ml-lonely"}}
+    run = run_checks(cfg, tmp_path, prefixes=("SG004",))
+    assert run.outcome(f"SG004[{alone}]") == "failed"  # its compute environment has no other group
+    assert run.message(f"SG004[{alone}]") == f"{alone} (alone) has no egress rule allowing tcp/443 to 0.0.0.0/0"
+
+
+def test_ipv6_only_subnet_has_no_ipv4_path(net: Net, tmp_path) -> None:
+    ec2 = net.ec2
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16", AmazonProvidedIpv6CidrBlock=True)["Vpc"]
+    block = ec2.describe_vpcs(VpcIds=[vpc["VpcId"]])["Vpcs"][0]["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"]
+    v6 = block.replace("::/56", "::/64")
+    dual = ec2.create_subnet(VpcId=vpc["VpcId"], CidrBlock="10.8.1.0/24", Ipv6CidrBlock=v6)["Subnet"]["SubnetId"]
+    only = ec2.create_subnet(VpcId=vpc["VpcId"], Ipv6CidrBlock=v6.replace("00::/64", "01::/64"),
+                             Ipv6Native=True)["Subnet"]["SubnetId"]
+    net.default_route(net.table(vpc["VpcId"], dual, only), GatewayId=net.igw(vpc["VpcId"]))
+    ec2.modify_subnet_attribute(SubnetId=dual, MapPublicIpOnLaunch={"Value": True})
+    run = run_checks({"network": {"vpc_id": vpc["VpcId"], "subnet_ids": [dual, only]}}, tmp_path,
+                     prefixes=("NET003", "NET005"))
+    assert run.outcome(f"NET003[{dual}]") == "passed"
+    assert run.outcome(f"NET003[{only}]") == "failed"
+    assert run.message(f"NET003[{only}]").startswith(f"{only} is IPv6-only: it has no IPv4 path")
+    # the dual-stack subnet's ACLs are checked for ::/0 too; the IPv6-only one only for ::/0
+    assert "to ::/0" in run.message(f"NET005[{dual}]") and "0.0.0.0/0" not in run.message(f"NET005[{only}]")
