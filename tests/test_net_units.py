@@ -372,3 +372,69 @@ def test_nat_behind_a_firewall_endpoint_is_unverifiable_until_trusted() -> None:
     result = analyze(typed(data, frozenset({"vpce-0fw"})), "s-app", PublicIps(False, "off"))
     assert result.ok and result.path == "nat"
     assert result.notes == ("vpce-0fw is declared trusted egress (network.trusted_egress): not verified beyond it",)
+
+
+# -- issue 14: destinations from the job, endpoint policies, ACLs on every hop (plain values) ----------------
+def test_job_needs_follow_the_image_secrets_and_logs() -> None:
+    from pytest_mlbatch.analysis.imageref import parse
+    from pytest_mlbatch.analysis.netpath import job_needs
+
+    ecr = parse("123456789012.dkr.ecr.us-east-1.amazonaws.com/ml:1")
+    needs = job_needs("us-east-1", "fargate", image=ecr)
+    assert needs.services == ("ecr.api", "ecr.dkr") and needs.internet_only == ()
+    needs = job_needs("us-east-1", "ec2", image=parse("python:3.12"), log_driver="awslogs",
+                      secrets=[("ssm", "/ml/token")], repository_credentials="arn:aws:secretsmanager:us-east-1:1:x")
+    assert needs.services == ("ecs", "ecs-agent", "ecs-telemetry", "ssm", "secretsmanager", "logs")
+    assert needs.internet_only == ("the image's registry docker.io (not ECR: no VPC endpoint reaches it)",)
+    other = job_needs("us-east-1", "fargate", image=parse("123456789012.dkr.ecr.eu-west-1.amazonaws.com/ml:1"),
+                      log_driver="awslogs", log_region="eu-west-1")
+    assert other.services == () and len(other.internet_only) == 2
+
+
+def _policy_world(policy_doc: str | None) -> Network:
+    data = _nat_world()
+    data.route_tables[0]["Associations"].append({"SubnetId": "s-app"})
+    data.subnets["s-app"] = {"SubnetId": "s-app", "VpcId": "vpc-1", "CidrBlock": "10.0.1.0/24"}
+    data.endpoints = [{"VpcEndpointId": "vpce-s3", "VpcId": "vpc-1", "VpcEndpointType": "Gateway", "State": "available",
+                       "ServiceName": "com.amazonaws.us-east-1.s3", "RouteTableIds": ["rtb-pub"],
+                       **({"PolicyDocument": policy_doc} if policy_doc else {})}]
+    return typed(data)
+
+
+def test_s3_gateway_policy_against_the_layer_bucket() -> None:
+    import json
+
+    from pytest_mlbatch.analysis.imageref import parse
+    from pytest_mlbatch.analysis.netpath import endpoint_policies, job_requests
+
+    requests = job_requests("us-east-1", "123456789012",
+                            image=parse("123456789012.dkr.ecr.us-east-1.amazonaws.com/ml:1"))
+    assert [v.decisions[0].verdict for v in endpoint_policies(_policy_world(None), "s-app", requests)] == ["allowed"]
+    only_data = json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:*",
+                                           "Resource": "arn:aws:s3:::ml-data/*"}]})
+    [verdict] = endpoint_policies(_policy_world(only_data), "s-app", requests)
+    assert verdict.decisions[0].verdict == "denied"
+    layers = json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                                        "Resource": "arn:aws:s3:::prod-us-east-1-starport-layer-bucket/*"}]})
+    assert endpoint_policies(_policy_world(layers), "s-app", requests)[0].decisions[0].verdict == "allowed"
+    someone = json.dumps({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:role/x"},
+                                         "Action": "s3:GetObject", "Resource": "*"}]})
+    assert endpoint_policies(_policy_world(someone), "s-app", requests)[0].decisions[0].verdict == "unknown"
+
+
+def test_acl_hops_include_the_nat_gateways_subnet() -> None:
+    from pytest_mlbatch.analysis.netpath import acl_hops
+
+    data = _routes_world(route("0.0.0.0/0", NatGatewayId="nat-1"))
+    data.subnets["s-app"]["CidrBlock"] = "10.0.1.0/24"
+    data.network_acls = [{"NetworkAclId": "acl-d", "VpcId": "vpc-1", "IsDefault": True, "Entries": DEFAULT_DOCS,
+                          "Associations": []},
+                         {"NetworkAclId": "acl-nat", "VpcId": "vpc-1", "IsDefault": False,
+                          "Associations": [{"SubnetId": "s-pub"}],
+                          "Entries": [entry_doc(100, "allow", egress=True, proto="-1"),
+                                      entry_doc(100, "allow", egress=False, ports=(443, 443))]}]
+    own, nat = acl_hops(typed(data), "s-app")
+    assert own.acl is not None and own.acl.id == "acl-d" and not own.problems
+    assert nat.where == "NAT gateway nat-1's subnet s-pub" and nat.acl is not None and nat.acl.id == "acl-nat"
+    assert nat.problems == ["inbound 1024-65535 (the NAT gateway's ports) from 0.0.0.0/0: no rule allows "
+                            "tcp/1024-65535 from 0.0.0.0/0"]

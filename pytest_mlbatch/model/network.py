@@ -71,7 +71,7 @@ class Subnet:
 
     @property
     def ipv6_only(self) -> bool:
-        return self.ipv6_native or not self.cidr
+        return self.ipv6_native or (not self.cidr and bool(self.ipv6_cidrs))
 
     @property
     def has_ipv6(self) -> bool:
