@@ -12,7 +12,7 @@ from pytest_mlbatch.analysis.netpath import (
     AclEntry,
     PublicIps,
     acl_allows,
-    acl_problems,
+    acl_hops,
     analyze,
     nat_usable,
     route_target,
@@ -120,17 +120,17 @@ def test_acl_ipv6_is_separate() -> None:
     assert not acl_allows(udp_only, egress=True, lo=443, hi=443, cidr="::/0")[0]
 
 
-def test_acl_problems_checks_ipv6_only_when_the_subnet_has_it() -> None:
+def test_acl_hops_check_ipv6_only_when_the_subnet_has_it() -> None:
     data = NetData("us-east-1", subnets={"subnet-1": {"SubnetId": "subnet-1", "VpcId": "vpc-1"}},
                    network_acls=[{"NetworkAclId": "acl-1", "VpcId": "vpc-1", "IsDefault": True, "Entries": DEFAULT_DOCS,
                                   "Associations": []}])
-    acl, problems, _, _ = acl_problems(typed(data), "subnet-1")
-    assert acl is not None and acl.id == "acl-1" and problems == []
+    [own] = acl_hops(typed(data), "subnet-1")
+    assert own.acl is not None and own.acl.id == "acl-1" and own.problems == []
     data.subnets["subnet-1"]["Ipv6CidrBlockAssociationSet"] = [
         {"Ipv6CidrBlock": "2600::/64", "Ipv6CidrBlockState": {"State": "associated"}}]
-    _, problems, _, _ = acl_problems(typed(data), "subnet-1")
-    assert problems == ["outbound 443 to ::/0: no rule allows tcp/443 to ::/0",
-                        "inbound 32768-60999 (ephemeral) from ::/0: no rule allows tcp/32768-60999 from ::/0"]
+    [own] = acl_hops(typed(data), "subnet-1")
+    assert own.problems == ["outbound 443 to ::/0: no rule allows tcp/443 to ::/0",
+                            "inbound 32768-60999 (ephemeral) from ::/0: no rule allows tcp/32768-60999 from ::/0"]
 
 
 @settings(max_examples=150, deadline=None)
@@ -423,8 +423,6 @@ def test_s3_gateway_policy_against_the_layer_bucket() -> None:
 
 
 def test_acl_hops_include_the_nat_gateways_subnet() -> None:
-    from pytest_mlbatch.analysis.netpath import acl_hops
-
     data = _routes_world(route("0.0.0.0/0", NatGatewayId="nat-1"))
     data.subnets["s-app"]["CidrBlock"] = "10.0.1.0/24"
     data.network_acls = [{"NetworkAclId": "acl-d", "VpcId": "vpc-1", "IsDefault": True, "Entries": DEFAULT_DOCS,

@@ -169,7 +169,6 @@ class NetworkLike(Protocol):
     def attached_igws(self, vpc_id: str, *, egress_only: bool = False) -> list[str]: ...
     def prefix_list_of(self, endpoint_id: str) -> list[str]: ...
     def acl_for(self, subnet_id: str, vpc_id: str | None = None) -> AclLike | None: ...
-    def endpoint_zones(self, endpoint_id: str) -> dict[str, str]: ...
 
 
 def default_route(rt: RouteTableLike | None, cidr: str = DEFAULT_V4) -> Route | None:
@@ -844,28 +843,6 @@ def _acl_denial(key: str, direction: str, span: str) -> str:
 
 def _span(a: int, b: int) -> str:
     return str(a) if a == b else f"{a}-{b}"
-
-
-def acl_problems(data: NetworkLike, subnet_id: str) -> tuple[AclLike | None, list[str], list[str], list[str]]:
-    """NET005: (acl, problems, undecided, what passed) for outbound 443 and inbound replies to the Linux ephemeral
-    ports, IPv4 and (if any) IPv6. Undecided: part of the internet's addresses is denied, the rest allowed."""
-    acl = data.acl_for(subnet_id)
-    if acl is None:
-        return None, [], [], []
-    subnet = data.subnets.get(subnet_id)
-    families = ([] if subnet and subnet.ipv6_only else [DEFAULT_V4]) + \
-        ([DEFAULT_V6] if subnet and subnet.ipv6_cidrs else [])
-    problems: list[str] = []
-    undecided: list[str] = []
-    good: list[str] = []
-    for world in families:
-        lo_e, hi_e = EPHEMERAL
-        for egress, lo, hi, label in ((True, 443, 443, "outbound 443"),
-                                      (False, lo_e, hi_e, f"inbound {lo_e}-{hi_e} (ephemeral)")):
-            ok, why = acl_allows(acl.entries, egress=egress, lo=lo, hi=hi, cidr=world)
-            text = f"{label} {'to' if egress else 'from'} {world}: {why}"
-            (good if ok else problems if ok is False else undecided).append(text)
-    return acl, problems, undecided, good
 
 
 @dataclass

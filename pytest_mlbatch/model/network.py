@@ -230,10 +230,6 @@ class Network:
         vpc = sub.vpc_id if sub else vpc_id
         return next((a for a in self.network_acls if a.vpc_id == vpc and a.default), None)
 
-    def endpoint_zones(self, endpoint_id: str) -> dict[str, str]:
-        ep = next((e for e in self.endpoints if e.id == endpoint_id), None)
-        return dict(ep.zones) if ep else {}
-
 
 def job_needs(job: Job | None, using: Sequence[ComputeEnvironment], region: str) -> netpath.JobNeeds:
     """What instances (or tasks) of these compute environments reach for this job: derived from the job
