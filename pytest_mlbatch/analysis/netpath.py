@@ -613,9 +613,10 @@ def job_needs(region: str, platform: str, *, image: ImageRef | None, image_error
             services.append(svc)
             reasons.append(f"{svc}: {why}")
 
-    if image is None:
-        if image_error:
-            internet.append(f"the image ({image_error})")
+    if image is None:  # no image, or one that does not parse (BAT003/IMG say why): ECR, as the fixed list has it
+        why = f"the image cannot be read ({image_error})" if image_error else "the job definition names no image"
+        need("ecr.api", why)
+        need("ecr.dkr", why)
     elif image.is_ecr and image.region == region:
         need("ecr.api", f"the image {image.original} is in ECR in {region}")
         need("ecr.dkr", f"the image {image.original} is in ECR in {region}")

@@ -241,7 +241,7 @@ def job_needs(job: Job | None, using: Sequence[ComputeEnvironment], region: str)
         return netpath.JobNeeds(netpath.EKS_SERVICES if eks else netpath.FARGATE_SERVICES if fargate
                                 else netpath.INTERFACE_SERVICES)
     image: ImageRef | None = None
-    error = None if job.image else "the job definition names no image"
+    error = None
     if job.image:
         try:
             image = parse(job.image)
