@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
-from pytest_mlbatch.analysis import netpath
-from pytest_mlbatch.analysis.netpath import DEFAULT_V4, NetData, PublicIps
-from pytest_mlbatch.aws import batchinfo, reads
+from pytest_mlbatch.analysis import netpath, policy
+from pytest_mlbatch.analysis.imageref import ImageRefError
+from pytest_mlbatch.analysis.imageref import parse as parse_image
+from pytest_mlbatch.analysis.netpath import DEFAULT_V4, PublicIps
 from pytest_mlbatch.engine.context import PLAN_TAG, CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
+from pytest_mlbatch.model.compute import ComputeEnvironment
+from pytest_mlbatch.model.network import Network, Subnet
+from pytest_mlbatch.model.network import job_needs as needs_of
 
 # us-east-1 list prices (other regions differ): NAT gateway hourly charge and data processing, public IPv4 address.
 NAT_HOURLY_USD = 0.045
@@ -27,27 +30,24 @@ def nat_cost_note() -> str:
             "prices; other regions differ)")
 
 
-# -- one fetch of everything, per target -------------------------------------------------------------------
+# -- the network, per target -------------------------------------------------------------------------------
 
-def network(ctx: CheckContext, *, vpcs: bool = False, groups: bool = False, paths: bool = False,
-            acls: bool = False) -> NetData:
-    """The target's network facts (aws/reads.py), with the egress hops the config declares trusted."""
-    data = reads.network(ctx.inventory, ctx.scope, ctx.region, vpcs=vpcs, groups=groups, paths=paths, acls=acls)
-    data.trusted_egress = frozenset(ctx.settings.trusted_egress)
-    return data
+def network(ctx: CheckContext, **parts: bool) -> Network:
+    """The target's network (ctx.model) with the parts asked for, and the egress hops the config declares trusted."""
+    return replace(ctx.model.network(**parts), trusted_egress=frozenset(ctx.settings.trusted_egress))
 
 
-def instance_groups(ctx: CheckContext, data: NetData) -> list[str]:
+def instance_groups(ctx: CheckContext, net: Network) -> list[str]:
     """The groups the compute environment's instances carry: configured ids plus the declared group's id."""
     groups = list(ctx.scope.security_group_ids)
     declared = ctx.scope.security_group
     if declared is not None:
-        groups += [g["GroupId"] for g in data.security_groups.values() if g.get("GroupName") == declared.name]
+        groups += [g.id for g in net.security_groups.values() if g.name == declared.name]
     return sorted(set(groups))
 
 
-def _subnet_or_skip(data: NetData, ctx: CheckContext, subnet_id: str) -> dict[str, Any]:
-    subnet = data.subnets.get(subnet_id)
+def _subnet_or_skip(net: Network, ctx: CheckContext, subnet_id: str) -> Subnet:
+    subnet = net.subnets.get(subnet_id)
     if subnet is None:
         raise NotApplicable(f"{subnet_id} was not found in {ctx.region} (see NET002)")
     return subnet
@@ -55,25 +55,24 @@ def _subnet_or_skip(data: NetData, ctx: CheckContext, subnet_id: str) -> dict[st
 
 # -- public IPs on launch ----------------------------------------------------------------------------------
 
-def compute_environments_using(ctx: CheckContext, subnet_id: str) -> list[dict[str, Any]]:
+def compute_environments_using(ctx: CheckContext, subnet_id: str) -> list[ComputeEnvironment]:
     """The scope's compute environments that launch into this subnet (all of them if none names it)."""
-    ces = list({ce["computeEnvironmentArn"]: ce for ce in batchinfo.compute_environments(ctx).values()}.values())
-    return [ce for ce in ces if subnet_id in ce.get("computeResources", {}).get("subnets", [])] or ces
+    ces = list(ctx.model.compute_environments())
+    return [ce for ce in ces if subnet_id in ce.subnets] or ces
 
 
-def public_ips(ctx: CheckContext, data: NetData, subnet_id: str) -> PublicIps:
+def public_ips(ctx: CheckContext, net: Network, subnet_id: str) -> PublicIps:
     """Do instances or tasks launched in this subnet by the compute environment(s) get public IPv4 addresses?"""
-    subnet = data.subnets.get(subnet_id, {})
-    mapped = bool(subnet.get("MapPublicIpOnLaunch"))
+    subnet = net.subnets.get(subnet_id)
+    mapped = bool(subnet and subnet.map_public_ip)
     subnet_reason = f"MapPublicIpOnLaunch is {'on' if mapped else 'off'}"
     using = compute_environments_using(ctx, subnet_id)
     if not using:
         return PublicIps(mapped, f"public IPs on launch ({subnet_reason})" if mapped else subnet_reason)
     verdicts: list[tuple[bool, str]] = []
     for ce in using:
-        name = ce.get("computeEnvironmentName", "?")
-        if batchinfo.is_fargate(ce):
-            verdicts.append(_fargate_public_ip(ctx, name))
+        if ce.fargate:
+            verdicts.append(_fargate_public_ip(ctx, ce.name))
         else:
             verdicts.append(_ec2_public_ip(ctx, ce, mapped, subnet_reason))
     enabled = all(ok for ok, _ in verdicts)
@@ -82,29 +81,24 @@ def public_ips(ctx: CheckContext, data: NetData, subnet_id: str) -> PublicIps:
 
 
 def _fargate_public_ip(ctx: CheckContext, ce_name: str) -> tuple[bool, str]:
-    jd = batchinfo.job_definition(ctx)
-    if jd is None:
+    assign = ctx.model.job_assign_public_ip()
+    if assign is None:
         return False, (f"{ce_name} is Fargate and there is no job definition to read assignPublicIp from "
                        "(default DISABLED)")
-    assign = str(jd.get("containerProperties", {}).get("networkConfiguration", {}).get("assignPublicIp",
-                                                                                       "DISABLED"))
-    return assign == "ENABLED", f"{ce_name} is Fargate: job definition {jd.get('jobDefinitionName')} has " \
-                                f"assignPublicIp {assign}"
+    job = ctx.model.job()
+    name = job.name if job else ctx.scope.job_definition
+    return assign == "ENABLED", f"{ce_name} is Fargate: job definition {name} has assignPublicIp {assign}"
 
 
-def _ec2_public_ip(ctx: CheckContext, ce: dict[str, Any], mapped: bool, subnet_reason: str) -> tuple[bool, str]:
-    lt = ce.get("computeResources", {}).get("launchTemplate") or {}
-    name = ce.get("computeEnvironmentName", "?")
-    if lt.get("launchTemplateId") or lt.get("launchTemplateName"):
-        versions = reads.launch_template_versions(ctx.inventory, lt)
-        if not versions:
-            raise NotEvaluable(f"launch template {lt} of {name} was not found")
-        data = versions[0].get("LaunchTemplateData", {})
-        for nic in data.get("NetworkInterfaces", []):
-            if int(nic.get("DeviceIndex", 0)) == 0 and "AssociatePublicIpAddress" in nic:
-                on = bool(nic["AssociatePublicIpAddress"])
-                return on, (f"{name}'s launch template {versions[0].get('LaunchTemplateName', '')} sets "
-                            f"AssociatePublicIpAddress {str(on).lower()}")
+def _ec2_public_ip(ctx: CheckContext, ce: ComputeEnvironment, mapped: bool, subnet_reason: str) -> tuple[bool, str]:
+    if ce.launch_template is not None:
+        launch = ctx.model.launch_settings(ce)
+        if launch.template is None:
+            raise NotEvaluable(f"launch template {ce.launch_template} of {ce.name} was not found")
+        if launch.associate_public_ip is not None:
+            on = launch.associate_public_ip
+            return on, (f"{ce.name}'s launch template {launch.template} sets AssociatePublicIpAddress "
+                        f"{str(on).lower()}")
     return mapped, subnet_reason
 
 
@@ -119,13 +113,13 @@ def _ec2_public_ip(ctx: CheckContext, ce: dict[str, Any], mapped: bool, subnet_r
                 "`aws ec2 modify-vpc-attribute --enable-dns-hostnames`).",
 )
 def vpc_dns(ctx: CheckContext, res: Resource) -> Finding:
-    data = network(ctx, vpcs=True)
-    vpc = data.vpcs.get(res.id)
+    vpc = network(ctx, vpcs=True).vpcs.get(res.id)
     if vpc is None:
         return failed(f"{res.id} does not exist in {ctx.region}")
-    if vpc.get("State") != "available":
-        return failed(f"{res.id} is {vpc.get('State')}, not available")
-    off = reads.dns_off(ctx.inventory, res.id)
+    if vpc.state != "available":
+        return failed(f"{res.id} is {vpc.state}, not available")
+    vpc = network(ctx, dns=True).vpcs[res.id]
+    off = vpc.dns_off
     if off:
         return failed(f"{res.id} has {' and '.join(off)} off: endpoint private DNS names and instance hostnames "
                       "will not resolve")
@@ -143,24 +137,33 @@ def vpc_dns(ctx: CheckContext, res: Resource) -> Finding:
                 "min_free_ips free addresses), or free addresses in the subnet.",
 )
 def subnet_usable(ctx: CheckContext, res: Resource) -> Finding:
-    data = network(ctx)
-    subnet = data.subnets.get(res.id)
+    subnet = network(ctx).subnets.get(res.id)
     vpc = ctx.scope.vpc_id
     if subnet is None:
         return failed(f"{res.id} does not exist in {ctx.region}")
-    if vpc and subnet.get("VpcId") != vpc:
-        return failed(f"{res.id} is in {subnet.get('VpcId')}, not in the compute environment's VPC {vpc}")
-    if subnet.get("State") != "available":
-        return failed(f"{res.id} is {subnet.get('State')}, not available")
-    free = int(subnet.get("AvailableIpAddressCount", 0))
+    if vpc and subnet.vpc_id != vpc:
+        return failed(f"{res.id} is in {subnet.vpc_id}, not in the compute environment's VPC {vpc}")
+    if subnet.state != "available":
+        return failed(f"{res.id} is {subnet.state}, not available")
+    free = subnet.free_addresses
     need = ctx.settings.min_free_ips
     if free < need:
         return failed(f"{res.id} has {free} free addresses, fewer than network.min_free_ips ({need})")
-    return passed(f"{res.id} ({subnet.get('AvailabilityZone')}, {subnet.get('CidrBlock')}) in "
-                  f"{subnet.get('VpcId')}: {free} free addresses (minimum {need})")
+    cidr = subnet.cidr or ", ".join(subnet.ipv6_cidrs)
+    return passed(f"{res.id} ({subnet.zone}, {cidr}) in {subnet.vpc_id}: {free} free addresses (minimum {need})")
 
 
 # -- NET003 ------------------------------------------------------------------------------------------------
+
+def job_needs(ctx: CheckContext, subnet_id: str) -> netpath.JobNeeds:
+    """What instances (or tasks) launched in this subnet reach (model/network.py's job_needs)."""
+    return needs_of(ctx.model.job(), compute_environments_using(ctx, subnet_id), ctx.region or "")
+
+
+def needed_services(ctx: CheckContext, subnet_id: str) -> tuple[str, ...]:
+    """The interface endpoints instances (or tasks) launched in this subnet need to reach without the internet."""
+    return job_needs(ctx, subnet_id).services
+
 
 def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
     data = network(ctx, paths=True)
@@ -168,15 +171,12 @@ def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
     _, _, hop = netpath.route_target(data, subnet_id)
     # public IPs matter only on the internet path (and reading them may need the compute environment)
     ips = public_ips(ctx, data, subnet_id) if hop.kind == "igw" and hop.ok else PublicIps(False, "not needed")
-    using = compute_environments_using(ctx, subnet_id)
-    fargate = bool(using) and all(batchinfo.is_fargate(ce) for ce in using)
-    eks = bool(using) and all(batchinfo.is_eks(ce) for ce in using)
-    services = netpath.EKS_SERVICES if eks else netpath.FARGATE_SERVICES if fargate else netpath.INTERFACE_SERVICES
-    result = netpath.analyze(data, subnet_id, ips, instance_groups(ctx, data), services)
+    needs = job_needs(ctx, subnet_id)
+    result = netpath.analyze(data, subnet_id, ips, instance_groups(ctx, data), needs.services, needs.internet_only)
     if result.ok and result.path == "endpoints":
         # endpoint private DNS names resolve only with both VPC DNS attributes on
-        vpc = str(data.subnets[subnet_id].get("VpcId"))
-        off = reads.dns_off(ctx.inventory, vpc)
+        vpc = data.subnets[subnet_id].vpc_id
+        off = network(ctx, dns=True).vpcs[vpc].dns_off if vpc in data.vpcs else []
         if off:
             return replace(result, ok=False, path="none", message=f"{result.message}; but {vpc} has "
                            f"{' and '.join(off)} off, so the endpoints' private DNS names do not resolve")
@@ -187,7 +187,7 @@ def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
     id="NET003", slug="subnet-egress-path", title="Each subnet reaches ECS, ECR and S3", severity="critical",
     resource="subnet",
     permissions=["ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeRouteTables", "ec2:DescribeInternetGateways",
-                 "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcAttribute",
+                 "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcAttribute", "ec2:DescribeEgressOnlyInternetGateways",
                  "ec2:DescribeNatGateways", "ec2:DescribeVpcEndpoints", "ec2:DescribeSecurityGroups",
                  "ec2:DescribeLaunchTemplateVersions", "batch:DescribeComputeEnvironments",
                  "batch:DescribeJobDefinitions"],
@@ -217,11 +217,11 @@ def subnet_egress_path(ctx: CheckContext, res: Resource) -> Finding:
 def add_egress_path(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
     data = network(ctx, paths=True)
     subnet = _subnet_or_skip(data, ctx, res.id)
-    vpc = str(subnet["VpcId"])
+    vpc = subnet.vpc_id
     rt, how, hop = netpath.route_target(data, res.id)
     if rt is None:
         raise NotFixable(f"no route table applies to {res.id}")
-    rid = str(rt["RouteTableId"])
+    rid = rt.id
     if how != "explicitly associated":
         raise NotFixable(f"{res.id} uses the VPC's main route table {rid}: a default route there would change every "
                          "subnet without a table of its own; associate a route table of its own with the subnet "
@@ -248,7 +248,7 @@ def add_egress_path(ctx: CheckContext, res: Resource, finding: Finding) -> FixPl
     raise NotFixable("; ".join(str(v) for v in options.values()))
 
 
-def _igw_plan(ctx: CheckContext, data: NetData, subnet_id: str, vpc: str, rid: str) -> FixPlan:
+def _igw_plan(ctx: CheckContext, data: Network, subnet_id: str, vpc: str, rid: str) -> FixPlan:
     attached = data.attached_igws(vpc)
     if attached:
         igw = attached[0]
@@ -274,9 +274,9 @@ def _igw_plan(ctx: CheckContext, data: NetData, subnet_id: str, vpc: str, rid: s
                           "allow it", f"{rid} is used by: {', '.join(data.explicitly_associated(rid))}"])
 
 
-def _nat_plan(ctx: CheckContext, data: NetData, subnet_id: str, vpc: str, rid: str) -> FixPlan | str:
-    az = data.subnets[subnet_id].get("AvailabilityZone")
-    usable = [n for n, d in data.nat_gateways.items() if d.get("VpcId") == vpc and netpath.nat_usable(data, n)[0]]
+def _nat_plan(ctx: CheckContext, data: Network, subnet_id: str, vpc: str, rid: str) -> FixPlan | str:
+    az = data.subnets[subnet_id].zone
+    usable = [n for n, d in data.nat_gateways.items() if d.vpc_id == vpc and netpath.nat_usable(data, n)[0]]
     usable.sort(key=lambda n: n)
     notes = [f"{rid} is used by: {', '.join(data.explicitly_associated(rid))}"]
     if usable:
@@ -289,10 +289,10 @@ def _nat_plan(ctx: CheckContext, data: NetData, subnet_id: str, vpc: str, rid: s
         return FixPlan("NET003", subnet_id, action, calls=["ec2:CreateRoute"], permissions=["ec2:CreateRoute"],
                        apply=reuse, opt_in="nat_gateway", notes=notes)
     # every subnet of the VPC (read only when planning this fix) that has a public route of its own
-    found = reads.vpc_subnets(ctx.inventory, vpc)
-    public = [s["SubnetId"] for s in found if s["SubnetId"] != subnet_id and s.get("State") == "available"
-              and netpath.public_route(data, s["SubnetId"], vpc)[0]]
-    zone = {s["SubnetId"]: s.get("AvailabilityZone") for s in found}
+    found = ctx.model.vpc_subnets(vpc)
+    public = [s.id for s in found if s.id != subnet_id and s.state == "available"
+              and netpath.public_route(data, s.id, vpc)[0]]
+    zone = {s.id: s.zone for s in found}
     public.sort(key=lambda s: (zone.get(s) != az, s))
     if not public:
         return f"a NAT gateway needs a subnet with a public route in {vpc}, and there is none"
@@ -338,30 +338,14 @@ def _nat_plan(ctx: CheckContext, data: NetData, subnet_id: str, vpc: str, rid: s
 
 # -- NET004 ------------------------------------------------------------------------------------------------
 
-def _launch_template_data(ctx: CheckContext, ce: dict[str, Any]) -> dict[str, Any]:
-    lt = ce.get("computeResources", {}).get("launchTemplate") or {}
-    if not (lt.get("launchTemplateId") or lt.get("launchTemplateName")):
-        return {}
-    versions = reads.launch_template_versions(ctx.inventory, lt)
-    return dict(versions[0].get("LaunchTemplateData", {})) if versions else {}
-
-
 def cluster_placement(ctx: CheckContext) -> str | None:
     """Which compute environment keeps its instances in a cluster placement group (its placementGroup, or its
     launch template's Placement.GroupName), as described by DescribePlacementGroups; None when none does."""
-    ces = list({ce["computeEnvironmentArn"]: ce for ce in batchinfo.compute_environments(ctx).values()}.values())
-    for ce in sorted(ces, key=lambda c: str(c.get("computeEnvironmentName"))):
-        cr = ce.get("computeResources", {})
-        group, where = cr.get("placementGroup"), "its placementGroup"
-        if not group:
-            group = (_launch_template_data(ctx, ce).get("Placement") or {}).get("GroupName")
-            where = "its launch template's Placement"
-        if not group:
-            continue
-        found = reads.placement_groups(ctx.inventory, [str(group)])
-        if any(g.get("Strategy") == "cluster" for g in found):
-            return f"compute environment {ce.get('computeEnvironmentName')} uses cluster placement group {group} " \
-                   f"({where})"
+    for ce in sorted(ctx.model.compute_environments(), key=lambda c: c.name):
+        launch = ctx.model.launch_settings(ce)
+        if launch.placement_group and launch.placement_strategy == "cluster":
+            return f"compute environment {ce.name} uses cluster placement group {launch.placement_group} " \
+                   f"({launch.placement_where})"
     return None
 
 
@@ -380,7 +364,7 @@ def multi_az(ctx: CheckContext, res: Resource) -> Finding:
     zones: dict[str, list[str]] = {}
     for sid in ids:
         if sid in data.subnets:
-            zones.setdefault(str(data.subnets[sid].get("AvailabilityZone")), []).append(sid)
+            zones.setdefault(data.subnets[sid].zone, []).append(sid)
     missing = [s for s in ids if s not in data.subnets]
     listing = "; ".join(f"{z}: {', '.join(s)}" for z, s in sorted(zones.items()))
     if len(zones) >= 2:
@@ -398,23 +382,124 @@ def multi_az(ctx: CheckContext, res: Resource) -> Finding:
 # -- NET005 ------------------------------------------------------------------------------------------------
 
 @check(
-    id="NET005", slug="network-acls", title="Network ACLs allow outbound 443 and inbound ephemeral ports",
-    severity="medium", resource="subnet", permissions=["ec2:DescribeNetworkAcls", "ec2:DescribeSubnets"],
-    rationale="Network ACLs are stateless: without outbound TCP 443 and inbound TCP to the ephemeral ports the "
-              "replies return to (32768-60999 on the Linux hosts and tasks Batch runs), calls to ECS, ECR and S3 "
-              "time out even with correct routes and security groups.",
-    remediation="Add network ACL entries (before any deny) allowing outbound TCP 443 and inbound TCP 1024-65535 "
-                "for 0.0.0.0/0 (and ::/0 when the subnet has IPv6).",
+    id="NET005", slug="network-acls", title="Network ACLs on every hop allow HTTPS out and the replies back",
+    severity="medium", resource="subnet",
+    permissions=["ec2:DescribeNetworkAcls", "ec2:DescribeSubnets", "ec2:DescribeRouteTables",
+                 "ec2:DescribeNatGateways", "ec2:DescribeVpcEndpoints", "ec2:DescribeNetworkInterfaces",
+                 "ec2:DescribeVpcs", "ec2:DescribeSecurityGroups", "ec2:DescribeInternetGateways",
+                 "ec2:DescribeEgressOnlyInternetGateways", "batch:DescribeComputeEnvironments",
+                 "batch:DescribeJobDefinitions"],
+    rationale="Network ACLs are stateless and sit on every subnet a packet crosses: the job's subnet, the NAT "
+              "gateway's subnet and the subnets of the interface endpoints' network interfaces. Without outbound "
+              "TCP 443 and inbound TCP to the ephemeral ports the replies return to (32768-60999 on the Linux hosts "
+              "and tasks Batch runs; 1024-65535 on a NAT gateway) on each of them, calls to ECS, ECR and S3 time out "
+              "even with correct routes and security groups.",
+    remediation="Add network ACL entries (before any deny) on the hop named: outbound TCP 443 and inbound TCP "
+                "1024-65535 for 0.0.0.0/0 (and ::/0 when the subnet has IPv6) on the job's and the NAT gateway's "
+                "subnets; inbound TCP 443 from the job's subnet and outbound TCP 1024-65535 to it on the NAT "
+                "gateway's and the endpoints' subnets.",
 )
 def network_acls(ctx: CheckContext, res: Resource) -> Finding:
-    data = network(ctx, acls=True)
+    data = network(ctx, acls=True, paths=True)
     _subnet_or_skip(data, ctx, res.id)
-    acl, problems, undecided, good = netpath.acl_problems(data, res.id)
-    if acl is None:
+    hops = netpath.acl_hops(data, res.id, needed_services(ctx, res.id))
+    if hops[0].acl is None:
         raise NotEvaluable(f"no network ACL of {res.id} was returned by DescribeNetworkAcls")
-    name = acl["NetworkAclId"] + (" (default)" if acl.get("IsDefault") else "")
+    problems = [f"{h.where}: {h.name}: " + "; ".join(h.problems + h.undecided) for h in hops if h.problems]
+    undecided = [f"{h.where}: {h.name}: " + "; ".join(h.undecided) for h in hops if h.undecided and not h.problems]
     if problems:
-        return failed(f"{res.id}: network ACL {name}: " + "; ".join(problems + undecided))
+        return failed("; ".join(problems))
     if undecided:
-        raise NotEvaluable(f"{res.id}: network ACL {name}: " + "; ".join(undecided + good))
-    return passed(f"{res.id}: network ACL {name}: " + "; ".join(good))
+        raise NotEvaluable("; ".join(undecided + [f"{h.where}: {h.name}: " + "; ".join(h.good) for h in hops
+                                                  if not h.undecided]))
+    return passed("; ".join(f"{h.where}: {h.name}: " + "; ".join(h.good) for h in hops))
+
+
+# -- NET006 ------------------------------------------------------------------------------------------------
+
+@check(
+    id="NET006", slug="vpc-dhcp-dns", title="The VPC's DHCP options point instances at the VPC's DNS resolver",
+    severity="high", resource="vpc", permissions=["ec2:DescribeVpcs", "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets"],
+    rationale="Instances resolve the names of ECS, ECR, S3 and of the interface endpoints' private DNS with the "
+              "DNS servers the VPC's DHCP option set names. Custom servers that do not forward to the VPC resolver "
+              "(AmazonProvidedDNS, 169.254.169.253) resolve endpoint names to public addresses, or not at all: the "
+              "agent never registers and pulls fail.",
+    remediation="Use a DHCP option set with domain-name-servers AmazonProvidedDNS, or make sure your DNS servers "
+                "forward AWS names (amazonaws.com) to the VPC resolver, then exempt NET006 for this VPC.",
+)
+def vpc_dhcp_dns(ctx: CheckContext, res: Resource) -> Finding:
+    vpc = network(ctx, dhcp=True).vpcs.get(res.id)
+    if vpc is None:
+        raise NotApplicable(f"{res.id} does not exist in {ctx.region} (see NET001)")
+    if vpc.dhcp_options_id in (None, "default"):
+        return passed(f"{res.id} has no DHCP option set ('default'): instances use the VPC resolver "
+                      "(AmazonProvidedDNS)")
+    if vpc.dhcp is None:
+        raise NotEvaluable(f"DHCP option set {vpc.dhcp_options_id} of {res.id} was not returned by "
+                           "DescribeDhcpOptions")
+    name = f"{res.id}'s DHCP option set {vpc.dhcp.id}"
+    if not vpc.dhcp.domain_name_servers:
+        return failed(f"{name} names no domain-name-servers: instances get no DNS server and resolve no AWS "
+                      "endpoint; use a set with domain-name-servers AmazonProvidedDNS")
+    custom = vpc.dhcp.custom_dns
+    if custom:
+        raise NotEvaluable(f"{name} names custom DNS servers {', '.join(custom)}: whether they forward AWS names "
+                           "to the VPC resolver (so that interface endpoints' private DNS names resolve to the "
+                           "endpoints) cannot be verified from AWS; check it, then exempt NET006 for this VPC")
+    return passed(f"{name} uses the VPC resolver ({', '.join(vpc.dhcp.domain_name_servers)})")
+
+
+# -- NET007 ------------------------------------------------------------------------------------------------
+
+@check(
+    id="NET007", slug="endpoint-policies", title="The VPC endpoint policies on the path allow what the job does",
+    severity="high", resource="subnet",
+    permissions=["ec2:DescribeVpcEndpoints", "ec2:DescribeRouteTables", "ec2:DescribeSubnets", "ec2:DescribeVpcs",
+                 "ec2:DescribeSecurityGroups", "ec2:DescribeNetworkInterfaces", "ec2:DescribeInternetGateways",
+                 "ec2:DescribeNatGateways", "ec2:DescribeEgressOnlyInternetGateways", "batch:DescribeJobDefinitions",
+                 "batch:DescribeComputeEnvironments"],
+    rationale="An S3 gateway endpoint on the subnet's route table takes S3 traffic on every path, NAT included: "
+              "if its policy does not allow ECR's layer bucket (prod-<region>-starport-layer-bucket), every pull "
+              "fails with 403. Interface endpoints with private DNS (ecr.api, ecr.dkr, logs, secretsmanager, ssm) "
+              "take their service's traffic from every subnet of the VPC, and their policies must allow the pull, "
+              "the secrets and the log stream the job uses.",
+    remediation="Allow in the endpoint's policy what the message names: s3:GetObject on "
+                "arn:aws:s3:::prod-<region>-starport-layer-bucket/* for the S3 gateway endpoint; ecr:BatchGetImage, "
+                "ecr:GetDownloadUrlForLayer and ecr:GetAuthorizationToken for the ECR endpoints; "
+                "secretsmanager:GetSecretValue / ssm:GetParameters on the job's secrets; logs:CreateLogStream and "
+                "logs:PutLogEvents on its log group.",
+)
+def endpoint_policies(ctx: CheckContext, res: Resource) -> Finding:
+    data = network(ctx, paths=True)
+    _subnet_or_skip(data, ctx, res.id)
+    job = ctx.model.job()
+    if job is None:
+        raise NotApplicable("no job definition: what the job asks of each endpoint is derived from it")
+    image = None
+    if job.image:
+        try:
+            image = parse_image(job.image)
+        except ImageRefError:
+            image = None  # IMG checks say why
+    account = ctx.account or (image.account if image and image.is_ecr else None) or next(
+        (a for r in (job.execution_role, job.job_role) if r and (a := policy.arn_account(r))), None)
+    logs = bool(job.log and job.log.driver == "awslogs")
+    requests = netpath.job_requests(ctx.region or "", account, image=image,
+                                    secrets=[(s.store, s.value_from) for s in job.secrets],
+                                    repository_credentials=job.repository_credentials,
+                                    log_group=job.log.option("awslogs-group") if job.log else None, logs=logs)
+    verdicts = netpath.endpoint_policies(data, res.id, requests)
+    if not verdicts:
+        return passed(f"{res.id}: no VPC endpoint with a policy is on the job's path "
+                      f"({', '.join(sorted(requests)) or 'nothing'} asked of endpoints)")
+    denied = [(v, d) for v in verdicts for d in v.decisions if d.verdict == "denied"]
+    unknown = [(v, d) for v in verdicts for d in v.decisions if d.verdict == "unknown"]
+    if denied:
+        return failed(f"{res.id}: " + "; ".join(f"{v.service} endpoint {v.endpoint}'s policy does not allow "
+                                                f"{d.describe()}" for v, d in denied))
+    if unknown:
+        raise NotEvaluable(f"{res.id}: " + "; ".join(f"{v.service} endpoint {v.endpoint}'s policy: "
+                                                     f"{d.describe()}" for v, d in unknown))
+    return passed(f"{res.id}: " + "; ".join(f"{v.service} endpoint {v.endpoint} allows {len(v.decisions)} "
+                                            f"request{'s' if len(v.decisions) != 1 else ''} of the job"
+                                            for v in verdicts))

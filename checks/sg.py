@@ -2,42 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import replace
 
-from pytest_mlbatch.analysis import secgroups
-from pytest_mlbatch.analysis.netpath import DEFAULT_V4
-from pytest_mlbatch.aws import reads
+from pytest_mlbatch.analysis import netpath, secgroups
+from pytest_mlbatch.analysis.netpath import DEFAULT_V4, PublicIps
 from pytest_mlbatch.config import Rule
 from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, Resource, failed, passed
-
-from .net import analyze
+from pytest_mlbatch.model.network import Network, SecurityGroup, job_needs
 
 HTTPS_DESCRIPTION = "pytest-mlbatch: HTTPS to ECS, ECR and S3"
 
 
-def find_group(ctx: CheckContext, res: Resource) -> dict[str, Any] | None:
+def find_group(ctx: CheckContext, res: Resource) -> SecurityGroup | None:
     """The group a resource names: by id, or (the declared group) by name in the VPC."""
-    data = reads.network(ctx.inventory, ctx.scope, ctx.region, groups=True)
+    net = ctx.model.network(groups=True)
     if not res.get("declared") and res.kind != "declared_security_group":
-        return data.security_groups.get(res.id)
-    vpcs = set(data.vpc_ids)
-    found = [g for g in data.security_groups.values() if g.get("GroupName") == res.id and g.get("VpcId") in vpcs]
+        return net.security_groups.get(res.id)
+    vpcs = set(net.vpc_ids)
+    found = [g for g in net.security_groups.values() if g.name == res.id and g.vpc_id in vpcs]
     return found[0] if found else None
 
 
-def _group_or_skip(ctx: CheckContext, res: Resource) -> dict[str, Any]:
+def _group_or_skip(ctx: CheckContext, res: Resource) -> SecurityGroup:
     group = find_group(ctx, res)
     if group is None:
         raise NotApplicable(f"security group {res.id} does not exist (see SG001)")
-    if res.get("declared") and group["GroupId"] in ctx.scope.security_group_ids:
-        raise NotApplicable(f"{res.id} is {group['GroupId']}, checked under its id")
+    if res.get("declared") and group.id in ctx.scope.security_group_ids:
+        raise NotApplicable(f"{res.id} is {group.id}, checked under its id")
     return group
 
 
-def _label(group: dict[str, Any]) -> str:
-    return f"{group['GroupId']} ({group.get('GroupName', '?')})"
+def _label(group: SecurityGroup) -> str:
+    return group.label
 
 
 # -- SG001 -------------------------------------------------------------------------------------------------
@@ -51,7 +50,7 @@ def _label(group: dict[str, Any]) -> str:
                 "`--fix` creates it there.",
 )
 def security_group_exists(ctx: CheckContext, res: Resource) -> Finding:
-    data = reads.network(ctx.inventory, ctx.scope, ctx.region, groups=True)
+    data = ctx.model.network(groups=True)
     vpc = ctx.scope.vpc_id or (data.vpc_ids[0] if len(data.vpc_ids) == 1 else None)
     group = find_group(ctx, res)
     if res.get("declared"):
@@ -59,13 +58,13 @@ def security_group_exists(ctx: CheckContext, res: Resource) -> Finding:
             raise NotApplicable("no VPC known to look the declared group up in: set network.vpc_id")
         if group is None:
             return failed(f"security group {res.id!r} does not exist in {', '.join(data.vpc_ids)}")
-        return passed(f"{res.id} is {group['GroupId']} in {group.get('VpcId')}")
+        return passed(f"{res.id} is {group.id} in {group.vpc_id}")
     if group is None:
         where = f"in {', '.join(data.vpc_ids)}" if data.vpc_ids else f"in {ctx.region}"
         return failed(f"{res.id} was not found {where}: it does not exist or belongs to another VPC")
-    if vpc and group.get("VpcId") != vpc:
-        return failed(f"{_label(group)} is in {group.get('VpcId')}, not in the compute environment's VPC {vpc}")
-    return passed(f"{_label(group)} exists in {group.get('VpcId')}")
+    if vpc and group.vpc_id != vpc:
+        return failed(f"{_label(group)} is in {group.vpc_id}, not in the compute environment's VPC {vpc}")
+    return passed(f"{_label(group)} exists in {group.vpc_id}")
 
 
 @security_group_exists.fix(summary="create the declared group in the VPC",
@@ -75,8 +74,7 @@ def create_group(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
     if not res.get("declared") or decl is None:
         raise NotFixable(f"{res.id} is a group id, which cannot be created as such; declare "
                          "network.security_group to have a group created")
-    data = reads.network(ctx.inventory, ctx.scope, ctx.region)
-    vpcs = data.vpc_ids
+    vpcs = ctx.model.network().vpc_ids
     if len(vpcs) != 1:
         raise NotFixable("the VPC to create the group in is not known: set network.vpc_id")
     vpc = vpcs[0]
@@ -93,11 +91,11 @@ def create_group(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
 
 # -- SG002 -------------------------------------------------------------------------------------------------
 
-def missing_rules(group: dict[str, Any], ingress: tuple[Rule, ...], egress: tuple[Rule, ...]) \
+def missing_rules(group: SecurityGroup, ingress: tuple[Rule, ...], egress: tuple[Rule, ...]) \
         -> list[tuple[str, Rule]]:
     out: list[tuple[str, Rule]] = []
-    for direction, rules, key in (("ingress", ingress, "IpPermissions"), ("egress", egress, "IpPermissionsEgress")):
-        out += [(direction, r) for r in rules if not secgroups.rule_present(group.get(key, []), r)]
+    for direction, rules, have in (("ingress", ingress, group.ingress), ("egress", egress, group.egress)):
+        out += [(direction, r) for r in rules if not secgroups.rule_present(have, r)]
     return out
 
 
@@ -143,7 +141,7 @@ def authorize_declared(ctx: CheckContext, res: Resource, finding: Finding) -> Fi
     todo = [(d, r) for d, r in missing if not secgroups.rule_opens_admin_to_world(r)]
     if not todo:
         raise NotFixable("; ".join(f"refusing {why}" for _, _, why in refused))
-    gid = group["GroupId"]
+    gid = group.id
     ingress = [secgroups.ip_permission(r) for d, r in todo if d == "ingress"]
     egress = [secgroups.ip_permission(r) for d, r in todo if d == "egress"]
     calls = (["ec2:AuthorizeSecurityGroupIngress"] if ingress else []) + \
@@ -175,7 +173,7 @@ def authorize_declared(ctx: CheckContext, res: Resource, finding: Finding) -> Fi
 )
 def no_admin_ports_open(ctx: CheckContext, res: Resource) -> Finding:
     group = _group_or_skip(ctx, res)
-    open_ = secgroups.world_admin_ports(group.get("IpPermissions", []))
+    open_ = secgroups.world_admin_ports(group.ingress)
     if open_:
         return failed(f"{_label(group)} opens " + "; ".join(open_))
     return passed(f"{_label(group)} opens neither 22 nor 3389 to 0.0.0.0/0 or ::/0")
@@ -188,7 +186,8 @@ def no_admin_ports_open(ctx: CheckContext, res: Resource) -> Finding:
     severity="critical", resource="security_group",
     permissions=["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeVpcEndpoints",
                  "ec2:DescribeRouteTables", "ec2:DescribeInternetGateways", "ec2:DescribeNatGateways",
-                 "ec2:DescribeNetworkInterfaces"],
+                 "ec2:DescribeNetworkInterfaces", "ec2:DescribeEgressOnlyInternetGateways",
+                 "batch:DescribeComputeEnvironments", "batch:DescribeJobDefinitions"],
     rationale="The ECS agent registers, and images are pulled from ECR and S3, over HTTPS; a group without 443 "
               "egress leaves jobs in RUNNABLE or failing with CannotPullContainerError.",
     remediation="Allow outbound TCP 443 to 0.0.0.0/0 (or, for subnets that use VPC endpoints only, to the "
@@ -196,17 +195,50 @@ def no_admin_ports_open(ctx: CheckContext, res: Resource) -> Finding:
 )
 def https_egress(ctx: CheckContext, res: Resource) -> Finding:
     group = _group_or_skip(ctx, res)
-    egress = group.get("IpPermissionsEgress", [])
+    net = ctx.model.network(groups=True)
+    verdicts = [_set_https(ctx, group, ces, members) for ces, members in group_sets(ctx, net, group)]
+    bad = [why for ok, why in verdicts if not ok]
+    if bad:
+        return failed("; ".join(bad))
+    return passed("; ".join(why for _, why in verdicts))
+
+
+def group_sets(ctx: CheckContext, net: Network, group: SecurityGroup) -> list[tuple[str, list[SecurityGroup]]]:
+    """The sets of groups an instance with this group carries: per compute environment that names it (an instance
+    has all of its compute environment's groups), else the group on its own."""
+    out: list[tuple[str, list[SecurityGroup]]] = []
+    sets: dict[tuple[str, ...], list[str]] = {}
+    for ce in ctx.model.compute_environments():
+        if group.id in ce.security_groups:
+            sets.setdefault(tuple(sorted(set(ce.security_groups))), []).append(ce.name)
+    if not sets:  # no compute environment names it: the group on its own
+        sets[(group.id,)] = []
+    for ids, ces in sets.items():
+        members = [group] + [net.security_groups[g] for g in ids if g != group.id and g in net.security_groups]
+        where = f"compute environment {', '.join(ces)}" if ces else "no compute environment"
+        out.append((where, members))
+    return out
+
+
+def _set_https(ctx: CheckContext, group: SecurityGroup, where: str, members: Sequence[SecurityGroup]) \
+        -> tuple[bool, str]:
+    """(ok, why) for tcp/443 egress of an instance carrying every group of `members` (the first is `group`)."""
+    own = secgroups.allows(group.egress, "tcp", 443, 443, cidr=DEFAULT_V4)
+    if own:
+        return True, f"{_label(group)} allows tcp/443 to the internet ({own[0]})"
+    egress = [p for g in members for p in g.egress]
+    others = [g.label for g in members if g.id != group.id]
+    label = _label(group) + (f" with {', '.join(others)} ({where}: an instance has all of them)" if others else "")
     world = secgroups.allows(egress, "tcp", 443, 443, cidr=DEFAULT_V4)
     if world:
-        return passed(f"{_label(group)} allows tcp/443 to the internet ({world[0]})")
-    data = reads.network(ctx.inventory, ctx.scope, ctx.region, vpcs=True)
-    results = [analyze(ctx, s) for s in ctx.scope.subnet_ids if s in data.subnets]
+        return True, f"{label} allows tcp/443 to the internet ({world[0]})"
+    net = ctx.model.network(paths=True)
+    results = [_path(ctx, net, s) for s in ctx.scope.subnet_ids if s in net.subnets]
     endpoint_only = bool(results) and all(r.ok and r.path == "endpoints" for r in results)
     if not endpoint_only:
-        return failed(f"{_label(group)} has no egress rule allowing tcp/443 to {DEFAULT_V4}")
+        return False, f"{label} has no egress rule allowing tcp/443 to {DEFAULT_V4}"
     lacks: list[str] = []
-    vpc_cidrs = [str(v.get("CidrBlock")) for v in data.vpcs.values() if v.get("CidrBlock")]
+    vpc_cidrs = [c for v in net.vpcs.values() for c in v.cidrs]
     for r in results:
         eps = r.endpoints
         assert eps is not None
@@ -218,16 +250,30 @@ def https_egress(ctx: CheckContext, res: Resource) -> Finding:
         if not eps.s3_interface and not secgroups.allows(egress, "tcp", 443, 443, prefix_lists=eps.s3_prefix_lists):
             lacks.append(f"tcp/443 to the S3 prefix list ({', '.join(eps.s3_prefix_lists) or 'unknown'})")
     if lacks:
-        return failed(f"{_label(group)} allows no tcp/443 to {DEFAULT_V4}, and its subnets use VPC endpoints only: "
-                      f"missing {'; '.join(sorted(set(lacks)))}")
-    return passed(f"{_label(group)} allows tcp/443 to the VPC endpoints and the S3 prefix list (the subnets' path "
-                  "is the endpoint path)")
+        return False, (f"{label} allows no tcp/443 to {DEFAULT_V4}, and its subnets use VPC endpoints only: "
+                       f"missing {'; '.join(sorted(set(lacks)))}")
+    return True, (f"{label} allows tcp/443 to the VPC endpoints and the S3 prefix list (the subnets' path is the "
+                  "endpoint path)")
+
+
+def _path(ctx: CheckContext, net: Network, subnet_id: str) -> netpath.PathResult:
+    """Is the subnet's path the endpoint path? (Public IPs are not needed to tell: the endpoint path is the one
+    taken when neither the internet nor a NAT gateway is.)"""
+    net = replace(net, trusted_egress=frozenset(ctx.settings.trusted_egress))
+    declared = ctx.scope.security_group
+    groups = sorted(set(ctx.scope.security_group_ids) | ({g.id for g in net.security_groups.values()
+                                                          if g.name == declared.name} if declared else set()))
+    using = [ce for ce in ctx.model.compute_environments() if subnet_id in ce.subnets] or \
+        list(ctx.model.compute_environments())
+    needs = job_needs(ctx.model.job(), using, ctx.region or "")
+    return netpath.analyze(net, subnet_id, PublicIps(False, "not needed"), groups, needs.services,
+                           needs.internet_only)
 
 
 @https_egress.fix(summary="authorize egress 443", permissions=["ec2:AuthorizeSecurityGroupEgress", "ec2:CreateTags"])
 def authorize_https(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
     group = _group_or_skip(ctx, res)
-    gid = group["GroupId"]
+    gid = group.id
 
     def apply(fx: FixContext) -> None:
         fx.client("ec2").authorize_security_group_egress(

@@ -194,6 +194,10 @@ def _service_role(aws: Aws) -> str:
     return str(aws.client("iam").create_role(RoleName="batch-svc", AssumeRolePolicyDocument=trust)["Role"]["Arn"])
 
 
+# the job's image in ECR in the test's region: the endpoint path reaches it (Docker Hub would need the internet)
+ECR_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ml-train:1"
+
+
 def test_public_ips_from_the_compute_environment(net: Net, aws: Aws, tmp_path) -> None:
     vpc = net.vpc("10.8.0.0/16")
     sub = net.subnet(vpc, "10.8.1.0/24")  # MapPublicIpOnLaunch off
@@ -230,7 +234,7 @@ def test_public_ips_from_the_compute_environment(net: Net, aws: Aws, tmp_path) -
         computeEnvironmentName="ml-fargate", type="MANAGED", state="ENABLED", serviceRole=role,
         computeResources={"type": "FARGATE", "maxvCpus": 4, "subnets": [sub, priv], "securityGroupIds": [sg]})
     batch.register_job_definition(jobDefinitionName="ml-train", type="container", platformCapabilities=["FARGATE"],
-                                  containerProperties={"image": "busybox", "resourceRequirements": [
+                                  containerProperties={"image": ECR_IMAGE, "resourceRequirements": [
                                       {"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
                                       "networkConfiguration": {"assignPublicIp": "DISABLED"}})
     cfg = {"network": {"vpc_id": vpc, "subnet_ids": [sub, priv]},
@@ -243,7 +247,7 @@ def test_public_ips_from_the_compute_environment(net: Net, aws: Aws, tmp_path) -
            "DISABLED)" in run.message(f"NET003[{sub}]")
 
     batch.register_job_definition(jobDefinitionName="ml-train", type="container", platformCapabilities=["FARGATE"],
-                                  containerProperties={"image": "busybox", "resourceRequirements": [
+                                  containerProperties={"image": ECR_IMAGE, "resourceRequirements": [
                                       {"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
                                       "networkConfiguration": {"assignPublicIp": "ENABLED"}})
     run = run_checks(cfg, tmp_path, prefixes=("NET003",))

@@ -9,20 +9,29 @@ from hypothesis import strategies as st
 
 from pytest_mlbatch.analysis import secgroups
 from pytest_mlbatch.analysis.netpath import (
-    NetData,
+    AclEntry,
     PublicIps,
     acl_allows,
-    acl_problems,
+    acl_hops,
     analyze,
     nat_usable,
     route_target,
     service_of,
 )
+from pytest_mlbatch.aws import network as build
+from pytest_mlbatch.aws.reads import NetData
 from pytest_mlbatch.config import Rule
+from pytest_mlbatch.model.network import Network
 
 
-def entry(n: int, action: str, *, egress: bool, proto: str = "6", ports: tuple[int, int] | None = None,
-          cidr: str = "0.0.0.0/0") -> dict[str, Any]:
+def typed(data: NetData, trusted: frozenset[str] = frozenset()) -> Network:
+    """Described data (the API's shapes) as the typed network the analysis takes."""
+    from dataclasses import replace
+    return replace(build.from_docs(data), trusted_egress=trusted)
+
+
+def entry_doc(n: int, action: str, *, egress: bool, proto: str = "6", ports: tuple[int, int] | None = None,
+              cidr: str = "0.0.0.0/0") -> dict[str, Any]:
     e: dict[str, Any] = {"RuleNumber": n, "RuleAction": action, "Egress": egress, "Protocol": proto}
     e["Ipv6CidrBlock" if ":" in cidr else "CidrBlock"] = cidr
     if ports:
@@ -30,6 +39,13 @@ def entry(n: int, action: str, *, egress: bool, proto: str = "6", ports: tuple[i
     return e
 
 
+def entry(n: int, action: str, *, egress: bool, proto: str = "6", ports: tuple[int, int] | None = None,
+          cidr: str = "0.0.0.0/0") -> AclEntry:
+    return build.acl_entry(entry_doc(n, action, egress=egress, proto=proto, ports=ports, cidr=cidr))
+
+
+DEFAULT_DOCS = [entry_doc(100, "allow", egress=True, proto="-1"), entry_doc(32767, "deny", egress=True, proto="-1"),
+                entry_doc(100, "allow", egress=False, proto="-1"), entry_doc(32767, "deny", egress=False, proto="-1")]
 DEFAULT = [entry(100, "allow", egress=True, proto="-1"), entry(32767, "deny", egress=True, proto="-1"),
            entry(100, "allow", egress=False, proto="-1"), entry(32767, "deny", egress=False, proto="-1")]
 
@@ -104,17 +120,17 @@ def test_acl_ipv6_is_separate() -> None:
     assert not acl_allows(udp_only, egress=True, lo=443, hi=443, cidr="::/0")[0]
 
 
-def test_acl_problems_checks_ipv6_only_when_the_subnet_has_it() -> None:
+def test_acl_hops_check_ipv6_only_when_the_subnet_has_it() -> None:
     data = NetData("us-east-1", subnets={"subnet-1": {"SubnetId": "subnet-1", "VpcId": "vpc-1"}},
-                   network_acls=[{"NetworkAclId": "acl-1", "VpcId": "vpc-1", "IsDefault": True, "Entries": DEFAULT,
+                   network_acls=[{"NetworkAclId": "acl-1", "VpcId": "vpc-1", "IsDefault": True, "Entries": DEFAULT_DOCS,
                                   "Associations": []}])
-    acl, problems, _, _ = acl_problems(data, "subnet-1")
-    assert acl is not None and acl["NetworkAclId"] == "acl-1" and problems == []
+    [own] = acl_hops(typed(data), "subnet-1")
+    assert own.acl is not None and own.acl.id == "acl-1" and own.problems == []
     data.subnets["subnet-1"]["Ipv6CidrBlockAssociationSet"] = [
         {"Ipv6CidrBlock": "2600::/64", "Ipv6CidrBlockState": {"State": "associated"}}]
-    _, problems, _, _ = acl_problems(data, "subnet-1")
-    assert problems == ["outbound 443 to ::/0: no rule allows tcp/443 to ::/0",
-                        "inbound 32768-60999 (ephemeral) from ::/0: no rule allows tcp/32768-60999 from ::/0"]
+    [own] = acl_hops(typed(data), "subnet-1")
+    assert own.problems == ["outbound 443 to ::/0: no rule allows tcp/443 to ::/0",
+                            "inbound 32768-60999 (ephemeral) from ::/0: no rule allows tcp/32768-60999 from ::/0"]
 
 
 @settings(max_examples=150, deadline=None)
@@ -133,10 +149,10 @@ def test_acl_matches_per_port_first_match(rules: list[tuple[int, bool, int, int]
     entries.append(entry(32767, "deny", egress=True, proto="-1"))
 
     def port_ok(port: int) -> bool:
-        for e in sorted(entries, key=lambda e: e["RuleNumber"]):
-            pr = e.get("PortRange", {"From": 0, "To": 65535})
-            if pr["From"] <= port <= pr["To"]:
-                return bool(e["RuleAction"] == "allow")
+        for e in sorted(entries, key=lambda e: e.number):
+            pr = e.ports or (0, 65535)
+            if pr[0] <= port <= pr[1]:
+                return e.action == "allow"
         return False
 
     assert acl_allows(entries, egress=True, lo=lo, hi=hi, cidr="0.0.0.0/0")[0] == \
@@ -154,16 +170,20 @@ def test_route_target_prefers_explicit_association_and_derives_states() -> None:
                                     "State": "blackhole"}]}],
                    internet_gateways=[{"InternetGatewayId": "igw-1", "Attachments": [
                        {"VpcId": "vpc-1", "State": "attached"}]}])
-    rt, how, hop = route_target(data, "s-1")
-    assert (rt or {}).get("RouteTableId") == "rtb-1" and how == "explicitly associated"
+    rt, how, hop = route_target(typed(data), "s-1")
+    assert rt is not None and rt.id == "rtb-1" and how == "explicitly associated"
     assert hop.kind == "blackhole" and hop.detail == "0.0.0.0/0 on rtb-1 is a blackhole (nat-1 is gone)"
-    rt, how, hop = route_target(data, "s-2")
+    rt, how, hop = route_target(typed(data), "s-2")
     assert how == "main" and hop.kind == "igw" and hop.ok
 
 
 # -- security groups --------------------------------------------------------------------------------------
 
-def perm(proto: str, lo: int | None = None, hi: int | None = None, **peer: Any) -> dict[str, Any]:
+def perm(proto: str, lo: int | None = None, hi: int | None = None, **peer: Any) -> secgroups.Permission:
+    return build.permission(perm_doc(proto, lo, hi, **peer))
+
+
+def perm_doc(proto: str, lo: int | None = None, hi: int | None = None, **peer: Any) -> dict[str, Any]:
     p: dict[str, Any] = {"IpProtocol": proto, "IpRanges": [], "Ipv6Ranges": [], "UserIdGroupPairs": [],
                          "PrefixListIds": []}
     if lo is not None:
@@ -234,32 +254,34 @@ def _nat_world(**nat: Any) -> NetData:
 
 
 def test_nat_usable_states() -> None:
-    assert nat_usable(_nat_world(), "nat-1") == (True, "NAT gateway nat-1 (available, 198.51.100.7) in public "
+    assert nat_usable(typed(_nat_world()), "nat-1") == (True, "NAT gateway nat-1 (available, 198.51.100.7) in public "
                                                        "subnet s-pub")
-    assert nat_usable(_nat_world(State="pending"), "nat-1") == (False, "NAT gateway nat-1 is pending, not available")
-    assert nat_usable(_nat_world(State="failed"), "nat-1")[1] == \
+    assert nat_usable(typed(_nat_world(State="pending")), "nat-1") == \
+        (False, "NAT gateway nat-1 is pending, not available")
+    assert nat_usable(typed(_nat_world(State="failed")), "nat-1")[1] == \
         "NAT gateway nat-1 is failed (the route is a blackhole)"
-    assert nat_usable(_nat_world(NatGatewayAddresses=[]), "nat-1") == (False, "NAT gateway nat-1 has no public address")
-    assert nat_usable(_nat_world(ConnectivityType="private"), "nat-1")[1] == \
+    assert nat_usable(typed(_nat_world(NatGatewayAddresses=[])), "nat-1") == \
+        (False, "NAT gateway nat-1 has no public address")
+    assert nat_usable(typed(_nat_world(ConnectivityType="private")), "nat-1")[1] == \
         "NAT gateway nat-1 is a private NAT gateway (no internet access)"
-    assert nat_usable(_nat_world(), "nat-2") == (False, "NAT gateway nat-2 does not exist (the route is a blackhole)")
+    assert nat_usable(typed(_nat_world()), "nat-2") == (False, "NAT gateway nat-2 does not exist (the route is a "
+                                                               "blackhole)")
     # its subnet's table is not described as a subnet, yet found through the VPC and association
     world = _nat_world(SubnetId="s-other")
-    assert nat_usable(world, "nat-1")[1] == ("NAT gateway nat-1 sits in s-other, which has no public route (no route "
-                                             "table applies)")
+    assert nat_usable(typed(world), "nat-1")[1] == ("NAT gateway nat-1 sits in s-other, which has no public route "
+                                                    "(no route table applies)")
 
 
 def test_opaque_targets_and_endpoint_names() -> None:
     data = _nat_world()
     data.route_tables[0]["Routes"] = [{"DestinationCidrBlock": "0.0.0.0/0", "VpcPeeringConnectionId": "pcx-1",
                                        "State": "active"}]
-    result = analyze(data, "s-pub", PublicIps(True, "on"))
+    result = analyze(typed(data), "s-pub", PublicIps(True, "on"))
     assert not result.ok and result.opaque
     assert "goes to VPC peering connection pcx-1; cannot verify beyond VPC peering connection pcx-1" in result.message
     assert result.message.endswith("cannot verify beyond pcx-1: declare it in network.trusted_egress once you have "
                                    "checked that it reaches the internet or the AWS service endpoints")
-    data.trusted_egress = frozenset({"pcx-1"})
-    result = analyze(data, "s-pub", PublicIps(True, "on"))
+    result = analyze(typed(data, frozenset({"pcx-1"})), "s-pub", PublicIps(True, "on"))
     assert result.ok and result.path == "trusted"
     assert result.notes == ("pcx-1 is declared trusted egress (network.trusted_egress): not verified beyond it",)
     assert service_of("com.amazonaws.us-east-1.ecr.dkr", "us-east-1") == "ecr.dkr"
@@ -304,51 +326,113 @@ def route(cidr: str, **target: str) -> dict[str, Any]:
 
 def test_two_halves_are_a_default_route() -> None:
     data = _routes_world(route("0.0.0.0/1", NatGatewayId="nat-1"), route("128.0.0.0/1", NatGatewayId="nat-1"))
-    _, _, hop = route_target(data, "s-app")
+    _, _, hop = route_target(typed(data), "s-app")
     assert (hop.kind, hop.target, hop.elsewhere) == ("nat", "nat-1", ())
     assert hop.detail == "route table rtb-app (explicitly associated) sends 0.0.0.0/1, 128.0.0.0/1 to nat-1"
-    assert analyze(data, "s-app", PublicIps(False, "off")).ok
+    assert analyze(typed(data), "s-app", PublicIps(False, "off")).ok
 
 
 def test_private_ranges_elsewhere_do_not_matter() -> None:
     data = _routes_world(route("0.0.0.0/0", NatGatewayId="nat-1"), route("10.0.0.0/8", TransitGatewayId="tgw-1"),
                          route("192.168.0.0/16", State="blackhole", NatGatewayId="nat-9"))
-    result = analyze(data, "s-app", PublicIps(False, "off"))
+    result = analyze(typed(data), "s-app", PublicIps(False, "off"))
     assert result.ok and result.notes == ()
 
 
 def test_more_specific_public_route_elsewhere_is_named_never_passed_silently() -> None:
     data = _routes_world(route("0.0.0.0/0", NatGatewayId="nat-1"),
                          {**route("52.0.0.0/8", NatGatewayId="nat-9"), "State": "blackhole"})
-    result = analyze(data, "s-app", PublicIps(False, "off"))
+    result = analyze(typed(data), "s-app", PublicIps(False, "off"))
     assert not result.ok and result.opaque
     assert "but part of the public address space goes elsewhere: 52.0.0.0/8 does not follow it: 52.0.0.0/8 on " \
            "rtb-app is a blackhole (nat-9 is gone)" in result.message
     data = _routes_world(route("0.0.0.0/0", NatGatewayId="nat-1"), route("3.0.0.0/8", TransitGatewayId="tgw-1"))
-    result = analyze(data, "s-app", PublicIps(False, "off"))
+    result = analyze(typed(data), "s-app", PublicIps(False, "off"))
     assert not result.ok and result.opaque and result.message.endswith(
         "cannot verify beyond tgw-1: declare it in network.trusted_egress once you have checked that it reaches "
         "the internet or the AWS service endpoints")
-    data.trusted_egress = frozenset({"tgw-1"})
-    result = analyze(data, "s-app", PublicIps(False, "off"))
+    result = analyze(typed(data, frozenset({"tgw-1"})), "s-app", PublicIps(False, "off"))
     assert result.ok and result.notes == ("3.0.0.0/8 goes to declared trusted egress tgw-1: 3.0.0.0/8 on rtb-app "
                                           "goes to transit gateway tgw-1; cannot verify beyond transit gateway "
                                           "tgw-1 from this VPC",)
     # half of the address space with no route at all
     data = _routes_world(route("0.0.0.0/1", NatGatewayId="nat-1"))
-    result = analyze(data, "s-app", PublicIps(False, "off"))
+    result = analyze(typed(data), "s-app", PublicIps(False, "off"))
     assert not result.ok and "128.0.0.0/1: no route on rtb-app" in result.message
 
 
 def test_nat_behind_a_firewall_endpoint_is_unverifiable_until_trusted() -> None:
     data = _routes_world(route("0.0.0.0/0", NatGatewayId="nat-1"))
     data.route_tables[0]["Routes"] = [route("0.0.0.0/0", GatewayId="vpce-0fw")]  # the NAT's subnet -> firewall
-    result = analyze(data, "s-app", PublicIps(False, "off"))
+    result = analyze(typed(data), "s-app", PublicIps(False, "off"))
     assert not result.ok and result.opaque
     assert "NAT gateway nat-1 (available, 198.51.100.7) in s-pub, whose 0.0.0.0/0 on rtb-pub goes to endpoint " \
            "vpce-0fw (a Gateway Load Balancer or AWS Network Firewall endpoint)" in result.message
     assert "cannot verify beyond vpce-0fw: declare it in network.trusted_egress" in result.message
-    data.trusted_egress = frozenset({"vpce-0fw"})
-    result = analyze(data, "s-app", PublicIps(False, "off"))
+    result = analyze(typed(data, frozenset({"vpce-0fw"})), "s-app", PublicIps(False, "off"))
     assert result.ok and result.path == "nat"
     assert result.notes == ("vpce-0fw is declared trusted egress (network.trusted_egress): not verified beyond it",)
+
+
+# -- issue 14: destinations from the job, endpoint policies, ACLs on every hop (plain values) ----------------
+def test_job_needs_follow_the_image_secrets_and_logs() -> None:
+    from pytest_mlbatch.analysis.imageref import parse
+    from pytest_mlbatch.analysis.netpath import job_needs
+
+    ecr = parse("123456789012.dkr.ecr.us-east-1.amazonaws.com/ml:1")
+    needs = job_needs("us-east-1", "fargate", image=ecr)
+    assert needs.services == ("ecr.api", "ecr.dkr") and needs.internet_only == ()
+    needs = job_needs("us-east-1", "ec2", image=parse("python:3.12"), log_driver="awslogs",
+                      secrets=[("ssm", "/ml/token")], repository_credentials="arn:aws:secretsmanager:us-east-1:1:x")
+    assert needs.services == ("ecs", "ecs-agent", "ecs-telemetry", "ssm", "secretsmanager", "logs")
+    assert needs.internet_only == ("the image's registry docker.io (not ECR: no VPC endpoint reaches it)",)
+    other = job_needs("us-east-1", "fargate", image=parse("123456789012.dkr.ecr.eu-west-1.amazonaws.com/ml:1"),
+                      log_driver="awslogs", log_region="eu-west-1")
+    assert other.services == () and len(other.internet_only) == 2
+
+
+def _policy_world(policy_doc: str | None) -> Network:
+    data = _nat_world()
+    data.route_tables[0]["Associations"].append({"SubnetId": "s-app"})
+    data.subnets["s-app"] = {"SubnetId": "s-app", "VpcId": "vpc-1", "CidrBlock": "10.0.1.0/24"}
+    data.endpoints = [{"VpcEndpointId": "vpce-s3", "VpcId": "vpc-1", "VpcEndpointType": "Gateway", "State": "available",
+                       "ServiceName": "com.amazonaws.us-east-1.s3", "RouteTableIds": ["rtb-pub"],
+                       **({"PolicyDocument": policy_doc} if policy_doc else {})}]
+    return typed(data)
+
+
+def test_s3_gateway_policy_against_the_layer_bucket() -> None:
+    import json
+
+    from pytest_mlbatch.analysis.imageref import parse
+    from pytest_mlbatch.analysis.netpath import endpoint_policies, job_requests
+
+    requests = job_requests("us-east-1", "123456789012",
+                            image=parse("123456789012.dkr.ecr.us-east-1.amazonaws.com/ml:1"))
+    assert [v.decisions[0].verdict for v in endpoint_policies(_policy_world(None), "s-app", requests)] == ["allowed"]
+    only_data = json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:*",
+                                           "Resource": "arn:aws:s3:::ml-data/*"}]})
+    [verdict] = endpoint_policies(_policy_world(only_data), "s-app", requests)
+    assert verdict.decisions[0].verdict == "denied"
+    layers = json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                                        "Resource": "arn:aws:s3:::prod-us-east-1-starport-layer-bucket/*"}]})
+    assert endpoint_policies(_policy_world(layers), "s-app", requests)[0].decisions[0].verdict == "allowed"
+    someone = json.dumps({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:role/x"},
+                                         "Action": "s3:GetObject", "Resource": "*"}]})
+    assert endpoint_policies(_policy_world(someone), "s-app", requests)[0].decisions[0].verdict == "unknown"
+
+
+def test_acl_hops_include_the_nat_gateways_subnet() -> None:
+    data = _routes_world(route("0.0.0.0/0", NatGatewayId="nat-1"))
+    data.subnets["s-app"]["CidrBlock"] = "10.0.1.0/24"
+    data.network_acls = [{"NetworkAclId": "acl-d", "VpcId": "vpc-1", "IsDefault": True, "Entries": DEFAULT_DOCS,
+                          "Associations": []},
+                         {"NetworkAclId": "acl-nat", "VpcId": "vpc-1", "IsDefault": False,
+                          "Associations": [{"SubnetId": "s-pub"}],
+                          "Entries": [entry_doc(100, "allow", egress=True, proto="-1"),
+                                      entry_doc(100, "allow", egress=False, ports=(443, 443))]}]
+    own, nat = acl_hops(typed(data), "s-app")
+    assert own.acl is not None and own.acl.id == "acl-d" and not own.problems
+    assert nat.where == "NAT gateway nat-1's subnet s-pub" and nat.acl is not None and nat.acl.id == "acl-nat"
+    assert nat.problems == ["inbound 1024-65535 (the NAT gateway's ports) from 0.0.0.0/0: no rule allows "
+                            "tcp/1024-65535 from 0.0.0.0/0"]

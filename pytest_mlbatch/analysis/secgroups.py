@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,6 @@ PROTOCOL_NAMES = {"6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6", "-1": "-
 ADMIN_PORTS = {22: "SSH", 3389: "RDP"}
 WORLD = ("0.0.0.0/0", "::/0")
 
-Perm = Mapping[str, Any]
 
 
 def protocol(value: object) -> str:
@@ -37,21 +36,22 @@ def cidr_covers(outer: str, inner: str) -> bool:
     return b.subnet_of(a)  # type: ignore[arg-type]
 
 
-def ports_cover(perm: Perm, proto: str, lo: int, hi: int) -> bool:
+def ports_cover(perm: Permission, proto: str, lo: int, hi: int) -> bool:
     """Does the permission's protocol and port range include protocol `proto` ports lo..hi?"""
-    p = protocol(perm.get("IpProtocol", "-1"))
+    p = protocol(perm.protocol)
     if p == "-1":
         return True
     if p != protocol(proto):
         return False
     if p not in ("tcp", "udp"):
-        # icmp: FromPort/ToPort are type and code; -1 means all
-        f, t = int(perm.get("FromPort", -1)), int(perm.get("ToPort", -1))
+        # icmp: from/to port are type and code; -1 means all
+        f = -1 if perm.from_port is None else perm.from_port
+        t = -1 if perm.to_port is None else perm.to_port
         return f == -1 or (f == lo and t in (-1, hi))
-    start, end = perm.get("FromPort"), perm.get("ToPort")
+    start, end = perm.from_port, perm.to_port
     if start is None or end is None:
         return True
-    return int(start) <= lo and hi <= int(end)
+    return start <= lo and hi <= end
 
 
 @dataclass(frozen=True)
@@ -65,25 +65,32 @@ class Peer:
         return self.value
 
 
-def peers(perm: Perm) -> list[Peer]:
-    out = [Peer("cidr", r["CidrIp"]) for r in perm.get("IpRanges", []) if r.get("CidrIp")]
-    out += [Peer("cidr6", r["CidrIpv6"]) for r in perm.get("Ipv6Ranges", []) if r.get("CidrIpv6")]
-    out += [Peer("group", g["GroupId"]) for g in perm.get("UserIdGroupPairs", []) if g.get("GroupId")]
-    out += [Peer("prefix", p["PrefixListId"]) for p in perm.get("PrefixListIds", []) if p.get("PrefixListId")]
-    return out
+@dataclass(frozen=True)
+class Permission:
+    """One security group permission (IpPermissions entry): protocol ('tcp', '6', '-1', ...), port range (None:
+    all) and the peers it names."""
+
+    protocol: str
+    from_port: int | None
+    to_port: int | None
+    peers: tuple[Peer, ...]
 
 
-def describe(perm: Perm, peer: Peer | None = None) -> str:
-    p = protocol(perm.get("IpProtocol", "-1"))
+def peers(perm: Permission) -> list[Peer]:
+    return list(perm.peers)
+
+
+def describe(perm: Permission, peer: Peer | None = None) -> str:
+    p = protocol(perm.protocol)
     if p == "-1":
         what = "all traffic"
     else:
-        f, t = perm.get("FromPort"), perm.get("ToPort")
+        f, t = perm.from_port, perm.to_port
         what = f"{p}/{f}" if f == t else f"{p}/{f}-{t}"
     return f"{what} {peer}" if peer else what
 
 
-def allows(perms: Iterable[Perm], proto: str, lo: int, hi: int, *, cidr: str | None = None,
+def allows(perms: Iterable[Permission], proto: str, lo: int, hi: int, *, cidr: str | None = None,
            groups: Iterable[str] = (), prefix_lists: Iterable[str] = ()) -> list[str]:
     """The permissions (described) that let proto lo..hi through to/from the given peer(s); [] when none.
 
@@ -113,13 +120,13 @@ def rule_peer(rule: Rule) -> Peer:
     raise ValueError(f"rule {rule} has no peer")
 
 
-def rule_present(perms: Sequence[Perm], rule: Rule) -> bool:
+def rule_present(perms: Sequence[Permission], rule: Rule) -> bool:
     """A declared rule is present when an existing permission covers its protocol, ports and peer."""
     peer = rule_peer(rule)
     lo, hi = (0, 65535) if rule.protocol == "-1" else (rule.from_port, rule.to_port)
     for perm in perms:
         if rule.protocol == "-1":
-            if protocol(perm.get("IpProtocol")) != "-1":
+            if protocol(perm.protocol) != "-1":
                 continue
         elif not ports_cover(perm, rule.protocol, lo, hi):
             continue
@@ -134,7 +141,7 @@ def rule_present(perms: Sequence[Perm], rule: Rule) -> bool:
     return False
 
 
-def world_admin_ports(perms: Iterable[Perm]) -> list[str]:
+def world_admin_ports(perms: Iterable[Permission]) -> list[str]:
     """Ingress permissions that open SSH (22) or RDP (3389) to 0.0.0.0/0 or ::/0, described."""
     out: list[str] = []
     for perm in perms:

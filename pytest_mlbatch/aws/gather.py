@@ -75,6 +75,9 @@ def _network(target: Target, scope: Scope) -> list[Read]:
             inv.read_ahead(partial(reads.dns_off, inv, scope.vpc_id))
         data = reads.network(inv, scope, target.region, vpcs=True, groups=True, paths=True, acls=True)
         inv.read_ahead(*(partial(reads.dns_off, inv, vpc) for vpc in data.vpc_ids))
+        dhcp = [str(v["DhcpOptionsId"]) for v in data.vpcs.values() if v.get("DhcpOptionsId") not in (None, "default")]
+        if dhcp:
+            inv.read_ahead(partial(reads.dhcp_options, inv, dhcp))
 
     return [chain]
 

@@ -4,11 +4,11 @@ ECR): the checks and the first wave of reads (aws.gather) call the same function
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from pytest_mlbatch.analysis.imageref import ImageRef
-from pytest_mlbatch.analysis.netpath import NetData
 from pytest_mlbatch.aws.discovery import describe_subnets
 from pytest_mlbatch.aws.inventory import Inventory
 from pytest_mlbatch.findings import NotEvaluable
@@ -21,6 +21,28 @@ def _filter(name: str, values: list[str]) -> list[dict[str, Any]]:
 
 
 Read = Callable[[], list[Any]]
+Doc = dict[str, Any]
+
+
+@dataclass
+class NetData:
+    """The network's API answers for one target, each listing fetched in one call (aws/network.py types them)."""
+
+    region: str
+    subnets: dict[str, Doc] = field(default_factory=dict)
+    vpc_ids: list[str] = field(default_factory=list)  # the VPCs in question (configured, and the subnets')
+    vpcs: dict[str, Doc] = field(default_factory=dict)
+    route_tables: list[Doc] = field(default_factory=list)
+    internet_gateways: list[Doc] = field(default_factory=list)
+    egress_only_gateways: list[Doc] = field(default_factory=list)
+    nat_gateways: dict[str, Doc] = field(default_factory=dict)
+    endpoints: list[Doc] = field(default_factory=list)
+    security_groups: dict[str, Doc] = field(default_factory=dict)
+    network_acls: list[Doc] = field(default_factory=list)
+    # availability zone of each interface endpoint's network interfaces: {endpoint id: {zone: subnet id}}
+    endpoint_zones: dict[str, dict[str, str]] = field(default_factory=dict)
+    # (subnet, private IPv4 address) of each interface endpoint's network interfaces
+    endpoint_addresses: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 PATH_LISTINGS = ("route_tables", "igws", "nats", "endpoints")
 
 
@@ -82,6 +104,12 @@ def network(inv: Inventory, scope: Scope, region: str | None, *, vpcs: bool = Fa
     data.internet_gateways = read_igws()
     data.nat_gateways = {n["NatGatewayId"]: n for n in read_nats()}
     data.endpoints = read_endpoints()
+    # egress-only internet gateways (IPv6) only when a route names one: no call otherwise
+    eigws = sorted({str(r["EgressOnlyInternetGatewayId"]) for rt in data.route_tables for r in rt.get("Routes", [])
+                    if r.get("EgressOnlyInternetGatewayId")})
+    if eigws:
+        data.egress_only_gateways = inv.paginate("ec2", "describe_egress_only_internet_gateways",
+                                                 "EgressOnlyInternetGateways", EgressOnlyInternetGatewayIds=eigws)
     # which zones the interface endpoints cover: their network interfaces, in one call
     owner = {eni: ep["VpcEndpointId"] for ep in data.endpoints if ep.get("VpcEndpointType") == "Interface"
              for eni in ep.get("NetworkInterfaceIds", [])}
@@ -91,12 +119,20 @@ def network(inv: Inventory, scope: Scope, region: str | None, *, vpcs: bool = Fa
         for eni in enis:
             zones = data.endpoint_zones.setdefault(owner[eni["NetworkInterfaceId"]], {})
             zones[str(eni.get("AvailabilityZone"))] = str(eni.get("SubnetId"))
+            if eni.get("PrivateIpAddress"):
+                data.endpoint_addresses.setdefault(owner[eni["NetworkInterfaceId"]], []).append(
+                    (str(eni.get("SubnetId")), str(eni["PrivateIpAddress"])))
     return data
 
 
 def dns_off(inv: Inventory, vpc_id: str) -> list[str]:
     """The VPC's DNS attributes that are off (one DescribeVpcAttribute per attribute and VPC, cached)."""
-    off = []
+    return [attr for attr, on in vpc_dns(inv, vpc_id).items() if not on]
+
+
+def vpc_dns(inv: Inventory, vpc_id: str) -> dict[str, bool]:
+    """The VPC's DNS attributes, enableDnsSupport and enableDnsHostnames (one DescribeVpcAttribute each, cached)."""
+    out: dict[str, bool] = {}
     attributes = (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames"))
     inv.read_ahead(*(partial(inv.call, "ec2", "describe_vpc_attribute", VpcId=vpc_id,
                                        Attribute=attr) for attr, _ in attributes))
@@ -104,9 +140,15 @@ def dns_off(inv: Inventory, vpc_id: str) -> list[str]:
         answer = inv.call("ec2", "describe_vpc_attribute", VpcId=vpc_id, Attribute=attr)
         if key not in answer:
             raise NotEvaluable(f"DescribeVpcAttribute({attr}) for {vpc_id} gave no answer")
-        if not answer[key].get("Value"):
-            off.append(attr)
-    return off
+        out[attr] = bool(answer[key].get("Value"))
+    return out
+
+
+def dhcp_options(inv: Inventory, ids: list[str]) -> dict[str, Doc]:
+    """DHCP option sets by id, in one DescribeDhcpOptions call."""
+    found = inv.paginate("ec2", "describe_dhcp_options", "DhcpOptions",
+                         Filters=_filter("dhcp-options-id", sorted(set(ids))))
+    return {d["DhcpOptionsId"]: d for d in found}
 
 
 def vpc_subnets(inv: Inventory, vpc_id: str) -> list[dict[str, Any]]:

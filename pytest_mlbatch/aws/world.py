@@ -7,11 +7,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_mlbatch.aws import batchinfo, reads
+from pytest_mlbatch.aws import batchinfo, network, reads
 from pytest_mlbatch.aws.inventory import AwsError, Inventory
 from pytest_mlbatch.findings import NotEvaluable
 from pytest_mlbatch.model.compute import ComputeEnvironment, InstanceType, KeyPair, LaunchTemplateRef
 from pytest_mlbatch.model.job import Job, LogConfiguration, Secret
+from pytest_mlbatch.model.network import LaunchSettings, Network, Subnet
 from pytest_mlbatch.model.scope import Scope
 
 
@@ -131,3 +132,18 @@ class AwsWorld:
             return reads.all_key_pair_names(self.inventory)
         except AwsError as exc:
             raise NotEvaluable(str(exc)) from None
+
+    def network(self, *, vpcs: bool = False, groups: bool = False, paths: bool = False, acls: bool = False,
+                dns: bool = False, dhcp: bool = False) -> Network:
+        return network.load(self.inventory, self.scope, self._region, vpcs=vpcs, groups=groups, paths=paths,
+                            acls=acls, dns=dns, dhcp=dhcp)
+
+    def launch_settings(self, ce: ComputeEnvironment) -> LaunchSettings:
+        doc = batchinfo.compute_environment(self, ce.name) or batchinfo.compute_environment(self, ce.arn) or {}
+        return network.launch_settings(self.inventory, ce, doc)
+
+    def job_assign_public_ip(self) -> str | None:
+        return network.job_assign_public_ip(self)
+
+    def vpc_subnets(self, vpc_id: str) -> Sequence[Subnet]:
+        return [network.subnet(s) for s in reads.vpc_subnets(self.inventory, vpc_id)]

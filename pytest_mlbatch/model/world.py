@@ -10,6 +10,7 @@ from typing import Protocol
 
 from pytest_mlbatch.model.compute import ComputeEnvironment, InstanceType, KeyPair
 from pytest_mlbatch.model.job import Job
+from pytest_mlbatch.model.network import LaunchSettings, Network, Subnet
 
 
 class World(Protocol):
@@ -37,4 +38,24 @@ class World(Protocol):
 
     def key_pair_names(self) -> Sequence[str]:
         """Every key pair name in the region (to suggest a near name when a configured one does not exist)."""
+        ...
+
+    def network(self, *, vpcs: bool = False, groups: bool = False, paths: bool = False, acls: bool = False,
+                dns: bool = False, dhcp: bool = False) -> Network:
+        """The target's network with the parts asked for: subnets always; VPCs; security groups; what decides
+        egress paths (route tables, gateways, NAT gateways, endpoints with their zones and policies; implies VPCs
+        and groups); network ACLs; the VPCs' DNS attributes; their DHCP option sets. Parts not asked for are
+        empty, so a check needs only the permissions of what it decides over."""
+        ...
+
+    def launch_settings(self, ce: ComputeEnvironment) -> LaunchSettings:
+        """What the compute environment's launch template and placement say about its instances' network."""
+        ...
+
+    def job_assign_public_ip(self) -> str | None:
+        """The named job definition's Fargate assignPublicIp (DISABLED when unset); None without one."""
+        ...
+
+    def vpc_subnets(self, vpc_id: str) -> Sequence[Subnet]:
+        """Every subnet of a VPC (NET003's fix looks for a public subnet to put a NAT gateway in)."""
         ...
