@@ -14,6 +14,7 @@ from pytest_mlbatch.config import JobSize
 from pytest_mlbatch.engine.context import CheckContext
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, missing, passed
+from pytest_mlbatch.model.compute import ComputeEnvironment
 from pytest_mlbatch.model.resources import discovery_problems
 
 
@@ -298,13 +299,15 @@ def job_definition_valid(ctx: CheckContext, res: Resource) -> Finding:
 @check(
     id="BAT004", slug="resources-fit", title="The job's vCPU, memory and GPUs fit the compute environment",
     severity="critical", resource="job",
-    permissions=["batch:DescribeJobDefinitions", "batch:DescribeComputeEnvironments", "ec2:DescribeInstanceTypes"],
+    permissions=["batch:DescribeJobDefinitions", "batch:DescribeComputeEnvironments", "ec2:DescribeInstanceTypes",
+                 "ecs:ListContainerInstances", "ecs:DescribeContainerInstances"],
     rationale="A job asking more vCPU, memory or GPUs than any allowed instance type can give (memory set to "
               "the advertised RAM, which ECS never registers in full), or more vCPUs than maxvCpus, or an "
               "invalid Fargate size, waits in RUNNABLE forever (MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT).",
-    remediation="Lower the job's resourceRequirements below the usable memory of the largest allowed type, or "
-                "allow larger instance types or families (or raise maxvCpus); on Fargate use a valid "
-                "vCPU/memory pair.",
+    remediation="Lower the job's resourceRequirements below the usable memory of the largest allowed type (what "
+                "its container instances register with ECS; without one, the conservative end of the band the "
+                "message gives), or allow larger instance types or families (or raise maxvCpus); on Fargate use a "
+                "valid vCPU/memory pair.",
 )
 def resources_fit(ctx: CheckContext, res: Resource) -> Finding:
     eks = bi.eks_reason(ctx)
@@ -315,32 +318,29 @@ def resources_fit(ctx: CheckContext, res: Resource) -> Finding:
     if job.vcpus is None and job.memory is None and not job.gpus:
         raise NotEvaluable(f"{source} asks no vCPU, memory or GPU: nothing to compare")
     platforms = bi.platform_capabilities(jd) if jd is not None else ["EC2", "FARGATE"]
-    ces = _compute_environments(ctx)
-    usable = [ce for ce in ces if ("FARGATE" if bi.is_fargate(ce) else "EC2") in platforms]
+    ces = _model_compute_environments(ctx)
+    usable = [ce for ce in ces if ("FARGATE" if ce.fargate else "EC2") in platforms]
     if not usable:
         return failed(f"{source} runs on {'/'.join(platforms)}, but compute environment "
-                      + ", ".join(f"{ce['computeEnvironmentName']} is {_ce_kind(ce)}" for ce in ces))
+                      + ", ".join(f"{ce.name} is {_kind(ce)}" for ce in ces))
     arch = str((bi.container(jd).get("runtimePlatform") or {}).get("cpuArchitecture", "")) if jd else ""
     if arch == "ARM64":  # Fargate Spot offers no ARM64 (AWS Batch user guide, Fargate multi-architecture)
-        spot = [ce for ce in usable if ce.get("computeResources", {}).get("type") == "FARGATE_SPOT"]
+        spot = [ce for ce in usable if ce.provisioning == "FARGATE_SPOT"]
         usable = [ce for ce in usable if ce not in spot]
         if not usable:
             return failed(f"{source} runs ARM64 on Fargate, which FARGATE_SPOT does not offer (compute environment "
-                          f"{', '.join(ce['computeEnvironmentName'] for ce in spot)} is FARGATE_SPOT)")
+                          f"{', '.join(ce.name for ce in spot)} is FARGATE_SPOT)")
     nodes = int((jd or {}).get("nodeProperties", {}).get("numNodes", 1) or 1)
     verdicts: list[tuple[str, Verdict]] = []
     unknown: list[str] = []
     for ce in usable:
-        name = ce["computeEnvironmentName"]
-        max_vcpus = ce.get("computeResources", {}).get("maxvCpus")
-        max_vcpus = int(max_vcpus) if max_vcpus is not None else None
-        if bi.is_fargate(ce):
-            verdicts.append((name, fargate_fit(job, max_vcpus)))
+        if ce.fargate:
+            verdicts.append((ce.name, fargate_fit(job, ce.max_vcpus)))
             continue
-        caps, missing, _ = _capacities(ctx, ce)
+        caps, missing = _model_capacities(ctx, ce)
         if missing:
-            unknown.append(f"{name}: {', '.join(missing)}")
-        verdicts.append((name, ec2_fit(job, caps, max_vcpus, nodes)))
+            unknown.append(f"{ce.name}: {', '.join(missing)}")
+        verdicts.append((ce.name, ec2_fit(job, caps, ce.max_vcpus, nodes)))
     good = [(n, v) for n, v in verdicts if v.fits]
     if good:
         others = [f"{n} does not ({v.message})" for n, v in verdicts if not v.fits]
@@ -351,9 +351,29 @@ def resources_fit(ctx: CheckContext, res: Resource) -> Finding:
         # moto's DescribeInstanceTypes lacks p2/p3 (except p3dn.24xlarge); a real account may lack a type too.
         raise NotEvaluable(f"{message}; could not describe allowed instance types ({'; '.join(unknown)}), so "
                            "they may still fit")
-    if "MiB over" in message:
+    if "MiB over" in message or "may not fit" in message:
         message += f" [{MEMORY_RULE}]"
     return failed(message)
+
+
+def _kind(ce: ComputeEnvironment) -> str:
+    return "EKS" if ce.eks else "FARGATE" if ce.fargate else "EC2"
+
+
+def _model_compute_environments(ctx: CheckContext) -> list[ComputeEnvironment]:
+    found = list(ctx.model.compute_environments())
+    if not found:
+        raise NotApplicable("no compute environment of the scope exists (see BAT001)")
+    return found
+
+
+def _model_capacities(ctx: CheckContext, ce: ComputeEnvironment) -> tuple[list[Capacity], list[str]]:
+    """(capacities of the allowed types, with the memory ECS registered where the compute environment has registered
+    container instances of a type; instanceTypes entries that matched nothing)."""
+    types = ctx.model.instance_types(ce.instance_types)
+    registered = ctx.model.registered_memory(ce)
+    caps = [Capacity.build(t.name, t.vcpus, t.memory_mib, t.gpus, registered.get(t.name)) for t in types]
+    return caps, bi.unresolved(list(ce.instance_types), [t.name for t in types])
 
 
 # -- BAT005 ------------------------------------------------------------------------------------------------------

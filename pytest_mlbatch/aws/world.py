@@ -3,14 +3,28 @@ and nowhere else; reads go through the inventory (cached, so every check and the
 
 from __future__ import annotations
 
+import base64
+import binascii
+import gzip
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pytest_mlbatch.aws import batchinfo, reads
-from pytest_mlbatch.aws.inventory import Inventory
+from pytest_mlbatch.aws.discovery import describe_subnets
+from pytest_mlbatch.aws.inventory import AwsError, Inventory
 from pytest_mlbatch.findings import NotEvaluable
-from pytest_mlbatch.model.compute import ComputeEnvironment, InstanceType, KeyPair, LaunchTemplateRef
+from pytest_mlbatch.model.compute import (
+    Ami,
+    BlockDevice,
+    ComputeEnvironment,
+    Ec2Configuration,
+    InstanceType,
+    KeyPair,
+    LaunchTemplateRef,
+    LaunchTemplateVersion,
+    TemplateOverride,
+)
 from pytest_mlbatch.model.job import Job, LogConfiguration, Secret
 from pytest_mlbatch.model.scope import Scope
 
@@ -19,10 +33,11 @@ def compute_environment(doc: Mapping[str, Any]) -> ComputeEnvironment:
     """A DescribeComputeEnvironments entry as a model compute environment."""
     cr: Mapping[str, Any] = doc.get("computeResources") or {}
     lt = cr.get("launchTemplate") or {}
-    template = None
-    if lt.get("launchTemplateId") or lt.get("launchTemplateName"):
-        template = LaunchTemplateRef(lt.get("launchTemplateId"), lt.get("launchTemplateName"),
-                                     str(lt.get("version") or "$Default"))
+    template = _template_ref(lt)
+    overrides = tuple(TemplateOverride(ref, tuple(str(t) for t in o.get("targetInstanceTypes") or []))
+                      for o in lt.get("overrides") or [] if isinstance(o, Mapping) and (ref := _template_ref(o)))
+    configs = tuple(Ec2Configuration(c.get("imageType"), c.get("imageIdOverride"))
+                    for c in cr.get("ec2Configuration") or [] if isinstance(c, Mapping))
     profile = cr.get("instanceRole")
     max_vcpus = cr.get("maxvCpus")
     return ComputeEnvironment(
@@ -42,7 +57,61 @@ def compute_environment(doc: Mapping[str, Any]) -> ComputeEnvironment:
         key_pair=cr.get("ec2KeyPair"),
         launch_template=template,
         max_vcpus=int(max_vcpus) if max_vcpus is not None else None,
+        ecs_cluster=doc.get("ecsClusterArn"),
+        image_id=cr.get("imageId"),
+        ec2_configuration=configs,
+        template_overrides=overrides,
     )
+
+
+def _template_ref(lt: Mapping[str, Any]) -> LaunchTemplateRef | None:
+    if lt.get("launchTemplateId") or lt.get("launchTemplateName"):
+        return LaunchTemplateRef(lt.get("launchTemplateId"), lt.get("launchTemplateName"),
+                                 str(lt.get("version") or "$Default"))
+    return None
+
+
+def _block_devices(mappings: Sequence[Mapping[str, Any]]) -> tuple[BlockDevice, ...]:
+    out = []
+    for m in mappings or []:
+        ebs = m.get("Ebs")
+        size = ebs.get("VolumeSize") if isinstance(ebs, Mapping) else None
+        out.append(BlockDevice(str(m.get("DeviceName", "")), int(size) if size is not None else None,
+                               isinstance(ebs, Mapping)))
+    return tuple(out)
+
+
+def user_data_text(raw: str | None) -> str | None:
+    """A launch template's UserData (base64, possibly gzip'd) as text; NotEvaluable when it cannot be decoded."""
+    if not raw:
+        return None
+    try:
+        data = base64.b64decode(raw, validate=True)
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        return data.decode("utf-8")
+    except (binascii.Error, ValueError, OSError, UnicodeDecodeError) as exc:
+        raise NotEvaluable(f"the launch template's user data cannot be decoded ({exc})") from None
+
+
+def launch_template_version(doc: Mapping[str, Any], ref: LaunchTemplateRef) -> LaunchTemplateVersion:
+    """A DescribeLaunchTemplateVersions entry as a model launch template version."""
+    data: Mapping[str, Any] = doc.get("LaunchTemplateData") or {}
+    number = doc.get("VersionNumber")
+    return LaunchTemplateVersion(
+        template=str(ref.id or ref.name),
+        version=int(number) if number is not None else None,
+        image_id=data.get("ImageId"),
+        block_devices=_block_devices(data.get("BlockDeviceMappings") or []),
+        user_data=user_data_text(data.get("UserData")),
+    )
+
+
+def ami(doc: Mapping[str, Any]) -> Ami:
+    """A DescribeImages entry as a model AMI."""
+    return Ami(id=str(doc["ImageId"]), name=str(doc.get("Name") or ""), description=str(doc.get("Description") or ""),
+               architecture=str(doc.get("Architecture") or ""), root_device=doc.get("RootDeviceName"),
+               block_devices=_block_devices(doc.get("BlockDeviceMappings") or []))
 
 
 def instance_type(doc: Mapping[str, Any]) -> InstanceType:
@@ -125,3 +194,40 @@ class AwsWorld:
         return {name: KeyPair(name, kp.get("KeyPairId"), str(kp.get("KeyType", "rsa")),
                               str(kp.get("KeyFingerprint", "")))
                 for name, kp in reads.key_pairs(self.inventory, names).items()}
+
+    def launch_template_version(self, ref: LaunchTemplateRef) -> LaunchTemplateVersion | None:
+        lt = {"launchTemplateId": ref.id, "launchTemplateName": ref.name, "version": ref.version}
+        try:
+            found = reads.launch_template_versions(self.inventory, {k: v for k, v in lt.items() if v})
+        except AwsError as exc:
+            if "NotFound" in exc.code or exc.code in ("InvalidLaunchTemplateId.VersionNotFound",
+                                                       "InvalidLaunchTemplateName.MalformedException"):
+                return None
+            raise
+        return launch_template_version(found[0], ref) if found else None
+
+    def images(self, ids: Sequence[str]) -> Mapping[str, Ami]:
+        return {doc["ImageId"]: ami(doc) for doc in batchinfo.describe_images(self.inventory, list(ids))}
+
+    def registered_memory(self, ce: ComputeEnvironment) -> Mapping[str, int]:
+        if not ce.ecs_cluster:
+            return {}
+        out: dict[str, int] = {}
+        for inst in batchinfo.container_instances(self.inventory, ce.ecs_cluster):
+            kind = next((str(a.get("value")) for a in inst.get("attributes") or []
+                         if a.get("name") == "ecs.instance-type" and a.get("value")), None)
+            memory = next((int(r.get("integerValue") or 0) for r in inst.get("registeredResources") or []
+                           if r.get("name") == "MEMORY"), None)
+            if kind and memory:
+                out[kind] = min(memory, out.get(kind, memory))
+        return out
+
+    def subnet_zones(self, subnets: Sequence[str]) -> Mapping[str, str]:
+        return {str(s["SubnetId"]): str(s["AvailabilityZone"]) for s in describe_subnets(self.inventory, list(subnets))
+                if s.get("AvailabilityZone")}
+
+    def offered_types(self, zones: Sequence[str]) -> Mapping[str, frozenset[str]]:
+        out: dict[str, set[str]] = {z: set() for z in zones}
+        for o in batchinfo.instance_type_offerings(self.inventory, list(zones)):
+            out.setdefault(str(o.get("Location")), set()).add(str(o.get("InstanceType")))
+        return {z: frozenset(t) for z, t in out.items()}
