@@ -16,6 +16,7 @@ from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, missing, passed
 from pytest_mlbatch.model.compute import ComputeEnvironment
 from pytest_mlbatch.model.resources import discovery_problems
+from pytest_mlbatch.model.world import boot
 
 
 # -- shared helpers ----------------------------------------------------------------------------------------------
@@ -65,13 +66,6 @@ def _job(ctx: CheckContext) -> tuple[JobSize, dict[str, Any] | None, str]:
     if ctx.settings.job is not None:
         return ctx.settings.job, None, "batch.job"
     raise NotApplicable("no job definition and no batch.job")
-
-
-def _compute_environments(ctx: CheckContext) -> list[dict[str, Any]]:
-    found = [ce for _, ce in bi.scope_compute_environments(ctx) if ce is not None]
-    if not found:
-        raise NotApplicable("no compute environment of the scope exists (see BAT001)")
-    return found
 
 
 def _capacities(ctx: CheckContext, ce: dict[str, Any]) -> tuple[list[Capacity], list[str], list[dict[str, Any]]]:
@@ -381,19 +375,51 @@ GPU_FAMILY_PREFIXES = ("p", "g")
 NVIDIA_IMAGE_TYPES = ("ECS_AL2_NVIDIA", "ECS_AL2023_NVIDIA")
 
 
-def _gpu_types(ctx: CheckContext, ce: dict[str, Any]) -> tuple[list[str], list[str]]:
+def _gpu_types(ctx: CheckContext, ce: ComputeEnvironment) -> tuple[list[str], list[str]]:
     """(allowed types with GPUs, unresolved entries whose family name says GPU: assumed, e.g. p3 on moto)."""
-    caps, missing, _ = _capacities(ctx, ce)
+    caps, missing = _model_capacities(ctx, ce)
     described = [f"{c.name} ({c.gpus})" for c in sorted(caps, key=lambda c: c.name) if c.gpus]
     assumed = [m for m in missing if m.split(".")[0].startswith(GPU_FAMILY_PREFIXES)
                and not m.startswith(("default", "optimal"))]
     return described, assumed
 
 
+def _gpu_amis(ctx: CheckContext, ce: ComputeEnvironment, names: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """For the GPU types of a compute environment, the AMIs Batch selects (AMI selection order): (problems, unknown,
+    what was found), one line per distinct AMI choice."""
+    problems: list[str] = []
+    unknown: list[str] = []
+    found: list[str] = []
+    seen: set[tuple[str, str | None]] = set()
+    for name in names:
+        b = boot(ctx.model, ce, name, True)
+        key = (b.choice.source, b.choice.image_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        if b.ami is None:
+            if "NVIDIA" not in b.choice.image_type:
+                problems.append(f"{ce.name}: {name} boots {b.choice.source}, which has no NVIDIA driver")
+            else:
+                found.append(f"AMI: {b.choice.source}")
+            continue
+        shown = f"AMI {b.ami.id} ({b.ami.name or 'no name'}) from {b.choice.source}"
+        if b.ami.nvidia is False:
+            problems.append(f"{ce.name}: {name} boots {shown}, an ECS-optimized AMI without NVIDIA drivers (use "
+                            "the GPU variant, or imageType ECS_AL2023_NVIDIA without an AMI override)")
+        elif b.ami.nvidia is None:
+            unknown.append(f"{ce.name}: {name} boots {shown}; neither its name nor its description says it has the "
+                           "NVIDIA driver")
+        else:
+            found.append(shown)
+    return problems, unknown, found
+
+
 @check(
     id="BAT005", slug="gpu-ready", title="A GPU job gets GPU instances with an NVIDIA AMI",
     severity="high", resource="job",
-    permissions=["batch:DescribeJobDefinitions", "batch:DescribeComputeEnvironments", "ec2:DescribeInstanceTypes"],
+    permissions=["batch:DescribeJobDefinitions", "batch:DescribeComputeEnvironments", "ec2:DescribeInstanceTypes",
+                 "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeImages"],
     rationale="A GPU job on a compute environment with no GPU types, an AMI without NVIDIA drivers, or Fargate "
               "waits in RUNNABLE or starts without libcuda; a job that asks no GPU on GPU instances cannot see "
               "the GPU it pays for.",
@@ -407,45 +433,42 @@ def gpu_ready(ctx: CheckContext, res: Resource) -> Finding:
         raise NotApplicable(f"{eks}: GPU readiness is judged by ECS AMI types; EKS node AMIs and the pod's "
                             "nvidia.com/gpu limits are not judged")
     job, _jd, source = _job(ctx)
-    ces = _compute_environments(ctx)
+    ces = _model_compute_environments(ctx)
     problems: list[str] = []
     notes: list[str] = []
+    unknown: list[str] = []
     if job.gpus:
         for ce in ces:
-            name = ce["computeEnvironmentName"]
-            if bi.is_fargate(ce):
-                problems.append(f"{name} is Fargate, which has no GPUs")
+            if ce.fargate:
+                problems.append(f"{ce.name} is Fargate, which has no GPUs")
                 continue
             gpu, assumed = _gpu_types(ctx, ce)
             if not gpu and not assumed:
-                allowed = ", ".join(ce.get("computeResources", {}).get("instanceTypes", []) or [])
-                problems.append(f"{name} allows no GPU instance type ({allowed})")
+                problems.append(f"{ce.name} allows no GPU instance type ({', '.join(ce.instance_types)})")
                 continue
-            cr = ce.get("computeResources", {})
-            configs = cr.get("ec2Configuration") or []
-            image_types = [str(c.get("imageType", "")) for c in configs]
-            if configs and not any(t in NVIDIA_IMAGE_TYPES or "NVIDIA" in t for t in image_types):
-                problems.append(f"{name} ec2Configuration has imageType {', '.join(image_types)} only: GPU instances "
-                                "would boot an AMI without NVIDIA drivers (add ECS_AL2_NVIDIA)")
+            image_types = [c.image_type or "" for c in ce.ec2_configuration]
+            if ce.ec2_configuration and not any(c.nvidia for c in ce.ec2_configuration):
+                problems.append(f"{ce.name} ec2Configuration has imageType {', '.join(image_types)} only: GPU "
+                                "instances would boot an AMI without NVIDIA drivers (add ECS_AL2_NVIDIA)")
                 continue
-            custom = [str(c["imageIdOverride"]) for c in configs if c.get("imageIdOverride")]
-            if cr.get("imageId"):
-                custom.append(str(cr["imageId"]))
-            if custom:
-                notes.append(f"{name} uses custom AMI {', '.join(custom)}: make sure it has the NVIDIA driver")
-            ami = next((t for t in image_types if "NVIDIA" in t), "ECS_AL2_NVIDIA (the default for GPU families)")
+            names = [g.split(" ")[0] for g in gpu] + assumed
+            bad, unsure, found = _gpu_amis(ctx, ce, names)
+            problems.extend(bad)
+            unknown.extend(unsure)
             types = ", ".join(gpu + [f"{a} (assumed GPU from its family)" for a in assumed])
-            notes.insert(0, f"{name}: GPU types {types}; AMI type {ami}")
+            notes.append(f"{ce.name}: GPU types {types}; {'; '.join(found)}")
         if problems:
             return failed(f"{source} asks {job.gpus} GPU: " + "; ".join(problems))
+        if unknown:
+            raise NotEvaluable(f"{source} asks {job.gpus} GPU, and whether the AMI has the NVIDIA driver cannot be "
+                               "verified: " + "; ".join(unknown))
         return passed("; ".join(notes))
     for ce in ces:
-        if bi.is_fargate(ce):
+        if ce.fargate:
             continue
         gpu, assumed = _gpu_types(ctx, ce)
         if gpu or assumed:
-            problems.append(f"{ce['computeEnvironmentName']} allows GPU instance types "
-                            f"{', '.join(gpu + assumed)}")
+            problems.append(f"{ce.name} allows GPU instance types {', '.join(gpu + assumed)}")
     if problems:
         return failed(f"{source} asks no GPU, but " + "; ".join(problems) + ": the container will not see the "
                       "GPU (add a GPU resourceRequirement, or allow only CPU types)")

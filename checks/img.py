@@ -20,13 +20,16 @@ from pytest_mlbatch.aws.inventory import AwsError
 from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
+from pytest_mlbatch.model.compute import ComputeEnvironment, InstanceType
+from pytest_mlbatch.model.world import Boot, boot
 from pytest_mlbatch.oci import Credentials, Manifest, Platform, RegistryClient, RegistryError
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 # Pulling needs room for the compressed layers while they are extracted: about this many times the compressed size.
 PULL_FOOTPRINT = 2.5
-# The ECS-optimized Amazon Linux 2 AMI has one 30 GiB root volume that holds Docker's data; Fargate gives 20 GiB.
+# The ECS-optimized Amazon Linux 2 and 2023 AMIs have one 30 GiB root volume (/dev/xvda) that holds Docker's data;
+# Fargate gives 20 GiB.
 DEFAULT_EC2_VOLUME_GIB = 30
 DEFAULT_FARGATE_GIB = 20
 SEVERITIES = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
@@ -504,42 +507,69 @@ def image_pullable(ctx: CheckContext, res: Resource) -> Finding:
 
 
 # -- IMG005 ---------------------------------------------------------------------------------------------
-def ce_architectures(ctx: CheckContext) -> dict[str, list[tuple[str, set[str]]]]:
-    """Per compute environment: (instance type or 'Fargate', the OCI architectures it runs)."""
+def _compute_environment(ctx: CheckContext, name: str) -> ComputeEnvironment:
+    found = next((ce for ce in ctx.model.compute_environments() if name in (ce.name, ce.arn)
+                  or batchinfo.arn_name(name) == ce.name), None)
+    if found is None:
+        raise NotApplicable(f"compute environment {name} was not found (see BAT001)")
+    return found
+
+
+def _boots(ctx: CheckContext, ce: ComputeEnvironment) -> list[tuple[InstanceType, Boot]]:
+    """Each allowed instance type of an EC2 compute environment with what it boots (Batch's AMI selection order)."""
+    if not ce.instance_types:
+        raise NotEvaluable(f"compute environment {ce.name} lists no instance types")
+    types = ctx.model.instance_types(ce.instance_types)
+    if not types:
+        raise NotEvaluable(f"DescribeInstanceTypes knows none of {', '.join(ce.instance_types)} (compute environment "
+                           f"{ce.name})")
+    return [(t, boot(ctx.model, ce, t.name, t.gpus > 0)) for t in types]
+
+
+def _fargate_arch(ctx: CheckContext) -> str:
+    if not ctx.scope.job_definition:
+        return "X86_64"
+    jd = batchinfo.job_definition(ctx) or {}
+    return str(((jd.get("containerProperties") or {}).get("runtimePlatform") or {}).get("cpuArchitecture")
+               or "X86_64")
+
+
+def ce_architectures(ctx: CheckContext) -> tuple[dict[str, list[tuple[str, set[str]]]], list[str]]:
+    """Per compute environment: (instance type or 'Fargate', the OCI architectures it runs), and the instance types
+    that cannot boot the AMI Batch selects for them (an AMI of another architecture)."""
     names = ctx.scope.compute_environments
     if not names:
         raise NotApplicable("no compute environment: set batch.compute_environment (or batch.job_queue)")
-    ces = batchinfo.compute_environments(ctx)
     out: dict[str, list[tuple[str, set[str]]]] = {}
+    conflicts: list[str] = []
     for name in names:
-        ce = ces.get(name)
-        if ce is None:
-            raise NotApplicable(f"compute environment {name} was not found (see BAT001)")
-        if batchinfo.is_fargate(ce):
-            arch = "X86_64"
-            if ctx.scope.job_definition:
-                jd = batchinfo.job_definition(ctx) or {}
-                arch = str(((jd.get("containerProperties") or {}).get("runtimePlatform") or {})
-                           .get("cpuArchitecture") or "X86_64")
+        ce = _compute_environment(ctx, name)
+        if ce.fargate:
+            arch = _fargate_arch(ctx)
             out[name] = [(f"Fargate {arch}", {FARGATE_ARCH.get(arch, arch.lower())})]
             continue
-        wanted = list((ce.get("computeResources") or {}).get("instanceTypes") or [])
-        if not wanted:
-            raise NotEvaluable(f"compute environment {name} lists no instance types")
-        types = batchinfo.instance_types(ctx, wanted)
-        if not types:
-            raise NotEvaluable(f"DescribeInstanceTypes knows none of {', '.join(wanted)} (compute environment {name})")
-        out[name] = [(t["InstanceType"], {EC2_ARCH.get(a, a) for a in
-                                          (t.get("ProcessorInfo") or {}).get("SupportedArchitectures", [])})
-                     for t in types]
-    return out
+        rows: list[tuple[str, set[str]]] = []
+        for t, b in _boots(ctx, ce):
+            archs = {EC2_ARCH.get(a, a) for a in t.architectures}
+            if b.ami is None:
+                rows.append((t.name, archs))
+                continue
+            ami_arch = EC2_ARCH.get(b.ami.architecture, b.ami.architecture)
+            if ami_arch not in archs:
+                conflicts.append(f"{name}: {t.name} ({'/'.join(sorted(archs))}) cannot boot AMI {b.ami.id} "
+                                 f"({b.ami.architecture}) from {b.choice.source}")
+                continue
+            rows.append((f"{t.name} with AMI {b.ami.id}", {ami_arch}))
+        out[name] = rows
+    return out, conflicts
 
 
 @check(
     id="IMG005", slug="image-platform", title="The image runs on the compute environment's CPU architecture",
     severity="critical", resource="image",
     permissions=["ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
-                 "batch:DescribeComputeEnvironments", "batch:DescribeJobDefinitions", "ec2:DescribeInstanceTypes"],
+                 "batch:DescribeComputeEnvironments", "batch:DescribeJobDefinitions", "ec2:DescribeInstanceTypes",
+                 "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeImages"],
     rationale="An image built for another CPU (an arm64 build from Apple Silicon on x86 instances, or the reverse) "
               "starts and dies at once with 'exec format error' (FM 21).",
     remediation="Build for the compute environment's architecture (`docker buildx build --platform linux/amd64`, "
@@ -547,7 +577,10 @@ def ce_architectures(ctx: CheckContext) -> dict[str, list[tuple[str, set[str]]]]
 )
 def image_platform(ctx: CheckContext, res: Resource) -> Finding:
     ref = image_ref(res)
-    needed = ce_architectures(ctx)
+    needed, conflicts = ce_architectures(ctx)
+    if conflicts:
+        return failed("instances cannot start: " + "; ".join(conflicts) + ": use an AMI of the instance types' "
+                      "architecture (or instance types of the AMI's)")
     require_present(ctx, ref)
     m = manifest(ctx, ref)
     if m is None:
@@ -586,22 +619,18 @@ def image_size(ctx: CheckContext, ref: ImageRef) -> int:
 
 
 def volumes(ctx: CheckContext) -> list[tuple[str, int, str]]:
-    """(compute environment, Docker volume bytes, where that number came from) for each compute environment."""
+    """(compute environment, Docker volume bytes, where that number came from) for each compute environment: on EC2
+    the smallest volume that holds Docker's storage among what its instance types boot."""
     configured = ctx.settings.image_max_size_mib
-    fallback = (configured * MIB, "image.max_size_mib") if configured else \
-        (DEFAULT_EC2_VOLUME_GIB * GIB, f"ECS-optimized AMI default {DEFAULT_EC2_VOLUME_GIB} GiB")
     names = ctx.scope.compute_environments
     if not names:
         if not configured:
             raise NotApplicable("no compute environment and no image.max_size_mib to compare the image with")
-        return [("image.max_size_mib", fallback[0], fallback[1])]
-    ces = batchinfo.compute_environments(ctx)
+        return [("image.max_size_mib", configured * MIB, "image.max_size_mib")]
     out: list[tuple[str, int, str]] = []
     for name in names:
-        ce = ces.get(name)
-        if ce is None:
-            raise NotApplicable(f"compute environment {name} was not found (see BAT001)")
-        if batchinfo.is_fargate(ce):
+        ce = _compute_environment(ctx, name)
+        if ce.fargate:
             gib = DEFAULT_FARGATE_GIB
             if ctx.scope.job_definition:
                 jd = batchinfo.job_definition(ctx) or {}
@@ -609,37 +638,53 @@ def volumes(ctx: CheckContext) -> list[tuple[str, int, str]]:
                           or DEFAULT_FARGATE_GIB)
             out.append((name, gib * GIB, f"Fargate ephemeral storage {gib} GiB"))
             continue
-        lt = (ce.get("computeResources") or {}).get("launchTemplate") or {}
-        size = launch_template_volume(ctx, lt) if lt else None
-        if size:
-            out.append((name, size * GIB, f"launch template volume {size} GiB"))
-        else:
-            out.append((name, *fallback))
+        found = {docker_volume(b, configured) for _, b in _boots(ctx, ce)}
+        size, source = min(found)
+        out.append((name, size, source))
     return out
 
 
-def launch_template_volume(ctx: CheckContext, lt: dict[str, Any]) -> int | None:
-    """The largest EBS volume (GiB) of the launch template version the compute environment uses."""
-    params: dict[str, Any] = {"Versions": [str(lt.get("version") or "$Default")]}
-    if lt.get("launchTemplateId"):
-        params["LaunchTemplateId"] = lt["launchTemplateId"]
-    elif lt.get("launchTemplateName"):
-        params["LaunchTemplateName"] = lt["launchTemplateName"]
+def docker_volume(b: Boot, configured_mib: int | None) -> tuple[int, str]:
+    """(bytes, where from) of the volume that holds Docker's storage on what an instance type boots: the root volume
+    on the ECS-optimized Amazon Linux 2 and 2023 AMIs (the launch template's mapping for the root device, else the
+    AMI's root volume); /dev/xvdcz only on the first (Amazon Linux 1) ECS-optimized AMI."""
+    if b.ami is not None:
+        family = b.ami.family
     else:
-        return None
-    versions = ctx.inventory.paginate("ec2", "describe_launch_template_versions", "LaunchTemplateVersions", **params)
-    sizes = [int(m["Ebs"]["VolumeSize"]) for v in versions
-             for m in (v.get("LaunchTemplateData") or {}).get("BlockDeviceMappings", [])
-             if (m.get("Ebs") or {}).get("VolumeSize")]
-    return max(sizes) if sizes else None
+        family = "AL2023" if "AL2023" in b.choice.image_type else "AL1" if "AL1" in b.choice.image_type else "AL2"
+    device = "/dev/xvdcz" if family == "AL1" else (b.ami.root_device if b.ami and b.ami.root_device else "/dev/xvda")
+    what = f"Docker's storage on {device}" + ("" if family else " (assumed: the root volume, as on the ECS AMIs)")
+    ami = f"AMI {b.ami.id}" if b.ami else b.choice.source
+    others = ""
+    if b.template is not None:
+        rest = [f"{d.device} {d.size_gib} GiB" for d in b.template.block_devices if d.device != device and d.size_gib]
+        if rest:
+            others = f"; not counted: {', '.join(rest)} (not where Docker keeps images on {family or 'this AMI'})"
+        mapped = b.template.device(device)
+        if mapped is not None and mapped.size_gib:
+            return mapped.size_gib * GIB, (f"{what}, {mapped.size_gib} GiB from launch template {b.template.template} "
+                                           f"version {b.template.version} ({ami}){others}")
+    if b.ami is not None:
+        root = next((d for d in b.ami.block_devices if d.device == device), None)
+        if root is None or not root.size_gib:
+            raise NotEvaluable(f"{ami} ({b.choice.source}): the size of {device}, which holds Docker's storage, is "
+                               "not in its block device mappings")
+        return root.size_gib * GIB, f"{what}, {root.size_gib} GiB in {ami} ({b.choice.source}){others}"
+    if configured_mib:
+        return configured_mib * MIB, f"image.max_size_mib ({b.choice.source}){others}"
+    return (DEFAULT_EC2_VOLUME_GIB * GIB,
+            f"{what}, {DEFAULT_EC2_VOLUME_GIB} GiB root volume of {b.choice.source}{others}")
 
 
 @check(
     id="IMG007", slug="image-size", title="The image fits the Docker volume", severity="medium", resource="image",
-    permissions=["ecr:DescribeImages", "batch:DescribeComputeEnvironments", "ec2:DescribeLaunchTemplateVersions"],
+    permissions=["ecr:DescribeImages", "batch:DescribeComputeEnvironments", "ec2:DescribeLaunchTemplateVersions",
+                 "ec2:DescribeInstanceTypes", "ec2:DescribeImages"],
     rationale="A large ML image (CUDA, frameworks, weights) that does not fit the instance's Docker volume fails "
               "to pull with 'no space left on device' (FM 23).",
-    remediation="Give the compute environment a launch template with a larger volume (or Fargate ephemeralStorage), "
+    remediation="Give the compute environment a launch template with a larger root volume (the device that holds "
+                "Docker's storage: /dev/xvda on the ECS-optimized AL2/AL2023 AMIs; not /dev/xvdcz), or Fargate "
+                "ephemeralStorage, "
                 "or make the image smaller (multi-stage build, weights from S3 at run time).",
 )
 def image_fits(ctx: CheckContext, res: Resource) -> Finding:

@@ -177,8 +177,8 @@ def test_bat004_advertised_memory_does_not_fit(env: BatchEnv, tmp_path: Path) ->
 
 def test_bat004_families_are_expanded(env: BatchEnv, tmp_path: Path) -> None:
     assert outcome("BAT004", qj("q-m5fam", "jd-16g"), tmp_path) == (
-        "passed", "job definition jd-16g:1: ce-m5fam: fits m5.2xlarge (8 vCPU, 30769-31908 MiB usable of 32768); 7 of 10 "
-                  "allowed types fit")
+        "passed", "job definition jd-16g:1: ce-m5fam: fits m5.2xlarge (8 vCPU, 30769-31908 MiB usable of 32768); "
+                  "7 of 10 allowed types fit")
 
 
 def test_bat004_optimal(env: BatchEnv, tmp_path: Path) -> None:
@@ -231,7 +231,7 @@ def test_bat004_types_the_backend_cannot_describe_are_an_error(env: BatchEnv, tm
 # -- BAT005 ------------------------------------------------------------------------------------------------------
 def test_bat005_gpu_job_on_gpu_types(env: BatchEnv, tmp_path: Path) -> None:
     assert outcome("BAT005", qj("q-gpu", "jd-gpu"), tmp_path) == (
-        "passed", "ce-gpu: GPU types g4dn.xlarge (1); AMI type ECS_AL2_NVIDIA (the default for GPU families)")
+        "passed", "ce-gpu: GPU types g4dn.xlarge (1); AMI: Batch's default ECS_AL2023_NVIDIA AMI")
 
 
 def test_bat005_gpu_job_without_gpu_types(env: BatchEnv, tmp_path: Path) -> None:

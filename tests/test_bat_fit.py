@@ -50,7 +50,8 @@ def test_memory_band_and_registered_memory() -> None:
         "fits m5.large (2 vCPU, 7820 MiB registered with ECS); 1 of 1 allowed types fit")
     over = ec2_fit(JobSize(2, 7900), [measured], 16)
     assert not over.fits and not over.uncertain
-    assert over.message == "job asks 7900 MiB; largest usable memory in m5.large is 7820 MiB registered with ECS, 80 MiB over"
+    assert over.message == ("job asks 7900 MiB; largest usable memory in m5.large is 7820 MiB registered with ECS, "
+                            "80 MiB over")
 
 
 def test_ec2_fit_messages() -> None:

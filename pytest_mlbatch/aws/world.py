@@ -25,7 +25,7 @@ from pytest_mlbatch.model.compute import (
     LaunchTemplateVersion,
     TemplateOverride,
 )
-from pytest_mlbatch.model.job import Job, LogConfiguration, Secret
+from pytest_mlbatch.model.job import Job, LogConfiguration, RetryRule, Secret
 from pytest_mlbatch.model.scope import Scope
 
 
@@ -137,6 +137,8 @@ def job(doc: Mapping[str, Any], source: str = "batch") -> Job:
                                        tuple(sorted((str(k), str(v)) for k, v in (log.get("options") or {}).items())))
                       if isinstance(log, Mapping) and log.get("logDriver") else None)
         attempts = int(retry["attempts"]) if retry.get("attempts") is not None else None
+        rules = tuple(RetryRule(str(r["action"]).upper(), r.get("onStatusReason"), r.get("onReason"),
+                                r.get("onExitCode")) for r in retry.get("evaluateOnExit") or [])
         revision = int(doc["revision"]) if doc.get("revision") is not None else None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise NotEvaluable(f"job definition {doc.get('jobDefinitionName', '?')}: a field is malformed ({exc}) "
@@ -156,6 +158,7 @@ def job(doc: Mapping[str, Any], source: str = "batch") -> Job:
         size=batchinfo.job_size(dict(doc)),
         multi_node=doc.get("type") == "multinode" or isinstance(doc.get("nodeProperties"), Mapping),
         retry_attempts=attempts,
+        retry_rules=rules,
     )
 
 

@@ -6,15 +6,20 @@ outcome is then `error`, never `passed`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
+from pytest_mlbatch.findings import NotEvaluable
 from pytest_mlbatch.model.compute import (
     Ami,
+    AmiChoice,
     ComputeEnvironment,
     InstanceType,
     KeyPair,
     LaunchTemplateRef,
     LaunchTemplateVersion,
+    ami_choice,
+    templates_of,
 )
 from pytest_mlbatch.model.job import Job
 
@@ -64,3 +69,39 @@ class World(Protocol):
     def offered_types(self, zones: Sequence[str]) -> Mapping[str, frozenset[str]]:
         """The instance types EC2 offers in each of these Availability Zones."""
         ...
+
+
+@dataclass(frozen=True)
+class Boot:
+    """What an instance type of a compute environment boots: the AMI Batch selects (and why), that AMI's facts
+    (None for Batch's default AMI), and the launch template version whose block devices and user data apply."""
+
+    instance_type: str
+    choice: AmiChoice
+    ami: Ami | None
+    template: LaunchTemplateVersion | None
+
+
+def boot(world: World, ce: ComputeEnvironment, instance_type: str, gpu: bool) -> Boot:
+    """Batch's AMI selection order for one instance type, resolved. Raises NotEvaluable when a launch template
+    version the compute environment pins does not exist, or the AMI chosen cannot be described (the AMI, its
+    architecture, driver and disk are then unknown: never passed)."""
+    versions: dict[LaunchTemplateRef, LaunchTemplateVersion | None] = {}
+    for ref in templates_of(ce):
+        found = world.launch_template_version(ref)
+        if found is None:
+            raise NotEvaluable(f"compute environment {ce.name}: launch template {ref.id or ref.name} version "
+                               f"{ref.version} does not exist, so the AMI and volumes its instances get are unknown")
+        versions[ref] = found
+    choice = ami_choice(ce, instance_type, gpu, versions)
+    ami = None
+    if choice.image_id:
+        ami = world.images([choice.image_id]).get(choice.image_id)
+        if ami is None:
+            raise NotEvaluable(f"compute environment {ce.name}: AMI {choice.image_id} ({choice.source}) cannot be "
+                               "described (DescribeImages does not show it to this account), so its architecture, "
+                               "drivers and root volume cannot be verified")
+    override = next((o for o in ce.template_overrides if o.targets(instance_type)), None)
+    template = versions.get(override.template) if override else \
+        versions.get(ce.launch_template) if ce.launch_template else None
+    return Boot(instance_type, choice, ami, template)
