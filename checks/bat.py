@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import email
 import functools
 import json
+import re
 from importlib import resources
 from typing import Any
 
@@ -14,7 +16,8 @@ from pytest_mlbatch.config import JobSize
 from pytest_mlbatch.engine.context import CheckContext
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, missing, passed
-from pytest_mlbatch.model.compute import ComputeEnvironment
+from pytest_mlbatch.model.compute import ComputeEnvironment, templates_of
+from pytest_mlbatch.model.job import Job
 from pytest_mlbatch.model.resources import discovery_problems
 from pytest_mlbatch.model.world import boot
 
@@ -748,3 +751,185 @@ def vcpu_quota(ctx: CheckContext, res: Resource) -> Finding:
     if short:
         return failed(f"{res.id} maxvCpus is {max_vcpus}, but " + "; ".join(short))
     return passed(f"{res.id} maxvCpus {max_vcpus} within " + "; ".join(ok))
+
+
+# -- BAT010 ------------------------------------------------------------------------------------------------------
+@check(
+    id="BAT010", slug="types-offered-in-zones", title="The allowed instance types are offered in the subnets' zones",
+    severity="high", resource="compute_environment",
+    permissions=["batch:DescribeComputeEnvironments", "ec2:DescribeInstanceTypes", "ec2:DescribeSubnets",
+                 "ec2:DescribeInstanceTypeOfferings"],
+    rationale="Batch launches instances only in the Availability Zones of the compute environment's subnets; an "
+              "instance type that EC2 does not offer there (new families, GPU and large types reach few zones) is "
+              "never launched, so a job that only it can hold waits in RUNNABLE (FM 16).",
+    remediation="Add subnets in zones that offer the type (DescribeInstanceTypeOfferings --location-type "
+                "availability-zone), or allow instance types offered in the subnets' zones.",
+)
+def types_offered_in_zones(ctx: CheckContext, res: Resource) -> Finding:
+    if res.get("problems"):
+        raise NotApplicable("the compute environment was not discovered (see BAT001)")
+    ce = next((c for c in ctx.model.compute_environments() if res.id in (c.name, c.arn)
+               or bi.arn_name(res.id) == c.name), None)
+    if ce is None:
+        raise NotApplicable(f"compute environment {res.id} does not exist (see BAT001)")
+    if ce.fargate or not ce.managed:
+        raise NotApplicable(f"{ce.name} is {'Fargate' if ce.fargate else 'unmanaged'}: Batch picks no instance type")
+    zones = ctx.model.subnet_zones(ce.subnets)
+    missing_subnets = [s for s in ce.subnets if s not in zones]
+    if not zones:
+        raise NotApplicable(f"none of the subnets of {ce.name} exists (see NET002)")
+    types = ctx.model.instance_types(ce.instance_types)
+    if not types:
+        raise NotEvaluable(f"DescribeInstanceTypes knows none of {', '.join(ce.instance_types)} ({ce.name})")
+    offered = ctx.model.offered_types(sorted(set(zones.values())))
+    where = {t.name: sorted(z for z, names in offered.items() if t.name in names) for t in types}
+    placeable = [t for t in types if where[t.name]]
+    shown_zones = ", ".join(f"{z} ({', '.join(s for s, sz in zones.items() if sz == z)})"
+                            for z in sorted(set(zones.values())))
+    nowhere = sorted(n for n, z in where.items() if not z)
+    if not placeable:
+        return failed(f"{ce.name}: none of its instance types ({', '.join(sorted(where))}) is offered in the zones of "
+                      f"its subnets, {shown_zones}: Batch can launch nothing")
+    job = _job_size_or_none(ctx)
+    if job is not None:
+        registered = ctx.model.registered_memory(ce)
+        holds = [t for t in types if Capacity.build(t.name, t.vcpus, t.memory_mib, t.gpus,
+                                                    registered.get(t.name)).may_hold(job)]
+        if holds and not any(where[t.name] for t in holds):
+            return failed(f"{ce.name}: the instance types that can hold the job ({', '.join(t.name for t in holds)}) "
+                          f"are offered in none of the zones of its subnets, {shown_zones}: the job would wait in "
+                          "RUNNABLE")
+    note = f"; not offered there: {', '.join(nowhere)}" if nowhere else ""
+    gone = f"; subnets not found: {', '.join(missing_subnets)}" if missing_subnets else ""
+    return passed(f"{ce.name}: {len(placeable)} of {len(types)} allowed types offered in {shown_zones}{note}{gone}")
+
+
+def _job_size_or_none(ctx: CheckContext) -> JobSize | None:
+    try:
+        job, _, _ = _job(ctx)
+    except (NotApplicable, NotEvaluable):
+        return None
+    return job if job.vcpus or job.memory or job.gpus else None
+
+
+# -- BAT011 ------------------------------------------------------------------------------------------------------
+# The statusReason of a job whose Spot instance was reclaimed ("Host EC2 (instance i-...) terminated.", AWS Batch user
+# guide, "Automated job retries"), and the pattern AWS's own example retries on.
+SPOT_RECLAIM_REASON = "Host EC2 (instance i-0123456789abcdef0) terminated."
+
+
+def _glob(pattern: str | None, value: str | None) -> bool:
+    """evaluateOnExit matching: a pattern may end with one * (API reference, EvaluateOnExit)."""
+    if pattern is None:
+        return True
+    if value is None:
+        return pattern == "*"
+    return value.startswith(pattern[:-1]) if pattern.endswith("*") else value == pattern
+
+
+def _reclaim_action(job: Job) -> tuple[str, str]:
+    """What the job's retry strategy does when its Spot instance is reclaimed: (RETRY or EXIT, why)."""
+    attempts = job.retry_attempts or 1
+    for i, rule in enumerate(job.retry_rules):
+        if (_glob(rule.on_status_reason, SPOT_RECLAIM_REASON) and _glob(rule.on_reason, None)
+                and _glob(rule.on_exit_code, None)):
+            if rule.action == "EXIT":
+                return "EXIT", f"evaluateOnExit[{i}] (onStatusReason {rule.on_status_reason!r}) says EXIT"
+            break
+    if attempts < 2:
+        return "EXIT", (f"retryStrategy.attempts is {attempts}" if job.retry_attempts else "it has no retryStrategy"
+                        " (one attempt)")
+    return "RETRY", f"retryStrategy.attempts {attempts}" + (
+        f", evaluateOnExit {len(job.retry_rules)} rules" if job.retry_rules else "")
+
+
+@check(
+    id="BAT011", slug="spot-interruption", title="A job on Spot survives a reclaimed instance",
+    severity="medium", resource="job_queue",
+    permissions=["batch:DescribeJobQueues", "batch:DescribeComputeEnvironments", "batch:DescribeJobDefinitions"],
+    rationale="EC2 reclaims Spot instances with two minutes' notice; the job on it fails ('Host EC2 ... "
+              "terminated') unless its retry strategy retries it, and a multi-node parallel job cannot run on Spot "
+              "at all (AWS Batch user guide, 'Compute environment considerations for MNP').",
+    remediation="Give the job definition retryStrategy.attempts of 2 or more (with evaluateOnExit RETRY on "
+                "onStatusReason 'Host EC2*'); run multi-node parallel jobs on an On-Demand (EC2) compute environment.",
+)
+def spot_interruption(ctx: CheckContext, res: Resource) -> Finding:
+    ces = list(ctx.model.compute_environments())
+    spot = [ce for ce in ces if ce.spot]
+    if not spot:
+        raise NotApplicable("no compute environment of the queue uses Spot capacity")
+    job = ctx.model.job()
+    if job is None:
+        raise NotApplicable("no job definition to judge (see BAT003)")
+    label = f"job definition {job.name}" + (f":{job.revision}" if job.revision is not None else "")
+    names = ", ".join(f"{ce.name} ({ce.provisioning})" for ce in spot)
+    if job.multi_node:
+        return failed(f"{label} is a multi-node parallel job, which Batch does not run on Spot compute environments "
+                      f"({names}): run it on an EC2 (On-Demand) compute environment")
+    action, why = _reclaim_action(job)
+    if action == "EXIT":
+        return failed(f"{label} runs on Spot ({names}), and {why}: a reclaimed instance fails the job (set "
+                      "retryStrategy.attempts >= 2 and retry on onStatusReason 'Host EC2*')")
+    return passed(f"{label} on Spot ({names}): a reclaimed instance is retried ({why})")
+
+
+# -- BAT012 ------------------------------------------------------------------------------------------------------
+_ECS_CLUSTER = re.compile(r"ECS_CLUSTER\s*=")
+_OVERWRITE_CONFIG = re.compile(r"(?<![>])>\s*/etc/ecs/ecs\.config")
+
+
+def user_data_problems(text: str) -> list[str]:
+    """What in a launch template's user data breaks Batch: not a MIME multi-part archive (Batch merges its own part
+    into it), ECS_CLUSTER set (the instance joins another cluster than Batch's), /etc/ecs/ecs.config overwritten."""
+    problems: list[str] = []
+    message = email.message_from_string(text.lstrip())
+    if not message.is_multipart() or message.get_content_type() != "multipart/mixed":
+        problems.append("it is not a MIME multi-part archive (Content-Type: multipart/mixed with a boundary), which "
+                        "Batch requires to merge its own user data")
+    if _ECS_CLUSTER.search(text):
+        problems.append("it sets ECS_CLUSTER, so instances join that cluster instead of the one Batch made for the "
+                        "compute environment")
+    if _OVERWRITE_CONFIG.search(text):
+        problems.append("it overwrites /etc/ecs/ecs.config (use >> to append), erasing the ECS_CLUSTER Batch wrote")
+    return problems
+
+
+@check(
+    id="BAT012", slug="launch-template-user-data", title="The launch template's user data lets instances join Batch",
+    severity="high", resource="compute_environment",
+    permissions=["batch:DescribeComputeEnvironments", "ec2:DescribeLaunchTemplateVersions"],
+    rationale="Batch merges its own user data (which joins the instance to the compute environment's ECS cluster) "
+              "with the launch template's: user data that is not MIME multi-part makes the compute environment "
+              "INVALID, and user data that sets or overwrites ECS_CLUSTER sends the instances to another cluster, "
+              "so jobs wait in RUNNABLE.",
+    remediation="Wrap the user data in a MIME multi-part archive (Content-Type: multipart/mixed; "
+                "boundary=\"==BOUNDARY==\"), append to /etc/ecs/ecs.config with >> and never set ECS_CLUSTER.",
+)
+def launch_template_user_data(ctx: CheckContext, res: Resource) -> Finding:
+    if res.get("problems"):
+        raise NotApplicable("the compute environment was not discovered (see BAT001)")
+    ce = next((c for c in ctx.model.compute_environments() if res.id in (c.name, c.arn)
+               or bi.arn_name(res.id) == c.name), None)
+    if ce is None:
+        raise NotApplicable(f"compute environment {res.id} does not exist (see BAT001)")
+    refs = templates_of(ce)
+    if not refs or ce.fargate:
+        raise NotApplicable(f"{ce.name} uses no launch template")
+    problems: list[str] = []
+    seen: list[str] = []
+    for ref in refs:
+        version = ctx.model.launch_template_version(ref)
+        name = f"launch template {ref.id or ref.name} version {ref.version}"
+        if version is None:
+            raise NotEvaluable(f"{ce.name}: {name} does not exist, so its user data cannot be read")
+        if version.user_data is None:
+            seen.append(f"{name}: no user data")
+            continue
+        found = user_data_problems(version.user_data)
+        if found:
+            problems.append(f"{name} (version {version.version}): " + "; ".join(found))
+        else:
+            seen.append(f"{name}: MIME multi-part, leaves ECS_CLUSTER to Batch")
+    if problems:
+        return failed(f"{ce.name}: " + "; ".join(problems))
+    return passed(f"{ce.name}: " + "; ".join(seen))
