@@ -912,6 +912,8 @@ def launch_template_user_data(ctx: CheckContext, res: Resource) -> Finding:
                or bi.arn_name(res.id) == c.name), None)
     if ce is None:
         raise NotApplicable(f"compute environment {res.id} does not exist (see BAT001)")
+    if ce.eks:
+        raise NotApplicable(f"{ce.name} runs on Amazon EKS: its nodes join the EKS cluster, not an ECS one")
     refs = templates_of(ce)
     if not refs or ce.fargate:
         raise NotApplicable(f"{ce.name} uses no launch template")
