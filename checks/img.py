@@ -3,26 +3,20 @@ and pinned (IMG006, pull permissions, lives in img_pull.py)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import fnmatch
-import json
-import logging
-import os
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from pytest_mlbatch import dockerops
 from pytest_mlbatch.analysis.imageref import ImageRef, ImageRefError, parse
-from pytest_mlbatch.aws import batchinfo, reads
+from pytest_mlbatch.aws import batchinfo, images, reads
 from pytest_mlbatch.aws.inventory import AwsError
 from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
 from pytest_mlbatch.model.compute import ComputeEnvironment, InstanceType
 from pytest_mlbatch.model.world import Boot, boot
-from pytest_mlbatch.oci import Credentials, Manifest, Platform, RegistryClient, RegistryError
+from pytest_mlbatch.oci import Manifest, Platform, RegistryClient
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -38,27 +32,6 @@ FARGATE_ARCH = {"X86_64": "amd64", "ARM64": "arm64"}
 PUSH_PERMISSIONS = ["ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload",
                     "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage", "ecr:DescribeImages",
                     "ecr:BatchGetImage"]
-
-
-class _HideSecrets(logging.Filter):
-    """botocore logs whole response bodies at DEBUG: drop the ones that carry an ECR token or a secret value."""
-
-    MARKERS = ("authorizationToken", "SecretString", "SecretBinary")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            text = record.getMessage()
-        except Exception:
-            return True
-        return not any(m in text for m in self.MARKERS)
-
-
-def hide_secrets_in_logs() -> None:
-    """Installed once before the first token or secret is fetched."""
-    for name in ("botocore.parsers", "botocore.endpoint", "botocore.hooks", "botocore.retryhandler"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _HideSecrets) for f in logger.filters):
-            logger.addFilter(_HideSecrets())
 
 
 # -- the image reference ---------------------------------------------------------------------------------
@@ -102,112 +75,21 @@ def require_present(ctx: CheckContext, ref: ImageRef) -> None:
         ecr_image(ctx, ref)
 
 
-# -- registry access ----------------------------------------------------------------------------------------
-def endpoint(ctx: CheckContext, ref: ImageRef) -> str:
-    """The registry v2 base URL for this image: image.registry_endpoint if set, else the image's own host."""
-    override = ctx.settings.image_registry_endpoint
-    if override:
-        return override.rstrip("/")
-    if ref.is_ecr:
-        emulated = os.environ.get("AWS_ENDPOINT_URL_ECR") or os.environ.get("AWS_ENDPOINT_URL")
-        if emulated:
-            raise NotEvaluable(f"AWS calls go to {emulated} (AWS_ENDPOINT_URL), so the ECR registry of {ref.registry}"
-                               " is not the real one and its address is unknown: set image.registry_endpoint to "
-                               "the registry v2 URL that serves this account's images")
-    scheme = "http" if ref.is_loopback else "https"
-    return f"{scheme}://{ref.api_host}"
-
-
-def ecr_credentials(ctx: CheckContext, ref: ImageRef) -> Credentials:
-    """ECR's authorization token, used as Basic credentials (user AWS)."""
-    hide_secrets_in_logs()
-    data = ctx.inventory.call("ecr", "get_authorization_token", region=ref.region, registryIds=[ref.account])
-    entries = data.get("authorizationData") or []
-    if not entries:
-        raise NotEvaluable(f"ecr:GetAuthorizationToken gave no token for {ref.account} in {ref.region}")
-    try:
-        user, sep, password = base64.b64decode(entries[0]["authorizationToken"]).decode().partition(":")
-    except (KeyError, ValueError, binascii.Error, UnicodeDecodeError):
-        raise NotEvaluable("ecr:GetAuthorizationToken answered a token that is not base64 user:password") from None
-    if not sep:
-        raise NotEvaluable("ecr:GetAuthorizationToken answered a token without user:password")
-    return Credentials(user, password, f"ECR authorization token of {ref.account} in {ref.region}")
-
-
-def repository_credentials_secret(ctx: CheckContext) -> str | None:
-    """The Secrets Manager secret the job definition names in containerProperties.repositoryCredentials."""
-    if not ctx.scope.job_definition:
-        return None
-    jd = batchinfo.job_definition(ctx)
-    if not jd:
-        return None
-    rc = (jd.get("containerProperties") or {}).get("repositoryCredentials") or {}
-    value = rc.get("credentialsParameter")
-    return str(value) if value else None
-
-
-def secret_credentials(ctx: CheckContext, secret: str) -> Credentials:
-    hide_secrets_in_logs()
-    region = secret.split(":")[3] if secret.startswith("arn:") and secret.count(":") >= 6 else None
-    data = ctx.inventory.call("secretsmanager", "get_secret_value", region=region, SecretId=secret)
-    try:
-        doc = json.loads(data.get("SecretString") or "")
-        user, password = str(doc["username"]), str(doc["password"])
-    except (ValueError, KeyError, TypeError):
-        raise NotEvaluable(f"secret {secret} (repositoryCredentials) is not JSON with username and password") \
-            from None
-    return Credentials(user, password, f"secret {secret}")
-
-
-def credentials(ctx: CheckContext, ref: ImageRef) -> Credentials | None:
-    if ref.is_ecr:
-        return ecr_credentials(ctx, ref)
-    secret = repository_credentials_secret(ctx)
-    return secret_credentials(ctx, secret) if secret else None
-
-
+# -- registry access (aws/images.py) ------------------------------------------------------------------------
 def registry(ctx: CheckContext, ref: ImageRef) -> RegistryClient:
-    """A registry client for the image, with its credentials, made once per run and registry."""
-    base = endpoint(ctx, ref)
-
-    def make() -> RegistryClient:
-        return RegistryClient(base, credentials(ctx, ref))
-
-    client: RegistryClient = ctx.inventory.memo(f"oci-client {base} {ref.registry}", make)
-    return client
+    return images.registry(ctx, ctx.settings.image_registry_endpoint, ref)
 
 
 def manifest(ctx: CheckContext, ref: ImageRef, reference: str | None = None) -> Manifest | None:
-    """The manifest of the image (or of `reference` in its repository), cached; registry failures -> error."""
-    client = registry(ctx, ref)
-    reference = reference or ref.reference
-
-    def fetch() -> Manifest | None:
-        return client.manifest(ref.repository, reference)
-
-    try:
-        found: Manifest | None = ctx.inventory.memo(f"oci-manifest {client.base_url} {ref.repository} {reference}",
-                                                    fetch)
-    except RegistryError as exc:
-        raise NotEvaluable(str(exc)) from None
-    return found
+    return images.manifest(ctx, ctx.settings.image_registry_endpoint, ref, reference)
 
 
 def platforms(ctx: CheckContext, ref: ImageRef, m: Manifest) -> list[Platform]:
-    client = registry(ctx, ref)
-    try:
-        found: list[Platform] = ctx.inventory.memo(f"oci-platforms {client.base_url} {ref.repository} {m.digest}",
-                                                   lambda: client.platforms(ref.repository, m))
-    except RegistryError as exc:
-        raise NotEvaluable(str(exc)) from None
-    return found
+    return images.platforms(ctx, ctx.settings.image_registry_endpoint, ref, m)
 
 
 def docker_name(ctx: CheckContext, ref: ImageRef) -> str:
-    """The repository name Docker uses for this image (at the overriding endpoint, if one is set)."""
-    if ctx.settings.image_registry_endpoint:
-        return f"{urlsplit(ctx.settings.image_registry_endpoint).netloc}/{ref.repository}"
-    return ref.name
+    return images.docker_name(ctx.settings.image_registry_endpoint, ref)
 
 
 # -- IMG001 ---------------------------------------------------------------------------------------------
@@ -329,8 +211,8 @@ def push_calls(ctx: CheckContext) -> list[str]:
 def held_elsewhere(ctx: CheckContext, p: PushPlan, local: Any) -> str | None:
     """The digest the registry receiving the push serves for the tag, when that is another image than the local
     one (None: absent, or the same image). Raises NotFixable unless the config opts in to moving tags."""
-    base = endpoint(ctx, p.ref)
-    held = RegistryClient(base, ecr_credentials(ctx, p.ref)).manifest(p.ref.repository, p.tag)
+    base = images.endpoint(ctx.settings.image_registry_endpoint, p.ref)
+    held = RegistryClient(base, images.ecr_credentials(ctx.inventory, p.ref)).manifest(p.ref.repository, p.tag)
     if held is None or held.digest in local.digests() or held.config_digest == local.id:
         return None
     if "move_tag" not in ctx.settings.fix_allow:
@@ -351,8 +233,8 @@ def do_push(fx: FixContext, p: PushPlan) -> str:
         raise NotFixable(f"local image {p.local} does not exist in Docker")
     if ref.repository not in reads.ecr_repositories(fx.inventory, ref):
         raise NotFixable(f"repository {ref.repository} does not exist (IMG001 --fix creates it)")
-    creds = ecr_credentials(fx, ref)
-    base = endpoint(fx, ref)
+    creds = images.ecr_credentials(fx.inventory, ref)
+    base = images.endpoint(fx.settings.image_registry_endpoint, ref)
     target = docker_name(fx, ref)
     # Ask the registry that will receive the push, not only the ECR API (image.registry_endpoint may be another
     # registry): a tag it holds for another image is moved only with the opt-in, and the journal keeps its digest.
@@ -488,7 +370,7 @@ def image_pullable(ctx: CheckContext, res: Resource) -> Finding:
         client = registry(ctx, ref)
     except AwsError as exc:
         if exc.operation == "secretsmanager:GetSecretValue" and exc.code == "ResourceNotFoundException":
-            return failed(f"the secret {repository_credentials_secret(ctx)} that the job definition's "
+            return failed(f"the secret {images.repository_credentials_secret(ctx)} that the job definition's "
                           "repositoryCredentials names does not exist: the job cannot log in to pull")
         raise
     m = manifest(ctx, ref)
