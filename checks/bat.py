@@ -11,7 +11,6 @@ from typing import Any
 
 from pytest_mlbatch.analysis.fit import MEMORY_RULE, Capacity, Verdict, ec2_fit, fargate_fit
 from pytest_mlbatch.aws import batchinfo as bi
-from pytest_mlbatch.aws.inventory import AwsError
 from pytest_mlbatch.config import JobSize
 from pytest_mlbatch.engine.context import CheckContext
 from pytest_mlbatch.engine.registry import check
@@ -41,16 +40,6 @@ def _ce_kind(ce: dict[str, Any]) -> str:
     if bi.is_eks(ce):
         return "EKS"
     return "FARGATE" if bi.is_fargate(ce) else "EC2"
-
-
-def _describe_ce(ce: dict[str, Any]) -> str:
-    cr = ce.get("computeResources", {})
-    parts = [str(ce.get("type", "?"))]
-    if cr:
-        parts.append(str(cr.get("type", "?")))
-        if cr.get("maxvCpus") is not None:
-            parts.append(f"maxvCpus {cr['maxvCpus']}")
-    return ", ".join(parts)
 
 
 def _job(ctx: CheckContext) -> tuple[JobSize, dict[str, Any] | None, str]:
@@ -92,7 +81,7 @@ def compute_environment_valid(ctx: CheckContext, res: Resource) -> Finding:
     if res.get("problems"):
         return _report_problems(list(res.get("problems")))
     _raise_discovery_errors(ctx, "compute_environment")
-    ce = bi.compute_environment(ctx, res.id)
+    ce = _model_ce(ctx, res.id)
     if ce is None:
         queue = ctx.scope.job_queue
         ordered = queue and res.id in ctx.scope.discovered.get("queue_compute_environment_names", [])
@@ -100,16 +89,25 @@ def compute_environment_valid(ctx: CheckContext, res: Resource) -> Finding:
                        + (f", yet job queue {queue} orders it" if ordered else "")
                        + bi.suggest(ctx.inventory, bi.arn_name(res.id), "batch", "describe_compute_environments",
                                     "computeEnvironments", "computeEnvironmentName"))
-    status, state = ce.get("status"), ce.get("state")
     wrong = []
-    if status != "VALID":
-        reason = ce.get("statusReason")
-        wrong.append(f"status {status}" + (f" ({reason})" if reason else ""))
-    if state != "ENABLED":
-        wrong.append(f"state {state}")
+    if ce.status != "VALID":
+        wrong.append(f"status {ce.status}" + (f" ({ce.status_reason})" if ce.status_reason else ""))
+    if ce.state != "ENABLED":
+        wrong.append(f"state {ce.state}")
     if wrong:
         return failed(f"{res.id} is not usable: {'; '.join(wrong)}")
-    return passed(f"{res.id} is VALID and ENABLED ({_describe_ce(ce)})")
+    parts = ["MANAGED" if ce.managed else "UNMANAGED"]
+    if ce.managed:
+        parts.append(ce.provisioning or "?")
+        if ce.max_vcpus is not None:
+            parts.append(f"maxvCpus {ce.max_vcpus}")
+    return passed(f"{res.id} is VALID and ENABLED ({', '.join(parts)})")
+
+
+def _model_ce(ctx: CheckContext, ref: str) -> ComputeEnvironment | None:
+    """The scope's compute environment by name or ARN (None: it does not exist)."""
+    return next((c for c in ctx.model.compute_environments() if ref in (c.name, c.arn) or bi.arn_name(ref) == c.name),
+                None)
 
 
 # -- BAT002 ------------------------------------------------------------------------------------------------------
@@ -689,22 +687,8 @@ def families(names: list[str]) -> list[str]:
 
 
 def quota_value(ctx: CheckContext, service: str, code: str) -> float:
-    """The applied quota, else AWS's default for the account. Raises AwsError if neither answers."""
-    try:
-        found = ctx.inventory.call("service-quotas", "get_service_quota", ServiceCode=service, QuotaCode=code)
-    except AwsError as exc:
-        if exc.code != "NoSuchResourceException":
-            raise
-        try:
-            found = ctx.inventory.call("service-quotas", "get_aws_default_service_quota", ServiceCode=service,
-                                       QuotaCode=code)
-        except AwsError as again:
-            if again.kind in ("denied", "throttled", "credentials"):
-                raise
-            raise NotEvaluable(f"Service Quotas has no {service} quota {code}: GetServiceQuota answered "
-                               f"NoSuchResourceException and GetAWSDefaultServiceQuota failed ({again.code})") \
-                from None
-    return float(found["Quota"]["Value"])
+    """The applied quota, else AWS's default for the account (the model's service quota fact)."""
+    return ctx.model.service_quota(service, code)
 
 
 @check(
@@ -768,8 +752,7 @@ def vcpu_quota(ctx: CheckContext, res: Resource) -> Finding:
 def types_offered_in_zones(ctx: CheckContext, res: Resource) -> Finding:
     if res.get("problems"):
         raise NotApplicable("the compute environment was not discovered (see BAT001)")
-    ce = next((c for c in ctx.model.compute_environments() if res.id in (c.name, c.arn)
-               or bi.arn_name(res.id) == c.name), None)
+    ce = _model_ce(ctx, res.id)
     if ce is None:
         raise NotApplicable(f"compute environment {res.id} does not exist (see BAT001)")
     if ce.fargate or not ce.managed:
@@ -908,8 +891,7 @@ def user_data_problems(text: str) -> list[str]:
 def launch_template_user_data(ctx: CheckContext, res: Resource) -> Finding:
     if res.get("problems"):
         raise NotApplicable("the compute environment was not discovered (see BAT001)")
-    ce = next((c for c in ctx.model.compute_environments() if res.id in (c.name, c.arn)
-               or bi.arn_name(res.id) == c.name), None)
+    ce = _model_ce(ctx, res.id)
     if ce is None:
         raise NotApplicable(f"compute environment {res.id} does not exist (see BAT001)")
     if ce.eks:

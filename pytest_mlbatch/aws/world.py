@@ -234,3 +234,20 @@ class AwsWorld:
         for o in batchinfo.instance_type_offerings(self.inventory, list(zones)):
             out.setdefault(str(o.get("Location")), set()).add(str(o.get("InstanceType")))
         return {z: frozenset(t) for z, t in out.items()}
+
+    def service_quota(self, service: str, code: str) -> float:
+        try:
+            found = self.inventory.call("service-quotas", "get_service_quota", ServiceCode=service, QuotaCode=code)
+        except AwsError as exc:
+            if exc.code != "NoSuchResourceException":
+                raise
+            try:
+                found = self.inventory.call("service-quotas", "get_aws_default_service_quota", ServiceCode=service,
+                                            QuotaCode=code)
+            except AwsError as again:
+                if again.kind in ("denied", "throttled", "credentials"):
+                    raise
+                raise NotEvaluable(f"Service Quotas has no {service} quota {code}: GetServiceQuota answered "
+                                   f"NoSuchResourceException and GetAWSDefaultServiceQuota failed ({again.code})") \
+                    from None
+        return float(found["Quota"]["Value"])

@@ -70,6 +70,11 @@ class World(Protocol):
         """The instance types EC2 offers in each of these Availability Zones."""
         ...
 
+    def service_quota(self, service: str, code: str) -> float:
+        """A Service Quotas value: the one applied to the account, else AWS's default. NotEvaluable when the quota
+        is unknown to Service Quotas."""
+        ...
+
 
 @dataclass(frozen=True)
 class Boot:
