@@ -635,16 +635,14 @@ def shared_memory(ctx: CheckContext, res: Resource) -> Finding:
                 "(600-86400) and a reason such as CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY.",
 )
 def stuck_job_timeout(ctx: CheckContext, res: Resource) -> Finding:
-    queue = bi.job_queue(ctx)
+    queue = ctx.model.job_queue()
     if queue is None:
         raise NotApplicable(f"job queue {res.id} does not exist (see BAT002)")
-    actions = [a for a in queue.get("jobStateTimeLimitActions", []) or []
-               if a.get("state") == "RUNNABLE" and a.get("action") == "CANCEL"]
+    actions = [a for a in queue.time_limit_actions if a.state == "RUNNABLE" and a.action == "CANCEL"]
     if not actions:
         return failed(f"job queue {res.id} has no jobStateTimeLimitActions for RUNNABLE jobs: a job that cannot be "
                       "placed waits forever")
-    return passed("; ".join(f"cancels RUNNABLE jobs after {a.get('maxTimeSeconds')} s ({a.get('reason')})"
-                            for a in actions))
+    return passed("; ".join(f"cancels RUNNABLE jobs after {a.max_seconds} s ({a.reason})" for a in actions))
 
 
 # -- BAT009 ------------------------------------------------------------------------------------------------------

@@ -20,10 +20,12 @@ from pytest_mlbatch.model.compute import (
     ComputeEnvironment,
     Ec2Configuration,
     InstanceType,
+    JobQueue,
     KeyPair,
     LaunchTemplateRef,
     LaunchTemplateVersion,
     TemplateOverride,
+    TimeLimitAction,
 )
 from pytest_mlbatch.model.job import Job, LogConfiguration, RetryRule, Secret
 from pytest_mlbatch.model.scope import Scope
@@ -62,6 +64,17 @@ def compute_environment(doc: Mapping[str, Any]) -> ComputeEnvironment:
         ec2_configuration=configs,
         template_overrides=overrides,
     )
+
+
+def job_queue(doc: Mapping[str, Any]) -> JobQueue:
+    """A DescribeJobQueues entry as a model job queue."""
+    actions = tuple(TimeLimitAction(a.get("state"), a.get("action"),
+                                    int(a["maxTimeSeconds"]) if a.get("maxTimeSeconds") is not None else None,
+                                    a.get("reason"))
+                    for a in doc.get("jobStateTimeLimitActions") or [] if isinstance(a, Mapping))
+    return JobQueue(name=str(doc.get("jobQueueName", "")), arn=str(doc.get("jobQueueArn", "")),
+                    state=doc.get("state"), status=doc.get("status"), status_reason=doc.get("statusReason"),
+                    order=tuple(batchinfo.queue_order(dict(doc))), time_limit_actions=actions)
 
 
 def _template_ref(lt: Mapping[str, Any]) -> LaunchTemplateRef | None:
@@ -185,6 +198,10 @@ class AwsWorld:
             return None
         source = "batch" if self.scope.job_definition else str(self.path(self.scope.job_definition_file or ""))
         return job(jd, source)
+
+    def job_queue(self) -> JobQueue | None:
+        found = batchinfo.job_queue(self)
+        return job_queue(found) if found is not None else None
 
     def compute_environments(self) -> Sequence[ComputeEnvironment]:
         return [compute_environment(ce) for _, ce in batchinfo.scope_compute_environments(self) if ce is not None]

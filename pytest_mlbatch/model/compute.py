@@ -211,3 +211,27 @@ def templates_of(ce: ComputeEnvironment) -> list[LaunchTemplateRef]:
     out = [ce.launch_template] if ce.launch_template else []
     out.extend(o.template for o in ce.template_overrides)
     return out
+
+
+@dataclass(frozen=True)
+class TimeLimitAction:
+    """One `jobStateTimeLimitActions` entry of a job queue."""
+
+    state: str | None
+    action: str | None
+    max_seconds: int | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class JobQueue:
+    """The job queue: whether it takes jobs, the compute environments it orders (ARNs or names, in order) and what
+    it does with jobs stuck in a state."""
+
+    name: str
+    arn: str
+    state: str | None
+    status: str | None
+    status_reason: str | None
+    order: tuple[str, ...]
+    time_limit_actions: tuple[TimeLimitAction, ...]

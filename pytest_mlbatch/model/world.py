@@ -15,6 +15,7 @@ from pytest_mlbatch.model.compute import (
     AmiChoice,
     ComputeEnvironment,
     InstanceType,
+    JobQueue,
     KeyPair,
     LaunchTemplateRef,
     LaunchTemplateVersion,
@@ -33,6 +34,10 @@ class World(Protocol):
     def job(self) -> Job | None:
         """The job definition the job runs (the named one, else the local file); None when there is neither or the
         named one does not exist (BAT003 says which)."""
+        ...
+
+    def job_queue(self) -> JobQueue | None:
+        """The scope's job queue; None when there is none or it does not exist (BAT002 says which)."""
         ...
 
     def compute_environments(self) -> Sequence[ComputeEnvironment]:
