@@ -826,7 +826,7 @@ def _reclaim_action(job: Job) -> tuple[str, str]:
 
 @check(
     id="BAT011", slug="spot-interruption", title="A job on Spot survives a reclaimed instance",
-    severity="medium", resource="job_queue",
+    severity="medium", resource="job",
     permissions=["batch:DescribeJobQueues", "batch:DescribeComputeEnvironments", "batch:DescribeJobDefinitions"],
     rationale="EC2 reclaims Spot instances with two minutes' notice; the job on it fails ('Host EC2 ... "
               "terminated') unless its retry strategy retries it, and a multi-node parallel job cannot run on Spot "
@@ -838,7 +838,7 @@ def spot_interruption(ctx: CheckContext, res: Resource) -> Finding:
     ces = list(ctx.model.compute_environments())
     spot = [ce for ce in ces if ce.spot]
     if not spot:
-        raise NotApplicable("no compute environment of the queue uses Spot capacity")
+        raise NotApplicable("no compute environment of the scope uses Spot capacity")
     job = ctx.model.job()
     if job is None:
         raise NotApplicable("no job definition to judge (see BAT003)")
