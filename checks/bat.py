@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import email
 import functools
 import json
+import re
 from importlib import resources
 from typing import Any
 
 from pytest_mlbatch.analysis.fit import MEMORY_RULE, Capacity, Verdict, ec2_fit, fargate_fit
 from pytest_mlbatch.aws import batchinfo as bi
-from pytest_mlbatch.aws.inventory import AwsError
 from pytest_mlbatch.config import JobSize
 from pytest_mlbatch.engine.context import CheckContext
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, missing, passed
+from pytest_mlbatch.model.compute import ComputeEnvironment, templates_of
+from pytest_mlbatch.model.job import Job
 from pytest_mlbatch.model.resources import discovery_problems
+from pytest_mlbatch.model.world import boot
 
 
 # -- shared helpers ----------------------------------------------------------------------------------------------
@@ -38,16 +42,6 @@ def _ce_kind(ce: dict[str, Any]) -> str:
     return "FARGATE" if bi.is_fargate(ce) else "EC2"
 
 
-def _describe_ce(ce: dict[str, Any]) -> str:
-    cr = ce.get("computeResources", {})
-    parts = [str(ce.get("type", "?"))]
-    if cr:
-        parts.append(str(cr.get("type", "?")))
-        if cr.get("maxvCpus") is not None:
-            parts.append(f"maxvCpus {cr['maxvCpus']}")
-    return ", ".join(parts)
-
-
 def _job(ctx: CheckContext) -> tuple[JobSize, dict[str, Any] | None, str]:
     """(what the job asks, its job definition if any, where the size came from)."""
     scope = ctx.scope
@@ -64,13 +58,6 @@ def _job(ctx: CheckContext) -> tuple[JobSize, dict[str, Any] | None, str]:
     if ctx.settings.job is not None:
         return ctx.settings.job, None, "batch.job"
     raise NotApplicable("no job definition and no batch.job")
-
-
-def _compute_environments(ctx: CheckContext) -> list[dict[str, Any]]:
-    found = [ce for _, ce in bi.scope_compute_environments(ctx) if ce is not None]
-    if not found:
-        raise NotApplicable("no compute environment of the scope exists (see BAT001)")
-    return found
 
 
 def _capacities(ctx: CheckContext, ce: dict[str, Any]) -> tuple[list[Capacity], list[str], list[dict[str, Any]]]:
@@ -94,7 +81,7 @@ def compute_environment_valid(ctx: CheckContext, res: Resource) -> Finding:
     if res.get("problems"):
         return _report_problems(list(res.get("problems")))
     _raise_discovery_errors(ctx, "compute_environment")
-    ce = bi.compute_environment(ctx, res.id)
+    ce = _model_ce(ctx, res.id)
     if ce is None:
         queue = ctx.scope.job_queue
         ordered = queue and res.id in ctx.scope.discovered.get("queue_compute_environment_names", [])
@@ -102,16 +89,25 @@ def compute_environment_valid(ctx: CheckContext, res: Resource) -> Finding:
                        + (f", yet job queue {queue} orders it" if ordered else "")
                        + bi.suggest(ctx.inventory, bi.arn_name(res.id), "batch", "describe_compute_environments",
                                     "computeEnvironments", "computeEnvironmentName"))
-    status, state = ce.get("status"), ce.get("state")
     wrong = []
-    if status != "VALID":
-        reason = ce.get("statusReason")
-        wrong.append(f"status {status}" + (f" ({reason})" if reason else ""))
-    if state != "ENABLED":
-        wrong.append(f"state {state}")
+    if ce.status != "VALID":
+        wrong.append(f"status {ce.status}" + (f" ({ce.status_reason})" if ce.status_reason else ""))
+    if ce.state != "ENABLED":
+        wrong.append(f"state {ce.state}")
     if wrong:
         return failed(f"{res.id} is not usable: {'; '.join(wrong)}")
-    return passed(f"{res.id} is VALID and ENABLED ({_describe_ce(ce)})")
+    parts = ["MANAGED" if ce.managed else "UNMANAGED"]
+    if ce.managed:
+        parts.append(ce.provisioning or "?")
+        if ce.max_vcpus is not None:
+            parts.append(f"maxvCpus {ce.max_vcpus}")
+    return passed(f"{res.id} is VALID and ENABLED ({', '.join(parts)})")
+
+
+def _model_ce(ctx: CheckContext, ref: str) -> ComputeEnvironment | None:
+    """The scope's compute environment by name or ARN (None: it does not exist)."""
+    return next((c for c in ctx.model.compute_environments() if ref in (c.name, c.arn) or bi.arn_name(ref) == c.name),
+                None)
 
 
 # -- BAT002 ------------------------------------------------------------------------------------------------------
@@ -298,13 +294,15 @@ def job_definition_valid(ctx: CheckContext, res: Resource) -> Finding:
 @check(
     id="BAT004", slug="resources-fit", title="The job's vCPU, memory and GPUs fit the compute environment",
     severity="critical", resource="job",
-    permissions=["batch:DescribeJobDefinitions", "batch:DescribeComputeEnvironments", "ec2:DescribeInstanceTypes"],
+    permissions=["batch:DescribeJobDefinitions", "batch:DescribeComputeEnvironments", "ec2:DescribeInstanceTypes",
+                 "ecs:ListContainerInstances", "ecs:DescribeContainerInstances"],
     rationale="A job asking more vCPU, memory or GPUs than any allowed instance type can give (memory set to "
               "the advertised RAM, which ECS never registers in full), or more vCPUs than maxvCpus, or an "
               "invalid Fargate size, waits in RUNNABLE forever (MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT).",
-    remediation="Lower the job's resourceRequirements below the usable memory of the largest allowed type, or "
-                "allow larger instance types or families (or raise maxvCpus); on Fargate use a valid "
-                "vCPU/memory pair.",
+    remediation="Lower the job's resourceRequirements below the usable memory of the largest allowed type (what "
+                "its container instances register with ECS; without one, the conservative end of the band the "
+                "message gives), or allow larger instance types or families (or raise maxvCpus); on Fargate use a "
+                "valid vCPU/memory pair.",
 )
 def resources_fit(ctx: CheckContext, res: Resource) -> Finding:
     eks = bi.eks_reason(ctx)
@@ -315,32 +313,29 @@ def resources_fit(ctx: CheckContext, res: Resource) -> Finding:
     if job.vcpus is None and job.memory is None and not job.gpus:
         raise NotEvaluable(f"{source} asks no vCPU, memory or GPU: nothing to compare")
     platforms = bi.platform_capabilities(jd) if jd is not None else ["EC2", "FARGATE"]
-    ces = _compute_environments(ctx)
-    usable = [ce for ce in ces if ("FARGATE" if bi.is_fargate(ce) else "EC2") in platforms]
+    ces = _model_compute_environments(ctx)
+    usable = [ce for ce in ces if ("FARGATE" if ce.fargate else "EC2") in platforms]
     if not usable:
         return failed(f"{source} runs on {'/'.join(platforms)}, but compute environment "
-                      + ", ".join(f"{ce['computeEnvironmentName']} is {_ce_kind(ce)}" for ce in ces))
+                      + ", ".join(f"{ce.name} is {_kind(ce)}" for ce in ces))
     arch = str((bi.container(jd).get("runtimePlatform") or {}).get("cpuArchitecture", "")) if jd else ""
     if arch == "ARM64":  # Fargate Spot offers no ARM64 (AWS Batch user guide, Fargate multi-architecture)
-        spot = [ce for ce in usable if ce.get("computeResources", {}).get("type") == "FARGATE_SPOT"]
+        spot = [ce for ce in usable if ce.provisioning == "FARGATE_SPOT"]
         usable = [ce for ce in usable if ce not in spot]
         if not usable:
             return failed(f"{source} runs ARM64 on Fargate, which FARGATE_SPOT does not offer (compute environment "
-                          f"{', '.join(ce['computeEnvironmentName'] for ce in spot)} is FARGATE_SPOT)")
+                          f"{', '.join(ce.name for ce in spot)} is FARGATE_SPOT)")
     nodes = int((jd or {}).get("nodeProperties", {}).get("numNodes", 1) or 1)
     verdicts: list[tuple[str, Verdict]] = []
     unknown: list[str] = []
     for ce in usable:
-        name = ce["computeEnvironmentName"]
-        max_vcpus = ce.get("computeResources", {}).get("maxvCpus")
-        max_vcpus = int(max_vcpus) if max_vcpus is not None else None
-        if bi.is_fargate(ce):
-            verdicts.append((name, fargate_fit(job, max_vcpus)))
+        if ce.fargate:
+            verdicts.append((ce.name, fargate_fit(job, ce.max_vcpus)))
             continue
-        caps, missing, _ = _capacities(ctx, ce)
+        caps, missing = _model_capacities(ctx, ce)
         if missing:
-            unknown.append(f"{name}: {', '.join(missing)}")
-        verdicts.append((name, ec2_fit(job, caps, max_vcpus, nodes)))
+            unknown.append(f"{ce.name}: {', '.join(missing)}")
+        verdicts.append((ce.name, ec2_fit(job, caps, ce.max_vcpus, nodes)))
     good = [(n, v) for n, v in verdicts if v.fits]
     if good:
         others = [f"{n} does not ({v.message})" for n, v in verdicts if not v.fits]
@@ -351,9 +346,29 @@ def resources_fit(ctx: CheckContext, res: Resource) -> Finding:
         # moto's DescribeInstanceTypes lacks p2/p3 (except p3dn.24xlarge); a real account may lack a type too.
         raise NotEvaluable(f"{message}; could not describe allowed instance types ({'; '.join(unknown)}), so "
                            "they may still fit")
-    if "MiB over" in message:
+    if "MiB over" in message or "may not fit" in message:
         message += f" [{MEMORY_RULE}]"
     return failed(message)
+
+
+def _kind(ce: ComputeEnvironment) -> str:
+    return "EKS" if ce.eks else "FARGATE" if ce.fargate else "EC2"
+
+
+def _model_compute_environments(ctx: CheckContext) -> list[ComputeEnvironment]:
+    found = list(ctx.model.compute_environments())
+    if not found:
+        raise NotApplicable("no compute environment of the scope exists (see BAT001)")
+    return found
+
+
+def _model_capacities(ctx: CheckContext, ce: ComputeEnvironment) -> tuple[list[Capacity], list[str]]:
+    """(capacities of the allowed types, with the memory ECS registered where the compute environment has registered
+    container instances of a type; instanceTypes entries that matched nothing)."""
+    types = ctx.model.instance_types(ce.instance_types)
+    registered = ctx.model.registered_memory(ce)
+    caps = [Capacity.build(t.name, t.vcpus, t.memory_mib, t.gpus, registered.get(t.name)) for t in types]
+    return caps, bi.unresolved(list(ce.instance_types), [t.name for t in types])
 
 
 # -- BAT005 ------------------------------------------------------------------------------------------------------
@@ -361,19 +376,51 @@ GPU_FAMILY_PREFIXES = ("p", "g")
 NVIDIA_IMAGE_TYPES = ("ECS_AL2_NVIDIA", "ECS_AL2023_NVIDIA")
 
 
-def _gpu_types(ctx: CheckContext, ce: dict[str, Any]) -> tuple[list[str], list[str]]:
+def _gpu_types(ctx: CheckContext, ce: ComputeEnvironment) -> tuple[list[str], list[str]]:
     """(allowed types with GPUs, unresolved entries whose family name says GPU: assumed, e.g. p3 on moto)."""
-    caps, missing, _ = _capacities(ctx, ce)
+    caps, missing = _model_capacities(ctx, ce)
     described = [f"{c.name} ({c.gpus})" for c in sorted(caps, key=lambda c: c.name) if c.gpus]
     assumed = [m for m in missing if m.split(".")[0].startswith(GPU_FAMILY_PREFIXES)
                and not m.startswith(("default", "optimal"))]
     return described, assumed
 
 
+def _gpu_amis(ctx: CheckContext, ce: ComputeEnvironment, names: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """For the GPU types of a compute environment, the AMIs Batch selects (AMI selection order): (problems, unknown,
+    what was found), one line per distinct AMI choice."""
+    problems: list[str] = []
+    unknown: list[str] = []
+    found: list[str] = []
+    seen: set[tuple[str, str | None]] = set()
+    for name in names:
+        b = boot(ctx.model, ce, name, True)
+        key = (b.choice.source, b.choice.image_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        if b.ami is None:
+            if "NVIDIA" not in b.choice.image_type:
+                problems.append(f"{ce.name}: {name} boots {b.choice.source}, which has no NVIDIA driver")
+            else:
+                found.append(f"AMI: {b.choice.source}")
+            continue
+        shown = f"AMI {b.ami.id} ({b.ami.name or 'no name'}) from {b.choice.source}"
+        if b.ami.nvidia is False:
+            problems.append(f"{ce.name}: {name} boots {shown}, an ECS-optimized AMI without NVIDIA drivers (use "
+                            "the GPU variant, or imageType ECS_AL2023_NVIDIA without an AMI override)")
+        elif b.ami.nvidia is None:
+            unknown.append(f"{ce.name}: {name} boots {shown}; neither its name nor its description says it has the "
+                           "NVIDIA driver")
+        else:
+            found.append(shown)
+    return problems, unknown, found
+
+
 @check(
     id="BAT005", slug="gpu-ready", title="A GPU job gets GPU instances with an NVIDIA AMI",
     severity="high", resource="job",
-    permissions=["batch:DescribeJobDefinitions", "batch:DescribeComputeEnvironments", "ec2:DescribeInstanceTypes"],
+    permissions=["batch:DescribeJobDefinitions", "batch:DescribeComputeEnvironments", "ec2:DescribeInstanceTypes",
+                 "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeImages"],
     rationale="A GPU job on a compute environment with no GPU types, an AMI without NVIDIA drivers, or Fargate "
               "waits in RUNNABLE or starts without libcuda; a job that asks no GPU on GPU instances cannot see "
               "the GPU it pays for.",
@@ -387,45 +434,42 @@ def gpu_ready(ctx: CheckContext, res: Resource) -> Finding:
         raise NotApplicable(f"{eks}: GPU readiness is judged by ECS AMI types; EKS node AMIs and the pod's "
                             "nvidia.com/gpu limits are not judged")
     job, _jd, source = _job(ctx)
-    ces = _compute_environments(ctx)
+    ces = _model_compute_environments(ctx)
     problems: list[str] = []
     notes: list[str] = []
+    unknown: list[str] = []
     if job.gpus:
         for ce in ces:
-            name = ce["computeEnvironmentName"]
-            if bi.is_fargate(ce):
-                problems.append(f"{name} is Fargate, which has no GPUs")
+            if ce.fargate:
+                problems.append(f"{ce.name} is Fargate, which has no GPUs")
                 continue
             gpu, assumed = _gpu_types(ctx, ce)
             if not gpu and not assumed:
-                allowed = ", ".join(ce.get("computeResources", {}).get("instanceTypes", []) or [])
-                problems.append(f"{name} allows no GPU instance type ({allowed})")
+                problems.append(f"{ce.name} allows no GPU instance type ({', '.join(ce.instance_types)})")
                 continue
-            cr = ce.get("computeResources", {})
-            configs = cr.get("ec2Configuration") or []
-            image_types = [str(c.get("imageType", "")) for c in configs]
-            if configs and not any(t in NVIDIA_IMAGE_TYPES or "NVIDIA" in t for t in image_types):
-                problems.append(f"{name} ec2Configuration has imageType {', '.join(image_types)} only: GPU instances "
-                                "would boot an AMI without NVIDIA drivers (add ECS_AL2_NVIDIA)")
+            image_types = [c.image_type or "" for c in ce.ec2_configuration]
+            if ce.ec2_configuration and not any(c.nvidia for c in ce.ec2_configuration):
+                problems.append(f"{ce.name} ec2Configuration has imageType {', '.join(image_types)} only: GPU "
+                                "instances would boot an AMI without NVIDIA drivers (add ECS_AL2_NVIDIA)")
                 continue
-            custom = [str(c["imageIdOverride"]) for c in configs if c.get("imageIdOverride")]
-            if cr.get("imageId"):
-                custom.append(str(cr["imageId"]))
-            if custom:
-                notes.append(f"{name} uses custom AMI {', '.join(custom)}: make sure it has the NVIDIA driver")
-            ami = next((t for t in image_types if "NVIDIA" in t), "ECS_AL2_NVIDIA (the default for GPU families)")
+            names = [g.split(" ")[0] for g in gpu] + assumed
+            bad, unsure, found = _gpu_amis(ctx, ce, names)
+            problems.extend(bad)
+            unknown.extend(unsure)
             types = ", ".join(gpu + [f"{a} (assumed GPU from its family)" for a in assumed])
-            notes.insert(0, f"{name}: GPU types {types}; AMI type {ami}")
+            notes.append(f"{ce.name}: GPU types {types}; {'; '.join(found)}")
         if problems:
             return failed(f"{source} asks {job.gpus} GPU: " + "; ".join(problems))
+        if unknown:
+            raise NotEvaluable(f"{source} asks {job.gpus} GPU, and whether the AMI has the NVIDIA driver cannot be "
+                               "verified: " + "; ".join(unknown))
         return passed("; ".join(notes))
     for ce in ces:
-        if bi.is_fargate(ce):
+        if ce.fargate:
             continue
         gpu, assumed = _gpu_types(ctx, ce)
         if gpu or assumed:
-            problems.append(f"{ce['computeEnvironmentName']} allows GPU instance types "
-                            f"{', '.join(gpu + assumed)}")
+            problems.append(f"{ce.name} allows GPU instance types {', '.join(gpu + assumed)}")
     if problems:
         return failed(f"{source} asks no GPU, but " + "; ".join(problems) + ": the container will not see the "
                       "GPU (add a GPU resourceRequirement, or allow only CPU types)")
@@ -591,16 +635,14 @@ def shared_memory(ctx: CheckContext, res: Resource) -> Finding:
                 "(600-86400) and a reason such as CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY.",
 )
 def stuck_job_timeout(ctx: CheckContext, res: Resource) -> Finding:
-    queue = bi.job_queue(ctx)
+    queue = ctx.model.job_queue()
     if queue is None:
         raise NotApplicable(f"job queue {res.id} does not exist (see BAT002)")
-    actions = [a for a in queue.get("jobStateTimeLimitActions", []) or []
-               if a.get("state") == "RUNNABLE" and a.get("action") == "CANCEL"]
+    actions = [a for a in queue.time_limit_actions if a.state == "RUNNABLE" and a.action == "CANCEL"]
     if not actions:
         return failed(f"job queue {res.id} has no jobStateTimeLimitActions for RUNNABLE jobs: a job that cannot be "
                       "placed waits forever")
-    return passed("; ".join(f"cancels RUNNABLE jobs after {a.get('maxTimeSeconds')} s ({a.get('reason')})"
-                            for a in actions))
+    return passed("; ".join(f"cancels RUNNABLE jobs after {a.max_seconds} s ({a.reason})" for a in actions))
 
 
 # -- BAT009 ------------------------------------------------------------------------------------------------------
@@ -643,22 +685,8 @@ def families(names: list[str]) -> list[str]:
 
 
 def quota_value(ctx: CheckContext, service: str, code: str) -> float:
-    """The applied quota, else AWS's default for the account. Raises AwsError if neither answers."""
-    try:
-        found = ctx.inventory.call("service-quotas", "get_service_quota", ServiceCode=service, QuotaCode=code)
-    except AwsError as exc:
-        if exc.code != "NoSuchResourceException":
-            raise
-        try:
-            found = ctx.inventory.call("service-quotas", "get_aws_default_service_quota", ServiceCode=service,
-                                       QuotaCode=code)
-        except AwsError as again:
-            if again.kind in ("denied", "throttled", "credentials"):
-                raise
-            raise NotEvaluable(f"Service Quotas has no {service} quota {code}: GetServiceQuota answered "
-                               f"NoSuchResourceException and GetAWSDefaultServiceQuota failed ({again.code})") \
-                from None
-    return float(found["Quota"]["Value"])
+    """The applied quota, else AWS's default for the account (the model's service quota fact)."""
+    return ctx.model.service_quota(service, code)
 
 
 @check(
@@ -705,3 +733,185 @@ def vcpu_quota(ctx: CheckContext, res: Resource) -> Finding:
     if short:
         return failed(f"{res.id} maxvCpus is {max_vcpus}, but " + "; ".join(short))
     return passed(f"{res.id} maxvCpus {max_vcpus} within " + "; ".join(ok))
+
+
+# -- BAT010 ------------------------------------------------------------------------------------------------------
+@check(
+    id="BAT010", slug="types-offered-in-zones", title="The allowed instance types are offered in the subnets' zones",
+    severity="high", resource="compute_environment",
+    permissions=["batch:DescribeComputeEnvironments", "ec2:DescribeInstanceTypes", "ec2:DescribeSubnets",
+                 "ec2:DescribeInstanceTypeOfferings"],
+    rationale="Batch launches instances only in the Availability Zones of the compute environment's subnets; an "
+              "instance type that EC2 does not offer there (new families, GPU and large types reach few zones) is "
+              "never launched, so a job that only it can hold waits in RUNNABLE (FM 16).",
+    remediation="Add subnets in zones that offer the type (DescribeInstanceTypeOfferings --location-type "
+                "availability-zone), or allow instance types offered in the subnets' zones.",
+)
+def types_offered_in_zones(ctx: CheckContext, res: Resource) -> Finding:
+    if res.get("problems"):
+        raise NotApplicable("the compute environment was not discovered (see BAT001)")
+    ce = _model_ce(ctx, res.id)
+    if ce is None:
+        raise NotApplicable(f"compute environment {res.id} does not exist (see BAT001)")
+    if ce.fargate or not ce.managed:
+        raise NotApplicable(f"{ce.name} is {'Fargate' if ce.fargate else 'unmanaged'}: Batch picks no instance type")
+    zones = ctx.model.subnet_zones(ce.subnets)
+    missing_subnets = [s for s in ce.subnets if s not in zones]
+    if not zones:
+        raise NotApplicable(f"none of the subnets of {ce.name} exists (see NET002)")
+    types = ctx.model.instance_types(ce.instance_types)
+    if not types:
+        raise NotEvaluable(f"DescribeInstanceTypes knows none of {', '.join(ce.instance_types)} ({ce.name})")
+    offered = ctx.model.offered_types(sorted(set(zones.values())))
+    where = {t.name: sorted(z for z, names in offered.items() if t.name in names) for t in types}
+    placeable = [t for t in types if where[t.name]]
+    shown_zones = ", ".join(f"{z} ({', '.join(s for s, sz in zones.items() if sz == z)})"
+                            for z in sorted(set(zones.values())))
+    nowhere = sorted(n for n, z in where.items() if not z)
+    if not placeable:
+        return failed(f"{ce.name}: none of its instance types ({', '.join(sorted(where))}) is offered in the zones of "
+                      f"its subnets, {shown_zones}: Batch can launch nothing")
+    job = _job_size_or_none(ctx)
+    if job is not None:
+        registered = ctx.model.registered_memory(ce)
+        holds = [t for t in types if Capacity.build(t.name, t.vcpus, t.memory_mib, t.gpus,
+                                                    registered.get(t.name)).may_hold(job)]
+        if holds and not any(where[t.name] for t in holds):
+            return failed(f"{ce.name}: the instance types that can hold the job ({', '.join(t.name for t in holds)}) "
+                          f"are offered in none of the zones of its subnets, {shown_zones}: the job would wait in "
+                          "RUNNABLE")
+    note = f"; not offered there: {', '.join(nowhere)}" if nowhere else ""
+    gone = f"; subnets not found: {', '.join(missing_subnets)}" if missing_subnets else ""
+    return passed(f"{ce.name}: {len(placeable)} of {len(types)} allowed types offered in {shown_zones}{note}{gone}")
+
+
+def _job_size_or_none(ctx: CheckContext) -> JobSize | None:
+    try:
+        job, _, _ = _job(ctx)
+    except (NotApplicable, NotEvaluable):
+        return None
+    return job if job.vcpus or job.memory or job.gpus else None
+
+
+# -- BAT011 ------------------------------------------------------------------------------------------------------
+# The statusReason of a job whose Spot instance was reclaimed ("Host EC2 (instance i-...) terminated.", AWS Batch user
+# guide, "Automated job retries"), and the pattern AWS's own example retries on.
+SPOT_RECLAIM_REASON = "Host EC2 (instance i-0123456789abcdef0) terminated."
+
+
+def _glob(pattern: str | None, value: str | None) -> bool:
+    """evaluateOnExit matching: a pattern may end with one * (API reference, EvaluateOnExit)."""
+    if pattern is None:
+        return True
+    if value is None:
+        return pattern == "*"
+    return value.startswith(pattern[:-1]) if pattern.endswith("*") else value == pattern
+
+
+def _reclaim_action(job: Job) -> tuple[str, str]:
+    """What the job's retry strategy does when its Spot instance is reclaimed: (RETRY or EXIT, why)."""
+    attempts = job.retry_attempts or 1
+    for i, rule in enumerate(job.retry_rules):
+        if (_glob(rule.on_status_reason, SPOT_RECLAIM_REASON) and _glob(rule.on_reason, None)
+                and _glob(rule.on_exit_code, None)):
+            if rule.action == "EXIT":
+                return "EXIT", f"evaluateOnExit[{i}] (onStatusReason {rule.on_status_reason!r}) says EXIT"
+            break
+    if attempts < 2:
+        return "EXIT", (f"retryStrategy.attempts is {attempts}" if job.retry_attempts else "it has no retryStrategy"
+                        " (one attempt)")
+    return "RETRY", f"retryStrategy.attempts {attempts}" + (
+        f", evaluateOnExit {len(job.retry_rules)} rules" if job.retry_rules else "")
+
+
+@check(
+    id="BAT011", slug="spot-interruption", title="A job on Spot survives a reclaimed instance",
+    severity="medium", resource="job",
+    permissions=["batch:DescribeJobQueues", "batch:DescribeComputeEnvironments", "batch:DescribeJobDefinitions"],
+    rationale="EC2 reclaims Spot instances with two minutes' notice; the job on it fails ('Host EC2 ... "
+              "terminated') unless its retry strategy retries it, and a multi-node parallel job cannot run on Spot "
+              "at all (AWS Batch user guide, 'Compute environment considerations for MNP').",
+    remediation="Give the job definition retryStrategy.attempts of 2 or more (with evaluateOnExit RETRY on "
+                "onStatusReason 'Host EC2*'); run multi-node parallel jobs on an On-Demand (EC2) compute environment.",
+)
+def spot_interruption(ctx: CheckContext, res: Resource) -> Finding:
+    ces = list(ctx.model.compute_environments())
+    spot = [ce for ce in ces if ce.spot]
+    if not spot:
+        raise NotApplicable("no compute environment of the scope uses Spot capacity")
+    job = ctx.model.job()
+    if job is None:
+        raise NotApplicable("no job definition to judge (see BAT003)")
+    label = f"job definition {job.name}" + (f":{job.revision}" if job.revision is not None else "")
+    names = ", ".join(f"{ce.name} ({ce.provisioning})" for ce in spot)
+    if job.multi_node:
+        return failed(f"{label} is a multi-node parallel job, which Batch does not run on Spot compute environments "
+                      f"({names}): run it on an EC2 (On-Demand) compute environment")
+    action, why = _reclaim_action(job)
+    if action == "EXIT":
+        return failed(f"{label} runs on Spot ({names}), and {why}: a reclaimed instance fails the job (set "
+                      "retryStrategy.attempts >= 2 and retry on onStatusReason 'Host EC2*')")
+    return passed(f"{label} on Spot ({names}): a reclaimed instance is retried ({why})")
+
+
+# -- BAT012 ------------------------------------------------------------------------------------------------------
+_ECS_CLUSTER = re.compile(r"ECS_CLUSTER\s*=")
+_OVERWRITE_CONFIG = re.compile(r"(?<![>])>\s*/etc/ecs/ecs\.config")
+
+
+def user_data_problems(text: str) -> list[str]:
+    """What in a launch template's user data breaks Batch: not a MIME multi-part archive (Batch merges its own part
+    into it), ECS_CLUSTER set (the instance joins another cluster than Batch's), /etc/ecs/ecs.config overwritten."""
+    problems: list[str] = []
+    message = email.message_from_string(text.lstrip())
+    if not message.is_multipart() or message.get_content_type() != "multipart/mixed":
+        problems.append("it is not a MIME multi-part archive (Content-Type: multipart/mixed with a boundary), which "
+                        "Batch requires to merge its own user data")
+    if _ECS_CLUSTER.search(text):
+        problems.append("it sets ECS_CLUSTER, so instances join that cluster instead of the one Batch made for the "
+                        "compute environment")
+    if _OVERWRITE_CONFIG.search(text):
+        problems.append("it overwrites /etc/ecs/ecs.config (use >> to append), erasing the ECS_CLUSTER Batch wrote")
+    return problems
+
+
+@check(
+    id="BAT012", slug="launch-template-user-data", title="The launch template's user data lets instances join Batch",
+    severity="high", resource="compute_environment",
+    permissions=["batch:DescribeComputeEnvironments", "ec2:DescribeLaunchTemplateVersions"],
+    rationale="Batch merges its own user data (which joins the instance to the compute environment's ECS cluster) "
+              "with the launch template's: user data that is not MIME multi-part makes the compute environment "
+              "INVALID, and user data that sets or overwrites ECS_CLUSTER sends the instances to another cluster, "
+              "so jobs wait in RUNNABLE.",
+    remediation="Wrap the user data in a MIME multi-part archive (Content-Type: multipart/mixed; "
+                "boundary=\"==BOUNDARY==\"), append to /etc/ecs/ecs.config with >> and never set ECS_CLUSTER.",
+)
+def launch_template_user_data(ctx: CheckContext, res: Resource) -> Finding:
+    if res.get("problems"):
+        raise NotApplicable("the compute environment was not discovered (see BAT001)")
+    ce = _model_ce(ctx, res.id)
+    if ce is None:
+        raise NotApplicable(f"compute environment {res.id} does not exist (see BAT001)")
+    if ce.eks:
+        raise NotApplicable(f"{ce.name} runs on Amazon EKS: its nodes join the EKS cluster, not an ECS one")
+    refs = templates_of(ce)
+    if not refs or ce.fargate:
+        raise NotApplicable(f"{ce.name} uses no launch template")
+    problems: list[str] = []
+    seen: list[str] = []
+    for ref in refs:
+        version = ctx.model.launch_template_version(ref)
+        name = f"launch template {ref.id or ref.name} version {ref.version}"
+        if version is None:
+            raise NotEvaluable(f"{ce.name}: {name} does not exist, so its user data cannot be read")
+        if version.user_data is None:
+            seen.append(f"{name}: no user data")
+            continue
+        found = user_data_problems(version.user_data)
+        if found:
+            problems.append(f"{name} (version {version.version}): " + "; ".join(found))
+        else:
+            seen.append(f"{name}: MIME multi-part, leaves ECS_CLUSTER to Batch")
+    if problems:
+        return failed(f"{ce.name}: " + "; ".join(problems))
+    return passed(f"{ce.name}: " + "; ".join(seen))

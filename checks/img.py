@@ -3,30 +3,27 @@ and pinned (IMG006, pull permissions, lives in img_pull.py)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import fnmatch
-import json
-import logging
-import os
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from pytest_mlbatch import dockerops
 from pytest_mlbatch.analysis.imageref import ImageRef, ImageRefError, parse
-from pytest_mlbatch.aws import batchinfo, reads
+from pytest_mlbatch.aws import batchinfo, images, reads
 from pytest_mlbatch.aws.inventory import AwsError
 from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
-from pytest_mlbatch.oci import Credentials, Manifest, Platform, RegistryClient, RegistryError
+from pytest_mlbatch.model.compute import ComputeEnvironment, InstanceType
+from pytest_mlbatch.model.world import Boot, boot
+from pytest_mlbatch.oci import Manifest, Platform, RegistryClient
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 # Pulling needs room for the compressed layers while they are extracted: about this many times the compressed size.
 PULL_FOOTPRINT = 2.5
-# The ECS-optimized Amazon Linux 2 AMI has one 30 GiB root volume that holds Docker's data; Fargate gives 20 GiB.
+# The ECS-optimized Amazon Linux 2 and 2023 AMIs have one 30 GiB root volume (/dev/xvda) that holds Docker's data;
+# Fargate gives 20 GiB.
 DEFAULT_EC2_VOLUME_GIB = 30
 DEFAULT_FARGATE_GIB = 20
 SEVERITIES = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
@@ -35,27 +32,6 @@ FARGATE_ARCH = {"X86_64": "amd64", "ARM64": "arm64"}
 PUSH_PERMISSIONS = ["ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload",
                     "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage", "ecr:DescribeImages",
                     "ecr:BatchGetImage"]
-
-
-class _HideSecrets(logging.Filter):
-    """botocore logs whole response bodies at DEBUG: drop the ones that carry an ECR token or a secret value."""
-
-    MARKERS = ("authorizationToken", "SecretString", "SecretBinary")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            text = record.getMessage()
-        except Exception:
-            return True
-        return not any(m in text for m in self.MARKERS)
-
-
-def hide_secrets_in_logs() -> None:
-    """Installed once before the first token or secret is fetched."""
-    for name in ("botocore.parsers", "botocore.endpoint", "botocore.hooks", "botocore.retryhandler"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _HideSecrets) for f in logger.filters):
-            logger.addFilter(_HideSecrets())
 
 
 # -- the image reference ---------------------------------------------------------------------------------
@@ -99,112 +75,21 @@ def require_present(ctx: CheckContext, ref: ImageRef) -> None:
         ecr_image(ctx, ref)
 
 
-# -- registry access ----------------------------------------------------------------------------------------
-def endpoint(ctx: CheckContext, ref: ImageRef) -> str:
-    """The registry v2 base URL for this image: image.registry_endpoint if set, else the image's own host."""
-    override = ctx.settings.image_registry_endpoint
-    if override:
-        return override.rstrip("/")
-    if ref.is_ecr:
-        emulated = os.environ.get("AWS_ENDPOINT_URL_ECR") or os.environ.get("AWS_ENDPOINT_URL")
-        if emulated:
-            raise NotEvaluable(f"AWS calls go to {emulated} (AWS_ENDPOINT_URL), so the ECR registry of {ref.registry}"
-                               " is not the real one and its address is unknown: set image.registry_endpoint to "
-                               "the registry v2 URL that serves this account's images")
-    scheme = "http" if ref.is_loopback else "https"
-    return f"{scheme}://{ref.api_host}"
-
-
-def ecr_credentials(ctx: CheckContext, ref: ImageRef) -> Credentials:
-    """ECR's authorization token, used as Basic credentials (user AWS)."""
-    hide_secrets_in_logs()
-    data = ctx.inventory.call("ecr", "get_authorization_token", region=ref.region, registryIds=[ref.account])
-    entries = data.get("authorizationData") or []
-    if not entries:
-        raise NotEvaluable(f"ecr:GetAuthorizationToken gave no token for {ref.account} in {ref.region}")
-    try:
-        user, sep, password = base64.b64decode(entries[0]["authorizationToken"]).decode().partition(":")
-    except (KeyError, ValueError, binascii.Error, UnicodeDecodeError):
-        raise NotEvaluable("ecr:GetAuthorizationToken answered a token that is not base64 user:password") from None
-    if not sep:
-        raise NotEvaluable("ecr:GetAuthorizationToken answered a token without user:password")
-    return Credentials(user, password, f"ECR authorization token of {ref.account} in {ref.region}")
-
-
-def repository_credentials_secret(ctx: CheckContext) -> str | None:
-    """The Secrets Manager secret the job definition names in containerProperties.repositoryCredentials."""
-    if not ctx.scope.job_definition:
-        return None
-    jd = batchinfo.job_definition(ctx)
-    if not jd:
-        return None
-    rc = (jd.get("containerProperties") or {}).get("repositoryCredentials") or {}
-    value = rc.get("credentialsParameter")
-    return str(value) if value else None
-
-
-def secret_credentials(ctx: CheckContext, secret: str) -> Credentials:
-    hide_secrets_in_logs()
-    region = secret.split(":")[3] if secret.startswith("arn:") and secret.count(":") >= 6 else None
-    data = ctx.inventory.call("secretsmanager", "get_secret_value", region=region, SecretId=secret)
-    try:
-        doc = json.loads(data.get("SecretString") or "")
-        user, password = str(doc["username"]), str(doc["password"])
-    except (ValueError, KeyError, TypeError):
-        raise NotEvaluable(f"secret {secret} (repositoryCredentials) is not JSON with username and password") \
-            from None
-    return Credentials(user, password, f"secret {secret}")
-
-
-def credentials(ctx: CheckContext, ref: ImageRef) -> Credentials | None:
-    if ref.is_ecr:
-        return ecr_credentials(ctx, ref)
-    secret = repository_credentials_secret(ctx)
-    return secret_credentials(ctx, secret) if secret else None
-
-
+# -- registry access (aws/images.py) ------------------------------------------------------------------------
 def registry(ctx: CheckContext, ref: ImageRef) -> RegistryClient:
-    """A registry client for the image, with its credentials, made once per run and registry."""
-    base = endpoint(ctx, ref)
-
-    def make() -> RegistryClient:
-        return RegistryClient(base, credentials(ctx, ref))
-
-    client: RegistryClient = ctx.inventory.memo(f"oci-client {base} {ref.registry}", make)
-    return client
+    return images.registry(ctx, ctx.settings.image_registry_endpoint, ref)
 
 
 def manifest(ctx: CheckContext, ref: ImageRef, reference: str | None = None) -> Manifest | None:
-    """The manifest of the image (or of `reference` in its repository), cached; registry failures -> error."""
-    client = registry(ctx, ref)
-    reference = reference or ref.reference
-
-    def fetch() -> Manifest | None:
-        return client.manifest(ref.repository, reference)
-
-    try:
-        found: Manifest | None = ctx.inventory.memo(f"oci-manifest {client.base_url} {ref.repository} {reference}",
-                                                    fetch)
-    except RegistryError as exc:
-        raise NotEvaluable(str(exc)) from None
-    return found
+    return images.manifest(ctx, ctx.settings.image_registry_endpoint, ref, reference)
 
 
 def platforms(ctx: CheckContext, ref: ImageRef, m: Manifest) -> list[Platform]:
-    client = registry(ctx, ref)
-    try:
-        found: list[Platform] = ctx.inventory.memo(f"oci-platforms {client.base_url} {ref.repository} {m.digest}",
-                                                   lambda: client.platforms(ref.repository, m))
-    except RegistryError as exc:
-        raise NotEvaluable(str(exc)) from None
-    return found
+    return images.platforms(ctx, ctx.settings.image_registry_endpoint, ref, m)
 
 
 def docker_name(ctx: CheckContext, ref: ImageRef) -> str:
-    """The repository name Docker uses for this image (at the overriding endpoint, if one is set)."""
-    if ctx.settings.image_registry_endpoint:
-        return f"{urlsplit(ctx.settings.image_registry_endpoint).netloc}/{ref.repository}"
-    return ref.name
+    return images.docker_name(ctx.settings.image_registry_endpoint, ref)
 
 
 # -- IMG001 ---------------------------------------------------------------------------------------------
@@ -326,8 +211,8 @@ def push_calls(ctx: CheckContext) -> list[str]:
 def held_elsewhere(ctx: CheckContext, p: PushPlan, local: Any) -> str | None:
     """The digest the registry receiving the push serves for the tag, when that is another image than the local
     one (None: absent, or the same image). Raises NotFixable unless the config opts in to moving tags."""
-    base = endpoint(ctx, p.ref)
-    held = RegistryClient(base, ecr_credentials(ctx, p.ref)).manifest(p.ref.repository, p.tag)
+    base = images.endpoint(ctx.settings.image_registry_endpoint, p.ref)
+    held = RegistryClient(base, images.ecr_credentials(ctx.inventory, p.ref)).manifest(p.ref.repository, p.tag)
     if held is None or held.digest in local.digests() or held.config_digest == local.id:
         return None
     if "move_tag" not in ctx.settings.fix_allow:
@@ -348,8 +233,8 @@ def do_push(fx: FixContext, p: PushPlan) -> str:
         raise NotFixable(f"local image {p.local} does not exist in Docker")
     if ref.repository not in reads.ecr_repositories(fx.inventory, ref):
         raise NotFixable(f"repository {ref.repository} does not exist (IMG001 --fix creates it)")
-    creds = ecr_credentials(fx, ref)
-    base = endpoint(fx, ref)
+    creds = images.ecr_credentials(fx.inventory, ref)
+    base = images.endpoint(fx.settings.image_registry_endpoint, ref)
     target = docker_name(fx, ref)
     # Ask the registry that will receive the push, not only the ECR API (image.registry_endpoint may be another
     # registry): a tag it holds for another image is moved only with the opt-in, and the journal keeps its digest.
@@ -485,7 +370,7 @@ def image_pullable(ctx: CheckContext, res: Resource) -> Finding:
         client = registry(ctx, ref)
     except AwsError as exc:
         if exc.operation == "secretsmanager:GetSecretValue" and exc.code == "ResourceNotFoundException":
-            return failed(f"the secret {repository_credentials_secret(ctx)} that the job definition's "
+            return failed(f"the secret {images.repository_credentials_secret(ctx)} that the job definition's "
                           "repositoryCredentials names does not exist: the job cannot log in to pull")
         raise
     m = manifest(ctx, ref)
@@ -504,42 +389,69 @@ def image_pullable(ctx: CheckContext, res: Resource) -> Finding:
 
 
 # -- IMG005 ---------------------------------------------------------------------------------------------
-def ce_architectures(ctx: CheckContext) -> dict[str, list[tuple[str, set[str]]]]:
-    """Per compute environment: (instance type or 'Fargate', the OCI architectures it runs)."""
+def _compute_environment(ctx: CheckContext, name: str) -> ComputeEnvironment:
+    found = next((ce for ce in ctx.model.compute_environments() if name in (ce.name, ce.arn)
+                  or batchinfo.arn_name(name) == ce.name), None)
+    if found is None:
+        raise NotApplicable(f"compute environment {name} was not found (see BAT001)")
+    return found
+
+
+def _boots(ctx: CheckContext, ce: ComputeEnvironment) -> list[tuple[InstanceType, Boot]]:
+    """Each allowed instance type of an EC2 compute environment with what it boots (Batch's AMI selection order)."""
+    if not ce.instance_types:
+        raise NotEvaluable(f"compute environment {ce.name} lists no instance types")
+    types = ctx.model.instance_types(ce.instance_types)
+    if not types:
+        raise NotEvaluable(f"DescribeInstanceTypes knows none of {', '.join(ce.instance_types)} (compute environment "
+                           f"{ce.name})")
+    return [(t, boot(ctx.model, ce, t.name, t.gpus > 0)) for t in types]
+
+
+def _fargate_arch(ctx: CheckContext) -> str:
+    if not ctx.scope.job_definition:
+        return "X86_64"
+    jd = batchinfo.job_definition(ctx) or {}
+    return str(((jd.get("containerProperties") or {}).get("runtimePlatform") or {}).get("cpuArchitecture")
+               or "X86_64")
+
+
+def ce_architectures(ctx: CheckContext) -> tuple[dict[str, list[tuple[str, set[str]]]], list[str]]:
+    """Per compute environment: (instance type or 'Fargate', the OCI architectures it runs), and the instance types
+    that cannot boot the AMI Batch selects for them (an AMI of another architecture)."""
     names = ctx.scope.compute_environments
     if not names:
         raise NotApplicable("no compute environment: set batch.compute_environment (or batch.job_queue)")
-    ces = batchinfo.compute_environments(ctx)
     out: dict[str, list[tuple[str, set[str]]]] = {}
+    conflicts: list[str] = []
     for name in names:
-        ce = ces.get(name)
-        if ce is None:
-            raise NotApplicable(f"compute environment {name} was not found (see BAT001)")
-        if batchinfo.is_fargate(ce):
-            arch = "X86_64"
-            if ctx.scope.job_definition:
-                jd = batchinfo.job_definition(ctx) or {}
-                arch = str(((jd.get("containerProperties") or {}).get("runtimePlatform") or {})
-                           .get("cpuArchitecture") or "X86_64")
+        ce = _compute_environment(ctx, name)
+        if ce.fargate:
+            arch = _fargate_arch(ctx)
             out[name] = [(f"Fargate {arch}", {FARGATE_ARCH.get(arch, arch.lower())})]
             continue
-        wanted = list((ce.get("computeResources") or {}).get("instanceTypes") or [])
-        if not wanted:
-            raise NotEvaluable(f"compute environment {name} lists no instance types")
-        types = batchinfo.instance_types(ctx, wanted)
-        if not types:
-            raise NotEvaluable(f"DescribeInstanceTypes knows none of {', '.join(wanted)} (compute environment {name})")
-        out[name] = [(t["InstanceType"], {EC2_ARCH.get(a, a) for a in
-                                          (t.get("ProcessorInfo") or {}).get("SupportedArchitectures", [])})
-                     for t in types]
-    return out
+        rows: list[tuple[str, set[str]]] = []
+        for t, b in _boots(ctx, ce):
+            archs = {EC2_ARCH.get(a, a) for a in t.architectures}
+            if b.ami is None:
+                rows.append((t.name, archs))
+                continue
+            ami_arch = EC2_ARCH.get(b.ami.architecture, b.ami.architecture)
+            if ami_arch not in archs:
+                conflicts.append(f"{name}: {t.name} ({'/'.join(sorted(archs))}) cannot boot AMI {b.ami.id} "
+                                 f"({b.ami.architecture}) from {b.choice.source}")
+                continue
+            rows.append((f"{t.name} with AMI {b.ami.id}", {ami_arch}))
+        out[name] = rows
+    return out, conflicts
 
 
 @check(
     id="IMG005", slug="image-platform", title="The image runs on the compute environment's CPU architecture",
     severity="critical", resource="image",
     permissions=["ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
-                 "batch:DescribeComputeEnvironments", "batch:DescribeJobDefinitions", "ec2:DescribeInstanceTypes"],
+                 "batch:DescribeComputeEnvironments", "batch:DescribeJobDefinitions", "ec2:DescribeInstanceTypes",
+                 "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeImages"],
     rationale="An image built for another CPU (an arm64 build from Apple Silicon on x86 instances, or the reverse) "
               "starts and dies at once with 'exec format error' (FM 21).",
     remediation="Build for the compute environment's architecture (`docker buildx build --platform linux/amd64`, "
@@ -547,7 +459,10 @@ def ce_architectures(ctx: CheckContext) -> dict[str, list[tuple[str, set[str]]]]
 )
 def image_platform(ctx: CheckContext, res: Resource) -> Finding:
     ref = image_ref(res)
-    needed = ce_architectures(ctx)
+    needed, conflicts = ce_architectures(ctx)
+    if conflicts:
+        return failed("instances cannot start: " + "; ".join(conflicts) + ": use an AMI of the instance types' "
+                      "architecture (or instance types of the AMI's)")
     require_present(ctx, ref)
     m = manifest(ctx, ref)
     if m is None:
@@ -586,22 +501,18 @@ def image_size(ctx: CheckContext, ref: ImageRef) -> int:
 
 
 def volumes(ctx: CheckContext) -> list[tuple[str, int, str]]:
-    """(compute environment, Docker volume bytes, where that number came from) for each compute environment."""
+    """(compute environment, Docker volume bytes, where that number came from) for each compute environment: on EC2
+    the smallest volume that holds Docker's storage among what its instance types boot."""
     configured = ctx.settings.image_max_size_mib
-    fallback = (configured * MIB, "image.max_size_mib") if configured else \
-        (DEFAULT_EC2_VOLUME_GIB * GIB, f"ECS-optimized AMI default {DEFAULT_EC2_VOLUME_GIB} GiB")
     names = ctx.scope.compute_environments
     if not names:
         if not configured:
             raise NotApplicable("no compute environment and no image.max_size_mib to compare the image with")
-        return [("image.max_size_mib", fallback[0], fallback[1])]
-    ces = batchinfo.compute_environments(ctx)
+        return [("image.max_size_mib", configured * MIB, "image.max_size_mib")]
     out: list[tuple[str, int, str]] = []
     for name in names:
-        ce = ces.get(name)
-        if ce is None:
-            raise NotApplicable(f"compute environment {name} was not found (see BAT001)")
-        if batchinfo.is_fargate(ce):
+        ce = _compute_environment(ctx, name)
+        if ce.fargate:
             gib = DEFAULT_FARGATE_GIB
             if ctx.scope.job_definition:
                 jd = batchinfo.job_definition(ctx) or {}
@@ -609,37 +520,53 @@ def volumes(ctx: CheckContext) -> list[tuple[str, int, str]]:
                           or DEFAULT_FARGATE_GIB)
             out.append((name, gib * GIB, f"Fargate ephemeral storage {gib} GiB"))
             continue
-        lt = (ce.get("computeResources") or {}).get("launchTemplate") or {}
-        size = launch_template_volume(ctx, lt) if lt else None
-        if size:
-            out.append((name, size * GIB, f"launch template volume {size} GiB"))
-        else:
-            out.append((name, *fallback))
+        found = {docker_volume(b, configured) for _, b in _boots(ctx, ce)}
+        size, source = min(found)
+        out.append((name, size, source))
     return out
 
 
-def launch_template_volume(ctx: CheckContext, lt: dict[str, Any]) -> int | None:
-    """The largest EBS volume (GiB) of the launch template version the compute environment uses."""
-    params: dict[str, Any] = {"Versions": [str(lt.get("version") or "$Default")]}
-    if lt.get("launchTemplateId"):
-        params["LaunchTemplateId"] = lt["launchTemplateId"]
-    elif lt.get("launchTemplateName"):
-        params["LaunchTemplateName"] = lt["launchTemplateName"]
+def docker_volume(b: Boot, configured_mib: int | None) -> tuple[int, str]:
+    """(bytes, where from) of the volume that holds Docker's storage on what an instance type boots: the root volume
+    on the ECS-optimized Amazon Linux 2 and 2023 AMIs (the launch template's mapping for the root device, else the
+    AMI's root volume); /dev/xvdcz only on the first (Amazon Linux 1) ECS-optimized AMI."""
+    if b.ami is not None:
+        family = b.ami.family
     else:
-        return None
-    versions = ctx.inventory.paginate("ec2", "describe_launch_template_versions", "LaunchTemplateVersions", **params)
-    sizes = [int(m["Ebs"]["VolumeSize"]) for v in versions
-             for m in (v.get("LaunchTemplateData") or {}).get("BlockDeviceMappings", [])
-             if (m.get("Ebs") or {}).get("VolumeSize")]
-    return max(sizes) if sizes else None
+        family = "AL2023" if "AL2023" in b.choice.image_type else "AL1" if "AL1" in b.choice.image_type else "AL2"
+    device = "/dev/xvdcz" if family == "AL1" else (b.ami.root_device if b.ami and b.ami.root_device else "/dev/xvda")
+    what = f"Docker's storage on {device}" + ("" if family else " (assumed: the root volume, as on the ECS AMIs)")
+    ami = f"AMI {b.ami.id}" if b.ami else b.choice.source
+    others = ""
+    if b.template is not None:
+        rest = [f"{d.device} {d.size_gib} GiB" for d in b.template.block_devices if d.device != device and d.size_gib]
+        if rest:
+            others = f"; not counted: {', '.join(rest)} (not where Docker keeps images on {family or 'this AMI'})"
+        mapped = b.template.device(device)
+        if mapped is not None and mapped.size_gib:
+            return mapped.size_gib * GIB, (f"{what}, {mapped.size_gib} GiB from launch template {b.template.template} "
+                                           f"version {b.template.version} ({ami}){others}")
+    if b.ami is not None:
+        root = next((d for d in b.ami.block_devices if d.device == device), None)
+        if root is None or not root.size_gib:
+            raise NotEvaluable(f"{ami} ({b.choice.source}): the size of {device}, which holds Docker's storage, is "
+                               "not in its block device mappings")
+        return root.size_gib * GIB, f"{what}, {root.size_gib} GiB in {ami} ({b.choice.source}){others}"
+    if configured_mib:
+        return configured_mib * MIB, f"image.max_size_mib ({b.choice.source}){others}"
+    return (DEFAULT_EC2_VOLUME_GIB * GIB,
+            f"{what}, {DEFAULT_EC2_VOLUME_GIB} GiB root volume of {b.choice.source}{others}")
 
 
 @check(
     id="IMG007", slug="image-size", title="The image fits the Docker volume", severity="medium", resource="image",
-    permissions=["ecr:DescribeImages", "batch:DescribeComputeEnvironments", "ec2:DescribeLaunchTemplateVersions"],
+    permissions=["ecr:DescribeImages", "batch:DescribeComputeEnvironments", "ec2:DescribeLaunchTemplateVersions",
+                 "ec2:DescribeInstanceTypes", "ec2:DescribeImages"],
     rationale="A large ML image (CUDA, frameworks, weights) that does not fit the instance's Docker volume fails "
               "to pull with 'no space left on device' (FM 23).",
-    remediation="Give the compute environment a launch template with a larger volume (or Fargate ephemeralStorage), "
+    remediation="Give the compute environment a launch template with a larger root volume (the device that holds "
+                "Docker's storage: /dev/xvda on the ECS-optimized AL2/AL2023 AMIs; not /dev/xvdcz), or Fargate "
+                "ephemeralStorage, "
                 "or make the image smaller (multi-stage build, weights from S3 at run time).",
 )
 def image_fits(ctx: CheckContext, res: Resource) -> Finding:

@@ -66,10 +66,13 @@ class BatchEnv:
         props: dict[str, Any] = {"image": image, "command": ["python", "train.py"], "jobRoleArn": self.job_role_arn,
                                  "resourceRequirements": req}
         platform = container.pop("platformCapabilities", None)
+        retry = container.pop("retryStrategy", None)
         props.update(container)
         kwargs: dict[str, Any] = {}
         if platform:
             kwargs["platformCapabilities"] = platform
+        if retry:
+            kwargs["retryStrategy"] = retry
         out: dict[str, Any] = self.batch.register_job_definition(jobDefinitionName=name, type="container",
                                                                  containerProperties=props, **kwargs)
         return out

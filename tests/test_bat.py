@@ -157,7 +157,7 @@ def test_bat003_no_active_revision(env: BatchEnv, tmp_path: Path) -> None:
 # -- BAT004 ------------------------------------------------------------------------------------------------------
 def test_bat004_fits(env: BatchEnv, tmp_path: Path) -> None:
     assert outcome("BAT004", QJ, tmp_path) == (
-        "passed", "job definition ml-train:1: ml-ce: fits m5.large (2 vCPU, 7953 MiB usable of 8192); 1 of 1 "
+        "passed", "job definition ml-train:1: ml-ce: fits m5.large (2 vCPU, 7668-7953 MiB usable of 8192); 1 of 1 "
                   "allowed types fit")
 
 
@@ -177,13 +177,14 @@ def test_bat004_advertised_memory_does_not_fit(env: BatchEnv, tmp_path: Path) ->
 
 def test_bat004_families_are_expanded(env: BatchEnv, tmp_path: Path) -> None:
     assert outcome("BAT004", qj("q-m5fam", "jd-16g"), tmp_path) == (
-        "passed", "job definition jd-16g:1: ce-m5fam: fits m5.2xlarge (8 vCPU, 31908 MiB usable of 32768); 7 of 10 "
-                  "allowed types fit")
+        "passed", "job definition jd-16g:1: ce-m5fam: fits m5.2xlarge (8 vCPU, 30769-31908 MiB usable of 32768); "
+                  "7 of 10 allowed types fit")
 
 
 def test_bat004_optimal(env: BatchEnv, tmp_path: Path) -> None:
     state, message = outcome("BAT004", qj("q-optimal", "jd-big"), tmp_path)
-    assert state == "passed" and "fits m4.16xlarge (64 vCPU, 255488 MiB usable of 262144)" in message
+    # 250000 MiB is inside m4.16xlarge's band (246383-255488 MiB): an r4.16xlarge holds it for sure
+    assert state == "passed" and "fits r4.16xlarge (64 vCPU, 469697-487053 MiB usable of 499712)" in message
 
 
 def test_bat004_vcpus_over_max_vcpus_and_gpus(env: BatchEnv, tmp_path: Path) -> None:
@@ -230,7 +231,7 @@ def test_bat004_types_the_backend_cannot_describe_are_an_error(env: BatchEnv, tm
 # -- BAT005 ------------------------------------------------------------------------------------------------------
 def test_bat005_gpu_job_on_gpu_types(env: BatchEnv, tmp_path: Path) -> None:
     assert outcome("BAT005", qj("q-gpu", "jd-gpu"), tmp_path) == (
-        "passed", "ce-gpu: GPU types g4dn.xlarge (1); AMI type ECS_AL2_NVIDIA (the default for GPU families)")
+        "passed", "ce-gpu: GPU types g4dn.xlarge (1); AMI: Batch's default ECS_AL2023_NVIDIA AMI")
 
 
 def test_bat005_gpu_job_without_gpu_types(env: BatchEnv, tmp_path: Path) -> None:

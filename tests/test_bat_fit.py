@@ -5,7 +5,14 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_mlbatch.analysis.fit import FARGATE_SIZES, Capacity, ec2_fit, fargate_fit, usable_memory
+from pytest_mlbatch.analysis.fit import (
+    FARGATE_SIZES,
+    Capacity,
+    conservative_memory,
+    ec2_fit,
+    fargate_fit,
+    usable_memory,
+)
 from pytest_mlbatch.aws import batchinfo as bi
 from pytest_mlbatch.config import JobSize
 
@@ -29,11 +36,30 @@ def test_usable_memory_follows_the_documented_m4_large_example() -> None:
     assert usable_memory(0) == 0
 
 
+def test_memory_band_and_registered_memory() -> None:
+    """Without registered instances a type's usable memory is a band; a job inside it 'may not fit' (never fits);
+    what ECS registered for the type replaces the band."""
+    assert conservative_memory(8192) == 7700 - 32
+    inside = ec2_fit(JobSize(2, 7800), [M5_LARGE], 16)
+    assert not inside.fits and inside.uncertain
+    assert inside.message == ("may not fit: job asks 7800 MiB; m5.large (8192 MiB installed) registers between 7668 "
+                              "and 7953 MiB with ECS, and no allowed type surely holds the job; ask at most 7668 MiB, "
+                              "or allow a larger type")
+    measured = Capacity.of(info("m5.large", 2, 8192), registered=7820)
+    assert ec2_fit(JobSize(2, 7800), [measured], 16).message == (
+        "fits m5.large (2 vCPU, 7820 MiB registered with ECS); 1 of 1 allowed types fit")
+    over = ec2_fit(JobSize(2, 7900), [measured], 16)
+    assert not over.fits and not over.uncertain
+    assert over.message == ("job asks 7900 MiB; largest usable memory in m5.large is 7820 MiB registered with ECS, "
+                            "80 MiB over")
+
+
 def test_ec2_fit_messages() -> None:
     assert ec2_fit(JobSize(2, 4096), [M5_XLARGE, M5_LARGE], 16).message == (
-        "fits m5.large (2 vCPU, 7953 MiB usable of 8192); 2 of 2 allowed types fit")
+        "fits m5.large (2 vCPU, 7668-7953 MiB usable of 8192); 2 of 2 allowed types fit")
     ok = ec2_fit(JobSize(2, 8000), [M5_LARGE, M5_XLARGE], 16)
-    assert ok.fits and ok.message == "fits m5.xlarge (4 vCPU, 15938 MiB usable of 16384); 1 of 2 allowed types fit"
+    assert ok.fits and ok.message == ("fits m5.xlarge (4 vCPU, 15368-15938 MiB usable of 16384); 1 of 2 allowed "
+                                      "types fit")
     over = ec2_fit(JobSize(2, 16384), [M5_LARGE, M5_XLARGE], 16)
     assert not over.fits
     assert over.message == ("job asks 16384 MiB; largest usable memory in m5.xlarge is 15938 MiB (16384 MiB "
@@ -92,7 +118,7 @@ def test_fits_exactly_when_one_type_holds_the_job(caps: list[Capacity], job: Job
     verdict = ec2_fit(job, caps, max_vcpus)
     within_max = max_vcpus is None or not job.vcpus or job.vcpus <= max_vcpus
     expected = within_max and any(
-        (job.vcpus or 0) <= c.vcpus and (job.memory or 0) <= c.usable and (job.gpus or 0) <= c.gpus for c in caps)
+        (job.vcpus or 0) <= c.vcpus and (job.memory or 0) <= c.low and (job.gpus or 0) <= c.gpus for c in caps)
     assert verdict.fits == expected
     assert verdict.message
 

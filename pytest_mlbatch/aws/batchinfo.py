@@ -366,3 +366,34 @@ def suggest(inventory: Inventory, name: str, service: str, method: str, result_k
     except AwsError:
         return ""
     return did_you_mean(name, (str(i.get(field, "")) for i in items if isinstance(i, dict)))
+
+
+# -- what instances boot and where they may run ---------------------------------------------------------------------
+def container_instances(inventory: Inventory, cluster: str) -> list[dict[str, Any]]:
+    """The ECS container instances registered in a cluster (ListContainerInstances, then DescribeContainerInstances
+    100 at a time)."""
+    arns: list[str] = inventory.paginate("ecs", "list_container_instances", "containerInstanceArns", cluster=cluster)
+    found: list[dict[str, Any]] = []
+    for i in range(0, len(arns), 100):
+        found.extend(inventory.call("ecs", "describe_container_instances", cluster=cluster,
+                                    containerInstances=sorted(arns[i:i + 100])).get("containerInstances", []))
+    return found
+
+
+def describe_images(inventory: Inventory, ids: list[str]) -> list[dict[str, Any]]:
+    """DescribeImages for AMI ids, by filter (a missing id must not fail the call for the others)."""
+    if not ids:
+        return []
+    found: list[dict[str, Any]] = inventory.paginate("ec2", "describe_images", "Images",
+                                                     Filters=[{"Name": "image-id", "Values": sorted(set(ids))}])
+    return found
+
+
+def instance_type_offerings(inventory: Inventory, zones: list[str]) -> list[dict[str, Any]]:
+    """DescribeInstanceTypeOfferings by Availability Zone for these zones (one call, every type)."""
+    if not zones:
+        return []
+    found: list[dict[str, Any]] = inventory.paginate(
+        "ec2", "describe_instance_type_offerings", "InstanceTypeOfferings", LocationType="availability-zone",
+        Filters=[{"Name": "location", "Values": sorted(set(zones))}])
+    return found

@@ -107,7 +107,33 @@ class _Where:
 
 @part("compute")
 def _compute(target: Target, scope: Scope) -> list[Read]:
-    return [partial(batchinfo.all_instance_types, _Where(target.inventory, scope))]
+    return [partial(batchinfo.all_instance_types, _Where(target.inventory, scope)),
+            partial(_compute_chain, target, scope)]
+
+
+def _compute_chain(target: Target, scope: Scope) -> None:
+    """After the compute environments: the launch template versions they pin, their registered container instances
+    and the instance type offerings of their subnets' zones side by side; then the AMIs those versions name."""
+    from pytest_mlbatch.aws.world import AwsWorld
+    from pytest_mlbatch.model.compute import templates_of
+
+    inv = target.inventory
+    world = AwsWorld(inv, scope, target.region, Path("."))
+    ces = [ce for ce in world.compute_environments() if not ce.fargate]
+    refs = [ref for ce in ces for ref in templates_of(ce)]
+
+    def offerings(subnets: tuple[str, ...]) -> None:
+        world.offered_types(sorted(set(world.subnet_zones(subnets).values())))
+
+    inv.read_ahead(*(partial(world.launch_template_version, ref) for ref in refs),
+                   *(partial(world.registered_memory, ce) for ce in ces),
+                   *(partial(offerings, ce.subnets) for ce in ces if ce.managed))
+    ids = {ce.image_id for ce in ces} | {c.image_id_override for ce in ces for c in ce.ec2_configuration}
+    for ref in refs:
+        version = world.launch_template_version(ref)
+        ids.add(version.image_id if version else None)
+    for one in sorted(i for i in ids if i):
+        inv.read_ahead(partial(world.images, [one]))
 
 
 @part("roles")

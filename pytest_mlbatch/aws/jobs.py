@@ -120,14 +120,7 @@ def _resource(values: list[dict[str, Any]], name: str) -> float:
 
 
 def container_instances(inventory: Inventory, cluster: str) -> list[dict[str, Any]]:
-    arns: list[str] = inventory.paginate("ecs", "list_container_instances", "containerInstanceArns", cluster=cluster)
-    if not arns:
-        return []
-    found: list[dict[str, Any]] = []
-    for i in range(0, len(arns), 100):
-        found.extend(inventory.call("ecs", "describe_container_instances", cluster=cluster,
-                                    containerInstances=sorted(arns[i:i + 100])).get("containerInstances", []))
-    return found
+    return bi.container_instances(inventory, cluster)
 
 
 def batch_groups(inventory: Inventory, ce_name: str) -> list[dict[str, Any]]:

@@ -3,15 +3,31 @@ and nowhere else; reads go through the inventory (cached, so every check and the
 
 from __future__ import annotations
 
+import base64
+import binascii
+import gzip
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pytest_mlbatch.aws import batchinfo, network, reads
+from pytest_mlbatch.aws.discovery import describe_subnets
 from pytest_mlbatch.aws.inventory import AwsError, Inventory
 from pytest_mlbatch.findings import NotEvaluable
-from pytest_mlbatch.model.compute import ComputeEnvironment, InstanceType, KeyPair, LaunchTemplateRef
-from pytest_mlbatch.model.job import Job, LogConfiguration, Secret
+from pytest_mlbatch.model.compute import (
+    Ami,
+    BlockDevice,
+    ComputeEnvironment,
+    Ec2Configuration,
+    InstanceType,
+    JobQueue,
+    KeyPair,
+    LaunchTemplateRef,
+    LaunchTemplateVersion,
+    TemplateOverride,
+    TimeLimitAction,
+)
+from pytest_mlbatch.model.job import Job, LogConfiguration, RetryRule, Secret
 from pytest_mlbatch.model.network import LaunchSettings, Network, Subnet
 from pytest_mlbatch.model.scope import Scope
 
@@ -20,10 +36,11 @@ def compute_environment(doc: Mapping[str, Any]) -> ComputeEnvironment:
     """A DescribeComputeEnvironments entry as a model compute environment."""
     cr: Mapping[str, Any] = doc.get("computeResources") or {}
     lt = cr.get("launchTemplate") or {}
-    template = None
-    if lt.get("launchTemplateId") or lt.get("launchTemplateName"):
-        template = LaunchTemplateRef(lt.get("launchTemplateId"), lt.get("launchTemplateName"),
-                                     str(lt.get("version") or "$Default"))
+    template = _template_ref(lt)
+    overrides = tuple(TemplateOverride(ref, tuple(str(t) for t in o.get("targetInstanceTypes") or []))
+                      for o in lt.get("overrides") or [] if isinstance(o, Mapping) and (ref := _template_ref(o)))
+    configs = tuple(Ec2Configuration(c.get("imageType"), c.get("imageIdOverride"))
+                    for c in cr.get("ec2Configuration") or [] if isinstance(c, Mapping))
     profile = cr.get("instanceRole")
     max_vcpus = cr.get("maxvCpus")
     return ComputeEnvironment(
@@ -43,7 +60,72 @@ def compute_environment(doc: Mapping[str, Any]) -> ComputeEnvironment:
         key_pair=cr.get("ec2KeyPair"),
         launch_template=template,
         max_vcpus=int(max_vcpus) if max_vcpus is not None else None,
+        ecs_cluster=doc.get("ecsClusterArn"),
+        image_id=cr.get("imageId"),
+        ec2_configuration=configs,
+        template_overrides=overrides,
     )
+
+
+def job_queue(doc: Mapping[str, Any]) -> JobQueue:
+    """A DescribeJobQueues entry as a model job queue."""
+    actions = tuple(TimeLimitAction(a.get("state"), a.get("action"),
+                                    int(a["maxTimeSeconds"]) if a.get("maxTimeSeconds") is not None else None,
+                                    a.get("reason"))
+                    for a in doc.get("jobStateTimeLimitActions") or [] if isinstance(a, Mapping))
+    return JobQueue(name=str(doc.get("jobQueueName", "")), arn=str(doc.get("jobQueueArn", "")),
+                    state=doc.get("state"), status=doc.get("status"), status_reason=doc.get("statusReason"),
+                    order=tuple(batchinfo.queue_order(dict(doc))), time_limit_actions=actions)
+
+
+def _template_ref(lt: Mapping[str, Any]) -> LaunchTemplateRef | None:
+    if lt.get("launchTemplateId") or lt.get("launchTemplateName"):
+        return LaunchTemplateRef(lt.get("launchTemplateId"), lt.get("launchTemplateName"),
+                                 str(lt.get("version") or "$Default"))
+    return None
+
+
+def _block_devices(mappings: Sequence[Mapping[str, Any]]) -> tuple[BlockDevice, ...]:
+    out = []
+    for m in mappings or []:
+        ebs = m.get("Ebs")
+        size = ebs.get("VolumeSize") if isinstance(ebs, Mapping) else None
+        out.append(BlockDevice(str(m.get("DeviceName", "")), int(size) if size is not None else None,
+                               isinstance(ebs, Mapping)))
+    return tuple(out)
+
+
+def user_data_text(raw: str | None) -> str | None:
+    """A launch template's UserData (base64, possibly gzip'd) as text; NotEvaluable when it cannot be decoded."""
+    if not raw:
+        return None
+    try:
+        data = base64.b64decode(raw, validate=True)
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        return data.decode("utf-8")
+    except (binascii.Error, ValueError, OSError, UnicodeDecodeError) as exc:
+        raise NotEvaluable(f"the launch template's user data cannot be decoded ({exc})") from None
+
+
+def launch_template_version(doc: Mapping[str, Any], ref: LaunchTemplateRef) -> LaunchTemplateVersion:
+    """A DescribeLaunchTemplateVersions entry as a model launch template version."""
+    data: Mapping[str, Any] = doc.get("LaunchTemplateData") or {}
+    number = doc.get("VersionNumber")
+    return LaunchTemplateVersion(
+        template=str(ref.id or ref.name),
+        version=int(number) if number is not None else None,
+        image_id=data.get("ImageId"),
+        block_devices=_block_devices(data.get("BlockDeviceMappings") or []),
+        user_data=user_data_text(data.get("UserData")),
+    )
+
+
+def ami(doc: Mapping[str, Any]) -> Ami:
+    """A DescribeImages entry as a model AMI."""
+    return Ami(id=str(doc["ImageId"]), name=str(doc.get("Name") or ""), description=str(doc.get("Description") or ""),
+               architecture=str(doc.get("Architecture") or ""), root_device=doc.get("RootDeviceName"),
+               block_devices=_block_devices(doc.get("BlockDeviceMappings") or []))
 
 
 def instance_type(doc: Mapping[str, Any]) -> InstanceType:
@@ -69,6 +151,8 @@ def job(doc: Mapping[str, Any], source: str = "batch") -> Job:
                                        tuple(sorted((str(k), str(v)) for k, v in (log.get("options") or {}).items())))
                       if isinstance(log, Mapping) and log.get("logDriver") else None)
         attempts = int(retry["attempts"]) if retry.get("attempts") is not None else None
+        rules = tuple(RetryRule(str(r["action"]).upper(), r.get("onStatusReason"), r.get("onReason"),
+                                r.get("onExitCode")) for r in retry.get("evaluateOnExit") or [])
         revision = int(doc["revision"]) if doc.get("revision") is not None else None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise NotEvaluable(f"job definition {doc.get('jobDefinitionName', '?')}: a field is malformed ({exc}) "
@@ -88,6 +172,7 @@ def job(doc: Mapping[str, Any], source: str = "batch") -> Job:
         size=batchinfo.job_size(dict(doc)),
         multi_node=doc.get("type") == "multinode" or isinstance(doc.get("nodeProperties"), Mapping),
         retry_attempts=attempts,
+        retry_rules=rules,
     )
 
 
@@ -114,6 +199,10 @@ class AwsWorld:
             return None
         source = "batch" if self.scope.job_definition else str(self.path(self.scope.job_definition_file or ""))
         return job(jd, source)
+
+    def job_queue(self) -> JobQueue | None:
+        found = batchinfo.job_queue(self)
+        return job_queue(found) if found is not None else None
 
     def compute_environments(self) -> Sequence[ComputeEnvironment]:
         return [compute_environment(ce) for _, ce in batchinfo.scope_compute_environments(self) if ce is not None]
@@ -147,3 +236,57 @@ class AwsWorld:
 
     def vpc_subnets(self, vpc_id: str) -> Sequence[Subnet]:
         return [network.subnet(s) for s in reads.vpc_subnets(self.inventory, vpc_id)]
+
+    def launch_template_version(self, ref: LaunchTemplateRef) -> LaunchTemplateVersion | None:
+        lt = {"launchTemplateId": ref.id, "launchTemplateName": ref.name, "version": ref.version}
+        try:
+            found = reads.launch_template_versions(self.inventory, {k: v for k, v in lt.items() if v})
+        except AwsError as exc:
+            if "NotFound" in exc.code or exc.code in ("InvalidLaunchTemplateId.VersionNotFound",
+                                                       "InvalidLaunchTemplateName.MalformedException"):
+                return None
+            raise
+        return launch_template_version(found[0], ref) if found else None
+
+    def images(self, ids: Sequence[str]) -> Mapping[str, Ami]:
+        return {doc["ImageId"]: ami(doc) for doc in batchinfo.describe_images(self.inventory, list(ids))}
+
+    def registered_memory(self, ce: ComputeEnvironment) -> Mapping[str, int]:
+        if not ce.ecs_cluster:
+            return {}
+        out: dict[str, int] = {}
+        for inst in batchinfo.container_instances(self.inventory, ce.ecs_cluster):
+            kind = next((str(a.get("value")) for a in inst.get("attributes") or []
+                         if a.get("name") == "ecs.instance-type" and a.get("value")), None)
+            memory = next((int(r.get("integerValue") or 0) for r in inst.get("registeredResources") or []
+                           if r.get("name") == "MEMORY"), None)
+            if kind and memory:
+                out[kind] = min(memory, out.get(kind, memory))
+        return out
+
+    def subnet_zones(self, subnets: Sequence[str]) -> Mapping[str, str]:
+        return {str(s["SubnetId"]): str(s["AvailabilityZone"]) for s in describe_subnets(self.inventory, list(subnets))
+                if s.get("AvailabilityZone")}
+
+    def offered_types(self, zones: Sequence[str]) -> Mapping[str, frozenset[str]]:
+        out: dict[str, set[str]] = {z: set() for z in zones}
+        for o in batchinfo.instance_type_offerings(self.inventory, list(zones)):
+            out.setdefault(str(o.get("Location")), set()).add(str(o.get("InstanceType")))
+        return {z: frozenset(t) for z, t in out.items()}
+
+    def service_quota(self, service: str, code: str) -> float:
+        try:
+            found = self.inventory.call("service-quotas", "get_service_quota", ServiceCode=service, QuotaCode=code)
+        except AwsError as exc:
+            if exc.code != "NoSuchResourceException":
+                raise
+            try:
+                found = self.inventory.call("service-quotas", "get_aws_default_service_quota", ServiceCode=service,
+                                            QuotaCode=code)
+            except AwsError as again:
+                if again.kind in ("denied", "throttled", "credentials"):
+                    raise
+                raise NotEvaluable(f"Service Quotas has no {service} quota {code}: GetServiceQuota answered "
+                                   f"NoSuchResourceException and GetAWSDefaultServiceQuota failed ({again.code})") \
+                    from None
+        return float(found["Quota"]["Value"])

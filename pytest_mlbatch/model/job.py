@@ -31,6 +31,16 @@ class LogConfiguration:
 
 
 @dataclass(frozen=True)
+class RetryRule:
+    """One `retryStrategy.evaluateOnExit` rule: glob patterns (a trailing * at most) and RETRY or EXIT."""
+
+    action: str  # RETRY or EXIT (upper case)
+    on_status_reason: str | None
+    on_reason: str | None
+    on_exit_code: str | None
+
+
+@dataclass(frozen=True)
 class Job:
     """The job definition a job runs, resolved: named (and revision) or a local file."""
 
@@ -47,3 +57,4 @@ class Job:
     size: JobSize
     multi_node: bool
     retry_attempts: int | None
+    retry_rules: tuple[RetryRule, ...] = ()

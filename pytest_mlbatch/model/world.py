@@ -6,9 +6,22 @@ outcome is then `error`, never `passed`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from pytest_mlbatch.model.compute import ComputeEnvironment, InstanceType, KeyPair
+from pytest_mlbatch.findings import NotEvaluable
+from pytest_mlbatch.model.compute import (
+    Ami,
+    AmiChoice,
+    ComputeEnvironment,
+    InstanceType,
+    JobQueue,
+    KeyPair,
+    LaunchTemplateRef,
+    LaunchTemplateVersion,
+    ami_choice,
+    templates_of,
+)
 from pytest_mlbatch.model.job import Job
 from pytest_mlbatch.model.network import LaunchSettings, Network, Subnet
 
@@ -22,6 +35,10 @@ class World(Protocol):
     def job(self) -> Job | None:
         """The job definition the job runs (the named one, else the local file); None when there is neither or the
         named one does not exist (BAT003 says which)."""
+        ...
+
+    def job_queue(self) -> JobQueue | None:
+        """The scope's job queue; None when there is none or it does not exist (BAT002 says which)."""
         ...
 
     def compute_environments(self) -> Sequence[ComputeEnvironment]:
@@ -59,3 +76,67 @@ class World(Protocol):
     def vpc_subnets(self, vpc_id: str) -> Sequence[Subnet]:
         """Every subnet of a VPC (NET003's fix looks for a public subnet to put a NAT gateway in)."""
         ...
+
+    def launch_template_version(self, ref: LaunchTemplateRef) -> LaunchTemplateVersion | None:
+        """The version of a launch template a compute environment pins ($Default, $Latest or a number); None when the
+        template or that version does not exist."""
+        ...
+
+    def images(self, ids: Sequence[str]) -> Mapping[str, Ami]:
+        """The AMIs of these ids that DescribeImages shows this account (missing or not shared: absent)."""
+        ...
+
+    def registered_memory(self, ce: ComputeEnvironment) -> Mapping[str, int]:
+        """MiB of memory that the compute environment's registered ECS container instances report (their
+        registeredResources MEMORY), by instance type, the smallest where several of a type differ; empty when
+        none is registered (a compute environment scaled to zero)."""
+        ...
+
+    def subnet_zones(self, subnets: Sequence[str]) -> Mapping[str, str]:
+        """The Availability Zone of each of these subnets that exists."""
+        ...
+
+    def offered_types(self, zones: Sequence[str]) -> Mapping[str, frozenset[str]]:
+        """The instance types EC2 offers in each of these Availability Zones."""
+        ...
+
+    def service_quota(self, service: str, code: str) -> float:
+        """A Service Quotas value: the one applied to the account, else AWS's default. NotEvaluable when the quota
+        is unknown to Service Quotas."""
+        ...
+
+
+@dataclass(frozen=True)
+class Boot:
+    """What an instance type of a compute environment boots: the AMI Batch selects (and why), that AMI's facts
+    (None for Batch's default AMI), and the launch template version whose block devices and user data apply."""
+
+    instance_type: str
+    choice: AmiChoice
+    ami: Ami | None
+    template: LaunchTemplateVersion | None
+
+
+def boot(world: World, ce: ComputeEnvironment, instance_type: str, gpu: bool) -> Boot:
+    """Batch's AMI selection order for one instance type, resolved. Raises NotEvaluable when a launch template
+    version the compute environment pins does not exist, or the AMI chosen cannot be described (the AMI, its
+    architecture, driver and disk are then unknown: never passed)."""
+    versions: dict[LaunchTemplateRef, LaunchTemplateVersion | None] = {}
+    for ref in templates_of(ce):
+        found = world.launch_template_version(ref)
+        if found is None:
+            raise NotEvaluable(f"compute environment {ce.name}: launch template {ref.id or ref.name} version "
+                               f"{ref.version} does not exist, so the AMI and volumes its instances get are unknown")
+        versions[ref] = found
+    choice = ami_choice(ce, instance_type, gpu, versions)
+    ami = None
+    if choice.image_id:
+        ami = world.images([choice.image_id]).get(choice.image_id)
+        if ami is None:
+            raise NotEvaluable(f"compute environment {ce.name}: AMI {choice.image_id} ({choice.source}) cannot be "
+                               "described (DescribeImages does not show it to this account), so its architecture, "
+                               "drivers and root volume cannot be verified")
+    override = next((o for o in ce.template_overrides if o.targets(instance_type)), None)
+    template = versions.get(override.template) if override else \
+        versions.get(ce.launch_template) if ce.launch_template else None
+    return Boot(instance_type, choice, ami, template)
