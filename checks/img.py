@@ -9,6 +9,7 @@ from typing import Any
 
 from pytest_mlbatch import dockerops
 from pytest_mlbatch.analysis.imageref import ImageRef, ImageRefError, parse
+from pytest_mlbatch.analysis.names import did_you_mean
 from pytest_mlbatch.aws import batchinfo, images, reads
 from pytest_mlbatch.aws.inventory import AwsError
 from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
@@ -111,7 +112,7 @@ def ecr_repository_exists(ctx: CheckContext, res: Resource) -> Finding:
     repo = repos.get(ref.repository)
     if repo is None:
         return failed(f"ECR repository {ref.repository!r} does not exist in account {ref.account}, region "
-                      f"{ref.region}")
+                      f"{ref.region}{did_you_mean(ref.repository, repos)}")
     return passed(f"repository {ref.repository} exists in account {ref.account}, region {ref.region} "
                   f"({repo.get('imageTagMutability', 'MUTABLE')} tags)")
 
@@ -160,7 +161,9 @@ def image_tag_exists(ctx: CheckContext, res: Resource) -> Finding:
         tags = sorted({t for d in details for t in (d.get("imageTags") or [])})
         there = f"; tags there: {', '.join(tags[:8])}{' …' if len(tags) > 8 else ''}" if tags else \
             "; the repository is empty"
-        return failed(f"{ref.reference} is not in repository {ref.repository} ({ref.account}/{ref.region}){there}")
+        near = did_you_mean(ref.reference, tags) if not ref.digest else ""
+        return failed(f"{ref.reference} is not in repository {ref.repository} ({ref.account}/{ref.region})"
+                      f"{near}{there}")
     return passed(f"{ref.repository}:{ref.reference} exists ({found.get('imageDigest')})")
 
 

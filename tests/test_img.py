@@ -92,6 +92,18 @@ def test_repository_and_tag_missing_then_present(preflight: Any, aws: Aws) -> No
     assert "tags there: 0.9" in r2["message"]
 
 
+def test_a_misspelt_repository_or_tag_says_which_one_was_meant(preflight: Any, aws: Aws) -> None:
+    make_repo(aws, "ml-model")
+    aws.client("ecr").put_image(repositoryName="ml-model", imageTag="1.0.0", imageManifest=json.dumps(
+        {"schemaVersion": 2, "mediaType": DOCKER_MANIFEST, "config": {"digest": "sha256:" + "2" * 64, "size": 10,
+         "mediaType": "application/vnd.docker.container.image.v1+json"}, "layers": []}))
+    _, report = run(preflight, ecr_config("mlmodel:1.0.0", None))
+    assert "did you mean 'ml-model'?" in row(preflight, report, "IMG001")["message"]
+    _, report = run(preflight, ecr_config("ml-model:1.0.1", None))
+    r2 = row(preflight, report, "IMG002")
+    assert r2["outcome"] == "failed" and "did you mean '1.0.0'?" in r2["message"], r2
+
+
 def test_region_and_account_come_from_the_uri(preflight: Any, aws: Aws) -> None:
     aws.client("ecr", "eu-west-1").create_repository(repositoryName="mlmodel")
     cfg = {"version": 1, "region": REGION, "image": {"uri": f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/mlmodel"}}
