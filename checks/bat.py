@@ -79,7 +79,10 @@ def _capacities(ctx: CheckContext, ce: dict[str, Any]) -> tuple[list[Capacity], 
 )
 def compute_environment_valid(ctx: CheckContext, res: Resource) -> Finding:
     if res.get("problems"):
-        return _report_problems(list(res.get("problems")))
+        problems = list(res.get("problems"))
+        if all(p[0] == "job_queue" and p[2] == "failed" for p in problems):  # each finding once: BAT002 says it
+            raise NotApplicable(f"no compute environment to check: {problems[0][1]} (see BAT002)")
+        return _report_problems(problems)
     _raise_discovery_errors(ctx, "compute_environment")
     ce = _model_ce(ctx, res.id)
     if ce is None:

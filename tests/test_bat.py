@@ -67,9 +67,11 @@ def test_bat001_missing_compute_environment(env: BatchEnv, tmp_path: Path) -> No
 
 
 def test_bat001_reports_what_discovery_could_not_find(env: BatchEnv, tmp_path: Path) -> None:
-    """No queue, so no compute environment to check: BAT001 fails with discovery's reason instead of skipping."""
+    """No queue, so no compute environment to check: BAT001 is skipped pointing at BAT002, which fails (each finding
+    once); a queue that orders nothing is BAT001's own failure."""
     assert outcome("BAT001", base_config(job_queue="no-such-queue"), tmp_path, "undiscovered") == (
-        "failed", "job queue no-such-queue does not exist in us-east-1")
+        "skipped", "no compute environment to check: job queue no-such-queue does not exist in us-east-1 (see BAT002)")
+    assert outcome("BAT002", base_config(job_queue="no-such-queue"), tmp_path, "no-such-queue")[0] == "failed"
 
 
 # -- BAT002 ------------------------------------------------------------------------------------------------------
