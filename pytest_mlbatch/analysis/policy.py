@@ -26,22 +26,9 @@ LOCAL = "local evaluation"
 
 
 # -- matching ----------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=4096)
-def _glob(pattern: str, ignore_case: bool) -> re.Pattern[str]:
-    out = []
-    for ch in pattern:
-        if ch == "*":
-            out.append(".*")
-        elif ch == "?":
-            out.append(".")
-        else:
-            out.append(re.escape(ch))
-    return re.compile("^" + "".join(out) + "$", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
-
-
 def match_action(pattern: str, action: str) -> bool:
     """IAM action matching: `service:Action` with `*`/`?` wildcards, case-insensitive."""
-    return bool(_glob(pattern, True).match(action))
+    return bool(_text_regex(pattern, True).match(action))
 
 
 # Policy language versions: under 2012-10-17 `${...}` is a policy variable; under 2008-10-17 (also what a
@@ -90,11 +77,12 @@ def _substitute(text: str, context: Mapping[str, Sequence[str]], version: str | 
     return _VAR.sub(repl, text), complete
 
 
-@functools.lru_cache(maxsize=4096)
-def _arn_regex(pattern: str) -> re.Pattern[str]:
-    """IAM User Guide, "IAM JSON policy elements: Resource": `*` and `?` match within one colon-separated ARN
-    segment, except that a `*` that is the last character of a segment expands across later colons.
-    An unresolved policy variable may stand for anything; NUL before a character makes it literal."""
+def _translate(pattern: str, arn: bool) -> str:
+    """A policy pattern as a regular expression. `arn`: ARN matching (IAM User Guide, "IAM JSON policy elements:
+    Resource"), where `*` and `?` match within one colon-separated segment, except that a `*` that is the last
+    character of a segment expands across later colons; otherwise StringLike matching, where `*` is any run of
+    characters (colons too) and `?` one character. An unresolved policy variable may stand for anything; NUL
+    before a character makes it literal."""
     out = []
     i = 0
     while i < len(pattern):
@@ -103,33 +91,29 @@ def _arn_regex(pattern: str) -> re.Pattern[str]:
             out.append(re.escape(pattern[i + 1]))
             i += 2
             continue
-        if ch == "*":
-            ends_segment = i + 1 == len(pattern) or pattern[i + 1] == ":"
-            out.append(".*" if ends_segment else "[^:]*")
-        elif ch == "?":
-            out.append("[^:]")
-        elif ch == _UNRESOLVED:
+        if ch == _UNRESOLVED:
             out.append(".*")
+        elif ch == "*":
+            within_segment = arn and i + 1 < len(pattern) and pattern[i + 1] != ":"
+            out.append("[^:]*" if within_segment else ".*")
+        elif ch == "?":
+            out.append("[^:]" if arn else ".")
         else:
             out.append(re.escape(ch))
         i += 1
-    return re.compile("^" + "".join(out) + "$", re.DOTALL)
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _arn_regex(pattern: str) -> re.Pattern[str]:
+    """ARN matching of a Resource element or an Arn* condition (see _translate)."""
+    return re.compile("^" + _translate(pattern, True) + "$", re.DOTALL)
 
 
 @functools.lru_cache(maxsize=4096)
 def _text_regex(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
-    """StringLike matching: `*` any run of characters (colons too), `?` one character."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\0" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        out.append(".*" if ch in ("*", _UNRESOLVED) else "." if ch == "?" else re.escape(ch))
-        i += 1
-    return re.compile("^" + "".join(out) + "$", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+    """StringLike (and action) matching (see _translate)."""
+    return re.compile("^" + _translate(pattern, False) + "$", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
 def match_resource(pattern: str, resource: str, *, version: str | None = CURRENT_VERSION,
