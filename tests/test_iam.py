@@ -453,12 +453,13 @@ def test_sandbox_iam_outcomes_and_the_instance_profile_fix(pytester: pytest.Pyte
 
 
 def test_log_group_of_the_job_definition() -> None:
+    from pytest_mlbatch.aws.world import job
     from pytest_mlbatch.checks.iam import log_group
 
     assert log_group(None) == "/aws/batch/job"
-    custom = {"containerProperties": {"logConfiguration": {"logDriver": "awslogs",
-                                                           "options": {"awslogs-group": "/ml/train"}}}}
-    assert log_group(custom) == "/ml/train"
+    custom = {"containerProperties": {"image": "busybox", "logConfiguration": {
+        "logDriver": "awslogs", "options": {"awslogs-group": "/ml/train"}}}}
+    assert log_group(job(custom)) == "/ml/train"
 
 
 def test_role_arn_given_as_instance_role_of_the_compute_environment(tmp_path: Path, aws: Aws) -> None:

@@ -151,8 +151,46 @@ def _number(text: str) -> float | None:
         return None
 
 
+# A request value known only up to a prefix (say the task ARN ECS sends as aws:SourceArn: its account and region are
+# known, the rest is not) ends with this marker; see open_ended().
+_OPEN_END = "\ue001"
+
+
+def open_ended(prefix: str) -> str:
+    """A context value of which only the beginning is known (the rest may be anything)."""
+    return prefix + _OPEN_END
+
+
+def _segment_matches(pattern: str, value: str) -> bool:
+    return bool(re.fullmatch(_translate(pattern, True).replace(".*", "[^:]*"), value, re.DOTALL))
+
+
+def _match_open(op: str, expected: str, prefix: str) -> bool | None:
+    """A policy value against a value known up to `prefix`: True if every completion matches, False if none can,
+    None if some may (ARN conditions compare the six colon-separated components one by one)."""
+    if op in ("StringEquals", "StringEqualsIgnoreCase"):
+        exact, have = expected.replace("\0", ""), prefix
+        if op == "StringEqualsIgnoreCase":
+            exact, have = exact.lower(), have.lower()
+        return None if exact.startswith(have) else False
+    if op not in ("StringLike", "ArnLike", "ArnEquals"):
+        return None
+    arn = op != "StringLike" and expected.startswith("arn:")
+    if expected.endswith("*") and not expected.endswith("\0*"):
+        head = re.compile("^" + _translate(expected[:-1], arn) + "$", re.DOTALL)
+        if any(head.match(prefix[:k]) for k in range(len(prefix) + 1)):
+            return True
+    if arn:
+        wanted, known = expected.split(":", 5), prefix.split(":")[:-1]  # the last part of the prefix is partial
+        if len(wanted) == 6 and any(not _segment_matches(w, k) for w, k in zip(wanted[:5], known[:5], strict=False)):
+            return False
+    return None
+
+
 def _match_one(op: str, expected: str, actual: str) -> bool | None:
     """Does one request value match one policy value under a positive operator? None: not modelled."""
+    if actual.endswith(_OPEN_END):
+        return _match_open(op, expected, actual[: -len(_OPEN_END)])
     if op == "StringEquals":
         return expected.replace("\0", "") == actual
     if op == "StringEqualsIgnoreCase":
@@ -325,6 +363,7 @@ class Decision:
 REQUESTED_REGION = "aws:RequestedRegion"
 PRINCIPAL_ACCOUNT = "aws:PrincipalAccount"
 SOURCE_ACCOUNT = "aws:SourceAccount"
+SOURCE_ARN = "aws:SourceArn"
 PASSED_TO_SERVICE = "iam:PassedToService"
 
 
@@ -334,10 +373,10 @@ def arn_account(arn: str) -> str | None:
 
 
 def with_known_context(req: Request, *, region: str | None = None, principal_account: str | None = None,
-                       source_account: str | None = None) -> Request:
+                       source_account: str | None = None, source_arn: str | None = None) -> Request:
     """The request with the context keys whose value is known: aws:RequestedRegion (the resource ARN's region,
-    else `region`, where the call is made), aws:PrincipalAccount, aws:SourceAccount. Keys the request already
-    names keep their value."""
+    else `region`, where the call is made), aws:PrincipalAccount, aws:SourceAccount, aws:SourceArn (which may be
+    open_ended()). Keys the request already names keep their value."""
     have = {k.lower() for k, _ in req.context}
     extra: list[tuple[str, tuple[str, ...]]] = []
     if region and REQUESTED_REGION.lower() not in have:
@@ -348,6 +387,8 @@ def with_known_context(req: Request, *, region: str | None = None, principal_acc
         extra.append((PRINCIPAL_ACCOUNT, (principal_account,)))
     if source_account and SOURCE_ACCOUNT.lower() not in have:
         extra.append((SOURCE_ACCOUNT, (source_account,)))
+    if source_arn and SOURCE_ARN.lower() not in have:
+        extra.append((SOURCE_ARN, (source_arn,)))
     return Request(req.action, req.resource, req.context + tuple(extra)) if extra else req
 
 
@@ -465,6 +506,109 @@ def evaluate_with_boundary(identity: Sequence[Document], boundary: Sequence[Docu
     if second.verdict == "unknown":
         return Decision(req, "unknown", method, second.statement, f"permissions boundary: {second.reason}")
     return first
+
+
+# -- trust policies ----------------------------------------------------------------------------------------------
+# The confused-deputy keys a service sends when it assumes a role for a resource (IAM User Guide, "The confused
+# deputy problem"): aws:SourceAccount is the account of the resource it acts for (the role's own account here);
+# aws:SourceArn is that resource. Batch assumes its service role for a compute environment; ECS assumes the
+# execution and job roles for a task of the account's clusters (its ARN is known up to arn:P:ecs:REGION:ACCOUNT:).
+# Other services' aws:SourceArn is not modelled: a condition on it stays undecided.
+def source_arns(service: str, partition: str, region: str | None, account: str | None,
+                compute_environments: Sequence[str] = ()) -> list[str]:
+    """The aws:SourceArn values `service` sends when it assumes a role for the job (open_ended() where only the
+    beginning is known); [] when the value is not modelled for the service."""
+    if not region or not account:
+        return []
+    if service == "batch.amazonaws.com":
+        return list(compute_environments) or [
+            open_ended(f"arn:{partition}:batch:{region}:{account}:compute-environment/")]
+    if service == "ecs-tasks.amazonaws.com":
+        return [open_ended(f"arn:{partition}:ecs:{region}:{account}:")]
+    return []
+
+
+def undecided_keys(condition: Mapping[str, Any], context: Mapping[str, Sequence[str]],
+                   version: str | None = CURRENT_VERSION) -> list[str]:
+    """The condition keys (operator and key) a condition cannot be decided on from `context`."""
+    out: list[str] = []
+    for op, block in condition.items():
+        if not isinstance(block, Mapping):
+            out.append(str(op))
+            continue
+        for key, expected in block.items():
+            if evaluate_condition({op: {key: expected}}, context, version) is None:
+                out.append(f"{op} {key}")
+    return out
+
+
+@dataclass(frozen=True)
+class TrustDecision:
+    verdict: Verdict
+    message: str
+
+
+def _trust_one(doc: Mapping[str, Any], name: str, service: str, req: Request) -> TrustDecision:
+    version = document_version(doc)
+    allow = maybe = None
+    for i, stmt in enumerate(statements(doc)):
+        applies = statement_applies(stmt, req, [service], version)
+        if applies is False:
+            continue
+        label = f"statement {stmt.get('Sid')!r}" if stmt.get("Sid") else f"statement #{i + 1}"
+        keys = undecided_keys(stmt["Condition"], req.context_map, version) \
+            if isinstance(stmt.get("Condition"), Mapping) else []
+        why = f" (condition {', '.join(keys)} not understood or not known for {service})" if keys else ""
+        if str(stmt.get("Effect", "")).lower() == "deny":
+            if applies:
+                return TrustDecision("denied", f"the trust policy of {name} denies {service} sts:AssumeRole "
+                                               f"({label})")
+            maybe = maybe or f"a Deny {label} with a condition or NotPrincipal may apply{why}"
+        elif applies:
+            allow = allow or label
+        else:
+            maybe = maybe or f"the Allow {label} has a condition{why}"
+    if maybe:
+        return TrustDecision("unknown", f"cannot tell whether {name} trusts {service}: {maybe}")
+    if allow:
+        return TrustDecision("allowed", f"{name} trusts {service} ({allow})")
+    services = sorted({str(s) for stmt in statements(doc) if isinstance(stmt.get("Principal"), Mapping)
+                       for s in as_list(stmt["Principal"].get("Service"))})
+    found = f"; it trusts {', '.join(services)}" if services else ""
+    if req.context and _trust_one(doc, name, service, Request(req.action, req.resource)).verdict != "denied":
+        return TrustDecision("denied", f"the trust policy of {name} lets {service} assume it only under a condition "
+                                       f"the job does not meet ({_context_text(req)})")
+    return TrustDecision("denied", f"the trust policy of {name} does not let {service} assume it{found}")
+
+
+def _context_text(req: Request) -> str:
+    return ", ".join(f"{k} is {' or '.join(_shown(v) for v in vs)}" for k, vs in req.context)
+
+
+def _shown(value: str) -> str:
+    return value[: -len(_OPEN_END)] + "..." if value.endswith(_OPEN_END) else value
+
+
+def trust(role: Mapping[str, Any], service: str, *, source_arns: Sequence[str] = ()) -> TrustDecision:
+    """May `service` (e.g. ec2.amazonaws.com) call sts:AssumeRole on this role (RoleName, Arn,
+    AssumeRolePolicyDocument), per its trust policy? An Allow naming the service and no Deny: allowed. Conditions
+    on aws:SourceAccount (the role's account) and, given `source_arns` (see source_arns()), aws:SourceArn are
+    decided; a condition on anything else makes the answer unknown, naming the key. Each source ARN must pass."""
+    name = str(role.get("RoleName", "?"))
+    try:
+        doc = parse_document(role.get("AssumeRolePolicyDocument") or {})
+    except ValueError as exc:
+        return TrustDecision("unknown", f"the trust policy of {name} cannot be read: {exc}")
+    account = arn_account(str(role.get("Arn", "")))
+    base = Request("sts:AssumeRole", str(role.get("Arn", "*")))
+    arns: list[str | None] = list(source_arns) or [None]
+    requests = [with_known_context(base, source_account=account, source_arn=a) for a in arns]
+    results = [_trust_one(doc, name, service, req) for req in requests]
+    for verdict in ("denied", "unknown"):
+        for r in results:
+            if r.verdict == verdict:
+                return r
+    return results[0]
 
 
 # -- reference policies ("grants AWSBatchServiceRole's actions") ---------------------------------------------
