@@ -530,3 +530,163 @@ def can_submit(ctx: CheckContext, res: Resource) -> Finding:
     decisions = ctx.model.permissions(principal, requests)
     note = f" ({'; '.join(principal.notes)})" if principal.notes else ""
     return policy.finding(decisions, f"caller {principal.arn}{note}")
+
+
+# -- IAM007 / IAM008: what the execution role reads and writes for the job -----------------------------------
+READ_SECRETS = ["secretsmanager:DescribeSecret", "ssm:DescribeParameters", "kms:DescribeKey", "kms:GetKeyPolicy"]
+
+
+def job_for(ctx: CheckContext, res: Resource) -> Job:
+    """The job definition a job_definition resource stands for: the registered one, else the local file."""
+    if res.get("file") and ctx.scope.job_definition:
+        raise NotApplicable(f"judged on the registered job definition {ctx.scope.job_definition}")
+    job = ctx.model.job()
+    if job is None:
+        raise NotApplicable(f"job definition {res.id} does not exist (see BAT003)")
+    return job
+
+
+def runtime_role(ctx: CheckContext, job: Job) -> tuple[Role, str] | None:
+    """The role that reads the job's secrets and writes its logs: the execution role (Fargate needs one; on EC2
+    ECS reads secrets with it too); None when none is named. A named role that is missing: NotApplicable."""
+    value = job.execution_role or ctx.scope.execution_role
+    if not value:
+        return None
+    name = _ref(value).name
+    role = ctx.model.role(name)
+    if role is None:
+        raise NotApplicable(f"execution role {name} does not exist (see IAM004)")
+    return role, "execution role"
+
+
+def kms_decisions(ctx: CheckContext, role: Role, key_arn: str, key_policy: Any, identity: policy.Decision,
+                  what: str) -> policy.Decision:
+    """kms:Decrypt as KMS decides it (AWS KMS Developer Guide, "Key policies"): the key policy must allow the role
+    itself, or allow the account (arn:P:iam::ACCOUNT:root) and so delegate to IAM, whose identity policies must
+    then allow; an explicit Deny in either wins."""
+    req = identity.request
+    account = policy.arn_account(key_arn) or ctx.account or ""
+    docs = [policy.Document(f"key policy of {key_arn}", key_policy or {})]
+    asked = policy.with_known_context(req, region=ctx.region, principal_account=policy.arn_account(role.arn))
+    direct = policy.evaluate(docs, asked, principals=[role.arn, role.role_id], method="key policy")
+    delegated = policy.evaluate(docs, asked, principals=[f"arn:{ctx.model.partition}:iam::{account}:root", account],
+                                method="key policy")
+    for d in (direct, identity):
+        if d.verdict == "denied" and d.reason == "explicit deny":
+            return policy.Decision(req, "denied", d.method, d.statement, "explicit deny")
+    if direct.verdict == "allowed" and account == policy.arn_account(role.arn):
+        return policy.Decision(req, "allowed", "key policy", direct.statement)
+    if delegated.verdict == "allowed" or direct.verdict == "allowed":
+        if identity.verdict == "denied":
+            return policy.Decision(req, identity.verdict, identity.method, identity.statement,
+                                   f"{what}: the key policy leaves it to IAM, and {identity.reason}")
+        return identity
+    if "unknown" in (direct.verdict, delegated.verdict):
+        unknown = direct if direct.verdict == "unknown" else delegated
+        return policy.Decision(req, "unknown", "key policy", unknown.statement, unknown.reason)
+    return policy.Decision(req, "denied", "key policy", None,
+                           f"the key policy of {key_arn} allows neither {role.name} nor the account's IAM policies")
+
+
+@check(
+    id="IAM007", slug="secrets-readable",
+    title="Every secret of the job exists, and the execution role may read it and decrypt it",
+    severity="high", resource="job_definition", permissions=[*READ_ROLE, *READ_SECRETS],
+    rationale="A job whose secrets[].valueFrom, log secretOptions or repositoryCredentials names a secret or "
+              "parameter that does not exist, that the execution role may not read, or whose customer managed KMS "
+              "key (key policy and identity policy) does not let it decrypt, fails at start with "
+              "ResourceInitializationError: unable to pull secrets or registry auth.",
+    remediation="Create the secret or parameter the job names (same region; an ARN with or without the 6-character "
+                "suffix), allow the execution role secretsmanager:GetSecretValue / ssm:GetParameters on it, and "
+                "kms:Decrypt on its customer managed key in the key policy (or let the key policy delegate to IAM "
+                "and allow it in the role's policy).",
+)
+def secrets_readable(ctx: CheckContext, res: Resource) -> Finding:
+    job = job_for(ctx, res)
+    values = job.secret_values()
+    if not values:
+        raise NotApplicable(f"job definition {job.name} names no secret (secrets, secretOptions, "
+                            "repositoryCredentials)")
+    found = runtime_role(ctx, job)
+    if found is None:
+        return failed(f"job definition {job.name} names {len(values)} secret(s) but no execution role: ECS reads "
+                      "secrets with the execution role; set executionRoleArn")
+    role, who = found
+    sources = ctx.model.secret_sources(values)
+    missing = [s for s in sources if not s.exists]
+    if missing:
+        return failed("; ".join(
+            f"{'secret' if s.store == 'secretsmanager' else 'SSM parameter'} {s.value_from} does not exist"
+            + (f" (looked up as {s.arn})" if s.arn != s.value_from else "") for s in missing)
+            + ": create it, or correct valueFrom")
+    requests = [Request("secretsmanager:GetSecretValue" if s.store == "secretsmanager" else "ssm:GetParameters",
+                        s.arn) for s in sources]
+    decisions = list(ctx.model.permissions(role.principal, requests))
+    keys: list[tuple[str, str, str]] = []  # (key, region, via service) of customer managed keys to decrypt with
+    for s in sources:
+        if not s.encrypted or not s.kms_key or s.kms_key.startswith("alias/aws/"):
+            continue  # the service's AWS managed key: its key policy lets the account's principals use it
+        region = s.arn.split(":")[3] or ctx.region or ""
+        keys.append((s.kms_key, region, f"{s.store}.{region}.amazonaws.com"))
+    for key_ref, region, via in dict.fromkeys(keys):
+        key = ctx.model.kms_key(key_ref, region)
+        if key is None:
+            return failed(f"KMS key {key_ref} that encrypts a secret of job definition {job.name} does not exist")
+        if key.aws_managed:
+            continue
+        if not key.enabled:
+            return failed(f"KMS key {key.arn} that encrypts a secret of job definition {job.name} is disabled")
+        req = Request("kms:Decrypt", key.arn, (("kms:ViaService", (via,)),))
+        identity = ctx.model.permissions(role.principal, [req])[0]
+        decisions.append(kms_decisions(ctx, role, key.arn, key.policy, identity, f"key {key.arn}"))
+    return policy.finding(decisions, f"{who} {role.arn} reading {len(sources)} secret(s) of job definition "
+                                     f"{job.name}", f"{len(sources)} secret(s) exist; ")
+
+
+@check(
+    id="IAM008", slug="log-group",
+    title="The job's awslogs group exists (or may be created), and the execution role may write to it",
+    severity="high", resource="job_definition",
+    permissions=[*READ_ROLE, "logs:DescribeLogGroups"],
+    rationale="With the awslogs driver and an awslogs-group that does not exist, a job fails at start "
+              "(ResourceInitializationError ... log group does not exist) unless awslogs-create-group is true and "
+              "logs:CreateLogGroup is allowed; without logs:CreateLogStream / PutLogEvents nothing is logged.",
+    remediation="Create the log group (aws logs create-log-group --log-group-name NAME), or set awslogs-create-group "
+                "to \"true\" and allow logs:CreateLogGroup; allow logs:CreateLogStream and logs:PutLogEvents on "
+                "the group to the execution role.",
+)
+def log_group_ready(ctx: CheckContext, res: Resource) -> Finding:
+    job = job_for(ctx, res)
+    log = job.log
+    if log is None or log.driver != "awslogs":
+        what = f"the {log.driver} log driver" if log else "Batch's default awslogs group /aws/batch/job"
+        raise NotApplicable(f"job definition {job.name} uses {what}: no log group of its own to check")
+    name = log.option("awslogs-group")
+    if not name:
+        raise NotApplicable(f"job definition {job.name} logs to Batch's default group /aws/batch/job")
+    region = log.option("awslogs-region") or ctx.region
+    if region != ctx.region:
+        raise NotEvaluable(f"awslogs-region {region} differs from the target's region {ctx.region}: the log group "
+                           "is not read there")
+    create = (log.option("awslogs-create-group") or "").lower() == "true"
+    group = ctx.model.log_group(name)
+    if group is None and not create:
+        return failed(f"log group {name} (awslogs-group of job definition {job.name}) does not exist in {region} "
+                      "and awslogs-create-group is not true: create the group, or set awslogs-create-group to "
+                      "\"true\" and allow logs:CreateLogGroup")
+    found = runtime_role(ctx, job)
+    if found is None:
+        if group is not None:
+            return passed(f"log group {name} exists (no execution role: the instance role writes the logs, "
+                          "see IAM002)")
+        raise NotEvaluable(f"log group {name} does not exist and is to be created, but the job names no execution "
+                           "role whose logs:CreateLogGroup could be checked")
+    role, who = found
+    base = f"arn:{ctx.model.partition}:logs:{region}:{ctx.account or '*'}:log-group:{name}"
+    stream = f"{base}:log-stream:{policy.SAMPLE}"
+    requests = [Request("logs:CreateLogStream", stream), Request("logs:PutLogEvents", stream)]
+    if group is None:
+        requests.insert(0, Request("logs:CreateLogGroup", base))
+    state = "exists" if group is not None else "does not exist; awslogs-create-group is true"
+    return policy.finding(ctx.model.permissions(role.principal, requests), f"{who} {role.arn} logging to {name}",
+                          f"log group {name} {state}; ")

@@ -180,6 +180,9 @@ def _match_open(op: str, expected: str, prefix: str) -> bool | None:
         head = re.compile("^" + _translate(expected[:-1], arn) + "$", re.DOTALL)
         if any(head.match(prefix[:k]) for k in range(len(prefix) + 1)):
             return True
+    literal = re.split(r"[*?\0\ue000]", expected, maxsplit=1)[0]  # what every matching value starts with
+    if not (literal.startswith(prefix) or prefix.startswith(literal)):
+        return False
     if arn:
         wanted, known = expected.split(":", 5), prefix.split(":")[:-1]  # the last part of the prefix is partial
         if len(wanted) == 6 and any(not _segment_matches(w, k) for w, k in zip(wanted[:5], known[:5], strict=False)):
