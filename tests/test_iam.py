@@ -440,7 +440,7 @@ def test_sandbox_iam_outcomes_and_the_instance_profile_fix(pytester: pytest.Pyte
     rows = {r["check_id"]: r for r in data["results"]}
     assert {k: r["outcome"] for k, r in rows.items()} == {
         "IAM001": "passed", "IAM002": "passed", "IAM003": "fixed", "IAM004": "passed", "IAM005": "passed",
-        "IAM006": "passed", "IMG006": "passed"}
+        "IAM006": "passed", "IAM007": "skipped", "IAM008": "skipped", "IMG006": "passed"}
     message = rows["IAM003"]["message"]
     assert message.startswith("fixed: create instance profile ecsInstanceRole and add role ecsInstanceRole: created ")
     assert "Arn arn:aws:iam::123456789012:instance-profile/ecsInstanceRole" in message
