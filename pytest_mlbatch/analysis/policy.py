@@ -479,6 +479,9 @@ def evaluate(documents: Iterable[Document], req: Request, *, principals: Sequenc
             deny = effect == "deny"
             if deny and applies:
                 return Decision(req, "denied", method, name, "explicit deny")
+            if not applies and isinstance(stmt.get("Condition"), Mapping):
+                keys = undecided_keys(stmt["Condition"], req.context_map, version)
+                name += f" (undecided: {', '.join(keys)})" if keys else ""
             if deny:
                 maybe_deny = maybe_deny or name
             elif applies:
