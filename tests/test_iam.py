@@ -453,8 +453,9 @@ def test_sandbox_iam_outcomes_and_the_instance_profile_fix(pytester: pytest.Pyte
 
 
 def test_log_group_of_the_job_definition() -> None:
-    from pytest_mlbatch.aws.world import job
     from pytest_mlbatch.checks.iam import log_group
+
+    from pytest_mlbatch.aws.world import job
 
     assert log_group(None) == "/aws/batch/job"
     custom = {"containerProperties": {"image": "busybox", "logConfiguration": {

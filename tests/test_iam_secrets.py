@@ -166,8 +166,8 @@ def test_log_group_created_by_the_job_needs_create_log_group(tmp_path: Path, aws
     ({"ArnLike": {"aws:SourceArn": "arn:aws:ecs:eu-west-1:111111111111:*"}}, "failed"),
     ({"StringLike": {"aws:SourceArn": f"arn:aws:ecs:{REGION}:111111111111:*"}}, "failed"),
     ({"ArnEquals": {"aws:SourceArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/ml/abc"}}, "error"),
-    ({"StringEquals": {"aws:SourceAccount": ACCOUNT}, "ArnLike": {"aws:SourceArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:*"}},
-     "passed"),
+    ({"StringEquals": {"aws:SourceAccount": ACCOUNT},
+      "ArnLike": {"aws:SourceArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:*"}}, "passed"),
     ({"StringEquals": {"aws:PrincipalTag/team": "ml"}}, "error"),
 ])
 def test_execution_role_trust_conditions(tmp_path: Path, aws: Aws, condition: dict[str, Any], outcome: str) -> None:
