@@ -591,7 +591,7 @@ def kms_decisions(ctx: CheckContext, role: Role, key_arn: str, key_policy: Any, 
 @check(
     id="IAM007", slug="secrets-readable",
     title="Every secret of the job exists, and the execution role may read it and decrypt it",
-    severity="high", resource="job_definition", permissions=[*READ_ROLE, *READ_SECRETS],
+    severity="high", resource="job_definition", permissions=[*READ_ROLE, *READ_SECRETS, *BATCH_ON_EKS],
     rationale="A job whose secrets[].valueFrom, log secretOptions or repositoryCredentials names a secret or "
               "parameter that does not exist, that the execution role may not read, or whose customer managed KMS "
               "key (key policy and identity policy) does not let it decrypt, fails at start with "
@@ -647,7 +647,7 @@ def secrets_readable(ctx: CheckContext, res: Resource) -> Finding:
     id="IAM008", slug="log-group",
     title="The job's awslogs group exists (or may be created), and the execution role may write to it",
     severity="high", resource="job_definition",
-    permissions=[*READ_ROLE, "logs:DescribeLogGroups"],
+    permissions=[*READ_ROLE, *BATCH_ON_EKS, "logs:DescribeLogGroups"],
     rationale="With the awslogs driver and an awslogs-group that does not exist, a job fails at start "
               "(ResourceInitializationError ... log group does not exist) unless awslogs-create-group is true and "
               "logs:CreateLogGroup is allowed; without logs:CreateLogStream / PutLogEvents nothing is logged.",
