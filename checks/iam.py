@@ -374,10 +374,18 @@ def secret_resource(value: str, partition: str, region: str | None, account: str
 
 
 def secret_requests(ctx: CheckContext, job: Job | None, partition: str) -> list[Request]:
-    """What reading the job definition's secrets takes: ssm:GetParameters / secretsmanager:GetSecretValue."""
+    """What reading the job definition's secrets takes: ssm:GetParameters / secretsmanager:GetSecretValue, on the
+    secret's full ARN (random suffix included) where it can be resolved, as IAM sees the request; else on the ARN
+    valueFrom gives (IAM007 says when a secret is missing or cannot be looked up)."""
     if not job:
         return []
-    return [secret_resource(v, partition, ctx.region, ctx.account) for v in job.secret_values()]
+    values = job.secret_values()
+    asked = [secret_resource(v, partition, ctx.region, ctx.account) for v in values]
+    try:
+        sources = ctx.model.secret_sources(values)
+    except NotEvaluable:
+        return asked
+    return [Request(r.action, s.arn) if s.exists else r for r, s in zip(asked, sources, strict=True)]
 
 
 def log_group(job: Job | None) -> str:
@@ -390,7 +398,7 @@ def log_group(job: Job | None) -> str:
 @check(
     id="IAM004", slug="execution-role", title="The execution role trusts ECS tasks and can pull, log, read secrets",
     severity="high", resource="execution_role",
-    permissions=[*READ_ROLE, *BATCH_ON_EKS],
+    permissions=[*READ_ROLE, *BATCH_ON_EKS, "secretsmanager:DescribeSecret", "ssm:DescribeParameters"],
     rationale="Fargate jobs (and jobs with secrets) start only if the execution role, assumed by "
               "ecs-tasks.amazonaws.com, can pull the image, write logs and read every secret the job names.",
     remediation="Let ecs-tasks.amazonaws.com assume the execution role, attach AmazonECSTaskExecutionRolePolicy, "

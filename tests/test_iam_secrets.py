@@ -196,3 +196,16 @@ def test_service_role_source_arn_is_the_compute_environment(tmp_path: Path, aws:
     cfg["batch"] = {"compute_environment": "ml-ce"}
     row = run_check(tmp_path, cfg, "IAM001")
     assert row["outcome"] == outcome, row["message"]
+
+
+def test_execution_role_is_asked_about_the_secrets_full_arn(tmp_path: Path, aws: Aws) -> None:
+    """valueFrom without the random suffix: IAM sees the secret's full ARN, so a policy naming exactly that ARN
+    grants it (IAM004 asked about the suffix-less ARN before, a false failure)."""
+    exec_arn = make_role(aws, EXEC, "ecs-tasks.amazonaws.com", managed=("exec",))
+    real = aws.client("secretsmanager").create_secret(Name="db-password", SecretString="x")["ARN"]
+    cfg = job_definition(aws, exec_arn, secrets=[
+        {"name": "DB", "valueFrom": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:db-password"}])
+    allow(aws, "secrets", {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": real})
+    for check_id in ("IAM004", "IAM007"):
+        row = run_check(tmp_path, cfg, check_id)
+        assert row["outcome"] == "passed", (check_id, row["message"])
