@@ -209,3 +209,18 @@ def test_execution_role_is_asked_about_the_secrets_full_arn(tmp_path: Path, aws:
     for check_id in ("IAM004", "IAM007"):
         row = run_check(tmp_path, cfg, check_id)
         assert row["outcome"] == "passed", (check_id, row["message"])
+
+
+def test_preflight_reads_secrets_keys_and_log_group_in_the_first_wave(preflight: Any, aws: Aws) -> None:
+    """End to end (prefetch on): the first wave's 'secrets' part reads what IAM007/IAM008 decide on; the outcomes
+    are the serial ones."""
+    exec_arn = make_role(aws, EXEC, "ecs-tasks.amazonaws.com", managed=("exec",))
+    key = key_with_policy(aws, {"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"})
+    aws.client("ssm").put_parameter(Name="/ml/api-token", Value="t0k3n", Type="SecureString", KeyId=key)
+    aws.client("logs").create_log_group(logGroupName="/ml/train")
+    cfg = job_definition(aws, exec_arn, secrets=[{"name": "TOKEN", "valueFrom": "/ml/api-token"}],
+                         log=awslogs("/ml/train"))
+    allow(aws, "read", {"Effect": "Allow", "Action": ["ssm:GetParameters", "kms:Decrypt"], "Resource": "*"})
+    _, report = preflight.run(cfg, "-k", "IAM007 or IAM008")
+    assert preflight.result(report, "IAM007")["outcome"] == "passed"
+    assert preflight.result(report, "IAM008")["outcome"] == "passed"
