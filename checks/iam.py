@@ -627,6 +627,10 @@ def secrets_readable(ctx: CheckContext, res: Resource) -> Finding:
             f"{'secret' if s.store == 'secretsmanager' else 'SSM parameter'} {s.value_from} does not exist"
             + (f" (looked up as {s.arn})" if s.arn != s.value_from else "") for s in missing)
             + ": create it, or correct valueFrom")
+    versions = [(s, s.missing_version()) for s in sources if s.missing_version()]
+    if versions:
+        return failed("; ".join(f"secret {s.arn} has no {what} (valueFrom {s.value_from})" for s, what in versions)
+                      + ": name a version stage or id the secret has, or leave them empty for AWSCURRENT")
     requests = [Request("secretsmanager:GetSecretValue" if s.store == "secretsmanager" else "ssm:GetParameters",
                         s.arn) for s in sources]
     decisions = list(ctx.model.permissions(role.principal, requests))

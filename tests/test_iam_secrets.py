@@ -224,3 +224,17 @@ def test_preflight_reads_secrets_keys_and_log_group_in_the_first_wave(preflight:
     _, report = preflight.run(cfg, "-k", "IAM007 or IAM008")
     assert preflight.result(report, "IAM007")["outcome"] == "passed"
     assert preflight.result(report, "IAM008")["outcome"] == "passed"
+
+
+def test_a_version_stage_the_secret_does_not_have_fails(tmp_path: Path, aws: Aws) -> None:
+    exec_arn = make_role(aws, EXEC, "ecs-tasks.amazonaws.com", managed=("exec",))
+    real = aws.client("secretsmanager").create_secret(Name="db-password", SecretString='{"password": "x"}')["ARN"]
+    allow(aws, "secrets", {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": real})
+    cfg = job_definition(aws, exec_arn, secrets=[{"name": "DB", "valueFrom": f"{real}:password:AWSPREVIOUS:"}])
+    row = run_check(tmp_path, cfg, "IAM007")
+    assert row["outcome"] == "failed"
+    assert f"secret {real} has no version stage AWSPREVIOUS" in row["message"]
+
+    aws.client("secretsmanager").put_secret_value(SecretId=real, SecretString='{"password": "y"}')  # now there is
+    row = run_check(tmp_path, cfg, "IAM007")
+    assert row["outcome"] == "passed", row["message"]

@@ -42,8 +42,10 @@ def _secret(inv: Inventory, value: str) -> SecretSource:
             return SecretSource(value, "secretsmanager", base, False)
         raise NotEvaluable(f"cannot tell whether secret {base} exists (secretsmanager:DescribeSecret: "
                            f"{exc.code})") from None
+    versions = tuple((str(v), tuple(str(s) for s in stages))
+                     for v, stages in (found.get("VersionIdsToStages") or {}).items())
     return SecretSource(value, "secretsmanager", str(found.get("ARN") or base), not found.get("DeletedDate"),
-                        found.get("KmsKeyId"))
+                        found.get("KmsKeyId"), versions=versions)
 
 
 def _parameters(inv: Inventory, region: str, names: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -171,6 +171,22 @@ class SecretSource:
     exists: bool
     kms_key: str | None = None  # key id/ARN/alias as the secret or parameter names it
     encrypted: bool = True  # SSM String/StringList parameters are not
+    versions: tuple[tuple[str, tuple[str, ...]], ...] = ()  # a secret's version ids and their staging labels
+
+    def missing_version(self) -> str | None:
+        """The version stage or version id valueFrom asks for (…:json-key:version-stage:version-id) that the secret
+        does not have; None when it asks for none or has it."""
+        if self.store != "secretsmanager" or not self.exists:
+            return None
+        parts = self.value_from.split(":")
+        stage = parts[8] if len(parts) > 8 else ""
+        version = parts[9] if len(parts) > 9 else ""
+        by_id = dict(self.versions)
+        if version and version not in by_id:
+            return f"version id {version}"
+        if stage and not any(stage in stages for v, stages in self.versions if not version or v == version):
+            return f"version stage {stage}" + (f" on version {version}" if version else "")
+        return None
 
 
 @dataclass(frozen=True)
