@@ -238,3 +238,47 @@ def test_a_version_stage_the_secret_does_not_have_fails(tmp_path: Path, aws: Aws
     aws.client("secretsmanager").put_secret_value(SecretId=real, SecretString='{"password": "y"}')  # now there is
     row = run_check(tmp_path, cfg, "IAM007")
     assert row["outcome"] == "passed", row["message"]
+
+
+def test_key_policy_is_joined_with_the_simulators_answer(tmp_path: Path, aws: Aws) -> None:
+    """The simulator allows kms:Decrypt, the key policy allows someone else only: denied (the simulator never sees
+    key policies). moto does not implement SimulatePrincipalPolicy: the run's IAM client is a botocore Stubber (every
+    request and response validated against IAM's model); SSM, KMS, Batch and STS answer from moto."""
+    from botocore.stub import Stubber
+
+    from pytest_mlbatch import config
+    from pytest_mlbatch.engine import runner as engine
+    from pytest_mlbatch.engine.runtime import Runtime
+    from pytest_mlbatch.findings import Resource
+
+    arn = f"arn:aws:iam::{ACCOUNT}:role/{EXEC}"
+    key = key_with_policy(aws, {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/admin"},
+                                "Action": "kms:*", "Resource": "*"})
+    aws.client("ssm").put_parameter(Name="/ml/api-token", Value="t0k3n", Type="SecureString", KeyId=key)
+    cfg = job_definition(aws, arn, secrets=[{"name": "TOKEN", "valueFrom": "/ml/api-token"}])
+    runtime = Runtime(config.build("test", cfg), tmp_path)
+    target = runtime.targets[0]
+    target.scope()  # discovery first (it reads no IAM here); then only the check's IAM calls are stubbed
+    stub = Stubber(target.inventory.client("iam"))
+    stub.add_response("get_role", {"Role": {
+        "RoleName": EXEC, "Arn": arn, "Path": "/", "RoleId": "AROAEXAMPLEEXAMPLE2", "CreateDate": "2026-01-01",
+        "AssumeRolePolicyDocument": trust("ecs-tasks.amazonaws.com")}}, {"RoleName": EXEC})
+    parameter = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/ml/api-token"
+    known = [("aws:RequestedRegion", REGION), ("aws:PrincipalAccount", ACCOUNT)]
+    stub.add_response("simulate_principal_policy", {"IsTruncated": False, "EvaluationResults": [
+        {"EvalActionName": "ssm:GetParameters", "EvalDecision": "allowed"}]},
+        {"PolicySourceArn": arn, "ActionNames": ["ssm:GetParameters"], "ResourceArns": [parameter],
+         "ContextEntries": [{"ContextKeyName": k, "ContextKeyValues": [v], "ContextKeyType": "stringList"}
+                            for k, v in known]})
+    stub.add_response("simulate_principal_policy", {"IsTruncated": False, "EvaluationResults": [
+        {"EvalActionName": "kms:Decrypt", "EvalDecision": "allowed"}]},
+        {"PolicySourceArn": arn, "ActionNames": ["kms:Decrypt"], "ResourceArns": [key],
+         "ContextEntries": [{"ContextKeyName": k, "ContextKeyValues": [v], "ContextKeyType": "stringList"}
+                            for k, v in [("kms:ViaService", f"ssm.{REGION}.amazonaws.com"), *known]]})
+    with stub:
+        row = engine.run(runtime, runtime.registry.get("IAM007"), target,
+                         Resource("job_definition", "ml-train")).as_json()
+        stub.assert_no_pending_responses()
+    assert row["outcome"] == "failed", row["message"]
+    assert f"kms:Decrypt on {key}" in row["message"]
+    assert f"the key policy of {key} allows neither {EXEC} nor the account's IAM policies" in row["message"]
