@@ -9,11 +9,12 @@ from typing import Any
 
 from pytest_mlbatch.analysis import policy
 from pytest_mlbatch.analysis.policy import Request
-from pytest_mlbatch.aws import batchinfo, principals, roles
-from pytest_mlbatch.aws.inventory import AwsError
 from pytest_mlbatch.engine.context import PLAN_TAG, CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
+from pytest_mlbatch.model import principals as roles
+from pytest_mlbatch.model.job import Job
+from pytest_mlbatch.model.principals import Principal, Role
 
 READ_ROLE = ["iam:GetRole", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:GetRolePolicy",
              "iam:GetPolicy", "iam:GetPolicyVersion", "iam:SimulatePrincipalPolicy"]
@@ -28,7 +29,29 @@ JOB_ROLE_POLICY = "pytest-mlbatch-job-role"
 
 # -- helpers -----------------------------------------------------------------------------------------------
 def managed_arn(ctx: CheckContext, name: str) -> str:
-    return f"arn:{principals.caller_partition(ctx.target)}:iam::aws:policy/{name}"
+    return f"arn:{ctx.model.partition}:iam::aws:policy/{name}"
+
+
+def named_job(ctx: CheckContext) -> Job | None:
+    """The named job definition (the IAM checks judge the roles of a registered definition)."""
+    return ctx.model.job() if ctx.scope.job_definition else None
+
+
+def eks_reason(ctx: CheckContext) -> str | None:
+    """Why the scope runs AWS Batch on Amazon EKS (every compute environment is an EKS one, or the job definition
+    has eksProperties), else None: checks of what only ECS needs skip with this reason."""
+    ces = ctx.model.compute_environments()
+    if ces and all(ce.eks for ce in ces):
+        names = ", ".join(sorted(ce.name for ce in ces))
+        return f"Batch on Amazon EKS (compute environment {names} runs on an EKS cluster)"
+    job = named_job(ctx)
+    if job and job.eks:
+        return f"Batch on Amazon EKS (job definition {job.name} has eksProperties)"
+    return None
+
+
+def source_arns(ctx: CheckContext, service: str, compute_environments: Sequence[str] = ()) -> list[str]:
+    return policy.source_arns(service, ctx.model.partition, ctx.region, ctx.account, compute_environments)
 
 
 def _ref(value: str) -> roles.RoleRef:
@@ -38,23 +61,25 @@ def _ref(value: str) -> roles.RoleRef:
         raise NotEvaluable(str(exc)) from None
 
 
-def resolve(ctx: CheckContext, value: str) -> tuple[roles.RoleRef, dict[str, Any] | Finding]:
+def resolve(ctx: CheckContext, value: str) -> tuple[roles.RoleRef, Role | Finding]:
     """The role a config value names, or a failed finding saying why it is not there (path included)."""
     ref = _ref(value)
-    role = roles.get_role(ctx.inventory, ref.name)
+    role = ctx.model.role(ref.name)
     if role is None:
         where = f" (path {ref.path})" if ref.path and ref.path != "/" else ""
         return ref, failed(f"role {ref.name}{where} does not exist")
-    if ref.arn and ref.arn != role["Arn"]:
-        return ref, failed(f"{ref.arn} is not the role's ARN: role {ref.name} is {role['Arn']} "
-                           f"(path {role.get('Path', '/')}); use the real ARN")
-    if not ref.arn and ref.path and ref.path != role.get("Path", "/"):
-        return ref, failed(f"role {ref.name} has path {role.get('Path', '/')}, not {ref.path}: it is {role['Arn']}")
+    if ref.arn and ref.arn != role.arn:
+        return ref, failed(f"{ref.arn} is not the role's ARN: role {ref.name} is {role.arn} "
+                           f"(path {role.path}); use the real ARN")
+    if not ref.arn and ref.path and ref.path != role.path:
+        return ref, failed(f"role {ref.name} has path {role.path}, not {ref.path}: it is {role.arn}")
     return ref, role
 
 
-def require_trust(role: dict[str, Any], service: str) -> Finding | None:
-    decision = roles.trust(role, service)
+def require_trust(role: Role, service: str, sources: Sequence[str] = ()) -> Finding | None:
+    """None when `service` may assume the role (aws:SourceAccount / aws:SourceArn conditions decided with what the
+    service sends, `sources`); else the failed finding, or NotEvaluable naming what cannot be decided."""
+    decision = policy.trust(role.as_trust_input(), service, source_arns=sources)
     if decision.verdict == "denied":
         return failed(decision.message)
     if decision.verdict == "unknown":
@@ -62,31 +87,23 @@ def require_trust(role: dict[str, Any], service: str) -> Finding | None:
     return None
 
 
-def trusted_role(ctx: CheckContext, value: str, service: str) -> tuple[roles.RoleRef, dict[str, Any]] | Finding:
+def trusted_role(ctx: CheckContext, value: str, service: str) -> tuple[roles.RoleRef, Role] | Finding:
     """The role a config value names, if it exists where the config says and `service` may assume it."""
     ref, found = resolve(ctx, value)
     if isinstance(found, Finding):
         return found
-    return require_trust(found, service) or (ref, found)
+    return require_trust(found, service, source_arns(ctx, service)) or (ref, found)
 
 
-def principal_for(role: dict[str, Any]) -> principals.Principal:
-    return principals.role_principal(role)
-
-
-def judge(ctx: CheckContext, role: dict[str, Any], requests: Sequence[Request], what: str,
-          extra: str = "") -> Finding:
+def judge(ctx: CheckContext, role: Role, requests: Sequence[Request], what: str, extra: str = "") -> Finding:
     """Run the shared evaluator on a role and turn the decisions into a finding (unknown -> error)."""
-    return policy.finding(principals.decide(ctx.inventory, principal_for(role), requests), what, extra)
+    return policy.finding(ctx.model.permissions(role.principal, requests), what, extra)
 
 
 def reference(ctx: CheckContext, name: str) -> tuple[str, list[Request]]:
-    arn = managed_arn(ctx, name)
-    try:
-        version, document = principals.managed_policy(ctx.inventory, arn)
-    except AwsError as exc:
-        raise NotEvaluable(f"cannot read the reference policy {arn}: {exc}") from None
-    china = principals.caller_partition(ctx.target) == "aws-cn"
+    managed = ctx.model.managed_policy(name)
+    version, document = managed.version, managed.document
+    china = ctx.model.partition == "aws-cn"
     requests = [Request(r.action, policy.concrete(r.resource, ctx.region, ctx.account), r.context)
                 for r in policy.reference_requests(document)
                 # a context value of the other partition (ec2.amazonaws.com.cn outside China) never occurs here
@@ -121,15 +138,12 @@ def _missing_role_plan(ctx: CheckContext, res: Resource, service: str, managed: 
     managed_policy_arn = managed_arn(ctx, managed) if managed else None
     plan = FixPlan(ctx.check.id, res.id, action, calls=calls, permissions=[*calls, "iam:TagRole", "iam:ListRoleTags"],
                    apply=lambda fx: None)
-    existing = roles.get_role(ctx.inventory, ref.name)
+    existing = ctx.model.role(ref.name)
     if existing is not None:
         # A role this very plan created (its tag says so) whose run ended before the rest: finish the plan.
-        tags = {t.get("Key"): t.get("Value") for t in existing.get("Tags", [])}
-        if tags.get(PLAN_TAG) != plan.plan_id(ctx.account, ctx.region):
+        if existing.tag(PLAN_TAG) != plan.plan_id(ctx.account, ctx.region):
             raise NotFixable(f"role {ref.name} exists; --fix never edits an existing role or policy")
-        attached = {p["PolicyArn"] for p in ctx.inventory.paginate(
-            "iam", "list_attached_role_policies", "AttachedPolicies", RoleName=ref.name)}
-        names = set(ctx.inventory.paginate("iam", "list_role_policies", "PolicyNames", RoleName=ref.name))
+        attached, names = ctx.model.role_policy_names(ref.name)
         if managed_policy_arn in attached:
             managed_policy_arn = None
         if JOB_ROLE_POLICY in names:
@@ -139,7 +153,7 @@ def _missing_role_plan(ctx: CheckContext, res: Resource, service: str, managed: 
         if not plan.calls:
             raise NotFixable(f"role {ref.name} was created by this plan and has every step of it")
         plan.notes.append(f"completes an earlier run of this plan: role {ref.name} exists and carries its tag "
-                          f"{PLAN_TAG}={tags[PLAN_TAG]}; still to do: {', '.join(plan.calls)}")
+                          f"{PLAN_TAG}={existing.tag(PLAN_TAG)}; still to do: {', '.join(plan.calls)}")
     create = existing is None
 
     def apply(fx: FixContext) -> None:
@@ -174,32 +188,35 @@ def batch_service_role(ctx: CheckContext, res: Resource) -> Finding:
         service = roles.linked_service(ref)
         if service and service != roles.BATCH_SERVICE:
             return failed(f"{ref.label} is the service-linked role of {service}, not of {roles.BATCH_SERVICE}")
-        slr = roles.service_linked_role(ctx.inventory)
+        slr = ctx.model.service_linked_role(roles.BATCH_SERVICE)
         if slr is None:
             return failed(f"the AWS Batch service-linked role does not exist (no role under "
                           f"/aws-service-role/{roles.BATCH_SERVICE}/)")
-        if ref.arn and ref.arn.lower() != str(slr["Arn"]).lower():
-            return failed(f"{ref.arn} is not the service-linked role's ARN: it is {slr['Arn']}")
-        return passed(f"the service-linked role {slr['Arn']} exists (its permissions are managed by AWS)")
+        if ref.arn and ref.arn.lower() != slr.arn.lower():
+            return failed(f"{ref.arn} is not the service-linked role's ARN: it is {slr.arn}")
+        return passed(f"the service-linked role {slr.arn} exists (its permissions are managed by AWS)")
     ref, found = resolve(ctx, res.id)
     if isinstance(found, Finding):
         return found
     role = found
-    for name, ce in sorted(batchinfo.compute_environments(ctx).items()):
-        given = ce.get("serviceRole")
-        if name.startswith("arn:") or not given:
+    using: list[str] = []  # the compute environments Batch assumes the role for (aws:SourceArn)
+    for ce in sorted(ctx.model.compute_environments(), key=lambda c: c.name):
+        given = ce.service_role
+        if not given:
             continue
         try:
             same = roles.parse_role(str(given)).name.lower() == ref.name.lower()
         except ValueError:
             same = False
-        if same and given != role["Arn"]:
-            return failed(f"compute environment {name} has serviceRole {given}, but the role's ARN is {role['Arn']}")
-    bad = require_trust(role, roles.BATCH_SERVICE)
+        if same and given != role.arn:
+            return failed(f"compute environment {ce.name} has serviceRole {given}, but the role's ARN is {role.arn}")
+        if same and ce.arn:
+            using.append(ce.arn)
+    bad = require_trust(role, roles.BATCH_SERVICE, source_arns(ctx, roles.BATCH_SERVICE, using))
     if bad:
         return bad
     version, requests = reference(ctx, BATCH_POLICY)
-    return judge(ctx, role, requests, f"role {role['Arn']} for AWSBatchServiceRole ({version}) actions",
+    return judge(ctx, role, requests, f"role {role.arn} for AWSBatchServiceRole ({version}) actions",
                  f"{ref.name} trusts {roles.BATCH_SERVICE}; ")
 
 
@@ -210,7 +227,7 @@ def create_batch_slr(ctx: CheckContext, res: Resource, finding: Finding) -> FixP
     if not ref.service_linked:
         raise NotFixable(f"{ref.name} is a custom role and is never created or edited: set "
                          "iam.service_role: service-linked to use the role --fix can create")
-    if roles.service_linked_role(ctx.inventory) is not None:
+    if ctx.model.service_linked_role(roles.BATCH_SERVICE) is not None:
         raise NotFixable("the service-linked role exists")
 
     def apply(fx: FixContext) -> None:
@@ -234,7 +251,7 @@ def create_batch_slr(ctx: CheckContext, res: Resource, finding: Finding) -> FixP
                 "(`--fix` creates a missing role that way).",
 )
 def ecs_instance_role(ctx: CheckContext, res: Resource) -> Finding:
-    eks = batchinfo.eks_reason(ctx)
+    eks = eks_reason(ctx)
     if eks:
         raise NotApplicable(f"{eks}: the ECS agent's rights are an ECS requirement; EKS nodes need "
                             "AmazonEKSWorkerNodePolicy, AmazonEC2ContainerRegistryReadOnly and AmazonEKS_CNI_Policy, "
@@ -244,7 +261,7 @@ def ecs_instance_role(ctx: CheckContext, res: Resource) -> Finding:
         return trusted
     ref, found = trusted
     version, requests = reference(ctx, EC2_ROLE_POLICY)
-    return judge(ctx, found, requests, f"role {found['Arn']} for AmazonEC2ContainerServiceforEC2Role ({version}) "
+    return judge(ctx, found, requests, f"role {found.arn} for AmazonEC2ContainerServiceforEC2Role ({version}) "
                  "actions", f"{ref.name} trusts ec2.amazonaws.com; ")
 
 
@@ -259,7 +276,7 @@ def _profile_role(ctx: CheckContext, profile_name: str) -> str | None:
     """The role that belongs in the profile: iam.instance_role, else a role named like the profile."""
     if ctx.scope.instance_role:
         return _ref(ctx.scope.instance_role).name
-    if roles.get_role(ctx.inventory, profile_name) is not None:
+    if ctx.model.role(profile_name) is not None:
         return profile_name
     return None
 
@@ -280,27 +297,27 @@ def instance_profile(ctx: CheckContext, res: Resource) -> Finding:
         return failed(str(exc))
     expected = _ref(ctx.scope.instance_role).name if ctx.scope.instance_role else None
     if res.id.startswith("arn:") and ":role/" in res.id:
-        has = roles.get_instance_profile(ctx.inventory, ref.name) is not None
+        has = ctx.model.instance_profile(ref.name) is not None
         return failed(f"{res.id} is a role, not an instance profile: the compute environment's instanceRole must "
                       "name an instance profile that contains the role" +
                       (f" (instance profile {ref.name} exists: use its name or ARN)" if has else ""))
-    profile = roles.get_instance_profile(ctx.inventory, ref.name)
+    profile = ctx.model.instance_profile(ref.name)
     if profile is None:
-        role = roles.get_role(ctx.inventory, ref.name)
+        role = ctx.model.role(ref.name)
         if role is not None:
             return failed(f"{res.id} is a role, not an instance profile: the compute environment's instanceRole "
                           f"must name an instance profile that contains the role (no instance profile "
                           f"{ref.name} exists)")
         return failed(f"instance profile {ref.name} does not exist")
-    if ref.arn and ref.arn != profile["Arn"]:
-        return failed(f"{ref.arn} is not the instance profile's ARN: it is {profile['Arn']}")
-    inside = [r["RoleName"] for r in profile.get("Roles", [])]
+    if ref.arn and ref.arn != profile.arn:
+        return failed(f"{ref.arn} is not the instance profile's ARN: it is {profile.arn}")
+    inside = list(profile.roles)
     if not inside:
         return failed(f"instance profile {ref.name} contains no role" +
                       (f"; add {expected}" if expected else ""))
     if expected and expected not in inside:
         return failed(f"instance profile {ref.name} contains {', '.join(inside)}, not the instance role {expected}")
-    return passed(f"instance profile {profile['Arn']} contains role {', '.join(inside)}")
+    return passed(f"instance profile {profile.arn} contains role {', '.join(inside)}")
 
 
 @instance_profile.fix(summary="create the instance profile, add the role",
@@ -316,10 +333,10 @@ def create_instance_profile(ctx: CheckContext, res: Resource, finding: Finding) 
     role_name = _profile_role(ctx, ref.name)
     if role_name is None:
         raise NotFixable("no role to put in the profile: set iam.instance_role")
-    if roles.get_role(ctx.inventory, role_name) is None:
+    if ctx.model.role(role_name) is None:
         raise NotFixable(f"role {role_name} does not exist (see IAM002)")
-    profile = roles.get_instance_profile(ctx.inventory, ref.name)
-    if profile is not None and profile.get("Roles"):
+    profile = ctx.model.instance_profile(ref.name)
+    if profile is not None and profile.roles:
         raise NotFixable(f"instance profile {ref.name} already holds a role; --fix never changes it")
     create = profile is None
 
@@ -339,76 +356,72 @@ def create_instance_profile(ctx: CheckContext, res: Resource, finding: Finding) 
 # -- IAM004 ------------------------------------------------------------------------------------------------
 def ecr_repository_arn(uri: str | None, partition: str) -> str | None:
     """arn:...:ecr:REGION:ACCOUNT:repository/NAME for an ECR image URI, else None."""
-    from .img_pull import parse_ecr
-
-    parsed = parse_ecr(uri) if uri else None
+    parsed = roles.ecr_repository(uri) if uri else None
     if parsed is None:
         return None
     account, region, repo = parsed[:3]
     return f"arn:{partition}:ecr:{region}:{account}:repository/{repo}"
 
 
-def secret_requests(ctx: CheckContext, jd: dict[str, Any] | None, partition: str) -> list[Request]:
-    """What reading the job definition's secrets takes: ssm:GetParameters / secretsmanager:GetSecretValue."""
-    if not jd:
+def secret_resource(value: str, partition: str, region: str | None, account: str | None) -> Request:
+    """What reading one secret takes: secretsmanager:GetSecretValue on the secret, ssm:GetParameters on the
+    parameter (a name is a parameter of this account and region)."""
+    if value.startswith("arn:") and ":secretsmanager:" in value:
+        return Request("secretsmanager:GetSecretValue", ":".join(value.split(":")[:7]))
+    if value.startswith("arn:") and ":ssm:" in value:
+        return Request("ssm:GetParameters", value)
+    return Request("ssm:GetParameters", f"arn:{partition}:ssm:{region}:{account or '*'}:parameter/{value.lstrip('/')}")
+
+
+def secret_requests(ctx: CheckContext, job: Job | None, partition: str) -> list[Request]:
+    """What reading the job definition's secrets takes: ssm:GetParameters / secretsmanager:GetSecretValue, on the
+    secret's full ARN (random suffix included) where it can be resolved, as IAM sees the request; else on the ARN
+    valueFrom gives (IAM007 says when a secret is missing or cannot be looked up)."""
+    if not job:
         return []
-    account = ctx.account or "*"
-    props = jd.get("containerProperties") or {}
-    values: list[str] = [str(s.get("valueFrom", "")) for s in props.get("secrets", []) or []]
-    log_conf = props.get("logConfiguration") or {}
-    values += [str(s.get("valueFrom", "")) for s in log_conf.get("secretOptions", []) or []]
-    creds = (props.get("repositoryCredentials") or {}).get("credentialsParameter")
-    if creds:
-        values.append(str(creds))
-    out: list[Request] = []
-    for v in values:
-        if not v:
-            continue
-        if v.startswith("arn:") and ":secretsmanager:" in v:
-            out.append(Request("secretsmanager:GetSecretValue", ":".join(v.split(":")[:7])))
-        elif v.startswith("arn:") and ":ssm:" in v:
-            out.append(Request("ssm:GetParameters", v))
-        else:  # a parameter name in this account and region
-            out.append(Request("ssm:GetParameters",
-                               f"arn:{partition}:ssm:{ctx.region}:{account}:parameter/{v.lstrip('/')}"))
-    return out
+    values = job.secret_values()
+    asked = [secret_resource(v, partition, ctx.region, ctx.account) for v in values]
+    try:
+        sources = ctx.model.secret_sources(values)
+    except NotEvaluable:
+        return asked
+    return [Request(r.action, s.arn) if s.exists else r for r, s in zip(asked, sources, strict=True)]
 
 
-def log_group(jd: dict[str, Any] | None) -> str:
+def log_group(job: Job | None) -> str:
     """The awslogs group the job writes to: the job definition's awslogs-group, else Batch's /aws/batch/job."""
-    conf = ((jd or {}).get("containerProperties") or {}).get("logConfiguration") or {}
-    if conf.get("logDriver", "awslogs") == "awslogs":
-        return str((conf.get("options") or {}).get("awslogs-group") or "/aws/batch/job")
+    if job and job.log and job.log.driver == "awslogs":
+        return job.log.option("awslogs-group") or "/aws/batch/job"
     return "/aws/batch/job"
 
 
 @check(
     id="IAM004", slug="execution-role", title="The execution role trusts ECS tasks and can pull, log, read secrets",
     severity="high", resource="execution_role",
-    permissions=[*READ_ROLE, *BATCH_ON_EKS],
+    permissions=[*READ_ROLE, *BATCH_ON_EKS, "secretsmanager:DescribeSecret", "ssm:DescribeParameters"],
     rationale="Fargate jobs (and jobs with secrets) start only if the execution role, assumed by "
               "ecs-tasks.amazonaws.com, can pull the image, write logs and read every secret the job names.",
     remediation="Let ecs-tasks.amazonaws.com assume the execution role, attach AmazonECSTaskExecutionRolePolicy, "
                 "and allow ssm:GetParameters / secretsmanager:GetSecretValue on the job's secrets.",
 )
 def execution_role(ctx: CheckContext, res: Resource) -> Finding:
-    eks = batchinfo.eks_reason(ctx)
+    eks = eks_reason(ctx)
     if eks:
         raise NotApplicable(f"{eks}: an execution role is an ECS task concept; pods pull with the node role")
     trusted = trusted_role(ctx, res.id, "ecs-tasks.amazonaws.com")
     if isinstance(trusted, Finding):
         return trusted
     ref, found = trusted
-    partition = principals.caller_partition(ctx.target)
+    partition = ctx.model.partition
     repo = ecr_repository_arn(ctx.scope.image_uri, partition)
     requests = [Request("ecr:GetAuthorizationToken")]
     requests += [Request(a, repo or "*") for a in ECR_PULL]
-    jd = batchinfo.job_definition(ctx)
-    stream = (f"arn:{partition}:logs:{ctx.region}:{ctx.account or '*'}:log-group:{log_group(jd)}:"
+    job = named_job(ctx)
+    stream = (f"arn:{partition}:logs:{ctx.region}:{ctx.account or '*'}:log-group:{log_group(job)}:"
               f"log-stream:{policy.SAMPLE}")
     requests += [Request("logs:CreateLogStream", stream), Request("logs:PutLogEvents", stream)]
-    secrets = secret_requests(ctx, jd, partition)
-    what = f"role {found['Arn']} for ECR pull, logs" + (f" and {len(secrets)} secret(s)" if secrets else "")
+    secrets = secret_requests(ctx, job, partition)
+    what = f"role {found.arn} for ECR pull, logs" + (f" and {len(secrets)} secret(s)" if secrets else "")
     return judge(ctx, found, requests + secrets, what, f"{ref.name} trusts ecs-tasks.amazonaws.com; ")
 
 
@@ -435,7 +448,7 @@ def declared_requests(ctx: CheckContext) -> list[Request]:
                 "resource (`--fix` creates a missing role with exactly those statements).",
 )
 def job_role(ctx: CheckContext, res: Resource) -> Finding:
-    eks = batchinfo.eks_reason(ctx)
+    eks = eks_reason(ctx)
     if eks:
         raise NotApplicable(f"{eks}: a job role trusted by ecs-tasks.amazonaws.com is an ECS concept; pods get AWS "
                             "rights from their Kubernetes service account, which this check does not judge")
@@ -446,7 +459,7 @@ def job_role(ctx: CheckContext, res: Resource) -> Finding:
     requests = declared_requests(ctx)
     if not requests:
         return passed(f"{ref.name} trusts ecs-tasks.amazonaws.com (no iam.job_role.allow declared to check)")
-    return judge(ctx, found, requests, f"role {found['Arn']} for the declared actions",
+    return judge(ctx, found, requests, f"role {found.arn} for the declared actions",
                  f"{ref.name} trusts ecs-tasks.amazonaws.com; ")
 
 
@@ -463,36 +476,13 @@ def create_job_role(ctx: CheckContext, res: Resource, finding: Finding) -> FixPl
 
 
 # -- IAM006 ------------------------------------------------------------------------------------------------
-def caller_principal(ctx: CheckContext) -> principals.Principal | Finding:
-    """The STS identity as a principal whose policies can be read; a finding for the root user."""
-    arn = str(ctx.target.identity()["Arn"])
-    parts = arn.split(":", 5)
-    if len(parts) != 6:
-        raise NotEvaluable(f"caller ARN {arn!r} cannot be parsed")
-    service, rest = parts[2], parts[5]
-    if service == "iam" and rest == "root":
-        return passed(f"the caller is the root user of account {parts[4]}: IAM policies do not limit it "
-                      "(only an organization SCP could)")
-    if service == "iam" and rest.startswith("user/"):
-        name = rest.rpartition("/")[2]
-        try:
-            user = ctx.inventory.call("iam", "get_user", UserName=name)["User"]
-        except AwsError as exc:
-            if roles.is_not_found(exc):
-                raise NotEvaluable(f"the caller {arn} is not an IAM user of this account (iam:GetUser: "
-                                   f"{exc.code}); its permissions cannot be evaluated") from None
-            raise
-        return principals.user_principal(user)
-    if service == "sts" and rest.startswith("assumed-role/"):
-        role_name = rest.split("/")[1]
-        role = roles.get_role(ctx.inventory, role_name)
-        if role is None:
-            raise NotEvaluable(f"the caller {arn} assumed role {role_name}, which GetRole does not find")
-        principal = principals.role_principal(role)
-        principal.notes.append("session policies, if any, are not visible")
-        return principal
-    raise NotEvaluable(f"the caller {arn} is neither an IAM user nor an assumed role: its permissions cannot be "
-                       "evaluated")
+def caller_principal(ctx: CheckContext) -> Principal | Finding:
+    """The caller as a principal whose policies can be read; a finding for the root user."""
+    caller = ctx.model.caller()
+    if caller.principal is None:
+        return passed(f"the caller is the root user of account {caller.arn.split(':')[4]}: IAM policies do not "
+                      "limit it (only an organization SCP could)")
+    return caller.principal
 
 
 def _batch_arn(ctx: CheckContext, kind: str, name: str, partition: str) -> str:
@@ -501,19 +491,17 @@ def _batch_arn(ctx: CheckContext, kind: str, name: str, partition: str) -> str:
     return f"arn:{partition}:batch:{ctx.region}:{ctx.account}:{kind}/{name}"
 
 
-def passed_roles(ctx: CheckContext, jd: dict[str, Any] | None) -> list[str]:
+def passed_roles(ctx: CheckContext, job: Job | None) -> list[str]:
     """ARNs of the job and execution roles: from the job definition, else the config's roles (if they exist)."""
-    props = (jd or {}).get("containerProperties") or {}
-    arns = [str(props[k]) for k in ("jobRoleArn", "executionRoleArn") if props.get(k)]
+    arns = [str(v) for v in ((job.job_role, job.execution_role) if job else ()) if v]
     if arns:
         return sorted(set(arns))
     for value in (ctx.scope.job_role.name if ctx.scope.job_role else None, ctx.scope.execution_role):
         if not value:
             continue
-        ref = _ref(value)
-        role = roles.get_role(ctx.inventory, ref.name)
+        role = ctx.model.role(_ref(value).name)
         if role is not None:
-            arns.append(str(role["Arn"]))
+            arns.append(role.arn)
     return sorted(set(arns))
 
 
@@ -533,22 +521,184 @@ def can_submit(ctx: CheckContext, res: Resource) -> Finding:
     principal = caller_principal(ctx)
     if isinstance(principal, Finding):
         return principal
-    partition = principals.caller_partition(ctx.target)
+    partition = ctx.model.partition
     requests: list[Request] = []
     if ctx.scope.job_queue:
-        queue = batchinfo.job_queue(ctx)
-        arn = queue["jobQueueArn"] if queue else _batch_arn(ctx, "job-queue", ctx.scope.job_queue, partition)
-        requests.append(Request("batch:SubmitJob", str(arn)))
-    jd = batchinfo.job_definition(ctx) if ctx.scope.job_definition else None
+        arn = ctx.model.job_queue_arn() or _batch_arn(ctx, "job-queue", ctx.scope.job_queue, partition)
+        requests.append(Request("batch:SubmitJob", arn))
+    job = named_job(ctx)
     if ctx.scope.job_definition:
-        arn = jd["jobDefinitionArn"] if jd else _batch_arn(ctx, "job-definition", ctx.scope.job_definition,
-                                                           partition)
-        requests.append(Request("batch:SubmitJob", str(arn)))
+        arn = (job.arn if job else None) or _batch_arn(ctx, "job-definition", ctx.scope.job_definition, partition)
+        requests.append(Request("batch:SubmitJob", arn))
     # the roles are passed to Batch (SubmitJob, RegisterJobDefinition): iam:PassedToService is known
     passed_to = ((policy.PASSED_TO_SERVICE, (roles.BATCH_SERVICE,)),)
-    requests += [Request("iam:PassRole", arn, passed_to) for arn in passed_roles(ctx, jd)]
+    requests += [Request("iam:PassRole", arn, passed_to) for arn in passed_roles(ctx, job)]
     if not requests:
         raise NotApplicable("nothing to submit to")
-    decisions = principals.decide(ctx.inventory, principal, requests)
+    decisions = ctx.model.permissions(principal, requests)
     note = f" ({'; '.join(principal.notes)})" if principal.notes else ""
     return policy.finding(decisions, f"caller {principal.arn}{note}")
+
+
+# -- IAM007 / IAM008: what the execution role reads and writes for the job -----------------------------------
+READ_SECRETS = ["secretsmanager:DescribeSecret", "ssm:DescribeParameters", "kms:DescribeKey", "kms:GetKeyPolicy"]
+
+
+def job_for(ctx: CheckContext, res: Resource) -> Job:
+    """The job definition a job_definition resource stands for: the registered one, else the local file."""
+    if res.get("file") and ctx.scope.job_definition:
+        raise NotApplicable(f"judged on the registered job definition {ctx.scope.job_definition}")
+    job = ctx.model.job()
+    if job is None:
+        raise NotApplicable(f"job definition {res.id} does not exist (see BAT003)")
+    return job
+
+
+def runtime_role(ctx: CheckContext, job: Job) -> tuple[Role, str] | None:
+    """The role that reads the job's secrets and writes its logs: the execution role (Fargate needs one; on EC2
+    ECS reads secrets with it too); None when none is named. A named role that is missing: NotApplicable."""
+    value = job.execution_role or ctx.scope.execution_role
+    if not value:
+        return None
+    name = _ref(value).name
+    role = ctx.model.role(name)
+    if role is None:
+        raise NotApplicable(f"execution role {name} does not exist (see IAM004)")
+    return role, "execution role"
+
+
+def kms_decisions(ctx: CheckContext, role: Role, key_arn: str, key_policy: Any, identity: policy.Decision,
+                  what: str) -> policy.Decision:
+    """kms:Decrypt as KMS decides it (AWS KMS Developer Guide, "Key policies"): the key policy must allow the role
+    itself, or allow the account (arn:P:iam::ACCOUNT:root) and so delegate to IAM, whose identity policies must
+    then allow; an explicit Deny in either wins."""
+    req = identity.request
+    account = policy.arn_account(key_arn) or ctx.account or ""
+    docs = [policy.Document(f"key policy of {key_arn}", key_policy or {})]
+    asked = policy.with_known_context(req, region=ctx.region, principal_account=policy.arn_account(role.arn))
+    direct = policy.evaluate(docs, asked, principals=[role.arn, role.role_id], method="key policy")
+    delegated = policy.evaluate(docs, asked, principals=[f"arn:{ctx.model.partition}:iam::{account}:root", account],
+                                method="key policy")
+    for d in (direct, identity):
+        if d.verdict == "denied" and d.reason == "explicit deny":
+            return policy.Decision(req, "denied", d.method, d.statement, "explicit deny")
+    if direct.verdict == "allowed" and account == policy.arn_account(role.arn):
+        return policy.Decision(req, "allowed", "key policy", direct.statement)
+    if delegated.verdict == "allowed" or direct.verdict == "allowed":
+        if identity.verdict == "denied":
+            return policy.Decision(req, identity.verdict, identity.method, identity.statement,
+                                   f"{what}: the key policy leaves it to IAM, and {identity.reason}")
+        return identity
+    if "unknown" in (direct.verdict, delegated.verdict):
+        unknown = direct if direct.verdict == "unknown" else delegated
+        return policy.Decision(req, "unknown", "key policy", unknown.statement, unknown.reason)
+    return policy.Decision(req, "denied", "key policy", None,
+                           f"the key policy of {key_arn} allows neither {role.name} nor the account's IAM policies")
+
+
+@check(
+    id="IAM007", slug="secrets-readable",
+    title="Every secret of the job exists, and the execution role may read it and decrypt it",
+    severity="high", resource="job_definition", permissions=[*READ_ROLE, *READ_SECRETS, *BATCH_ON_EKS],
+    rationale="A job whose secrets[].valueFrom, log secretOptions or repositoryCredentials names a secret or "
+              "parameter that does not exist, that the execution role may not read, or whose customer managed KMS "
+              "key (key policy and identity policy) does not let it decrypt, fails at start with "
+              "ResourceInitializationError: unable to pull secrets or registry auth.",
+    remediation="Create the secret or parameter the job names (same region; an ARN with or without the 6-character "
+                "suffix), allow the execution role secretsmanager:GetSecretValue / ssm:GetParameters on it, and "
+                "kms:Decrypt on its customer managed key in the key policy (or let the key policy delegate to IAM "
+                "and allow it in the role's policy).",
+)
+def secrets_readable(ctx: CheckContext, res: Resource) -> Finding:
+    job = job_for(ctx, res)
+    values = job.secret_values()
+    if not values:
+        raise NotApplicable(f"job definition {job.name} names no secret (secrets, secretOptions, "
+                            "repositoryCredentials)")
+    found = runtime_role(ctx, job)
+    if found is None:
+        return failed(f"job definition {job.name} names {len(values)} secret(s) but no execution role: ECS reads "
+                      "secrets with the execution role; set executionRoleArn")
+    role, who = found
+    sources = ctx.model.secret_sources(values)
+    missing = [s for s in sources if not s.exists]
+    if missing:
+        return failed("; ".join(
+            f"{'secret' if s.store == 'secretsmanager' else 'SSM parameter'} {s.value_from} does not exist"
+            + (f" (looked up as {s.arn})" if s.arn != s.value_from else "") for s in missing)
+            + ": create it, or correct valueFrom")
+    versions = [(s, s.missing_version()) for s in sources if s.missing_version()]
+    if versions:
+        return failed("; ".join(f"secret {s.arn} has no {what} (valueFrom {s.value_from})" for s, what in versions)
+                      + ": name a version stage or id the secret has, or leave them empty for AWSCURRENT")
+    requests = [Request("secretsmanager:GetSecretValue" if s.store == "secretsmanager" else "ssm:GetParameters",
+                        s.arn) for s in sources]
+    decisions = list(ctx.model.permissions(role.principal, requests))
+    keys: list[tuple[str, str, str]] = []  # (key, region, via service) of customer managed keys to decrypt with
+    for s in sources:
+        if not s.encrypted or not s.kms_key or s.kms_key.startswith("alias/aws/"):
+            continue  # the service's AWS managed key: its key policy lets the account's principals use it
+        region = s.arn.split(":")[3] or ctx.region or ""
+        keys.append((s.kms_key, region, f"{s.store}.{region}.amazonaws.com"))
+    for key_ref, region, via in dict.fromkeys(keys):
+        key = ctx.model.kms_key(key_ref, region)
+        if key is None:
+            return failed(f"KMS key {key_ref} that encrypts a secret of job definition {job.name} does not exist")
+        if key.aws_managed:
+            continue
+        if not key.enabled:
+            return failed(f"KMS key {key.arn} that encrypts a secret of job definition {job.name} is disabled")
+        req = Request("kms:Decrypt", key.arn, (("kms:ViaService", (via,)),))
+        identity = ctx.model.permissions(role.principal, [req])[0]
+        decisions.append(kms_decisions(ctx, role, key.arn, key.policy, identity, f"key {key.arn}"))
+    return policy.finding(decisions, f"{who} {role.arn} reading {len(sources)} secret(s) of job definition "
+                                     f"{job.name}", f"{len(sources)} secret(s) exist; ")
+
+
+@check(
+    id="IAM008", slug="log-group",
+    title="The job's awslogs group exists (or may be created), and the execution role may write to it",
+    severity="high", resource="job_definition",
+    permissions=[*READ_ROLE, *BATCH_ON_EKS, "logs:DescribeLogGroups"],
+    rationale="With the awslogs driver and an awslogs-group that does not exist, a job fails at start "
+              "(ResourceInitializationError ... log group does not exist) unless awslogs-create-group is true and "
+              "logs:CreateLogGroup is allowed; without logs:CreateLogStream / PutLogEvents nothing is logged.",
+    remediation="Create the log group (aws logs create-log-group --log-group-name NAME), or set awslogs-create-group "
+                "to \"true\" and allow logs:CreateLogGroup; allow logs:CreateLogStream and logs:PutLogEvents on "
+                "the group to the execution role.",
+)
+def log_group_ready(ctx: CheckContext, res: Resource) -> Finding:
+    job = job_for(ctx, res)
+    log = job.log
+    if log is None or log.driver != "awslogs":
+        what = f"the {log.driver} log driver" if log else "Batch's default awslogs group /aws/batch/job"
+        raise NotApplicable(f"job definition {job.name} uses {what}: no log group of its own to check")
+    name = log.option("awslogs-group")
+    if not name:
+        raise NotApplicable(f"job definition {job.name} logs to Batch's default group /aws/batch/job")
+    region = log.option("awslogs-region") or ctx.region
+    if region != ctx.region:
+        raise NotEvaluable(f"awslogs-region {region} differs from the target's region {ctx.region}: the log group "
+                           "is not read there")
+    create = (log.option("awslogs-create-group") or "").lower() == "true"
+    group = ctx.model.log_group(name)
+    if group is None and not create:
+        return failed(f"log group {name} (awslogs-group of job definition {job.name}) does not exist in {region} "
+                      "and awslogs-create-group is not true: create the group, or set awslogs-create-group to "
+                      "\"true\" and allow logs:CreateLogGroup")
+    found = runtime_role(ctx, job)
+    if found is None:
+        if group is not None:
+            return passed(f"log group {name} exists (no execution role: the instance role writes the logs, "
+                          "see IAM002)")
+        raise NotEvaluable(f"log group {name} does not exist and is to be created, but the job names no execution "
+                           "role whose logs:CreateLogGroup could be checked")
+    role, who = found
+    base = f"arn:{ctx.model.partition}:logs:{region}:{ctx.account or '*'}:log-group:{name}"
+    stream = f"{base}:log-stream:{policy.SAMPLE}"
+    requests = [Request("logs:CreateLogStream", stream), Request("logs:PutLogEvents", stream)]
+    if group is None:
+        requests.insert(0, Request("logs:CreateLogGroup", base))
+    state = "exists" if group is not None else "does not exist; awslogs-create-group is true"
+    return policy.finding(ctx.model.permissions(role.principal, requests), f"{who} {role.arn} logging to {name}",
+                          f"log group {name} {state}; ")

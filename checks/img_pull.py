@@ -3,39 +3,29 @@ including a cross-account repository policy; answered by the shared permission e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
-from pytest_mlbatch.analysis import imageref, policy
+from pytest_mlbatch.analysis import policy
 from pytest_mlbatch.analysis.policy import Decision, Document, Request
-from pytest_mlbatch.aws import batchinfo, principals, roles
-from pytest_mlbatch.aws.inventory import AwsError
 from pytest_mlbatch.engine.context import CheckContext
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed
+from pytest_mlbatch.model.principals import Role, ecr_repository, parse_profile, parse_role
 
 PULL_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
-
-def parse_ecr(uri: str) -> tuple[str, str, str, str | None] | None:
-    """(account, region, repository, tag-or-digest) of an ECR image URI (parsed by imageref, the image area's
-    parser); None for any other registry or a malformed reference (the IMG checks report those)."""
-    try:
-        ref = imageref.parse(uri)
-    except imageref.ImageRefError:
-        return None
-    if not ref.is_ecr or ref.account is None or ref.region is None:
-        return None
-    return ref.account, ref.region, ref.repository, ref.digest or (ref.tag if ref.explicit_tag else None)
+# stands for the identity policy's Allow when asking whether a resource policy's Deny could still apply
+ALLOW_ALL = Document("the identity policy", {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+parse_ecr = ecr_repository  # (account, region, repository, tag-or-digest) of an ECR image URI, else None
 
 
 def pulling_role(ctx: CheckContext) -> tuple[str, str]:
     """(role name or ARN, why): the execution role on Fargate, else the EC2 instance role."""
-    ces = [ce for name, ce in batchinfo.compute_environments(ctx).items() if not name.startswith("arn:")]
-    jd = batchinfo.job_definition(ctx) if ctx.scope.job_definition else None
-    fargate = any(batchinfo.is_fargate(ce) for ce in ces) or "FARGATE" in ((jd or {}).get("platformCapabilities")
-                                                                          or [])
+    ces = ctx.model.compute_environments()
+    job = ctx.model.job() if ctx.scope.job_definition else None
+    fargate = any(ce.fargate for ce in ces) or "FARGATE" in (job.platforms if job else ())
     if fargate:
-        value = ((jd or {}).get("containerProperties") or {}).get("executionRoleArn") or ctx.scope.execution_role
+        value = (job.execution_role if job else None) or ctx.scope.execution_role
         if not value:
             return "", "the job runs on Fargate, and no execution role is configured or in the job definition"
         return str(value), "execution role (Fargate)"
@@ -46,33 +36,13 @@ def pulling_role(ctx: CheckContext) -> tuple[str, str]:
     profile_value = ctx.scope.instance_profile
     if profile_value:
         try:
-            name = roles.parse_profile(profile_value).name
+            name = parse_profile(profile_value).name
         except ValueError:
             name = ""
-        profile = roles.get_instance_profile(ctx.inventory, name) if name else None
-        inside = [r["RoleName"] for r in (profile or {}).get("Roles", [])]
-        if inside:
-            return inside[0], f"instance role (EC2, from instance profile {name})"
+        profile = ctx.model.instance_profile(name) if name else None
+        if profile is not None and profile.roles:
+            return profile.roles[0], f"instance role (EC2, from instance profile {name})"
     return "", "no instance role could be resolved (see IAM002/IAM003)"
-
-
-def repository_policy(ctx: CheckContext, account: str, region: str, repo: str,
-                      cross: bool) -> dict[str, Any] | None:
-    """The repository's policy; None when it has none. Another account's repository that cannot be seen is
-    `error` (NotEvaluable), never read as "no policy"."""
-    try:
-        found = ctx.inventory.call("ecr", "get_repository_policy", region=region, registryId=account,
-                                   repositoryName=repo)
-    except AwsError as exc:
-        if exc.code == "RepositoryPolicyNotFoundException":
-            return None
-        if exc.code == "RepositoryNotFoundException":
-            if cross:
-                raise NotEvaluable(f"repository {repo} of account {account} ({region}) cannot be seen from "
-                                   f"account {ctx.account}, so its repository policy cannot be read") from None
-            return None  # the repository is missing: IMG001 reports it
-        raise
-    return policy.parse_document(found.get("policyText") or "{}")
 
 
 @check(
@@ -99,51 +69,59 @@ def pull_permissions(ctx: CheckContext, res: Resource) -> Finding:
     if not value:
         raise NotEvaluable(why)
     try:
-        name = roles.parse_role(value).name
+        name = parse_role(value).name
     except ValueError as exc:
         raise NotEvaluable(str(exc)) from None
-    role = roles.get_role(ctx.inventory, name)
+    role = ctx.model.role(name)
     if role is None:
         raise NotApplicable(f"the {why} {name} does not exist (see IAM002/IAM004)")
-    partition = principals.caller_partition(ctx.target)
-    repo_arn = f"arn:{partition}:ecr:{region}:{account}:repository/{repo}"
+    repo_arn = f"arn:{ctx.model.partition}:ecr:{region}:{account}:repository/{repo}"
     requests = [Request("ecr:GetAuthorizationToken")] + [Request(a, repo_arn) for a in PULL_ACTIONS]
-    principal = principals.role_principal(role)
-    decisions = principals.decide(ctx.inventory, principal, requests)
+    decisions = list(ctx.model.permissions(role.principal, requests))
     cross = bool(ctx.account) and account != ctx.account
-    if cross or any(d.verdict == "denied" and d.statement is None for d in decisions[1:]):
-        decisions = _with_repository_policy(ctx, decisions, role, account, region, repo, cross)
-    return policy.finding(decisions, f"{why} {role['Arn']} pulling {repo_arn}")
-
-
-def _with_repository_policy(ctx: CheckContext, decisions: list[Decision], role: dict[str, Any], account: str,
-                            region: str, repo: str, cross: bool) -> list[Decision]:
-    """Same account: the repository policy can grant what the role's policies do not. Another account: the
-    repository policy must grant the pull actions as well as the role's own policies."""
-    doc = repository_policy(ctx, account, region, repo, cross)
+    doc = ctx.model.repository_policy(account, region, repo)
     docs = [Document(f"repository policy of {repo} ({account})", doc)] if doc else []
-    who = [str(role["Arn"]), str(role.get("RoleId", "")), str(ctx.account or ""),
-           f"arn:{principals.caller_partition(ctx.target)}:iam::{ctx.account}:root"]
+    decisions = decisions[:1] + with_resource_policy(decisions[1:], docs, role_identities(ctx, role), cross,
+                                                     f"repository {repo} in account {account}", region)
+    return policy.finding(decisions, f"{why} {role.arn} pulling {repo_arn}")
+
+
+def role_identities(ctx: CheckContext, role: Role) -> list[str]:
+    """How a resource policy may name the role: its ARN, its unique id, its account (id or root ARN)."""
+    return [role.arn, role.role_id, str(ctx.account or ""), f"arn:{ctx.model.partition}:iam::{ctx.account}:root"]
+
+
+def with_resource_policy(decisions: Sequence[Decision], docs: Sequence[Document], who: Sequence[str], cross: bool,
+                         what: str, region: str) -> list[Decision]:
+    """Identity decisions joined with a resource policy the way IAM joins them: an explicit Deny in either wins;
+    in the resource's own account either may grant; from another account both must (IAM User Guide, "Policy
+    evaluation logic", "Cross-account policy evaluation logic"). SimulatePrincipalPolicy's answers, which do not
+    see resource policies, are joined the same way."""
     method = "repository policy"
-    out = [decisions[0]]
-    for d in decisions[1:]:
+    out: list[Decision] = []
+    for d in decisions:
         asked = policy.with_known_context(d.request, region=region,
-                                          principal_account=policy.arn_account(str(role["Arn"])))
+                                          principal_account=policy.arn_account(who[0]))
         r = replace(policy.evaluate(docs, asked, principals=who, method=method), request=d.request)
         if not docs:
-            r = Decision(d.request, "denied", method, None, f"repository {repo} in account {account} has no "
-                                                              "repository policy" + (" granting this account"
-                                                                                     if cross else ""))
-        if cross:  # both must allow
+            r = Decision(d.request, "denied", method, None,
+                         f"{what} has no repository policy" + (" granting this account" if cross else ""))
+        explicit = [x for x in (d, r) if x.verdict == "denied" and x.statement is not None and
+                    x.reason == "explicit deny"]
+        if explicit:
+            out.append(explicit[0])
+        elif cross:  # both must allow
             if d.verdict == "denied" or r.verdict == "denied":
                 out.append(d if d.verdict == "denied" else r)
             elif "unknown" in (d.verdict, r.verdict):
                 out.append(d if d.verdict == "unknown" else r)
             else:
                 out.append(d)
-        else:  # either grants, an explicit deny in the role's policies wins
-            if d.verdict == "allowed" or (d.statement is not None and d.verdict == "denied"):
-                out.append(d)
-            else:
-                out.append(r if r.verdict != "denied" else d)
+        elif d.verdict == "allowed":  # same account: either grants, unless a Deny of the resource's may apply
+            probe = policy.evaluate([*docs, ALLOW_ALL], asked, principals=who, method=method)
+            out.append(replace(probe, request=d.request) if probe.verdict == "unknown" else d)
+        elif d.verdict == "denied" and d.statement is not None:
+            out.append(d)
+        else:
+            out.append(r if r.verdict != "denied" else d)
     return out

@@ -440,7 +440,7 @@ def test_sandbox_iam_outcomes_and_the_instance_profile_fix(pytester: pytest.Pyte
     rows = {r["check_id"]: r for r in data["results"]}
     assert {k: r["outcome"] for k, r in rows.items()} == {
         "IAM001": "passed", "IAM002": "passed", "IAM003": "fixed", "IAM004": "passed", "IAM005": "passed",
-        "IAM006": "passed", "IMG006": "passed"}
+        "IAM006": "passed", "IAM007": "skipped", "IAM008": "skipped", "IMG006": "passed"}
     message = rows["IAM003"]["message"]
     assert message.startswith("fixed: create instance profile ecsInstanceRole and add role ecsInstanceRole: created ")
     assert "Arn arn:aws:iam::123456789012:instance-profile/ecsInstanceRole" in message
@@ -455,10 +455,12 @@ def test_sandbox_iam_outcomes_and_the_instance_profile_fix(pytester: pytest.Pyte
 def test_log_group_of_the_job_definition() -> None:
     from pytest_mlbatch.checks.iam import log_group
 
+    from pytest_mlbatch.aws.world import job
+
     assert log_group(None) == "/aws/batch/job"
-    custom = {"containerProperties": {"logConfiguration": {"logDriver": "awslogs",
-                                                           "options": {"awslogs-group": "/ml/train"}}}}
-    assert log_group(custom) == "/ml/train"
+    custom = {"containerProperties": {"image": "busybox", "logConfiguration": {
+        "logDriver": "awslogs", "options": {"awslogs-group": "/ml/train"}}}}
+    assert log_group(job(custom)) == "/ml/train"
 
 
 def test_role_arn_given_as_instance_role_of_the_compute_environment(tmp_path: Path, aws: Aws) -> None:

@@ -192,3 +192,52 @@ def test_arn_wildcards_ending_a_segment_and_a_2008_repository_policy(tmp_path: P
     row = run_check(tmp_path, ec2_config(role="token-only"), "IMG006")
     assert row["outcome"] == "passed", row["message"]
     assert "repository policy" in row["message"]
+
+
+def deny_pull_policy(role_arn: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "no-ml-pulls", "Effect": "Deny", "Principal": {"AWS": role_arn}, "Action": "ecr:BatchGetImage"}]})
+
+
+def test_same_account_repository_policy_deny_wins_over_the_role(tmp_path: Path, aws: Aws) -> None:
+    """The role's own policies allow the pull, the repository's policy denies it: the Deny wins (issue 14, item 5)."""
+    arn = make_role(aws, "ecsInstanceRole", "ec2.amazonaws.com", managed=("ec2",))
+    aws.client("ecr").create_repository(repositoryName="mlmodel")
+    aws.client("ecr").set_repository_policy(repositoryName="mlmodel", policyText=deny_pull_policy(arn))
+    row = run_check(tmp_path, ec2_config(), "IMG006")
+    assert row["outcome"] == "failed"
+    assert "1 of 4 not allowed: ecr:BatchGetImage on " in row["message"]
+    assert "Deny statement 'no-ml-pulls' of repository policy of mlmodel" in row["message"]
+
+
+def test_repository_policy_deny_wins_on_the_simulator_path_too(tmp_path: Path, aws: Aws) -> None:
+    """SimulatePrincipalPolicy does not see repository policies, so its 'allowed' is joined with the repository's
+    policy. moto does not implement SimulatePrincipalPolicy: the run's IAM client is a botocore Stubber (every request
+    and response validated against IAM's model); ECR and STS answer from moto."""
+    from iam_fixtures import trust
+
+    arn = f"arn:aws:iam::{ACCOUNT}:role/ecsInstanceRole"
+    aws.client("ecr").create_repository(repositoryName="mlmodel")
+    aws.client("ecr").set_repository_policy(repositoryName="mlmodel", policyText=deny_pull_policy(arn))
+    runtime = Runtime(config.build("test", ec2_config() | {"batch": {}}), tmp_path)
+    target = runtime.targets[0]
+    stub = Stubber(target.inventory.client("iam"))
+    stub.add_response("get_role", {"Role": {
+        "RoleName": "ecsInstanceRole", "Arn": arn, "Path": "/", "RoleId": "AROAEXAMPLEEXAMPLE1",
+        "CreateDate": "2026-01-01", "AssumeRolePolicyDocument": trust("ec2.amazonaws.com")}},
+        {"RoleName": "ecsInstanceRole"})
+    context = [{"ContextKeyName": k, "ContextKeyValues": [v], "ContextKeyType": "stringList"}
+               for k, v in (("aws:RequestedRegion", REGION), ("aws:PrincipalAccount", ACCOUNT))]
+    stub.add_response("simulate_principal_policy", {"IsTruncated": False, "EvaluationResults": [
+        {"EvalActionName": "ecr:GetAuthorizationToken", "EvalDecision": "allowed"}]},
+        {"PolicySourceArn": arn, "ActionNames": ["ecr:GetAuthorizationToken"], "ContextEntries": context})
+    repo = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/mlmodel"
+    stub.add_response("simulate_principal_policy", {"IsTruncated": False, "EvaluationResults": [
+        {"EvalActionName": a, "EvalDecision": "allowed"} for a in sorted(PULL)]},
+        {"PolicySourceArn": arn, "ActionNames": sorted(PULL), "ResourceArns": [repo], "ContextEntries": context})
+    with stub:
+        row = engine.run(runtime, runtime.registry.get("IMG006"), target, Resource("image", IMAGE)).as_json()
+        stub.assert_no_pending_responses()
+    assert row["outcome"] == "failed", row["message"]
+    assert "ecr:BatchGetImage on " in row["message"] and "no-ml-pulls" in row["message"]
+    assert "iam:SimulatePrincipalPolicy" in row["message"] and "repository policy" in row["message"]

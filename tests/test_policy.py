@@ -467,8 +467,8 @@ def test_concrete_resource_for_a_reference_pattern() -> None:
 def test_unknown_names_statement_and_reason() -> None:
     decision = policy.evaluate([doc(allow("s3:*", Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}))],
                                Request("s3:GetObject"))
-    assert decision.describe() == ("s3:GetObject: unknown (Allow statement #1 of test policy: only an Allow with a "
-                                   "condition or variable applies)")
+    assert decision.describe() == ("s3:GetObject: unknown (Allow statement #1 of test policy (undecided: IpAddress "
+                                   "aws:SourceIp): only an Allow with a condition or variable applies)")
 
 
 def test_statement_without_a_valid_effect_grants_nothing() -> None:

@@ -26,22 +26,9 @@ LOCAL = "local evaluation"
 
 
 # -- matching ----------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=4096)
-def _glob(pattern: str, ignore_case: bool) -> re.Pattern[str]:
-    out = []
-    for ch in pattern:
-        if ch == "*":
-            out.append(".*")
-        elif ch == "?":
-            out.append(".")
-        else:
-            out.append(re.escape(ch))
-    return re.compile("^" + "".join(out) + "$", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
-
-
 def match_action(pattern: str, action: str) -> bool:
     """IAM action matching: `service:Action` with `*`/`?` wildcards, case-insensitive."""
-    return bool(_glob(pattern, True).match(action))
+    return bool(_text_regex(pattern, True).match(action))
 
 
 # Policy language versions: under 2012-10-17 `${...}` is a policy variable; under 2008-10-17 (also what a
@@ -90,11 +77,12 @@ def _substitute(text: str, context: Mapping[str, Sequence[str]], version: str | 
     return _VAR.sub(repl, text), complete
 
 
-@functools.lru_cache(maxsize=4096)
-def _arn_regex(pattern: str) -> re.Pattern[str]:
-    """IAM User Guide, "IAM JSON policy elements: Resource": `*` and `?` match within one colon-separated ARN
-    segment, except that a `*` that is the last character of a segment expands across later colons.
-    An unresolved policy variable may stand for anything; NUL before a character makes it literal."""
+def _translate(pattern: str, arn: bool) -> str:
+    """A policy pattern as a regular expression. `arn`: ARN matching (IAM User Guide, "IAM JSON policy elements:
+    Resource"), where `*` and `?` match within one colon-separated segment, except that a `*` that is the last
+    character of a segment expands across later colons; otherwise StringLike matching, where `*` is any run of
+    characters (colons too) and `?` one character. An unresolved policy variable may stand for anything; NUL
+    before a character makes it literal."""
     out = []
     i = 0
     while i < len(pattern):
@@ -103,33 +91,29 @@ def _arn_regex(pattern: str) -> re.Pattern[str]:
             out.append(re.escape(pattern[i + 1]))
             i += 2
             continue
-        if ch == "*":
-            ends_segment = i + 1 == len(pattern) or pattern[i + 1] == ":"
-            out.append(".*" if ends_segment else "[^:]*")
-        elif ch == "?":
-            out.append("[^:]")
-        elif ch == _UNRESOLVED:
+        if ch == _UNRESOLVED:
             out.append(".*")
+        elif ch == "*":
+            within_segment = arn and i + 1 < len(pattern) and pattern[i + 1] != ":"
+            out.append("[^:]*" if within_segment else ".*")
+        elif ch == "?":
+            out.append("[^:]" if arn else ".")
         else:
             out.append(re.escape(ch))
         i += 1
-    return re.compile("^" + "".join(out) + "$", re.DOTALL)
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _arn_regex(pattern: str) -> re.Pattern[str]:
+    """ARN matching of a Resource element or an Arn* condition (see _translate)."""
+    return re.compile("^" + _translate(pattern, True) + "$", re.DOTALL)
 
 
 @functools.lru_cache(maxsize=4096)
 def _text_regex(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
-    """StringLike matching: `*` any run of characters (colons too), `?` one character."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\0" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        out.append(".*" if ch in ("*", _UNRESOLVED) else "." if ch == "?" else re.escape(ch))
-        i += 1
-    return re.compile("^" + "".join(out) + "$", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+    """StringLike (and action) matching (see _translate)."""
+    return re.compile("^" + _translate(pattern, False) + "$", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
 def match_resource(pattern: str, resource: str, *, version: str | None = CURRENT_VERSION,
@@ -167,8 +151,49 @@ def _number(text: str) -> float | None:
         return None
 
 
+# A request value known only up to a prefix (say the task ARN ECS sends as aws:SourceArn: its account and region are
+# known, the rest is not) ends with this marker; see open_ended().
+_OPEN_END = "\ue001"
+
+
+def open_ended(prefix: str) -> str:
+    """A context value of which only the beginning is known (the rest may be anything)."""
+    return prefix + _OPEN_END
+
+
+def _segment_matches(pattern: str, value: str) -> bool:
+    return bool(re.fullmatch(_translate(pattern, True).replace(".*", "[^:]*"), value, re.DOTALL))
+
+
+def _match_open(op: str, expected: str, prefix: str) -> bool | None:
+    """A policy value against a value known up to `prefix`: True if every completion matches, False if none can,
+    None if some may (ARN conditions compare the six colon-separated components one by one)."""
+    if op in ("StringEquals", "StringEqualsIgnoreCase"):
+        exact, have = expected.replace("\0", ""), prefix
+        if op == "StringEqualsIgnoreCase":
+            exact, have = exact.lower(), have.lower()
+        return None if exact.startswith(have) else False
+    if op not in ("StringLike", "ArnLike", "ArnEquals"):
+        return None
+    arn = op != "StringLike" and expected.startswith("arn:")
+    if expected.endswith("*") and not expected.endswith("\0*"):
+        head = re.compile("^" + _translate(expected[:-1], arn) + "$", re.DOTALL)
+        if any(head.match(prefix[:k]) for k in range(len(prefix) + 1)):
+            return True
+    literal = re.split(r"[*?\0\ue000]", expected, maxsplit=1)[0]  # what every matching value starts with
+    if not (literal.startswith(prefix) or prefix.startswith(literal)):
+        return False
+    if arn:
+        wanted, known = expected.split(":", 5), prefix.split(":")[:-1]  # the last part of the prefix is partial
+        if len(wanted) == 6 and any(not _segment_matches(w, k) for w, k in zip(wanted[:5], known[:5], strict=False)):
+            return False
+    return None
+
+
 def _match_one(op: str, expected: str, actual: str) -> bool | None:
     """Does one request value match one policy value under a positive operator? None: not modelled."""
+    if actual.endswith(_OPEN_END):
+        return _match_open(op, expected, actual[: -len(_OPEN_END)])
     if op == "StringEquals":
         return expected.replace("\0", "") == actual
     if op == "StringEqualsIgnoreCase":
@@ -341,6 +366,7 @@ class Decision:
 REQUESTED_REGION = "aws:RequestedRegion"
 PRINCIPAL_ACCOUNT = "aws:PrincipalAccount"
 SOURCE_ACCOUNT = "aws:SourceAccount"
+SOURCE_ARN = "aws:SourceArn"
 PASSED_TO_SERVICE = "iam:PassedToService"
 
 
@@ -350,10 +376,10 @@ def arn_account(arn: str) -> str | None:
 
 
 def with_known_context(req: Request, *, region: str | None = None, principal_account: str | None = None,
-                       source_account: str | None = None) -> Request:
+                       source_account: str | None = None, source_arn: str | None = None) -> Request:
     """The request with the context keys whose value is known: aws:RequestedRegion (the resource ARN's region,
-    else `region`, where the call is made), aws:PrincipalAccount, aws:SourceAccount. Keys the request already
-    names keep their value."""
+    else `region`, where the call is made), aws:PrincipalAccount, aws:SourceAccount, aws:SourceArn (which may be
+    open_ended()). Keys the request already names keep their value."""
     have = {k.lower() for k, _ in req.context}
     extra: list[tuple[str, tuple[str, ...]]] = []
     if region and REQUESTED_REGION.lower() not in have:
@@ -364,6 +390,8 @@ def with_known_context(req: Request, *, region: str | None = None, principal_acc
         extra.append((PRINCIPAL_ACCOUNT, (principal_account,)))
     if source_account and SOURCE_ACCOUNT.lower() not in have:
         extra.append((SOURCE_ACCOUNT, (source_account,)))
+    if source_arn and SOURCE_ARN.lower() not in have:
+        extra.append((SOURCE_ARN, (source_arn,)))
     return Request(req.action, req.resource, req.context + tuple(extra)) if extra else req
 
 
@@ -451,6 +479,9 @@ def evaluate(documents: Iterable[Document], req: Request, *, principals: Sequenc
             deny = effect == "deny"
             if deny and applies:
                 return Decision(req, "denied", method, name, "explicit deny")
+            if not applies and isinstance(stmt.get("Condition"), Mapping):
+                keys = undecided_keys(stmt["Condition"], req.context_map, version)
+                name += f" (undecided: {', '.join(keys)})" if keys else ""
             if deny:
                 maybe_deny = maybe_deny or name
             elif applies:
@@ -481,6 +512,109 @@ def evaluate_with_boundary(identity: Sequence[Document], boundary: Sequence[Docu
     if second.verdict == "unknown":
         return Decision(req, "unknown", method, second.statement, f"permissions boundary: {second.reason}")
     return first
+
+
+# -- trust policies ----------------------------------------------------------------------------------------------
+# The confused-deputy keys a service sends when it assumes a role for a resource (IAM User Guide, "The confused
+# deputy problem"): aws:SourceAccount is the account of the resource it acts for (the role's own account here);
+# aws:SourceArn is that resource. Batch assumes its service role for a compute environment; ECS assumes the
+# execution and job roles for a task of the account's clusters (its ARN is known up to arn:P:ecs:REGION:ACCOUNT:).
+# Other services' aws:SourceArn is not modelled: a condition on it stays undecided.
+def source_arns(service: str, partition: str, region: str | None, account: str | None,
+                compute_environments: Sequence[str] = ()) -> list[str]:
+    """The aws:SourceArn values `service` sends when it assumes a role for the job (open_ended() where only the
+    beginning is known); [] when the value is not modelled for the service."""
+    if not region or not account:
+        return []
+    if service == "batch.amazonaws.com":
+        return list(compute_environments) or [
+            open_ended(f"arn:{partition}:batch:{region}:{account}:compute-environment/")]
+    if service == "ecs-tasks.amazonaws.com":
+        return [open_ended(f"arn:{partition}:ecs:{region}:{account}:")]
+    return []
+
+
+def undecided_keys(condition: Mapping[str, Any], context: Mapping[str, Sequence[str]],
+                   version: str | None = CURRENT_VERSION) -> list[str]:
+    """The condition keys (operator and key) a condition cannot be decided on from `context`."""
+    out: list[str] = []
+    for op, block in condition.items():
+        if not isinstance(block, Mapping):
+            out.append(str(op))
+            continue
+        for key, expected in block.items():
+            if evaluate_condition({op: {key: expected}}, context, version) is None:
+                out.append(f"{op} {key}")
+    return out
+
+
+@dataclass(frozen=True)
+class TrustDecision:
+    verdict: Verdict
+    message: str
+
+
+def _trust_one(doc: Mapping[str, Any], name: str, service: str, req: Request) -> TrustDecision:
+    version = document_version(doc)
+    allow = maybe = None
+    for i, stmt in enumerate(statements(doc)):
+        applies = statement_applies(stmt, req, [service], version)
+        if applies is False:
+            continue
+        label = f"statement {stmt.get('Sid')!r}" if stmt.get("Sid") else f"statement #{i + 1}"
+        keys = undecided_keys(stmt["Condition"], req.context_map, version) \
+            if isinstance(stmt.get("Condition"), Mapping) else []
+        why = f" (condition {', '.join(keys)} not understood or not known for {service})" if keys else ""
+        if str(stmt.get("Effect", "")).lower() == "deny":
+            if applies:
+                return TrustDecision("denied", f"the trust policy of {name} denies {service} sts:AssumeRole "
+                                               f"({label})")
+            maybe = maybe or f"a Deny {label} with a condition or NotPrincipal may apply{why}"
+        elif applies:
+            allow = allow or label
+        else:
+            maybe = maybe or f"the Allow {label} has a condition{why}"
+    if maybe:
+        return TrustDecision("unknown", f"cannot tell whether {name} trusts {service}: {maybe}")
+    if allow:
+        return TrustDecision("allowed", f"{name} trusts {service} ({allow})")
+    services = sorted({str(s) for stmt in statements(doc) if isinstance(stmt.get("Principal"), Mapping)
+                       for s in as_list(stmt["Principal"].get("Service"))})
+    found = f"; it trusts {', '.join(services)}" if services else ""
+    if req.context and _trust_one(doc, name, service, Request(req.action, req.resource)).verdict != "denied":
+        return TrustDecision("denied", f"the trust policy of {name} lets {service} assume it only under a condition "
+                                       f"the job does not meet ({_context_text(req)})")
+    return TrustDecision("denied", f"the trust policy of {name} does not let {service} assume it{found}")
+
+
+def _context_text(req: Request) -> str:
+    return ", ".join(f"{k} is {' or '.join(_shown(v) for v in vs)}" for k, vs in req.context)
+
+
+def _shown(value: str) -> str:
+    return value[: -len(_OPEN_END)] + "..." if value.endswith(_OPEN_END) else value
+
+
+def trust(role: Mapping[str, Any], service: str, *, source_arns: Sequence[str] = ()) -> TrustDecision:
+    """May `service` (e.g. ec2.amazonaws.com) call sts:AssumeRole on this role (RoleName, Arn,
+    AssumeRolePolicyDocument), per its trust policy? An Allow naming the service and no Deny: allowed. Conditions
+    on aws:SourceAccount (the role's account) and, given `source_arns` (see source_arns()), aws:SourceArn are
+    decided; a condition on anything else makes the answer unknown, naming the key. Each source ARN must pass."""
+    name = str(role.get("RoleName", "?"))
+    try:
+        doc = parse_document(role.get("AssumeRolePolicyDocument") or {})
+    except ValueError as exc:
+        return TrustDecision("unknown", f"the trust policy of {name} cannot be read: {exc}")
+    account = arn_account(str(role.get("Arn", "")))
+    base = Request("sts:AssumeRole", str(role.get("Arn", "*")))
+    arns: list[str | None] = list(source_arns) or [None]
+    requests = [with_known_context(base, source_account=account, source_arn=a) for a in arns]
+    results = [_trust_one(doc, name, service, req) for req in requests]
+    for verdict in ("denied", "unknown"):
+        for r in results:
+            if r.verdict == verdict:
+                return r
+    return results[0]
 
 
 # -- reference policies ("grants AWSBatchServiceRole's actions") ---------------------------------------------

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from pytest_mlbatch.analysis.imageref import ImageRefError, parse
 from pytest_mlbatch.aws import batchinfo, principals, reads, roles
 from pytest_mlbatch.aws.inventory import AwsError, Inventory
+from pytest_mlbatch.aws.world import AwsWorld
 from pytest_mlbatch.model.scope import Scope
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ AREA_PARTS: dict[str, tuple[str, ...]] = {
     "KEY": ("key_pairs",),
     "SG": ("network",),
     "NET": ("network",),
-    "IAM": ("roles",),
+    "IAM": ("roles", "secrets"),
     "BAT": ("compute",),
 }
 # The AWS managed policies the IAM checks compare roles with (checks/iam.py), read beside the roles.
@@ -168,3 +169,31 @@ def _role_chain(inv: Inventory, name: str) -> None:
 def _reference_policy(target: Target, name: str) -> None:
     principals.managed_policy(target.inventory, f"arn:{principals.caller_partition(target)}:iam::aws:policy/{name}")
 
+
+
+@part("secrets")
+def _secrets(target: Target, scope: Scope) -> list[Read]:
+    """The named job definition's secrets (and their customer managed keys) and its awslogs group: what IAM004,
+    IAM007 and IAM008 read once the job definition is known."""
+    if not scope.job_definition:
+        return []
+
+    def chain() -> None:
+        world = AwsWorld(target.inventory, scope, target.region, Path("."))
+        job = world.job()
+        if job is None:
+            return
+        log = job.log
+        if log and log.driver == "awslogs" and log.option("awslogs-group") and \
+                (log.option("awslogs-region") or target.region) == target.region:
+            target.inventory.read_ahead(partial(world.log_group, str(log.option("awslogs-group"))))
+        values = job.secret_values()
+        if not values or not (job.execution_role or scope.execution_role):
+            return
+        sources = world.secret_sources(values)
+        if all(s.exists for s in sources):
+            keys = {(str(s.kms_key), s.arn.split(":")[3] or target.region) for s in sources
+                    if s.encrypted and s.kms_key and not s.kms_key.startswith("alias/aws/")}
+            target.inventory.read_ahead(*(partial(world.kms_key, k, r) for k, r in sorted(keys, key=str)))
+
+    return [chain]

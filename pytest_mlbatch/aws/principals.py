@@ -6,8 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pytest_mlbatch.analysis.policy import (
     LOCAL,
@@ -20,22 +19,14 @@ from pytest_mlbatch.analysis.policy import (
     with_known_context,
 )
 from pytest_mlbatch.aws.inventory import AwsError, Inventory
+from pytest_mlbatch.findings import NotEvaluable
+from pytest_mlbatch.model.principals import Caller, InstanceProfile, ManagedPolicy, Principal, Role
 
 if TYPE_CHECKING:
     from pytest_mlbatch.aws.target import Target
 
 SIMULATION = "iam:SimulatePrincipalPolicy"
-
-
-@dataclass
-class Principal:
-    """A role or user whose identity policies can be read (name, ARN) and what was loaded for it."""
-
-    kind: Literal["role", "user"]
-    name: str
-    arn: str
-    boundary_arn: str | None = None
-    notes: list[str] = field(default_factory=list)
+__all__ = ["Principal"]  # the model's principal, re-exported for the callers of decide()
 
 
 def _managed_document(inv: Inventory, arn: str) -> Document:
@@ -223,3 +214,81 @@ def caller_partition(target: Target) -> str:
         return str(target.identity()["Arn"]).split(":")[1] or "aws"
     except (AwsError, KeyError, IndexError):
         return "aws"
+
+
+# -- the model's facts of principals (aws/world.py's World methods answer with these) ----------------------------
+def role_fact(role: Mapping[str, Any]) -> Role:
+    """A GetRole / ListRoles entry as a model role."""
+    boundary = role.get("PermissionsBoundary", {}) or {}
+    return Role(name=str(role["RoleName"]), arn=str(role["Arn"]), path=str(role.get("Path", "/")),
+                role_id=str(role.get("RoleId", "")), trust_policy=role.get("AssumeRolePolicyDocument") or {},
+                boundary_arn=boundary.get("PermissionsBoundaryArn"),
+                tags=tuple((str(t.get("Key")), str(t.get("Value"))) for t in role.get("Tags", []) or []))
+
+
+def profile_fact(profile: Mapping[str, Any]) -> InstanceProfile:
+    return InstanceProfile(str(profile["InstanceProfileName"]), str(profile["Arn"]),
+                           tuple(str(r["RoleName"]) for r in profile.get("Roles", []) or []))
+
+
+def managed_policy_fact(inv: Inventory, arn: str) -> ManagedPolicy:
+    """A managed policy's default version; NotEvaluable when it cannot be read."""
+    try:
+        version, document = managed_policy(inv, arn)
+    except AwsError as exc:
+        raise NotEvaluable(f"cannot read the reference policy {arn}: {exc}") from None
+    return ManagedPolicy(arn, version, document)
+
+
+def role_policy_names(inv: Inventory, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    attached, inline = role_policy_listings(inv, name)
+    return tuple(str(p["PolicyArn"]) for p in attached()), tuple(str(n) for n in inline())
+
+
+def caller(inv: Inventory, get_role: Callable[[str], Mapping[str, Any] | None]) -> Caller:
+    """The STS identity as a principal whose policies can be read; the root user has none."""
+    arn = str(inv.call("sts", "get_caller_identity")["Arn"])
+    parts = arn.split(":", 5)
+    if len(parts) != 6:
+        raise NotEvaluable(f"caller ARN {arn!r} cannot be parsed")
+    service, rest = parts[2], parts[5]
+    if service == "iam" and rest == "root":
+        return Caller(arn, True, None)
+    if service == "iam" and rest.startswith("user/"):
+        name = rest.rpartition("/")[2]
+        try:
+            user = inv.call("iam", "get_user", UserName=name)["User"]
+        except AwsError as exc:
+            if exc.code in ("NoSuchEntity", "NoSuchEntityException"):
+                raise NotEvaluable(f"the caller {arn} is not an IAM user of this account (iam:GetUser: "
+                                   f"{exc.code}); its permissions cannot be evaluated") from None
+            raise
+        return Caller(arn, False, user_principal(user))
+    if service == "sts" and rest.startswith("assumed-role/"):
+        role_name = rest.split("/")[1]
+        role = get_role(role_name)
+        if role is None:
+            raise NotEvaluable(f"the caller {arn} assumed role {role_name}, which GetRole does not find")
+        principal = dataclasses.replace(role_principal(role), notes=("session policies, if any, are not visible",))
+        return Caller(arn, False, principal)
+    raise NotEvaluable(f"the caller {arn} is neither an IAM user nor an assumed role: its permissions cannot be "
+                       "evaluated")
+
+
+def repository_policy(inv: Inventory, account: str, region: str, repo: str, own_account: str | None) -> \
+        dict[str, Any] | None:
+    """The repository's policy; None when it has none. Another account's repository that cannot be seen is
+    NotEvaluable, never read as "no policy"."""
+    cross = bool(own_account) and account != own_account
+    try:
+        found = inv.call("ecr", "get_repository_policy", region=region, registryId=account, repositoryName=repo)
+    except AwsError as exc:
+        if exc.code == "RepositoryPolicyNotFoundException":
+            return None
+        if exc.code == "RepositoryNotFoundException":
+            if cross:
+                raise NotEvaluable(f"repository {repo} of account {account} ({region}) cannot be seen from "
+                                   f"account {own_account}, so its repository policy cannot be read") from None
+            return None  # the repository is missing: IMG001 reports it
+        raise
+    return parse_document(found.get("policyText") or "{}")

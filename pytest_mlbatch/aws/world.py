@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_mlbatch.aws import batchinfo, network, reads
+from pytest_mlbatch.analysis.policy import Decision, Request
+from pytest_mlbatch.aws import batchinfo, network, principals, reads, roles, secrets
 from pytest_mlbatch.aws.discovery import describe_subnets
 from pytest_mlbatch.aws.inventory import AwsError, Inventory
 from pytest_mlbatch.findings import NotEvaluable
@@ -29,6 +30,16 @@ from pytest_mlbatch.model.compute import (
 )
 from pytest_mlbatch.model.job import Job, LogConfiguration, RetryRule, Secret
 from pytest_mlbatch.model.network import LaunchSettings, Network, Subnet
+from pytest_mlbatch.model.principals import (
+    Caller,
+    InstanceProfile,
+    KmsKey,
+    LogGroup,
+    ManagedPolicy,
+    Principal,
+    Role,
+    SecretSource,
+)
 from pytest_mlbatch.model.scope import Scope
 
 
@@ -148,7 +159,9 @@ def job(doc: Mapping[str, Any], source: str = "batch") -> Job:
     try:
         secrets = tuple(Secret(str(s["name"]), str(s["valueFrom"])) for s in cont.get("secrets") or [])
         log_config = (LogConfiguration(str(log["logDriver"]),
-                                       tuple(sorted((str(k), str(v)) for k, v in (log.get("options") or {}).items())))
+                                       tuple(sorted((str(k), str(v)) for k, v in (log.get("options") or {}).items())),
+                                       tuple(Secret(str(s["name"]), str(s["valueFrom"]))
+                                             for s in log.get("secretOptions") or []))
                       if isinstance(log, Mapping) and log.get("logDriver") else None)
         attempts = int(retry["attempts"]) if retry.get("attempts") is not None else None
         rules = tuple(RetryRule(str(r["action"]).upper(), r.get("onStatusReason"), r.get("onReason"),
@@ -173,6 +186,9 @@ def job(doc: Mapping[str, Any], source: str = "batch") -> Job:
         multi_node=doc.get("type") == "multinode" or isinstance(doc.get("nodeProperties"), Mapping),
         retry_attempts=attempts,
         retry_rules=rules,
+
+        arn=str(doc["jobDefinitionArn"]) if doc.get("jobDefinitionArn") else None,
+        eks=bool(doc.get("eksProperties")),
     )
 
 
@@ -290,3 +306,57 @@ class AwsWorld:
                                    f"NoSuchResourceException and GetAWSDefaultServiceQuota failed ({again.code})") \
                     from None
         return float(found["Quota"]["Value"])
+
+    # -- principals and what decides their rights (model/principals.py; reads in aws/principals.py, secrets.py) --
+    @property
+    def partition(self) -> str:
+        try:
+            return str(self.inventory.call("sts", "get_caller_identity")["Arn"]).split(":")[1] or "aws"
+        except (AwsError, KeyError, IndexError):
+            return "aws"
+
+    def _account(self) -> str | None:
+        try:
+            return str(self.inventory.call("sts", "get_caller_identity")["Account"])
+        except (AwsError, KeyError):
+            return None
+
+    def caller(self) -> Caller:
+        return principals.caller(self.inventory, lambda name: roles.get_role(self.inventory, name))
+
+    def role(self, name: str) -> Role | None:
+        found = roles.get_role(self.inventory, name)
+        return principals.role_fact(found) if found is not None else None
+
+    def service_linked_role(self, service: str) -> Role | None:
+        found = roles.service_linked_role(self.inventory, service)
+        return principals.role_fact(found) if found is not None else None
+
+    def instance_profile(self, name: str) -> InstanceProfile | None:
+        found = roles.get_instance_profile(self.inventory, name)
+        return principals.profile_fact(found) if found is not None else None
+
+    def role_policy_names(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return principals.role_policy_names(self.inventory, name)
+
+    def managed_policy(self, name: str) -> ManagedPolicy:
+        return principals.managed_policy_fact(self.inventory, f"arn:{self.partition}:iam::aws:policy/{name}")
+
+    def permissions(self, principal: Principal, requests: Sequence[Request]) -> Sequence[Decision]:
+        return principals.decide(self.inventory, principal, requests)
+
+    def job_queue_arn(self) -> str | None:
+        queue = batchinfo.job_queue(self)
+        return str(queue["jobQueueArn"]) if queue else None
+
+    def repository_policy(self, account: str, region: str, repository: str) -> Mapping[str, object] | None:
+        return principals.repository_policy(self.inventory, account, region, repository, self._account())
+
+    def secret_sources(self, values: Sequence[str]) -> Sequence[SecretSource]:
+        return secrets.secret_sources(self.inventory, values, self.partition, self.region, self._account())
+
+    def kms_key(self, key: str, region: str | None = None) -> KmsKey | None:
+        return secrets.kms_key(self.inventory, key, region or self.region)
+
+    def log_group(self, name: str) -> LogGroup | None:
+        return secrets.log_group(self.inventory, name)

@@ -25,6 +25,7 @@ class Secret:
 class LogConfiguration:
     driver: str
     options: tuple[tuple[str, str], ...]
+    secret_options: tuple[Secret, ...] = ()  # logConfiguration.secretOptions, read by the execution role too
 
     def option(self, name: str) -> str | None:
         return dict(self.options).get(name)
@@ -58,3 +59,13 @@ class Job:
     multi_node: bool
     retry_attempts: int | None
     retry_rules: tuple[RetryRule, ...] = ()
+    arn: str | None = None  # the described definition's ARN (None for a local file)
+    eks: bool = False  # the definition has eksProperties (Batch on Amazon EKS)
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every secret the execution role reads for the job: secrets, log secretOptions, repositoryCredentials."""
+        values = [s.value_from for s in self.secrets]
+        values += [s.value_from for s in (self.log.secret_options if self.log else ())]
+        if self.repository_credentials:
+            values.append(self.repository_credentials)
+        return tuple(v for v in values if v)

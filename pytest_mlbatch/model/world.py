@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from pytest_mlbatch.analysis.policy import Decision, Request
 from pytest_mlbatch.findings import NotEvaluable
 from pytest_mlbatch.model.compute import (
     Ami,
@@ -24,6 +25,16 @@ from pytest_mlbatch.model.compute import (
 )
 from pytest_mlbatch.model.job import Job
 from pytest_mlbatch.model.network import LaunchSettings, Network, Subnet
+from pytest_mlbatch.model.principals import (
+    Caller,
+    InstanceProfile,
+    KmsKey,
+    LogGroup,
+    ManagedPolicy,
+    Principal,
+    Role,
+    SecretSource,
+)
 
 
 class World(Protocol):
@@ -103,6 +114,61 @@ class World(Protocol):
     def service_quota(self, service: str, code: str) -> float:
         """A Service Quotas value: the one applied to the account, else AWS's default. NotEvaluable when the quota
         is unknown to Service Quotas."""
+        ...
+
+    # -- principals and what decides their rights (model/principals.py) ------------------------------------------
+    @property
+    def partition(self) -> str:
+        """The caller's partition (aws, aws-cn, aws-us-gov); 'aws' when the identity cannot be read."""
+        ...
+
+    def caller(self) -> Caller:
+        """Who runs the preflight; NotEvaluable when it is neither the root user, an IAM user nor an assumed role."""
+        ...
+
+    def role(self, name: str) -> Role | None:
+        """The role of this name; None when it does not exist."""
+        ...
+
+    def service_linked_role(self, service: str) -> Role | None:
+        """The service's service-linked role (found by its path /aws-service-role/SERVICE/), whatever its name."""
+        ...
+
+    def instance_profile(self, name: str) -> InstanceProfile | None:
+        ...
+
+    def role_policy_names(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(ARNs of the managed policies attached to the role, names of its inline policies)."""
+        ...
+
+    def managed_policy(self, name: str) -> ManagedPolicy:
+        """An AWS managed policy by its name under arn:PARTITION:iam::aws:policy/ (e.g. service-role/X)."""
+        ...
+
+    def permissions(self, principal: Principal, requests: Sequence[Request]) -> Sequence[Decision]:
+        """May the principal do each request, by its identity policies and permissions boundary (resource policies
+        are the caller's to add: they are facts of their own below)."""
+        ...
+
+    def job_queue_arn(self) -> str | None:
+        """The scope's job queue's ARN; None when it does not exist."""
+        ...
+
+    def repository_policy(self, account: str, region: str, repository: str) -> Mapping[str, object] | None:
+        """An ECR repository's policy; None when it has none (or, in this account, when the repository is missing).
+        NotEvaluable when another account's repository cannot be seen."""
+        ...
+
+    def secret_sources(self, values: Sequence[str]) -> Sequence[SecretSource]:
+        """What each secrets[].valueFrom (or repositoryCredentials) names, resolved, in the given order."""
+        ...
+
+    def kms_key(self, key: str, region: str | None = None) -> KmsKey | None:
+        """A KMS key by id, ARN or alias (in `region`, default the target's); None when it does not exist."""
+        ...
+
+    def log_group(self, name: str) -> LogGroup | None:
+        """The CloudWatch Logs group of this name; None when it does not exist."""
         ...
 
 
