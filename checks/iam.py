@@ -136,7 +136,7 @@ def _missing_role_plan(ctx: CheckContext, res: Resource, service: str, managed: 
         calls.append("iam:PutRolePolicy")
         action += f", put inline policy {JOB_ROLE_POLICY} with the {len(inline['Statement'])} declared statement(s)"
     managed_policy_arn = managed_arn(ctx, managed) if managed else None
-    plan = FixPlan(ctx.check.id, res.id, action, calls=calls, permissions=[*calls, "iam:TagRole", "iam:ListRoleTags"],
+    plan = FixPlan(res.id, action, calls=calls, permissions=[*calls, "iam:TagRole", "iam:ListRoleTags"],
                    apply=lambda fx: None)
     existing = ctx.model.role(ref.name)
     if existing is not None:
@@ -236,7 +236,7 @@ def create_batch_slr(ctx: CheckContext, res: Resource, finding: Finding) -> FixP
                                                  Description="AWS Batch (created by pytest-mlbatch)")
         iam.tag_role(RoleName=created["Role"]["RoleName"], Tags=fx.tag_list())
 
-    return FixPlan("IAM001", res.id, f"create the service-linked role for {roles.BATCH_SERVICE}",
+    return FixPlan(res.id, f"create the service-linked role for {roles.BATCH_SERVICE}",
                    calls=["iam:CreateServiceLinkedRole", "iam:TagRole"],
                    permissions=["iam:CreateServiceLinkedRole", "iam:TagRole", "iam:ListRoleTags"], apply=apply)
 
@@ -349,7 +349,7 @@ def create_instance_profile(ctx: CheckContext, res: Resource, finding: Finding) 
     calls = (["iam:CreateInstanceProfile"] if create else []) + ["iam:AddRoleToInstanceProfile"]
     action = (f"create instance profile {ref.name} and add role {role_name}" if create
               else f"add role {role_name} to the empty instance profile {ref.name}")
-    return FixPlan("IAM003", res.id, action, calls=calls, permissions=[*calls, "iam:TagInstanceProfile",
+    return FixPlan(res.id, action, calls=calls, permissions=[*calls, "iam:TagInstanceProfile",
                                                                         "iam:PassRole"], apply=apply)
 
 

@@ -132,7 +132,7 @@ def create_repository(ctx: CheckContext, res: Resource, finding: Finding) -> Fix
         fx.client("ecr", ref.region).create_repository(
             repositoryName=ref.repository, imageScanningConfiguration={"scanOnPush": True}, tags=fx.tag_list())
 
-    return FixPlan(ctx.check.id, res.id, f"create ECR repository {ref.repository} in {ref.region} (scan on push)",
+    return FixPlan(res.id, f"create ECR repository {ref.repository} in {ref.region} (scan on push)",
                    calls=["ecr:CreateRepository"], permissions=["ecr:CreateRepository", "ecr:TagResource"],
                    apply=apply)
 
@@ -284,7 +284,7 @@ def push_missing_tag(ctx: CheckContext, res: Resource, finding: Finding) -> FixP
     def apply(fx: FixContext) -> None:
         do_push(fx, p)
 
-    return FixPlan(ctx.check.id, res.id, f"tag local image {p.local} as {docker_name(ctx, p.ref)}:{p.tag} and push it",
+    return FixPlan(res.id, f"tag local image {p.local} as {docker_name(ctx, p.ref)}:{p.tag} and push it",
                    calls=push_calls(ctx), permissions=PUSH_PERMISSIONS, apply=apply,
                    notes=["logs in with the ECR authorization token (kept in memory, never written)",
                           "confirms the registry then serves the local image's digest"])
@@ -347,7 +347,7 @@ def push_local(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
     if before:
         # Moving a tag replaces what it names: --fix never overwrites unless the config opts in (fix.allow).
         notes.append(f"moves tag {p.tag} from {before}; that image stays in the repository by its digest")
-    return FixPlan(ctx.check.id, res.id, f"push local image {p.local} as {docker_name(ctx, p.ref)}:{p.tag}",
+    return FixPlan(res.id, f"push local image {p.local} as {docker_name(ctx, p.ref)}:{p.tag}",
                    calls=push_calls(ctx), permissions=PUSH_PERMISSIONS, apply=apply, notes=notes,
                    opt_in="move_tag" if before else None)
 

@@ -264,7 +264,7 @@ def canary(ctx: CheckContext, resource: Resource) -> Finding:
 
 def _plan(ctx: CheckContext, resource: Resource) -> FixPlan:
     request = _request(ctx, resource)
-    return FixPlan("JOB002", resource.id, request.describe(),
+    return FixPlan(resource.id, request.describe(),
                    calls=["batch:SubmitJob", "batch:DescribeJobs", "batch:TerminateJob"],
                    permissions=[*cn.PERMISSIONS, "batch:DescribeJobs"], apply=lambda fctx: None,
                    notes=["batch:TerminateJob only for this canary's own job, and only if it has not finished "

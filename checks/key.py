@@ -68,7 +68,7 @@ def import_key_pair(ctx: CheckContext, res: Resource, finding: Finding) -> FixPl
             TagSpecifications=fx.tag_specifications("key-pair"),
         )
 
-    return FixPlan(ctx.check.id, res.id, action, calls=["ec2:ImportKeyPair"],
+    return FixPlan(res.id, action, calls=["ec2:ImportKeyPair"],
                    permissions=["ec2:ImportKeyPair", "ec2:CreateTags"], apply=apply,
                    notes=[] if reuse else [f"{path} is created with mode 0600 and never overwritten"])
 

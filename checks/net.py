@@ -268,7 +268,7 @@ def _igw_plan(ctx: CheckContext, data: Network, subnet_id: str, vpc: str, rid: s
             ec2.attach_internet_gateway(InternetGatewayId=gateway, VpcId=vpc)
         ec2.create_route(RouteTableId=rid, DestinationCidrBlock=DEFAULT_V4, GatewayId=gateway)
 
-    return FixPlan("NET003", subnet_id, action, calls=calls,
+    return FixPlan(subnet_id, action, calls=calls,
                    permissions=[*calls, "ec2:CreateTags"], apply=apply, opt_in="internet_gateway",
                    notes=[f"instances in {subnet_id} become reachable from the internet where their security groups "
                           "allow it", f"{rid} is used by: {', '.join(data.explicitly_associated(rid))}"])
@@ -286,7 +286,7 @@ def _nat_plan(ctx: CheckContext, data: Network, subnet_id: str, vpc: str, rid: s
         def reuse(fx: FixContext) -> None:
             fx.client("ec2").create_route(RouteTableId=rid, DestinationCidrBlock=DEFAULT_V4, NatGatewayId=nat)
 
-        return FixPlan("NET003", subnet_id, action, calls=["ec2:CreateRoute"], permissions=["ec2:CreateRoute"],
+        return FixPlan(subnet_id, action, calls=["ec2:CreateRoute"], permissions=["ec2:CreateRoute"],
                        apply=reuse, opt_in="nat_gateway", notes=notes)
     # every subnet of the VPC (read only when planning this fix) that has a public route of its own
     found = ctx.model.vpc_subnets(vpc)
@@ -328,7 +328,7 @@ def _nat_plan(ctx: CheckContext, data: Network, subnet_id: str, vpc: str, rid: s
                                                      WaiterConfig={"Delay": 15, "MaxAttempts": 40})
         ec2.create_route(RouteTableId=rid, DestinationCidrBlock=DEFAULT_V4, NatGatewayId=nat_id)
 
-    return FixPlan("NET003", subnet_id, action, calls=calls,
+    return FixPlan(subnet_id, action, calls=calls,
                    permissions=["ec2:AllocateAddress", "ec2:CreateNatGateway", "ec2:DescribeNatGateways",
                                 "ec2:DescribeAddresses", "ec2:CreateRoute", "ec2:CreateTags"],
                    apply=apply, opt_in="nat_gateway",

@@ -83,7 +83,7 @@ def create_group(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
         fx.client("ec2").create_security_group(GroupName=decl.name, Description=decl.description, VpcId=vpc,
                                                TagSpecifications=fx.tag_specifications("security-group"))
 
-    return FixPlan("SG001", res.id, f"create security group {decl.name} in {vpc}",
+    return FixPlan(res.id, f"create security group {decl.name} in {vpc}",
                    calls=["ec2:CreateSecurityGroup"], permissions=["ec2:CreateSecurityGroup", "ec2:CreateTags"],
                    apply=apply, notes=["a new group allows all outbound traffic and no inbound traffic; SG002 adds "
                                        "the declared rules"])
@@ -156,7 +156,7 @@ def authorize_declared(ctx: CheckContext, res: Resource, finding: Finding) -> Fi
             ec2.authorize_security_group_egress(GroupId=gid, IpPermissions=egress,
                                                 TagSpecifications=fx.tag_specifications("security-group-rule"))
 
-    return FixPlan("SG002", res.id, f"authorize on {gid}: " + "; ".join(_rule_text(d, r) for d, r in todo),
+    return FixPlan(res.id, f"authorize on {gid}: " + "; ".join(_rule_text(d, r) for d, r in todo),
                    calls=calls, permissions=[*calls, "ec2:CreateTags"], apply=apply,
                    notes=[f"refusing {why}" for _, _, why in refused])
 
@@ -281,7 +281,7 @@ def authorize_https(ctx: CheckContext, res: Resource, finding: Finding) -> FixPl
                                          "IpRanges": [{"CidrIp": DEFAULT_V4, "Description": HTTPS_DESCRIPTION}]}],
             TagSpecifications=fx.tag_specifications("security-group-rule"))
 
-    return FixPlan("SG004", res.id, f"authorize egress tcp/443 to {DEFAULT_V4} on {gid}",
+    return FixPlan(res.id, f"authorize egress tcp/443 to {DEFAULT_V4} on {gid}",
                    calls=["ec2:AuthorizeSecurityGroupEgress"],
                    permissions=["ec2:AuthorizeSecurityGroupEgress", "ec2:CreateTags"], apply=apply)
 

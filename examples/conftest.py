@@ -42,7 +42,7 @@ def pytest_mlbatch_checks(registry: Any) -> None:
         def apply(fx: FixContext) -> None:  # fx.client is guarded: only the calls the plan declares pass
             fx.client("logs").create_log_group(logGroupName=LOG_GROUP, tags=fx.tags)
 
-        return FixPlan(ctx.check.id, res.id, f"create log group {LOG_GROUP}", calls=["logs:CreateLogGroup"],
+        return FixPlan(res.id, f"create log group {LOG_GROUP}", calls=["logs:CreateLogGroup"],
                        permissions=["logs:CreateLogGroup"], apply=apply)
 
     @registry.check(

@@ -56,7 +56,7 @@ def test_scratch_log_group(mlbatch_fix: Any) -> None:
         def apply(fx: Any) -> None:
             fx.client("logs").create_log_group(logGroupName=res.id, tags=fx.tags)
 
-        return FixPlan(ctx.check.id, res.id, f"create log group {res.id}", calls=["logs:CreateLogGroup"],
+        return FixPlan(res.id, f"create log group {res.id}", calls=["logs:CreateLogGroup"],
                        permissions=["logs:CreateLogGroup"], apply=apply)
 
     mlbatch_fix.ensure("X-TEAM101", SCRATCH_LOG_GROUP, exists, plan, title="The scratch log group exists")

@@ -201,7 +201,7 @@ def pytest_mlbatch_checks(registry):
             fx.client("logs").create_log_group(logGroupName="/declared", tags=fx.tags)
             fx.client("logs").create_log_group(logGroupName="/undeclared-extra", tags=fx.tags)  # a second, same call
             fx.client("logs").put_retention_policy(logGroupName="/declared", retentionInDays=1)  # not declared
-        return FixPlan(ctx.check.id, res.id, "create log group /declared", calls=["logs:CreateLogGroup"],
+        return FixPlan(res.id, "create log group /declared", calls=["logs:CreateLogGroup"],
                        permissions=["logs:CreateLogGroup"], apply=apply)
 """
 
@@ -231,7 +231,7 @@ def test_scratch_log_group(mlbatch_fix):
     def plan(ctx, res, finding):
         def apply(fx):
             fx.client("logs").create_log_group(logGroupName=res.id, tags=fx.tags)
-        return FixPlan(ctx.check.id, res.id, f"create log group {res.id}", calls=["logs:CreateLogGroup"],
+        return FixPlan(res.id, f"create log group {res.id}", calls=["logs:CreateLogGroup"],
                        permissions=["logs:CreateLogGroup"], apply=apply)
 
     mlbatch_fix.ensure("X-TEAM101", GROUP, exists, plan, title="The scratch log group exists")

@@ -416,7 +416,7 @@ def test_escape_sequences_never_reach_any_text_output(tmp_path: Path, monkeypatc
     from pytest_mlbatch.engine.context import FixPlan
     from pytest_mlbatch.output import github, report, summary
 
-    plan = FixPlan("KEY001", f"k{ESCAPES}\n::error::x", f"import {ESCAPES}", calls=["ec2:ImportKeyPair"],
+    plan = FixPlan(f"k{ESCAPES}\n::error::x", f"import {ESCAPES}", calls=["ec2:ImportKeyPair"], check_id="KEY001",
                    permissions=["ec2:ImportKeyPair"], apply=lambda fx: None, notes=[f"n\n::error::{ESCAPES}"])
     row = {"check_id": "KEY001", "slug": "key-pair-exists", "title": "t", "severity": "high", "area": "KEY",
            "target": "us-east-1", "account": "123456789012", "region": "us-east-1",

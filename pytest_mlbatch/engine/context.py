@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -44,14 +44,19 @@ Evaluator = Callable[["CheckContext", Resource], Finding]
 class FixPlan:
     """What a fixer would do: shown by --fix-dry-run, carried out by --fix."""
 
-    check_id: str
     resource: str
     action: str
+    _: KW_ONLY
     calls: list[str]
-    permissions: list[str]
     apply: Callable[[FixContext], None] = field(repr=False)
+    permissions: list[str] = field(default_factory=list)  # empty: the fixer's declared permissions (engine fills)
     notes: list[str] = field(default_factory=list)
     opt_in: str | None = None  # a `fix.allow` value that must be present for this plan to be applied
+    check_id: str = ""  # the check whose fixer made the plan (the engine fills it)
+
+    def of(self, check: Check) -> FixPlan:
+        """This plan as made by `check`'s fixer: its id, and the fixer's permissions when the plan names none."""
+        return replace(self, check_id=check.id, permissions=list(self.permissions or check.fix_permissions))
 
     def describe(self) -> str:
         lines = [f"{self.check_id} {self.resource}: {self.action}", f"  calls: {', '.join(self.calls)}"]

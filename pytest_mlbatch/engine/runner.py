@@ -174,7 +174,7 @@ def _dry_run(ctx: CheckContext, resource: Resource) -> FixOutcome:
     """A check that changes something itself (the canary) is not run by --fix-dry-run: its plan is shown."""
     assert ctx.check.planner is not None
     try:
-        plan = ctx.check.planner(ctx, resource)
+        plan = ctx.check.planner(ctx, resource).of(ctx.check)
     except NotApplicable as exc:
         return skipped(str(exc)), None, None
     except (NotEvaluable, AwsError) as exc:
@@ -187,7 +187,7 @@ def _plan(runtime: Runtime, ctx: CheckContext, resource: Resource, finding: Find
     check = ctx.check
     assert check.fixer is not None
     try:
-        plan: FixPlan = check.fixer(ctx, resource, finding)
+        plan: FixPlan = check.fixer(ctx, resource, finding).of(check)
     except NotFixable as exc:
         return Finding(finding.outcome, f"{finding.message} (not fixed: {exc})"), None, None
     except AwsError as exc:
