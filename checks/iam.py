@@ -141,7 +141,7 @@ def _missing_role_plan(ctx: CheckContext, res: Resource, service: str, managed: 
     existing = ctx.model.role(ref.name)
     if existing is not None:
         # A role this very plan created (its tag says so) whose run ended before the rest: finish the plan.
-        if existing.tag(PLAN_TAG) != plan.plan_id(ctx.account, ctx.region):
+        if existing.tag(PLAN_TAG) != plan.of(ctx.check).plan_id(ctx.account, ctx.region):
             raise NotFixable(f"role {ref.name} exists; --fix never edits an existing role or policy")
         attached, names = ctx.model.role_policy_names(ref.name)
         if managed_policy_arn in attached:

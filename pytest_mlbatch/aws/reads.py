@@ -179,16 +179,22 @@ def placement_groups(inv: Inventory, names: list[str]) -> list[dict[str, Any]]:
 
 
 # -- key pairs ---------------------------------------------------------------------------------------------
+def _all_key_pairs(inv: Inventory) -> list[dict[str, Any]]:
+    """Every key pair of the region, in one DescribeKeyPairs listing shared by the lookups below (a region holds few
+    key pairs; the one listing also suggests a near name for a missing one without a second read)."""
+    found: list[dict[str, Any]] = inv.paginate("ec2", "describe_key_pairs", "KeyPairs")
+    return found
+
+
 def key_pairs(inv: Inventory, names: list[str]) -> dict[str, dict[str, Any]]:
-    """Key pairs by key name, in one DescribeKeyPairs call (missing names are just absent)."""
-    found = inv.paginate("ec2", "describe_key_pairs", "KeyPairs",
-                         Filters=[{"Name": "key-name", "Values": sorted(set(names))}])
-    return {k["KeyName"]: k for k in found}
+    """Key pairs by key name (missing names are just absent)."""
+    wanted = set(names)
+    return {str(k["KeyName"]): k for k in _all_key_pairs(inv) if k.get("KeyName") in wanted}
 
 
 def all_key_pair_names(inv: Inventory) -> list[str]:
-    """Every key pair name in the region (one unfiltered DescribeKeyPairs; read only to suggest a near name)."""
-    return sorted(str(k.get("KeyName", "")) for k in inv.paginate("ec2", "describe_key_pairs", "KeyPairs"))
+    """Every key pair name in the region (the same listing)."""
+    return sorted(str(k.get("KeyName", "")) for k in _all_key_pairs(inv))
 
 
 # -- ECR ---------------------------------------------------------------------------------------------------
