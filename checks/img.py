@@ -520,6 +520,9 @@ def volumes(ctx: CheckContext) -> list[tuple[str, int, str]]:
             gib = DEFAULT_FARGATE_GIB
             if ctx.scope.job_definition:
                 job = ctx.model.job()
+                if job and job.ephemeral_storage_gib == -1:
+                    raise NotEvaluable(f"job definition {job.name}: ephemeralStorage.sizeInGiB is not a number "
+                                       "(see BAT003)")
                 gib = (job.ephemeral_storage_gib if job else None) or DEFAULT_FARGATE_GIB
             out.append((name, gib * GIB, f"Fargate ephemeral storage {gib} GiB"))
             continue

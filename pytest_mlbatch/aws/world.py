@@ -170,14 +170,20 @@ def job(doc: Mapping[str, Any], source: str = "batch") -> Job:
         rules = tuple(RetryRule(str(r["action"]).upper(), r.get("onStatusReason"), r.get("onReason"),
                                 r.get("onExitCode")) for r in retry.get("evaluateOnExit") or [])
         revision = int(doc["revision"]) if doc.get("revision") is not None else None
-        props = doc.get("containerProperties") or {}
-        platform = props.get("runtimePlatform") or {}
-        size_gib = (props.get("ephemeralStorage") or {}).get("sizeInGiB")
-        ephemeral = int(size_gib) if size_gib else None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise NotEvaluable(f"job definition {doc.get('jobDefinitionName', '?')}: a field is malformed ({exc}) "
                            "(see BAT003)") from None
     credentials = cont.get("repositoryCredentials") or {}
+    props = doc.get("containerProperties")
+    props = props if isinstance(props, Mapping) else {}
+    platform = props.get("runtimePlatform")
+    platform = platform if isinstance(platform, Mapping) else {}
+    storage = props.get("ephemeralStorage")
+    size_gib = storage.get("sizeInGiB") if isinstance(storage, Mapping) else None
+    try:
+        ephemeral = int(size_gib) if size_gib else None
+    except (TypeError, ValueError):
+        ephemeral = -1  # malformed (BAT003 reports the document): IMG007 cannot size the volume
     return Job(
         name=str(doc.get("jobDefinitionName", "")),
         revision=revision,
@@ -421,3 +427,42 @@ class AwsWorld:
 
     def image_platforms(self, ref: ImageRef, endpoint: str | None, manifest: Manifest) -> Sequence[Platform]:
         return images.platforms(self, endpoint, ref, manifest)
+
+    # -- Batch documents as read (aws/batchinfo.py) ------------------------------------------------------------
+    def job_definition_document(self, ref: str) -> tuple[dict[str, Any] | None, str]:
+        return batchinfo.describe_job_definition(self.inventory, ref)
+
+    def job_definition_file(self, value: str) -> dict[str, Any]:
+        return batchinfo.load_job_definition_file(self, value)
+
+    def current_job_definition(self) -> tuple[dict[str, Any] | None, str]:
+        return batchinfo.current_job_definition(self)
+
+    def job_queue_document(self) -> dict[str, Any] | None:
+        return batchinfo.job_queue(self)
+
+    def compute_environment_documents(self) -> Mapping[str, dict[str, Any]]:
+        return batchinfo.compute_environments(self)
+
+    def compute_environment_document(self, name: str) -> dict[str, Any] | None:
+        return batchinfo.compute_environment(self, name)
+
+    def instance_type_documents(self, names: Sequence[str]) -> Sequence[dict[str, Any]]:
+        return batchinfo.instance_types(self, list(names))
+
+    def eks_reason(self) -> str | None:
+        return batchinfo.eks_reason(self)
+
+    def names_to_suggest(self, kind: str) -> Sequence[str]:
+        method, key, field, params = {
+            "compute_environment": ("describe_compute_environments", "computeEnvironments",
+                                    "computeEnvironmentName", {}),
+            "job_queue": ("describe_job_queues", "jobQueues", "jobQueueName", {}),
+            "job_definition": ("describe_job_definitions", "jobDefinitions", "jobDefinitionName",
+                               {"status": "ACTIVE"}),
+        }[kind]
+        try:
+            items = self.inventory.paginate("batch", method, key, **params)
+        except AwsError:
+            return []
+        return [str(i.get(field, "")) for i in items if isinstance(i, dict)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from pytest_mlbatch.analysis.imageref import ImageRef
 from pytest_mlbatch.analysis.policy import Decision, Request
@@ -172,6 +172,46 @@ class World(Protocol):
 
     def log_group(self, name: str) -> LogGroup | None:
         """The CloudWatch Logs group of this name; None when it does not exist."""
+        ...
+
+    # -- Batch documents as read, for the BAT checks that judge the documents themselves -------------------------
+    def job_definition_document(self, ref: str) -> tuple[dict[str, Any] | None, str]:
+        """(the job definition named by name, name:revision or ARN, or None; why it is missing)."""
+        ...
+
+    def job_definition_file(self, value: str) -> dict[str, Any]:
+        """A local job-definition JSON file (RegisterJobDefinition input); NotEvaluable when unreadable."""
+        ...
+
+    def current_job_definition(self) -> tuple[dict[str, Any] | None, str]:
+        """The job definition the job runs (the named one, else the local file) as a document; (None, why) when
+        there is neither or the named one is missing."""
+        ...
+
+    def job_queue_document(self) -> dict[str, Any] | None:
+        """The scope's job queue (with its computeEnvironmentOrder); None when there is none or it is missing."""
+        ...
+
+    def compute_environment_documents(self) -> Mapping[str, dict[str, Any]]:
+        """The target's compute environments that exist (the scope's and those the queue orders), by name."""
+        ...
+
+    def compute_environment_document(self, name: str) -> dict[str, Any] | None:
+        """One compute environment by name or ARN; None when it does not exist."""
+        ...
+
+    def instance_type_documents(self, names: Sequence[str]) -> Sequence[dict[str, Any]]:
+        """DescribeInstanceTypes entries for a compute environment's instanceTypes (families expanded)."""
+        ...
+
+    def eks_reason(self) -> str | None:
+        """Why the scope runs Batch on Amazon EKS (every compute environment is EKS, or the job definition has
+        eksProperties), else None."""
+        ...
+
+    def names_to_suggest(self, kind: str) -> Sequence[str]:
+        """Every name of a kind in the region (compute_environment, job_queue, job_definition: ACTIVE ones), to
+        suggest a near one; empty when the listing cannot be read (the finding stands without it)."""
         ...
 
     # -- the job's image and its registry (model/images.py) -------------------------------------------------------
