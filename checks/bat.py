@@ -9,8 +9,9 @@ import re
 from importlib import resources
 from typing import Any
 
+from pytest_mlbatch.analysis import batchdocs as bi
 from pytest_mlbatch.analysis.fit import MEMORY_RULE, Capacity, Verdict, ec2_fit, fargate_fit
-from pytest_mlbatch.aws import batchinfo as bi
+from pytest_mlbatch.analysis.names import did_you_mean
 from pytest_mlbatch.config import JobSize
 from pytest_mlbatch.engine.context import CheckContext
 from pytest_mlbatch.engine.registry import check
@@ -46,7 +47,7 @@ def _job(ctx: CheckContext) -> tuple[JobSize, dict[str, Any] | None, str]:
     """(what the job asks, its job definition if any, where the size came from)."""
     scope = ctx.scope
     if scope.job_definition or scope.job_definition_file:
-        jd, why = bi.current_job_definition(ctx)
+        jd, why = ctx.model.current_job_definition()
         if jd is not None and scope.job is not None and scope.sources.get("job", "").startswith("submitted job"):
             return scope.job, jd, scope.sources["job"]  # --mlbatch-job: the job's own size, overrides included
         if jd is not None:
@@ -63,7 +64,7 @@ def _job(ctx: CheckContext) -> tuple[JobSize, dict[str, Any] | None, str]:
 def _capacities(ctx: CheckContext, ce: dict[str, Any]) -> tuple[list[Capacity], list[str], list[dict[str, Any]]]:
     """(capacities of the allowed types, instanceTypes entries that matched nothing, raw type infos)."""
     names = list(ce.get("computeResources", {}).get("instanceTypes", []) or [])
-    infos = bi.instance_types(ctx, names)
+    infos = list(ctx.model.instance_type_documents(names))
     return [Capacity.of(i) for i in infos], bi.unresolved(names, [i["InstanceType"] for i in infos]), infos
 
 
@@ -90,8 +91,7 @@ def compute_environment_valid(ctx: CheckContext, res: Resource) -> Finding:
         ordered = queue and res.id in ctx.scope.discovered.get("queue_compute_environment_names", [])
         return missing(f"compute environment {res.id} does not exist in {ctx.region}"
                        + (f", yet job queue {queue} orders it" if ordered else "")
-                       + bi.suggest(ctx.inventory, bi.arn_name(res.id), "batch", "describe_compute_environments",
-                                    "computeEnvironments", "computeEnvironmentName"))
+                       + did_you_mean(bi.arn_name(res.id), ctx.model.names_to_suggest("compute_environment")))
     wrong = []
     if ce.status != "VALID":
         wrong.append(f"status {ce.status}" + (f" ({ce.status_reason})" if ce.status_reason else ""))
@@ -133,11 +133,10 @@ def _architectures(ctx: CheckContext, ce: dict[str, Any]) -> set[str]:
 )
 def job_queue_valid(ctx: CheckContext, res: Resource) -> Finding:
     _raise_discovery_errors(ctx, "job_queue")
-    queue = bi.job_queue(ctx)
+    queue = ctx.model.job_queue_document()
     if queue is None:
         return missing(f"job queue {res.id} does not exist in {ctx.region}"
-                       + bi.suggest(ctx.inventory, bi.arn_name(res.id), "batch", "describe_job_queues", "jobQueues",
-                                    "jobQueueName"))
+                       + did_you_mean(bi.arn_name(res.id), ctx.model.names_to_suggest("job_queue")))
     problems: list[str] = []
     if queue.get("status") != "VALID":
         reason = queue.get("statusReason")
@@ -151,7 +150,7 @@ def job_queue_valid(ctx: CheckContext, res: Resource) -> Finding:
     if order and missing_from_queue:
         problems.append(f"it does not order compute environment {', '.join(missing_from_queue)} "
                         f"(it orders {', '.join(order)})")
-    ces = bi.compute_environments(ctx)
+    ces = ctx.model.compute_environment_documents()
     described = [ces[n] for n in order if n in ces]
     absent = [n for n in order if n not in ces]
     if absent:
@@ -253,17 +252,16 @@ def _containers(jd: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def job_definition_valid(ctx: CheckContext, res: Resource) -> Finding:
     file_value = res.get("file")
     if file_value:
-        doc = bi.load_job_definition_file(ctx, file_value)
+        doc = ctx.model.job_definition_file(file_value)
         label = f"job definition file {ctx.path(file_value)}"
         form = doc
     else:
         _raise_discovery_errors(ctx, "job_definition")
-        jd, why = bi.describe_job_definition(ctx.inventory, res.id)
+        jd, why = ctx.model.job_definition_document(res.id)
         if jd is None:  # it cannot be submitted at all: critical whatever the check's default
             name = bi.arn_name(res.id).partition(":")[0]
             if why.endswith("does not exist"):  # the name itself, not a revision of it: suggest close names
-                why += bi.suggest(ctx.inventory, name, "batch", "describe_job_definitions", "jobDefinitions",
-                                  "jobDefinitionName", status="ACTIVE")
+                why += did_you_mean(name, ctx.model.names_to_suggest("job_definition"))
             return missing(why)
         label = f"{jd.get('jobDefinitionName')}:{jd.get('revision')}"
         if jd.get("status", "ACTIVE") != "ACTIVE":
@@ -308,7 +306,7 @@ def job_definition_valid(ctx: CheckContext, res: Resource) -> Finding:
                 "valid vCPU/memory pair.",
 )
 def resources_fit(ctx: CheckContext, res: Resource) -> Finding:
-    eks = bi.eks_reason(ctx)
+    eks = ctx.model.eks_reason()
     if eks:
         raise NotApplicable(f"{eks}: the fit model (ECS reserved memory, containerProperties sizes) is ECS's; the "
                             "pod's requests and limits in eksProperties are not judged")
@@ -432,7 +430,7 @@ def _gpu_amis(ctx: CheckContext, ce: ComputeEnvironment, names: list[str]) -> tu
                 "to jobs that run on GPU instances.",
 )
 def gpu_ready(ctx: CheckContext, res: Resource) -> Finding:
-    eks = bi.eks_reason(ctx)
+    eks = ctx.model.eks_reason()
     if eks:
         raise NotApplicable(f"{eks}: GPU readiness is judged by ECS AMI types; EKS node AMIs and the pod's "
                             "nvidia.com/gpu limits are not judged")
@@ -545,7 +543,7 @@ def wiring_consistent(ctx: CheckContext, res: Resource) -> Finding:
     scope = ctx.scope
     if res.get("problems"):
         raise NotApplicable("the compute environment was not discovered (see BAT001)")
-    ce = bi.compute_environment(ctx, res.id)
+    ce = ctx.model.compute_environment_document(res.id)
     if ce is None:
         raise NotApplicable(f"compute environment {res.id} does not exist (see BAT001)")
     problems, good = _wiring(ctx, ce)
@@ -592,15 +590,15 @@ DOCKER_DEFAULT_SHM_MIB = 64
                 "memory.",
 )
 def shared_memory(ctx: CheckContext, res: Resource) -> Finding:
-    eks = bi.eks_reason(ctx)
+    eks = ctx.model.eks_reason()
     if eks:
         raise NotApplicable(f"{eks}: linuxParameters.sharedMemorySize is an ECS setting; on EKS /dev/shm comes from "
                             "the pod's volumes")
     file_value = res.get("file")
     if file_value:
-        jd: dict[str, Any] | None = bi.load_job_definition_file(ctx, file_value)
+        jd: dict[str, Any] | None = ctx.model.job_definition_file(file_value)
     else:
-        jd, why = bi.describe_job_definition(ctx.inventory, res.id)
+        jd, why = ctx.model.job_definition_document(res.id)
         if jd is None:
             raise NotApplicable(f"{why} (see BAT003)")
     assert jd is not None
@@ -705,7 +703,7 @@ def quota_value(ctx: CheckContext, service: str, code: str) -> float:
 def vcpu_quota(ctx: CheckContext, res: Resource) -> Finding:
     if res.get("problems"):
         raise NotApplicable("the compute environment was not discovered (see BAT001)")
-    ce = bi.compute_environment(ctx, res.id)
+    ce = ctx.model.compute_environment_document(res.id)
     if ce is None:
         raise NotApplicable(f"compute environment {res.id} does not exist (see BAT001)")
     cr = ce.get("computeResources") or {}

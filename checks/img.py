@@ -4,20 +4,21 @@ and pinned (IMG006, pull permissions, lives in img_pull.py)."""
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from pytest_mlbatch import dockerops
 from pytest_mlbatch.analysis.imageref import ImageRef, ImageRefError, parse
 from pytest_mlbatch.analysis.names import did_you_mean
-from pytest_mlbatch.aws import batchinfo, images, reads
-from pytest_mlbatch.aws.inventory import AwsError
 from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
 from pytest_mlbatch.model.compute import ComputeEnvironment, InstanceType
+from pytest_mlbatch.model.images import EcrImage, RegistryLogin, RegistrySecretMissing
 from pytest_mlbatch.model.world import Boot, boot
-from pytest_mlbatch.oci import Manifest, Platform, RegistryClient
+from pytest_mlbatch.oci import Manifest, Platform
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -49,19 +50,19 @@ def ecr_only(ref: ImageRef) -> None:
         raise NotApplicable(f"{ref} is not an ECR image (registry {ref.registry})")
 
 
-# -- ECR metadata through the inventory ---------------------------------------------------------------------
-def find_image(details: list[dict[str, Any]], ref: ImageRef) -> dict[str, Any] | None:
+# -- ECR metadata (model/images.py) -------------------------------------------------------------------------
+def find_image(details: Sequence[EcrImage], ref: ImageRef) -> EcrImage | None:
     for d in details:
-        if ref.digest and d.get("imageDigest") == ref.digest:
+        if ref.digest and d.digest == ref.digest:
             return d
-        if not ref.digest and ref.tag in (d.get("imageTags") or []):
+        if not ref.digest and ref.tag in d.tags:
             return d
     return None
 
 
-def ecr_image(ctx: CheckContext, ref: ImageRef) -> dict[str, Any]:
+def ecr_image(ctx: CheckContext, ref: ImageRef) -> EcrImage:
     """The image's ECR details; NotApplicable if the repository or tag is missing (IMG001/IMG002 report that)."""
-    details = reads.ecr_images(ctx.inventory, ref)
+    details = ctx.model.ecr_images(ref)
     if details is None:
         raise NotApplicable(f"repository {ref.repository} does not exist in {ref.account}/{ref.region} (see IMG001)")
     found = find_image(details, ref)
@@ -76,21 +77,25 @@ def require_present(ctx: CheckContext, ref: ImageRef) -> None:
         ecr_image(ctx, ref)
 
 
-# -- registry access (aws/images.py) ------------------------------------------------------------------------
-def registry(ctx: CheckContext, ref: ImageRef) -> RegistryClient:
-    return images.registry(ctx, ctx.settings.image_registry_endpoint, ref)
+# -- registry access (the model's registry facts, at image.registry_endpoint if set) ------------------------
+def registry(ctx: CheckContext, ref: ImageRef) -> RegistryLogin:
+    return ctx.model.registry_login(ref, ctx.settings.image_registry_endpoint)
 
 
 def manifest(ctx: CheckContext, ref: ImageRef, reference: str | None = None) -> Manifest | None:
-    return images.manifest(ctx, ctx.settings.image_registry_endpoint, ref, reference)
+    return ctx.model.registry_manifest(ref, ctx.settings.image_registry_endpoint, reference)
 
 
 def platforms(ctx: CheckContext, ref: ImageRef, m: Manifest) -> list[Platform]:
-    return images.platforms(ctx, ctx.settings.image_registry_endpoint, ref, m)
+    return list(ctx.model.image_platforms(ref, ctx.settings.image_registry_endpoint, m))
 
 
 def docker_name(ctx: CheckContext, ref: ImageRef) -> str:
-    return images.docker_name(ctx.settings.image_registry_endpoint, ref)
+    """The repository name Docker uses for this image (at image.registry_endpoint, if one is set)."""
+    override = ctx.settings.image_registry_endpoint
+    if override:
+        return f"{urlsplit(override).netloc}/{ref.repository}"
+    return ref.name
 
 
 # -- IMG001 ---------------------------------------------------------------------------------------------
@@ -108,13 +113,13 @@ def ecr_repository_exists(ctx: CheckContext, res: Resource) -> Finding:
     except ImageRefError as exc:
         return failed(f"malformed image reference: {exc}")
     ecr_only(ref)
-    repos = reads.ecr_repositories(ctx.inventory, ref)
+    repos = ctx.model.ecr_repositories(ref)
     repo = repos.get(ref.repository)
     if repo is None:
         return failed(f"ECR repository {ref.repository!r} does not exist in account {ref.account}, region "
                       f"{ref.region}{did_you_mean(ref.repository, repos)}")
     return passed(f"repository {ref.repository} exists in account {ref.account}, region {ref.region} "
-                  f"({repo.get('imageTagMutability', 'MUTABLE')} tags)")
+                  f"({repo.tag_mutability or 'MUTABLE'} tags)")
 
 
 @ecr_repository_exists.fix(summary="create the repository (scan on push, tagged)",
@@ -152,19 +157,19 @@ def image_tag_exists(ctx: CheckContext, res: Resource) -> Finding:
         if m is None:
             return failed(f"registry {ref.api_host} has no {ref.repository}:{ref.reference}")
         return passed(f"registry {ref.api_host} serves {ref.repository}:{ref.reference} ({m.digest})")
-    details = reads.ecr_images(ctx.inventory, ref)
+    details = ctx.model.ecr_images(ref)
     if details is None:
         return failed(f"repository {ref.repository} does not exist in {ref.account}/{ref.region}, so "
                       f"{ref.reference} does not either (see IMG001)")
     found = find_image(details, ref)
     if found is None:
-        tags = sorted({t for d in details for t in (d.get("imageTags") or [])})
+        tags = sorted({t for d in details for t in d.tags})
         there = f"; tags there: {', '.join(tags[:8])}{' …' if len(tags) > 8 else ''}" if tags else \
             "; the repository is empty"
         near = did_you_mean(ref.reference, tags) if not ref.digest else ""
         return failed(f"{ref.reference} is not in repository {ref.repository} ({ref.account}/{ref.region})"
                       f"{near}{there}")
-    return passed(f"{ref.repository}:{ref.reference} exists ({found.get('imageDigest')})")
+    return passed(f"{ref.repository}:{ref.reference} exists ({found.digest})")
 
 
 @dataclass
@@ -214,8 +219,8 @@ def push_calls(ctx: CheckContext) -> list[str]:
 def held_elsewhere(ctx: CheckContext, p: PushPlan, local: Any) -> str | None:
     """The digest the registry receiving the push serves for the tag, when that is another image than the local
     one (None: absent, or the same image). Raises NotFixable unless the config opts in to moving tags."""
-    base = images.endpoint(ctx.settings.image_registry_endpoint, p.ref)
-    held = RegistryClient(base, images.ecr_credentials(ctx.inventory, p.ref)).manifest(p.ref.repository, p.tag)
+    base = ctx.model.registry_endpoint(p.ref, ctx.settings.image_registry_endpoint)
+    held = ctx.model.registry_manifest(p.ref, ctx.settings.image_registry_endpoint, p.tag, fresh=True)
     if held is None or held.digest in local.digests() or held.config_digest == local.id:
         return None
     if "move_tag" not in ctx.settings.fix_allow:
@@ -234,10 +239,9 @@ def do_push(fx: FixContext, p: PushPlan) -> str:
     local = dockerops.local_image(client, p.local)
     if local is None:
         raise NotFixable(f"local image {p.local} does not exist in Docker")
-    if ref.repository not in reads.ecr_repositories(fx.inventory, ref):
+    if ref.repository not in fx.model.ecr_repositories(ref):
         raise NotFixable(f"repository {ref.repository} does not exist (IMG001 --fix creates it)")
-    creds = images.ecr_credentials(fx.inventory, ref)
-    base = images.endpoint(fx.settings.image_registry_endpoint, ref)
+    creds = fx.model.registry_login(ref, fx.settings.image_registry_endpoint).credentials
     target = docker_name(fx, ref)
     # Ask the registry that will receive the push, not only the ECR API (image.registry_endpoint may be another
     # registry): a tag it holds for another image is moved only with the opt-in, and the journal keeps its digest.
@@ -247,7 +251,7 @@ def do_push(fx: FixContext, p: PushPlan) -> str:
     fx.journal.record_local(fx.check.id, fx.resource.id, "docker tag", f"{target}:{p.tag} <- {p.local} ({local.id})")
     digest = dockerops.tag_and_push(client, local.id, target, p.tag, creds)
     fx.journal.record_local(fx.check.id, fx.resource.id, "docker push", f"{target}:{p.tag}@{digest}")
-    served = RegistryClient(base, creds).manifest(ref.repository, p.tag)
+    served = fx.model.registry_manifest(ref, fx.settings.image_registry_endpoint, p.tag, fresh=True)
     if served is None or served.digest != digest:
         raise NotFixable(f"pushed {digest} but the registry serves {served.digest if served else 'nothing'} for "
                          f"{ref.repository}:{p.tag}")
@@ -334,11 +338,11 @@ def local_matches_remote(ctx: CheckContext, res: Resource) -> Finding:
 @local_matches_remote.fix(summary="push the local image", permissions=PUSH_PERMISSIONS, needs_docker=True)
 def push_local(ctx: CheckContext, res: Resource, finding: Finding) -> FixPlan:
     p = push_plan(ctx, res)
-    repo = reads.ecr_repositories(ctx.inventory, p.ref).get(p.ref.repository) or {}
-    if str(repo.get("imageTagMutability", "MUTABLE")).startswith("IMMUTABLE"):
+    repo = ctx.model.ecr_repositories(p.ref).get(p.ref.repository)
+    if repo is not None and (repo.tag_mutability or "MUTABLE").startswith("IMMUTABLE"):
         raise NotFixable(f"tags of {p.ref.repository} are immutable: push the local build under a new tag")
-    old = find_image(reads.ecr_images(ctx.inventory, p.ref) or [], p.ref)
-    before = old.get("imageDigest") if old else None
+    old = find_image(ctx.model.ecr_images(p.ref) or [], p.ref)
+    before = old.digest if old else None
 
     def apply(fx: FixContext) -> None:
         do_push(fx, p)  # journals the digest the tag had before (as the registry receiving the push serves it)
@@ -371,11 +375,9 @@ def image_pullable(ctx: CheckContext, res: Resource) -> Finding:
     require_present(ctx, ref)
     try:
         client = registry(ctx, ref)
-    except AwsError as exc:
-        if exc.operation == "secretsmanager:GetSecretValue" and exc.code == "ResourceNotFoundException":
-            return failed(f"the secret {images.repository_credentials_secret(ctx)} that the job definition's "
-                          "repositoryCredentials names does not exist: the job cannot log in to pull")
-        raise
+    except RegistrySecretMissing as exc:
+        return failed(f"the secret {exc.secret} that the job definition's "
+                      "repositoryCredentials names does not exist: the job cannot log in to pull")
     m = manifest(ctx, ref)
     who = f"with {client.credentials}" if client.credentials else "anonymously"
     if m is None:
@@ -394,7 +396,7 @@ def image_pullable(ctx: CheckContext, res: Resource) -> Finding:
 # -- IMG005 ---------------------------------------------------------------------------------------------
 def _compute_environment(ctx: CheckContext, name: str) -> ComputeEnvironment:
     found = next((ce for ce in ctx.model.compute_environments() if name in (ce.name, ce.arn)
-                  or batchinfo.arn_name(name) == ce.name), None)
+                  or name.rsplit("/", 1)[-1] == ce.name), None)
     if found is None:
         raise NotApplicable(f"compute environment {name} was not found (see BAT001)")
     return found
@@ -414,9 +416,8 @@ def _boots(ctx: CheckContext, ce: ComputeEnvironment) -> list[tuple[InstanceType
 def _fargate_arch(ctx: CheckContext) -> str:
     if not ctx.scope.job_definition:
         return "X86_64"
-    jd = batchinfo.job_definition(ctx) or {}
-    return str(((jd.get("containerProperties") or {}).get("runtimePlatform") or {}).get("cpuArchitecture")
-               or "X86_64")
+    job = ctx.model.job()
+    return (job.cpu_architecture if job else None) or "X86_64"
 
 
 def ce_architectures(ctx: CheckContext) -> tuple[dict[str, list[tuple[str, set[str]]]], list[str]]:
@@ -489,9 +490,9 @@ def image_platform(ctx: CheckContext, res: Resource) -> Finding:
 def image_size(ctx: CheckContext, ref: ImageRef) -> int:
     """Compressed size in bytes: ECR's imageSizeInBytes, or the manifest's config and layers (largest platform)."""
     if ref.is_ecr:
-        size = ecr_image(ctx, ref).get("imageSizeInBytes")
+        size = ecr_image(ctx, ref).size
         if size:
-            return int(size)
+            return size
     m = manifest(ctx, ref)
     if m is None:
         raise NotApplicable(f"{ref} is not in the registry (see IMG002)")
@@ -518,9 +519,11 @@ def volumes(ctx: CheckContext) -> list[tuple[str, int, str]]:
         if ce.fargate:
             gib = DEFAULT_FARGATE_GIB
             if ctx.scope.job_definition:
-                jd = batchinfo.job_definition(ctx) or {}
-                gib = int(((jd.get("containerProperties") or {}).get("ephemeralStorage") or {}).get("sizeInGiB")
-                          or DEFAULT_FARGATE_GIB)
+                job = ctx.model.job()
+                if job and job.ephemeral_storage_gib == -1:
+                    raise NotEvaluable(f"job definition {job.name}: ephemeralStorage.sizeInGiB is not a number "
+                                       "(see BAT003)")
+                gib = (job.ephemeral_storage_gib if job else None) or DEFAULT_FARGATE_GIB
             out.append((name, gib * GIB, f"Fargate ephemeral storage {gib} GiB"))
             continue
         found = {docker_volume(b, configured) for _, b in _boots(ctx, ce)}
@@ -598,20 +601,15 @@ def scan_findings(ctx: CheckContext, res: Resource) -> Finding:
     ecr_only(ref)
     ecr_image(ctx, ref)
     threshold = ctx.settings.image_scan_fail_at.upper()
-    try:
-        scan = ctx.inventory.call("ecr", "describe_image_scan_findings", region=ref.region, registryId=ref.account,
-                                  repositoryName=ref.repository, imageId=ref.image_id())
-    except AwsError as exc:
-        if exc.code == "ScanNotFoundException":
-            return failed(f"{ref} has never been scanned: enable scan on push or start a scan")
-        raise
-    status = str((scan.get("imageScanStatus") or {}).get("status", ""))
+    scan = ctx.model.scan_findings(ref)
+    if scan is None:
+        return failed(f"{ref} has never been scanned: enable scan on push or start a scan")
+    status = scan.status
     if status in ("IN_PROGRESS", "PENDING", "SCAN_ELIGIBILITY_EXPIRED_PENDING"):
         raise NotEvaluable(f"the scan of {ref} is {status}")
     if status not in ("COMPLETE", "ACTIVE"):
-        desc = (scan.get("imageScanStatus") or {}).get("description", "")
-        return failed(f"the scan of {ref} is {status or 'unknown'}: {desc}")
-    counts = (scan.get("imageScanFindings") or {}).get("findingSeverityCounts") or {}
+        return failed(f"the scan of {ref} is {status or 'unknown'}: {scan.description}")
+    counts = dict(scan.severity_counts)
     at_or_above = SEVERITIES[SEVERITIES.index(threshold):]
     serious = {s: int(counts[s]) for s in at_or_above if counts.get(s)}
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no findings"
@@ -641,20 +639,20 @@ def image_pinned(ctx: CheckContext, res: Resource) -> Finding:
         raise NotEvaluable(f"{ref}: whether tag {ref.tag} is immutable cannot be seen in a registry other than ECR; "
                            "pin the image by digest (image@sha256:...) to make it verifiable")
     if ref.is_ecr:
-        repo = reads.ecr_repositories(ctx.inventory, ref).get(ref.repository)
+        repo = ctx.model.ecr_repositories(ref).get(ref.repository)
         if repo is None:
             raise NotApplicable(f"repository {ref.repository} does not exist (see IMG001)")
-        if "imageTagMutability" not in repo and not moving:
+        if repo.tag_mutability is None and not moving:
             raise NotEvaluable(f"{ref}: DescribeRepositories did not report the tag mutability of {ref.repository}")
-        mutability = str(repo.get("imageTagMutability", "MUTABLE"))
-        exclusions = [f.get("filter", "") for f in repo.get("imageTagMutabilityExclusionFilters") or []]
+        mutability = repo.tag_mutability or "MUTABLE"
+        exclusions = repo.mutability_exclusions
         if mutability == "IMMUTABLE" or (mutability == "IMMUTABLE_WITH_EXCLUSION" and not any(
                 fnmatch.fnmatchcase(ref.tag or "", f) for f in exclusions)):
             if ref.tag == "latest":
                 return failed(f"{ref} uses the tag latest; even in an immutable repository, name builds by version")
             return passed(f"{ref}: tag {ref.tag} is immutable in {ref.repository}")
-        found = find_image(reads.ecr_images(ctx.inventory, ref) or [], ref)
+        found = find_image(ctx.model.ecr_images(ref) or [], ref)
         if found:
-            pin = f"; pin it as {ref.name}@{found['imageDigest']}"
+            pin = f"; pin it as {ref.name}@{found.digest}"
     which = "no tag (so latest)" if not ref.explicit_tag else f"the mutable tag {ref.tag}"
     return failed(f"{ref} uses {which}, which can be moved to another build{pin}")

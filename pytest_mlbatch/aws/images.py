@@ -8,7 +8,6 @@ import binascii
 import json
 import logging
 import os
-from urllib.parse import urlsplit
 
 from pytest_mlbatch.analysis.imageref import ImageRef
 from pytest_mlbatch.aws import batchinfo
@@ -137,9 +136,3 @@ def platforms(ctx: Where, override: str | None, ref: ImageRef, m: Manifest) -> l
         raise NotEvaluable(str(exc)) from None
     return found
 
-
-def docker_name(override: str | None, ref: ImageRef) -> str:
-    """The repository name Docker uses for this image (at the overriding endpoint, if one is set)."""
-    if override:
-        return f"{urlsplit(override).netloc}/{ref.repository}"
-    return ref.name

@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_mlbatch.analysis.imageref import ImageRef
 from pytest_mlbatch.analysis.policy import Decision, Request
-from pytest_mlbatch.aws import batchinfo, network, principals, reads, roles, secrets
+from pytest_mlbatch.aws import batchinfo, images, network, principals, reads, roles, secrets
 from pytest_mlbatch.aws.discovery import describe_subnets
 from pytest_mlbatch.aws.inventory import AwsError, Inventory
 from pytest_mlbatch.findings import NotEvaluable
@@ -28,6 +29,7 @@ from pytest_mlbatch.model.compute import (
     TemplateOverride,
     TimeLimitAction,
 )
+from pytest_mlbatch.model.images import EcrImage, EcrRepository, RegistryLogin, RegistrySecretMissing, ScanFindings
 from pytest_mlbatch.model.job import Job, LogConfiguration, RetryRule, Secret
 from pytest_mlbatch.model.network import LaunchSettings, Network, Subnet
 from pytest_mlbatch.model.principals import (
@@ -41,6 +43,7 @@ from pytest_mlbatch.model.principals import (
     SecretSource,
 )
 from pytest_mlbatch.model.scope import Scope
+from pytest_mlbatch.oci import Manifest, Platform, RegistryClient
 
 
 def compute_environment(doc: Mapping[str, Any]) -> ComputeEnvironment:
@@ -171,6 +174,16 @@ def job(doc: Mapping[str, Any], source: str = "batch") -> Job:
         raise NotEvaluable(f"job definition {doc.get('jobDefinitionName', '?')}: a field is malformed ({exc}) "
                            "(see BAT003)") from None
     credentials = cont.get("repositoryCredentials") or {}
+    props = doc.get("containerProperties")
+    props = props if isinstance(props, Mapping) else {}
+    platform = props.get("runtimePlatform")
+    platform = platform if isinstance(platform, Mapping) else {}
+    storage = props.get("ephemeralStorage")
+    size_gib = storage.get("sizeInGiB") if isinstance(storage, Mapping) else None
+    try:
+        ephemeral = int(size_gib) if size_gib else None
+    except (TypeError, ValueError):
+        ephemeral = -1  # malformed (BAT003 reports the document): IMG007 cannot size the volume
     return Job(
         name=str(doc.get("jobDefinitionName", "")),
         revision=revision,
@@ -189,6 +202,8 @@ def job(doc: Mapping[str, Any], source: str = "batch") -> Job:
 
         arn=str(doc["jobDefinitionArn"]) if doc.get("jobDefinitionArn") else None,
         eks=bool(doc.get("eksProperties")),
+        cpu_architecture=str(platform["cpuArchitecture"]) if platform.get("cpuArchitecture") else None,
+        ephemeral_storage_gib=ephemeral,
     )
 
 
@@ -360,3 +375,94 @@ class AwsWorld:
 
     def log_group(self, name: str) -> LogGroup | None:
         return secrets.log_group(self.inventory, name)
+
+    # -- the job's image and its registry (model/images.py; reads in aws/reads.py and aws/images.py) ------------
+    def ecr_repositories(self, ref: ImageRef) -> Mapping[str, EcrRepository]:
+        return {name: EcrRepository(name, str(r["imageTagMutability"]) if "imageTagMutability" in r else None,
+                                    tuple(str(f.get("filter", ""))
+                                          for f in r.get("imageTagMutabilityExclusionFilters") or []))
+                for name, r in reads.ecr_repositories(self.inventory, ref).items()}
+
+    def ecr_images(self, ref: ImageRef) -> Sequence[EcrImage] | None:
+        details = reads.ecr_images(self.inventory, ref)
+        if details is None:
+            return None
+        return [EcrImage(str(d["imageDigest"]) if d.get("imageDigest") else None,
+                         tuple(str(t) for t in d.get("imageTags") or []),
+                         int(d["imageSizeInBytes"]) if d.get("imageSizeInBytes") else None) for d in details]
+
+    def scan_findings(self, ref: ImageRef) -> ScanFindings | None:
+        try:
+            scan = self.inventory.call("ecr", "describe_image_scan_findings", region=ref.region,
+                                       registryId=ref.account, repositoryName=ref.repository, imageId=ref.image_id())
+        except AwsError as exc:
+            if exc.code == "ScanNotFoundException":
+                return None
+            raise
+        status = scan.get("imageScanStatus") or {}
+        counts = (scan.get("imageScanFindings") or {}).get("findingSeverityCounts") or {}
+        return ScanFindings(str(status.get("status", "")), str(status.get("description", "")),
+                            tuple((str(k), int(v)) for k, v in counts.items()))
+
+    def registry_login(self, ref: ImageRef, endpoint: str | None) -> RegistryLogin:
+        try:
+            client = images.registry(self, endpoint, ref)
+        except AwsError as exc:
+            if exc.operation == "secretsmanager:GetSecretValue" and exc.code == "ResourceNotFoundException":
+                raise RegistrySecretMissing(images.repository_credentials_secret(self)) from None
+            raise
+        return RegistryLogin(client.base_url, client.registry, client.credentials)
+
+    def registry_endpoint(self, ref: ImageRef, endpoint: str | None) -> str:
+        return images.endpoint(endpoint, ref)
+
+    def registry_manifest(self, ref: ImageRef, endpoint: str | None, reference: str | None = None, *,
+                          fresh: bool = False) -> Manifest | None:
+        if fresh:
+            base = images.endpoint(endpoint, ref)
+            creds = images.ecr_credentials(self.inventory, ref) if ref.is_ecr else \
+                self.registry_login(ref, endpoint).credentials
+            return RegistryClient(base, creds).manifest(ref.repository, reference or ref.reference)
+        return images.manifest(self, endpoint, ref, reference)
+
+    def image_platforms(self, ref: ImageRef, endpoint: str | None, manifest: Manifest) -> Sequence[Platform]:
+        return images.platforms(self, endpoint, ref, manifest)
+
+    # -- Batch documents as read (aws/batchinfo.py) ------------------------------------------------------------
+    def job_definition_document(self, ref: str) -> tuple[dict[str, Any] | None, str]:
+        return batchinfo.describe_job_definition(self.inventory, ref)
+
+    def job_definition_file(self, value: str) -> dict[str, Any]:
+        return batchinfo.load_job_definition_file(self, value)
+
+    def current_job_definition(self) -> tuple[dict[str, Any] | None, str]:
+        return batchinfo.current_job_definition(self)
+
+    def job_queue_document(self) -> dict[str, Any] | None:
+        return batchinfo.job_queue(self)
+
+    def compute_environment_documents(self) -> Mapping[str, dict[str, Any]]:
+        return batchinfo.compute_environments(self)
+
+    def compute_environment_document(self, name: str) -> dict[str, Any] | None:
+        return batchinfo.compute_environment(self, name)
+
+    def instance_type_documents(self, names: Sequence[str]) -> Sequence[dict[str, Any]]:
+        return batchinfo.instance_types(self, list(names))
+
+    def eks_reason(self) -> str | None:
+        return batchinfo.eks_reason(self)
+
+    def names_to_suggest(self, kind: str) -> Sequence[str]:
+        method, key, field, params = {
+            "compute_environment": ("describe_compute_environments", "computeEnvironments",
+                                    "computeEnvironmentName", {}),
+            "job_queue": ("describe_job_queues", "jobQueues", "jobQueueName", {}),
+            "job_definition": ("describe_job_definitions", "jobDefinitions", "jobDefinitionName",
+                               {"status": "ACTIVE"}),
+        }[kind]
+        try:
+            items = self.inventory.paginate("batch", method, key, **params)
+        except AwsError:
+            return []
+        return [str(i.get(field, "")) for i in items if isinstance(i, dict)]

@@ -61,6 +61,8 @@ class Job:
     retry_rules: tuple[RetryRule, ...] = ()
     arn: str | None = None  # the described definition's ARN (None for a local file)
     eks: bool = False  # the definition has eksProperties (Batch on Amazon EKS)
+    cpu_architecture: str | None = None  # containerProperties.runtimePlatform.cpuArchitecture (Fargate)
+    ephemeral_storage_gib: int | None = None  # containerProperties.ephemeralStorage.sizeInGiB (Fargate); -1: malformed
 
     def secret_values(self) -> tuple[str, ...]:
         """Every secret the execution role reads for the job: secrets, log secretOptions, repositoryCredentials."""

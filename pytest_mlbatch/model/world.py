@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from pytest_mlbatch.analysis.imageref import ImageRef
 from pytest_mlbatch.analysis.policy import Decision, Request
 from pytest_mlbatch.findings import NotEvaluable
 from pytest_mlbatch.model.compute import (
@@ -23,6 +24,7 @@ from pytest_mlbatch.model.compute import (
     ami_choice,
     templates_of,
 )
+from pytest_mlbatch.model.images import EcrImage, EcrRepository, RegistryLogin, ScanFindings
 from pytest_mlbatch.model.job import Job
 from pytest_mlbatch.model.network import LaunchSettings, Network, Subnet
 from pytest_mlbatch.model.principals import (
@@ -35,6 +37,7 @@ from pytest_mlbatch.model.principals import (
     Role,
     SecretSource,
 )
+from pytest_mlbatch.oci import Manifest, Platform
 
 
 class World(Protocol):
@@ -169,6 +172,79 @@ class World(Protocol):
 
     def log_group(self, name: str) -> LogGroup | None:
         """The CloudWatch Logs group of this name; None when it does not exist."""
+        ...
+
+    # -- Batch documents as read, for the BAT checks that judge the documents themselves -------------------------
+    def job_definition_document(self, ref: str) -> tuple[dict[str, Any] | None, str]:
+        """(the job definition named by name, name:revision or ARN, or None; why it is missing)."""
+        ...
+
+    def job_definition_file(self, value: str) -> dict[str, Any]:
+        """A local job-definition JSON file (RegisterJobDefinition input); NotEvaluable when unreadable."""
+        ...
+
+    def current_job_definition(self) -> tuple[dict[str, Any] | None, str]:
+        """The job definition the job runs (the named one, else the local file) as a document; (None, why) when
+        there is neither or the named one is missing."""
+        ...
+
+    def job_queue_document(self) -> dict[str, Any] | None:
+        """The scope's job queue (with its computeEnvironmentOrder); None when there is none or it is missing."""
+        ...
+
+    def compute_environment_documents(self) -> Mapping[str, dict[str, Any]]:
+        """The target's compute environments that exist (the scope's and those the queue orders), by name."""
+        ...
+
+    def compute_environment_document(self, name: str) -> dict[str, Any] | None:
+        """One compute environment by name or ARN; None when it does not exist."""
+        ...
+
+    def instance_type_documents(self, names: Sequence[str]) -> Sequence[dict[str, Any]]:
+        """DescribeInstanceTypes entries for a compute environment's instanceTypes (families expanded)."""
+        ...
+
+    def eks_reason(self) -> str | None:
+        """Why the scope runs Batch on Amazon EKS (every compute environment is EKS, or the job definition has
+        eksProperties), else None."""
+        ...
+
+    def names_to_suggest(self, kind: str) -> Sequence[str]:
+        """Every name of a kind in the region (compute_environment, job_queue, job_definition: ACTIVE ones), to
+        suggest a near one; empty when the listing cannot be read (the finding stands without it)."""
+        ...
+
+    # -- the job's image and its registry (model/images.py) -------------------------------------------------------
+    def ecr_repositories(self, ref: ImageRef) -> Mapping[str, EcrRepository]:
+        """Every repository of the image's registry (account and region from the reference), by name."""
+        ...
+
+    def ecr_images(self, ref: ImageRef) -> Sequence[EcrImage] | None:
+        """Every image of the reference's repository; None when the repository does not exist."""
+        ...
+
+    def scan_findings(self, ref: ImageRef) -> ScanFindings | None:
+        """The image's latest scan; None when it has never been scanned."""
+        ...
+
+    def registry_login(self, ref: ImageRef, endpoint: str | None) -> RegistryLogin:
+        """How the image's registry is reached (at `endpoint`, image.registry_endpoint, if set) and with which
+        credentials: ECR's token, else the secret the job definition's repositoryCredentials names. Raises
+        RegistrySecretMissing when that secret does not exist."""
+        ...
+
+    def registry_endpoint(self, ref: ImageRef, endpoint: str | None) -> str:
+        """The registry v2 base URL for the image (`endpoint` if set); NotEvaluable when it cannot be known."""
+        ...
+
+    def registry_manifest(self, ref: ImageRef, endpoint: str | None, reference: str | None = None, *,
+                          fresh: bool = False) -> Manifest | None:
+        """The manifest the registry serves for the image (or `reference` in its repository); None when it has none.
+        `fresh` asks again instead of answering from this run's cache (a fix plan about to push)."""
+        ...
+
+    def image_platforms(self, ref: ImageRef, endpoint: str | None, manifest: Manifest) -> Sequence[Platform]:
+        """The platforms (os/architecture) a manifest or index provides."""
         ...
 
 
