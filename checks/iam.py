@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pytest_mlbatch.analysis import policy
+from pytest_mlbatch.analysis.names import did_you_mean
 from pytest_mlbatch.analysis.policy import Request
 from pytest_mlbatch.engine.context import PLAN_TAG, CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.engine.registry import check
@@ -16,8 +17,8 @@ from pytest_mlbatch.model import principals as roles
 from pytest_mlbatch.model.job import Job
 from pytest_mlbatch.model.principals import Principal, Role
 
-READ_ROLE = ["iam:GetRole", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:GetRolePolicy",
-             "iam:GetPolicy", "iam:GetPolicyVersion", "iam:SimulatePrincipalPolicy"]
+READ_ROLE = ["iam:GetRole", "iam:ListRoles", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies",
+             "iam:GetRolePolicy", "iam:GetPolicy", "iam:GetPolicyVersion", "iam:SimulatePrincipalPolicy"]
 # what telling Batch on EKS from Batch on ECS reads (the compute environments, the job definition)
 BATCH_ON_EKS = ["batch:DescribeComputeEnvironments", "batch:DescribeJobDefinitions"]
 BATCH_POLICY = "service-role/AWSBatchServiceRole"
@@ -61,13 +62,22 @@ def _ref(value: str) -> roles.RoleRef:
         raise NotEvaluable(str(exc)) from None
 
 
+def _near(ctx: CheckContext, kind: str, name: str) -> str:
+    """' (did you mean ...?)' from the account's names of that kind; '' when none is near or they cannot be read
+    (the suggestion is a courtesy: the answer stands without it)."""
+    try:
+        return did_you_mean(name, ctx.model.names(kind))
+    except NotEvaluable:
+        return ""
+
+
 def resolve(ctx: CheckContext, value: str) -> tuple[roles.RoleRef, Role | Finding]:
     """The role a config value names, or a failed finding saying why it is not there (path included)."""
     ref = _ref(value)
     role = ctx.model.role(ref.name)
     if role is None:
         where = f" (path {ref.path})" if ref.path and ref.path != "/" else ""
-        return ref, failed(f"role {ref.name}{where} does not exist")
+        return ref, failed(f"role {ref.name}{where} does not exist{_near(ctx, 'role', ref.name)}")
     if ref.arn and ref.arn != role.arn:
         return ref, failed(f"{ref.arn} is not the role's ARN: role {ref.name} is {role.arn} "
                            f"(path {role.path}); use the real ARN")
@@ -284,7 +294,8 @@ def _profile_role(ctx: CheckContext, profile_name: str) -> str | None:
 @check(
     id="IAM003", slug="instance-profile",
     title="The compute environment's instanceRole is an instance profile holding the instance role",
-    severity="critical", resource="instance_profile", permissions=["iam:GetInstanceProfile", "iam:GetRole"],
+    severity="critical", resource="instance_profile",
+    permissions=["iam:GetInstanceProfile", "iam:GetRole", "iam:ListInstanceProfiles", "iam:ListRoles"],
     rationale="computeResources.instanceRole must name an instance profile; a role name there (the classic "
               "mistake) makes the compute environment INVALID (Invalid IamInstanceProfile).",
     remediation="Create an instance profile, add the instance role to it, and give the profile's name or ARN as "
@@ -308,7 +319,7 @@ def instance_profile(ctx: CheckContext, res: Resource) -> Finding:
             return failed(f"{res.id} is a role, not an instance profile: the compute environment's instanceRole "
                           f"must name an instance profile that contains the role (no instance profile "
                           f"{ref.name} exists)")
-        return failed(f"instance profile {ref.name} does not exist")
+        return failed(f"instance profile {ref.name} does not exist{_near(ctx, 'instance_profile', ref.name)}")
     if ref.arn and ref.arn != profile.arn:
         return failed(f"{ref.arn} is not the instance profile's ARN: it is {profile.arn}")
     inside = list(profile.roles)

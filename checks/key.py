@@ -27,7 +27,7 @@ def key_pair_exists(ctx: CheckContext, res: Resource) -> Finding:
     if res.id.endswith((".pem", ".key", ".ppk")) or "/" in res.id:
         hint = "; this looks like a file name: give the key pair's name as AWS shows it"
     try:
-        near = did_you_mean(res.id, ctx.model.key_pair_names())
+        near = did_you_mean(res.id, ctx.model.names("key_pair"))
     except NotEvaluable:  # the suggestion is a courtesy: the answer above stands without it
         near = ""
     return failed(f"key pair {res.id!r} does not exist in {ctx.region}{near}{hint}")

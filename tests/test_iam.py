@@ -227,6 +227,18 @@ def test_missing_profile_without_role_fails(tmp_path: Path, aws: Aws) -> None:
     assert (row["outcome"], row["message"]) == ("failed", "instance profile nothing-here does not exist")
 
 
+def test_a_misspelt_role_or_profile_says_which_one_was_meant(tmp_path: Path, aws: Aws) -> None:
+    iam = aws.client("iam")
+    iam.create_role(RoleName="ml-ecs-instance-role", AssumeRolePolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                                                 "Action": "sts:AssumeRole"}]}))
+    iam.create_instance_profile(InstanceProfileName="ml-ce-profile")
+    row = run_check(tmp_path, base_config(instance_profile="ml-ce-profle"), "IAM003")
+    assert row["outcome"] == "failed" and "did you mean 'ml-ce-profile'?" in row["message"], row
+    row = run_check(tmp_path, base_config(instance_role="ml-ecs-instance-rol"), "IAM002")
+    assert row["outcome"] == "failed" and "did you mean 'ml-ecs-instance-role'?" in row["message"], row
+
+
 # -- IAM004 ------------------------------------------------------------------------------------------------
 def test_execution_role_needs_the_job_definitions_secrets(tmp_path: Path, aws: Aws) -> None:
     exec_arn = make_role(aws, "ecsTaskExecutionRole", "ecs-tasks.amazonaws.com", managed=("exec",))

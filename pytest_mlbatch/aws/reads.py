@@ -197,6 +197,17 @@ def all_key_pair_names(inv: Inventory) -> list[str]:
     return sorted(str(k.get("KeyName", "")) for k in _all_key_pairs(inv))
 
 
+def all_role_names(inv: Inventory) -> list[str]:
+    """Every IAM role name of the account (ListRoles; read only to suggest a near name for a missing role)."""
+    return sorted(str(r.get("RoleName", "")) for r in inv.paginate("iam", "list_roles", "Roles"))
+
+
+def all_instance_profile_names(inv: Inventory) -> list[str]:
+    """Every instance profile name of the account (read only to suggest a near name for a missing profile)."""
+    return sorted(str(r.get("InstanceProfileName", ""))
+                  for r in inv.paginate("iam", "list_instance_profiles", "InstanceProfiles"))
+
+
 # -- ECR ---------------------------------------------------------------------------------------------------
 def ecr_repositories(inv: Inventory, ref: ImageRef) -> dict[str, dict[str, Any]]:
     """Every repository of the image's registry (account and region from the URI), one listing per registry."""

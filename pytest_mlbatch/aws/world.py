@@ -247,9 +247,12 @@ class AwsWorld:
                               str(kp.get("KeyFingerprint", "")))
                 for name, kp in reads.key_pairs(self.inventory, names).items()}
 
-    def key_pair_names(self) -> Sequence[str]:
+
+    def names(self, kind: str) -> Sequence[str]:
+        listing = {"key_pair": reads.all_key_pair_names, "role": reads.all_role_names,
+                   "instance_profile": reads.all_instance_profile_names}[kind]
         try:
-            return reads.all_key_pair_names(self.inventory)
+            return listing(self.inventory)
         except AwsError as exc:
             raise NotEvaluable(str(exc)) from None
 

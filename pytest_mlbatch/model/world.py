@@ -67,8 +67,10 @@ class World(Protocol):
         """The configured key pairs that exist in the region, by key name."""
         ...
 
-    def key_pair_names(self) -> Sequence[str]:
-        """Every key pair name in the region (to suggest a near name when a configured one does not exist)."""
+
+    def names(self, kind: str) -> Sequence[str]:
+        """Every name of a kind of resource ("key_pair", "role", "instance_profile") in the account or region: read
+        only to suggest a near name when a configured one does not exist."""
         ...
 
     def network(self, *, vpcs: bool = False, groups: bool = False, paths: bool = False, acls: bool = False,
