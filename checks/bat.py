@@ -91,7 +91,7 @@ def compute_environment_valid(ctx: CheckContext, res: Resource) -> Finding:
         ordered = queue and res.id in ctx.scope.discovered.get("queue_compute_environment_names", [])
         return missing(f"compute environment {res.id} does not exist in {ctx.region}"
                        + (f", yet job queue {queue} orders it" if ordered else "")
-                       + did_you_mean(bi.arn_name(res.id), ctx.model.names_to_suggest("compute_environment")))
+                       + did_you_mean(bi.arn_name(res.id), ctx.model.names("compute_environment")))
     wrong = []
     if ce.status != "VALID":
         wrong.append(f"status {ce.status}" + (f" ({ce.status_reason})" if ce.status_reason else ""))
@@ -136,7 +136,7 @@ def job_queue_valid(ctx: CheckContext, res: Resource) -> Finding:
     queue = ctx.model.job_queue_document()
     if queue is None:
         return missing(f"job queue {res.id} does not exist in {ctx.region}"
-                       + did_you_mean(bi.arn_name(res.id), ctx.model.names_to_suggest("job_queue")))
+                       + did_you_mean(bi.arn_name(res.id), ctx.model.names("job_queue")))
     problems: list[str] = []
     if queue.get("status") != "VALID":
         reason = queue.get("statusReason")
@@ -261,7 +261,7 @@ def job_definition_valid(ctx: CheckContext, res: Resource) -> Finding:
         if jd is None:  # it cannot be submitted at all: critical whatever the check's default
             name = bi.arn_name(res.id).partition(":")[0]
             if why.endswith("does not exist"):  # the name itself, not a revision of it: suggest close names
-                why += did_you_mean(name, ctx.model.names_to_suggest("job_definition"))
+                why += did_you_mean(name, ctx.model.names("job_definition"))
             return missing(why)
         label = f"{jd.get('jobDefinitionName')}:{jd.get('revision')}"
         if jd.get("status", "ACTIVE") != "ACTIVE":

@@ -249,6 +249,8 @@ class AwsWorld:
 
 
     def names(self, kind: str) -> Sequence[str]:
+        if kind in ("compute_environment", "job_queue", "job_definition"):
+            return self._batch_names(kind)
         listing = {"key_pair": reads.all_key_pair_names, "role": reads.all_role_names,
                    "instance_profile": reads.all_instance_profile_names}[kind]
         try:
@@ -456,7 +458,7 @@ class AwsWorld:
     def eks_reason(self) -> str | None:
         return batchinfo.eks_reason(self)
 
-    def names_to_suggest(self, kind: str) -> Sequence[str]:
+    def _batch_names(self, kind: str) -> Sequence[str]:
         method, key, field, params = {
             "compute_environment": ("describe_compute_environments", "computeEnvironments",
                                     "computeEnvironmentName", {}),

@@ -69,8 +69,9 @@ class World(Protocol):
 
 
     def names(self, kind: str) -> Sequence[str]:
-        """Every name of a kind of resource ("key_pair", "role", "instance_profile") in the account or region: read
-        only to suggest a near name when a configured one does not exist."""
+        """Every name of a kind of resource ("key_pair", "role", "instance_profile", "compute_environment",
+        "job_queue", "job_definition") in the account or region: read only to suggest a near name when a configured
+        one does not exist."""
         ...
 
     def network(self, *, vpcs: bool = False, groups: bool = False, paths: bool = False, acls: bool = False,
@@ -209,11 +210,6 @@ class World(Protocol):
     def eks_reason(self) -> str | None:
         """Why the scope runs Batch on Amazon EKS (every compute environment is EKS, or the job definition has
         eksProperties), else None."""
-        ...
-
-    def names_to_suggest(self, kind: str) -> Sequence[str]:
-        """Every name of a kind in the region (compute_environment, job_queue, job_definition: ACTIVE ones), to
-        suggest a near one; empty when the listing cannot be read (the finding stands without it)."""
         ...
 
     # -- the job's image and its registry (model/images.py) -------------------------------------------------------
