@@ -95,8 +95,15 @@ def test_denied_is_an_error(env: BatchEnv, tmp_path: Path) -> None:
                        "servicequotas:GetServiceQuota to the caller")
 
 
-def test_moto_has_no_ec2_quotas_so_it_is_an_error(env: BatchEnv, tmp_path: Path) -> None:
-    """The real moto server, no stub: it knows no EC2 quota, which must be an error, never a pass."""
+def test_moto_has_no_ec2_quotas_so_it_is_an_error(env: BatchEnv, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real moto server, no stub: it knows no EC2 quota, which must be an error, never a pass. (A sandbox run
+    earlier in this process seeds quotas into moto's backend class, which every moto of the process shares: this
+    test undoes that seeding for itself.)"""
+    from moto.servicequotas.models import ServiceQuotasBackend
+
+    seeded = ServiceQuotasBackend.get_service_quota
+    monkeypatch.setattr(ServiceQuotasBackend, "get_service_quota", getattr(seeded, "original", seeded))
     result = run_check("BAT009", base_config(compute_environment="ml-ce"), tmp_path)
     assert result.outcome == "error"
     assert result.message.startswith("Service Quotas has no ec2 quota L-1216C47A: GetServiceQuota answered "

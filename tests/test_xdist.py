@@ -124,10 +124,12 @@ def test_the_whole_catalog_on_two_workers_reads_each_query_once(aws: Aws, counte
     reports = [json.loads((pytester.path / name).read_text()) for name in ("serial.json", "parallel.json")]
     assert comparable(reports[0]) == comparable(reports[1])
     assert parallel_calls == serial_calls
-    # once per target; the only query two targets share is the image's registry (us-east-1), which each target
-    # reads with its own credentials (another account's role may be denied where this one is not)
+    # once per target; the only queries two targets share are the image's registry (us-east-1) and its repository
+    # policy, which each target reads with its own credentials (another account's role may be denied where this one
+    # is not)
     repeated = {k for k, n in parallel_calls.items() if n > 1}
-    assert {k.split()[0] for k in repeated} <= {"ecr:DescribeRepositories", "ecr:DescribeImages"}, repeated
+    assert {k.split()[0] for k in repeated} <= {"ecr:DescribeRepositories", "ecr:DescribeImages",
+                                                "ecr:GetRepositoryPolicy"}, repeated
     assert all(n <= 2 for n in parallel_calls.values())
 
 

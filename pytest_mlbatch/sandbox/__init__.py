@@ -96,6 +96,7 @@ def seed_quotas() -> None:
         return original(self, service_code, quota_code)
 
     get_service_quota.mlbatch_sandbox = True  # type: ignore[attr-defined]
+    get_service_quota.original = original  # type: ignore[attr-defined]
     ServiceQuotasBackend.get_service_quota = get_service_quota  # type: ignore[method-assign]
 
 
