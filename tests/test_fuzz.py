@@ -130,7 +130,9 @@ def test_mutated_valid_config_loads_or_names_the_path(case: tuple[dict[str, Any]
     out = load(doc)
     if change == "unknown-key":
         assert isinstance(out, cfg.ConfigError)
-        assert f"{path}: unknown key" in str(out), str(out)
+        # an unknown key whose drawn value is also not printable text may be refused for the value first: either
+        # way the complaint names the key's path
+        assert f"{path}: unknown key" in str(out) or f"{path}: contains the control character" in str(out), str(out)
     elif isinstance(out, cfg.ConfigError):
         # the complaint is about the changed key or something inside/above it, by path
         head = path.split("[")[0].split(".")[0]
