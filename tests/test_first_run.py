@@ -255,8 +255,11 @@ def test_sandbox_decides_on_the_seeded_world_and_only_the_documented_problems_re
     documented = documented_sandbox_problems()
     assert {"KEY001", "IAM003", "NET003", "SG003", "BAT004"} <= set(documented)
     args = ("--mlbatch-sandbox", "-p", "no:cacheprovider", "--mlbatch-json")
-    pytester.runpytest_subprocess(*args, "before.json")
-    rows = json.loads((pytester.path / "before.json").read_text())["results"]
+    result = pytester.runpytest_subprocess(*args, "before.json")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    before = json.loads((pytester.path / "before.json").read_text())
+    rows = before["results"]
+    assert before["summary"]["passed"] > 0
     assert [r for r in rows if r["outcome"] == "error"] == []
     assert {r["check_id"] for r in rows if r["outcome"] == "failed"} == set(documented)
     by_id = {r["check_id"]: r for r in rows}

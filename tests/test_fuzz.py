@@ -293,12 +293,12 @@ def jd_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(job_definitions, st.sampled_from([".json", ".yaml"]))
-def test_job_definition_documents_never_crash_a_check(jd_root: Path, doc: Any, suffix: str) -> None:
-    """Every check on a job definition, given a local job definition file with random content (no AWS: the
-    endpoint refuses connections, so AWS reads become `error`): never an internal error."""
-    from pytest_mlbatch.engine import runner as engine
+def test_job_definition_documents_never_crash_a_check(jd_root: Path, moto_endpoint: str, doc: Any,
+                                                      suffix: str) -> None:
+    """Every check on a job definition, given a local job definition file with random content (AWS is a moto server
+    holding none of the resources named, so reads find nothing): never an internal error. (Pointing at a refused
+    port instead spent seconds per example in botocore's connection retries; tests/test_faults.py covers those.)"""
     from pytest_mlbatch.engine.runtime import Runtime
-    from pytest_mlbatch.model.resources import resources_for
 
     checks = _job_definition_checks()
     if not checks:
@@ -311,7 +311,16 @@ def test_job_definition_documents_never_crash_a_check(jd_root: Path, doc: Any, s
     except cfg.ConfigError:
         assume(False)
         return
-    runtime = Runtime(settings_, jd_root)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+        runtime = Runtime(settings_, jd_root)
+        _run_all(runtime, checks)
+
+
+def _run_all(runtime: Any, checks: list[Any]) -> None:
+    from pytest_mlbatch.engine import runner as engine
+    from pytest_mlbatch.model.resources import resources_for
+
     target = runtime.targets[0]
     for check in checks:
         found = resources_for(check.resource_kind, target.scope(), target.label)

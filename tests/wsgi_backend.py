@@ -29,7 +29,6 @@ import re
 import socket
 import threading
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -281,8 +280,9 @@ class MotoMiddleware:
 
     def reset(self) -> None:
         """Reset moto's state (shared by every moto server of this process), then clear()."""
-        req = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
-        urllib.request.urlopen(req, timeout=10).close()
+        from backends import reset_moto
+
+        reset_moto()
         self.clear()
 
     def counts(self, pattern: str = "*") -> Counter[str]:
