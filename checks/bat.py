@@ -11,7 +11,6 @@ from typing import Any
 
 from pytest_mlbatch.analysis import batchdocs as bi
 from pytest_mlbatch.analysis.fit import MEMORY_RULE, Capacity, Verdict, ec2_fit, fargate_fit
-from pytest_mlbatch.analysis.names import did_you_mean
 from pytest_mlbatch.config import JobSize
 from pytest_mlbatch.engine.context import CheckContext
 from pytest_mlbatch.engine.registry import check
@@ -19,7 +18,7 @@ from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resour
 from pytest_mlbatch.model.compute import ComputeEnvironment, templates_of
 from pytest_mlbatch.model.job import Job
 from pytest_mlbatch.model.resources import discovery_problems
-from pytest_mlbatch.model.world import boot
+from pytest_mlbatch.model.world import boot, near_name
 
 
 # -- shared helpers ----------------------------------------------------------------------------------------------
@@ -37,13 +36,24 @@ def _raise_discovery_errors(ctx: CheckContext, *whats: str) -> None:
         raise NotEvaluable("; ".join(errors))
 
 
-def _ce_kind(ce: dict[str, Any]) -> str:
-    if bi.is_eks(ce):
-        return "EKS"
-    return "FARGATE" if bi.is_fargate(ce) else "EC2"
+def _existing_ce(ctx: CheckContext, res: Resource) -> ComputeEnvironment:
+    """The compute environment a check of one judges; NotApplicable (see BAT001) when it was not discovered or does
+    not exist."""
+    if res.get("problems"):
+        raise NotApplicable("the compute environment was not discovered (see BAT001)")
+    ce = _target_ce(ctx, res.id)
+    if ce is None:
+        raise NotApplicable(f"compute environment {res.id} does not exist (see BAT001)")
+    return ce
 
 
-def _job(ctx: CheckContext) -> tuple[JobSize, dict[str, Any] | None, str]:
+def _target_ce(ctx: CheckContext, ref: str) -> ComputeEnvironment | None:
+    """One of the target's compute environments (the scope's or one the queue orders) by name or ARN."""
+    ces = ctx.model.target_compute_environments()
+    return ces.get(ref) or ces.get(bi.arn_name(ref))
+
+
+def _job(ctx: CheckContext) -> tuple[JobSize, Job | None, str]:
     """(what the job asks, its job definition if any, where the size came from)."""
     scope = ctx.scope
     if scope.job_definition or scope.job_definition_file:
@@ -51,21 +61,15 @@ def _job(ctx: CheckContext) -> tuple[JobSize, dict[str, Any] | None, str]:
         if jd is not None and scope.job is not None and scope.sources.get("job", "").startswith("submitted job"):
             return scope.job, jd, scope.sources["job"]  # --mlbatch-job: the job's own size, overrides included
         if jd is not None:
-            label = (f"job definition {jd.get('jobDefinitionName', '?')}:{jd.get('revision', '?')}"
+            revision = jd.revision if jd.revision is not None else "?"
+            label = (f"job definition {jd.name or '?'}:{revision}"
                      if scope.job_definition else f"job definition file {scope.job_definition_file}")
-            return bi.job_size(jd), jd, label
+            return jd.asks(), jd, label
         if ctx.settings.job is None:
             raise NotApplicable(f"{why} (see BAT003)")
     if ctx.settings.job is not None:
         return ctx.settings.job, None, "batch.job"
     raise NotApplicable("no job definition and no batch.job")
-
-
-def _capacities(ctx: CheckContext, ce: dict[str, Any]) -> tuple[list[Capacity], list[str], list[dict[str, Any]]]:
-    """(capacities of the allowed types, instanceTypes entries that matched nothing, raw type infos)."""
-    names = list(ce.get("computeResources", {}).get("instanceTypes", []) or [])
-    infos = list(ctx.model.instance_type_documents(names))
-    return [Capacity.of(i) for i in infos], bi.unresolved(names, [i["InstanceType"] for i in infos]), infos
 
 
 # -- BAT001 ------------------------------------------------------------------------------------------------------
@@ -85,13 +89,13 @@ def compute_environment_valid(ctx: CheckContext, res: Resource) -> Finding:
             raise NotApplicable(f"no compute environment to check: {problems[0][1]} (see BAT002)")
         return _report_problems(problems)
     _raise_discovery_errors(ctx, "compute_environment")
-    ce = _model_ce(ctx, res.id)
+    ce = _target_ce(ctx, res.id)
     if ce is None:
         queue = ctx.scope.job_queue
         ordered = queue and res.id in ctx.scope.discovered.get("queue_compute_environment_names", [])
         return missing(f"compute environment {res.id} does not exist in {ctx.region}"
                        + (f", yet job queue {queue} orders it" if ordered else "")
-                       + did_you_mean(bi.arn_name(res.id), ctx.model.names("compute_environment")))
+                       + near_name(ctx.model, "compute_environment", bi.arn_name(res.id)))
     wrong = []
     if ce.status != "VALID":
         wrong.append(f"status {ce.status}" + (f" ({ce.status_reason})" if ce.status_reason else ""))
@@ -107,18 +111,11 @@ def compute_environment_valid(ctx: CheckContext, res: Resource) -> Finding:
     return passed(f"{res.id} is VALID and ENABLED ({', '.join(parts)})")
 
 
-def _model_ce(ctx: CheckContext, ref: str) -> ComputeEnvironment | None:
-    """The scope's compute environment by name or ARN (None: it does not exist)."""
-    return next((c for c in ctx.model.compute_environments() if ref in (c.name, c.arn) or bi.arn_name(ref) == c.name),
-                None)
-
-
 # -- BAT002 ------------------------------------------------------------------------------------------------------
-def _architectures(ctx: CheckContext, ce: dict[str, Any]) -> set[str]:
-    _, _, infos = _capacities(ctx, ce)
+def _architectures(ctx: CheckContext, ce: ComputeEnvironment) -> set[str]:
     archs: set[str] = set()
-    for info in infos:
-        archs.update(a for a in bi.architectures(info) if a in ("x86_64", "arm64"))
+    for t in ctx.model.instance_types(ce.instance_types):
+        archs.update(a for a in t.architectures if a in ("x86_64", "arm64"))
     return archs
 
 
@@ -133,41 +130,41 @@ def _architectures(ctx: CheckContext, ce: dict[str, Any]) -> set[str]:
 )
 def job_queue_valid(ctx: CheckContext, res: Resource) -> Finding:
     _raise_discovery_errors(ctx, "job_queue")
-    queue = ctx.model.job_queue_document()
+    queue = ctx.model.job_queue()
     if queue is None:
         return missing(f"job queue {res.id} does not exist in {ctx.region}"
-                       + did_you_mean(bi.arn_name(res.id), ctx.model.names("job_queue")))
+                       + near_name(ctx.model, "job_queue", bi.arn_name(res.id)))
     problems: list[str] = []
-    if queue.get("status") != "VALID":
-        reason = queue.get("statusReason")
-        problems.append(f"status {queue.get('status')}" + (f" ({reason})" if reason else ""))
-    if queue.get("state") != "ENABLED":
-        problems.append(f"state {queue.get('state')}")
-    order = [bi.arn_name(c) for c in bi.queue_order(queue)]
+    if queue.status != "VALID":
+        reason = queue.status_reason
+        problems.append(f"status {queue.status}" + (f" ({reason})" if reason else ""))
+    if queue.state != "ENABLED":
+        problems.append(f"state {queue.state}")
+    order = [bi.arn_name(c) for c in queue.order]
     if not order:
         problems.append("it orders no compute environment")
     missing_from_queue = [bi.arn_name(c) for c in ctx.scope.compute_environments if bi.arn_name(c) not in order]
     if order and missing_from_queue:
         problems.append(f"it does not order compute environment {', '.join(missing_from_queue)} "
                         f"(it orders {', '.join(order)})")
-    ces = ctx.model.compute_environment_documents()
+    ces = ctx.model.target_compute_environments()
     described = [ces[n] for n in order if n in ces]
     absent = [n for n in order if n not in ces]
     if absent:
         problems.append(f"it orders compute environment {', '.join(absent)}, which does not exist")
-    invalid = [f"{ce['computeEnvironmentName']} ({ce.get('status')}: {ce.get('statusReason', '')})".replace(": )", ")")
-               for ce in described if ce.get("status") != "VALID"]
+    invalid = [f"{ce.name} ({ce.status}: {ce.status_reason or ''})".replace(": )", ")")
+               for ce in described if ce.status != "VALID"]
     if invalid:
         problems.append(f"it orders INVALID compute environment {', '.join(invalid)}")
-    if described and not any(ce.get("status") == "VALID" and ce.get("state") == "ENABLED" for ce in described):
+    if described and not any(ce.status == "VALID" and ce.state == "ENABLED" for ce in described):
         problems.append("none of its compute environments is VALID and ENABLED")
-    kinds = {ce["computeEnvironmentName"]: _ce_kind(ce) for ce in described}
+    kinds = {ce.name: _kind(ce) for ce in described}
     if len(set(kinds.values())) > 1:
         problems.append("it mixes " + " and ".join(sorted(set(kinds.values()))) + " compute environments ("
                         + ", ".join(f"{n}: {k}" for n, k in kinds.items()) + ")")
-    ec2 = [ce for ce in described if _ce_kind(ce) == "EC2"]
+    ec2 = [ce for ce in described if _kind(ce) == "EC2"]
     if len(ec2) > 1:
-        archs = {ce["computeEnvironmentName"]: _architectures(ctx, ce) for ce in ec2}
+        archs = {ce.name: _architectures(ctx, ce) for ce in ec2}
         known = {n: a for n, a in archs.items() if a}
         if len(set().union(*known.values())) > 1:
             problems.append("it mixes CPU architectures (" + ", ".join(
@@ -228,18 +225,6 @@ def schema_errors(doc: dict[str, Any], limit: int = 8) -> list[str]:
     return out
 
 
-def _containers(jd: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    out: list[tuple[str, dict[str, Any]]] = []
-    if isinstance(jd.get("containerProperties"), dict):
-        out.append(("containerProperties", jd["containerProperties"]))
-    nodes = jd.get("nodeProperties")
-    ranges = nodes.get("nodeRangeProperties") if isinstance(nodes, dict) else None
-    for i, rng in enumerate(ranges if isinstance(ranges, list) else []):
-        if isinstance(rng, dict) and isinstance(rng.get("container"), dict):
-            out.append((f"nodeProperties.nodeRangeProperties[{i}].container", rng["container"]))
-    return out
-
-
 @check(
     id="BAT003", slug="job-definition-valid", title="The job definition exists, is well formed and runs the image",
     severity="high", resource="job_definition", permissions=["batch:DescribeJobDefinitions"],
@@ -252,41 +237,42 @@ def _containers(jd: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def job_definition_valid(ctx: CheckContext, res: Resource) -> Finding:
     file_value = res.get("file")
     if file_value:
-        doc = ctx.model.job_definition_file(file_value)
+        jd = ctx.model.job_definition_file(file_value)
         label = f"job definition file {ctx.path(file_value)}"
-        form = doc
+        form = dict(jd.document or {})
     else:
         _raise_discovery_errors(ctx, "job_definition")
-        jd, why = ctx.model.job_definition_document(res.id)
-        if jd is None:  # it cannot be submitted at all: critical whatever the check's default
+        found, why = ctx.model.job_definition(res.id)
+        if found is None:  # it cannot be submitted at all: critical whatever the check's default
             name = bi.arn_name(res.id).partition(":")[0]
             if why.endswith("does not exist"):  # the name itself, not a revision of it: suggest close names
-                why += did_you_mean(name, ctx.model.names("job_definition"))
+                why += near_name(ctx.model, "job_definition", name)
             return missing(why)
-        label = f"{jd.get('jobDefinitionName')}:{jd.get('revision')}"
-        if jd.get("status", "ACTIVE") != "ACTIVE":
-            return failed(f"{label} is {jd.get('status')}: register a new revision or name an ACTIVE one")
-        doc, form = jd, register_form(jd)
+        jd = found
+        label = f"{jd.name}:{jd.revision}"
+        if jd.status != "ACTIVE":
+            return failed(f"{label} is {jd.status}: register a new revision or name an ACTIVE one")
+        form = register_form(dict(jd.document or {}))
     problems = [f"schema: {e}" for e in schema_errors(normalise_case(form))]
-    containers = _containers(doc)
-    for where, cont in containers:
-        deprecated = [k for k in ("vcpus", "memory") if cont.get(k) is not None]
-        if deprecated:
-            problems.append(f"{where} uses deprecated {' and '.join(deprecated)}: move them to resourceRequirements "
-                            "(overrides in resourceRequirements are rejected next to the deprecated keys)")
-        req = bi.requirements(cont)
-        lacking = [t for t, old in (("VCPU", "vcpus"), ("MEMORY", "memory")) if t not in req and cont.get(old) is None]
+    for spec in jd.containers:
+        where = spec.where
+        if spec.deprecated:
+            problems.append(f"{where} uses deprecated {' and '.join(spec.deprecated)}: move them to "
+                            "resourceRequirements (overrides in resourceRequirements are rejected next to the "
+                            "deprecated keys)")
+        if spec.requirements is None:
+            raise NotEvaluable("resourceRequirements is not a list of {type, value} (see BAT003)")
+        lacking = [t for t, old in (("VCPU", "vcpus"), ("MEMORY", "memory"))
+                   if t not in spec.requirements and old not in spec.deprecated]
         if lacking and where == "containerProperties":
             problems.append(f"{where}.resourceRequirements has no {' or '.join(lacking)}")
-    cont = bi.container(doc)
-    pods = ((doc.get("eksProperties") or {}).get("podProperties") or {}).get("containers") or [{}]
-    image = cont.get("image") or pods[0].get("image")  # Batch on EKS: the pod's (first) container
+    image = jd.image or jd.pod_image  # Batch on EKS: the pod's (first) container
     scope = ctx.scope
     if image and scope.image_uri and scope.sources.get("image_uri") == "config" and image != scope.image_uri:
         problems.append(f"it runs {image}, but image.uri is {scope.image_uri}")
     if problems:
         return failed(f"{label}: " + "; ".join(problems))
-    size = bi.job_size(doc) if containers else None
+    size = jd.asks() if jd.containers else None
     what = f", asks {size.vcpus:g} vCPU / {size.memory} MiB" if size and size.vcpus and size.memory else ""
     return passed(f"{label} is valid against the RegisterJobDefinition model, runs {image or '?'}{what}")
 
@@ -313,20 +299,22 @@ def resources_fit(ctx: CheckContext, res: Resource) -> Finding:
     job, jd, source = _job(ctx)
     if job.vcpus is None and job.memory is None and not job.gpus:
         raise NotEvaluable(f"{source} asks no vCPU, memory or GPU: nothing to compare")
-    platforms = bi.platform_capabilities(jd) if jd is not None else ["EC2", "FARGATE"]
+    platforms = list(jd.platform_capabilities()) if jd is not None else ["EC2", "FARGATE"]
     ces = _model_compute_environments(ctx)
     usable = [ce for ce in ces if ("FARGATE" if ce.fargate else "EC2") in platforms]
     if not usable:
         return failed(f"{source} runs on {'/'.join(platforms)}, but compute environment "
                       + ", ".join(f"{ce.name} is {_kind(ce)}" for ce in ces))
-    arch = str((bi.container(jd).get("runtimePlatform") or {}).get("cpuArchitecture", "")) if jd else ""
+    arch = (jd.cpu_architecture or "") if jd else ""
     if arch == "ARM64":  # Fargate Spot offers no ARM64 (AWS Batch user guide, Fargate multi-architecture)
         spot = [ce for ce in usable if ce.provisioning == "FARGATE_SPOT"]
         usable = [ce for ce in usable if ce not in spot]
         if not usable:
             return failed(f"{source} runs ARM64 on Fargate, which FARGATE_SPOT does not offer (compute environment "
                           f"{', '.join(ce.name for ce in spot)} is FARGATE_SPOT)")
-    nodes = int((jd or {}).get("nodeProperties", {}).get("numNodes", 1) or 1)
+    nodes = jd.num_nodes if jd else 1
+    if nodes is None:
+        raise NotEvaluable(f"{source}: nodeProperties.numNodes is not a number (see BAT003)")
     verdicts: list[tuple[str, Verdict]] = []
     unknown: list[str] = []
     for ce in usable:
@@ -495,14 +483,13 @@ def _same_role(a: str | None, b: str | None) -> bool:
     return bi.same_name(a, b)
 
 
-def _wiring(ctx: CheckContext, ce: dict[str, Any]) -> tuple[list[str], list[str]]:
+def _wiring(ctx: CheckContext, ce: ComputeEnvironment) -> tuple[list[str], list[str]]:
     scope = ctx.scope
-    cr = ce.get("computeResources", {}) or {}
+    cr = ce.provisioning is not None  # it has computeResources (a managed compute environment)
     problems: list[str] = []
     good: list[str] = []
     if cr:
-        for key, field in (("subnet_ids", "subnets"), ("security_group_ids", "securityGroupIds")):
-            used = list(cr.get(field, []) or [])
+        for key, used in (("subnet_ids", ce.subnets), ("security_group_ids", ce.security_groups)):
             checked = list(getattr(scope, key))
             unchecked = [x for x in used if x not in checked]
             if unchecked:
@@ -510,20 +497,20 @@ def _wiring(ctx: CheckContext, ce: dict[str, Any]) -> tuple[list[str], list[str]
                                 f"(checked: {', '.join(checked) or 'none'})")
             elif used:
                 good.append(f"{LABELS[key]} {', '.join(used)}")
-    if cr and not bi.is_fargate(ce):
-        profile = cr.get("instanceRole")
+    if cr and not ce.fargate:
+        profile = ce.instance_profile_ref
         if scope.instance_profile and not _same_role(profile, scope.instance_profile):
             problems.append(f"its instance profile is {profile or 'not set'}, but {scope.instance_profile} was "
                             "checked")
         elif profile:
             good.append(f"instance profile {bi.arn_name(str(profile))}")
-        pair = cr.get("ec2KeyPair")
+        pair = ce.key_pair
         if scope.key_name and pair != scope.key_name:
             problems.append(f"its key pair is {pair or 'not set'}, but {scope.key_name} was checked")
         elif pair:
             good.append(f"key pair {pair}")
-    if ce.get("type", "MANAGED") == "MANAGED":
-        role = ce.get("serviceRole") or "service-linked"
+    if ce.managed:
+        role = ce.service_role or "service-linked"
         if scope.service_role and not _same_role(role, scope.service_role):
             problems.append(f"its service role is {role}, but {scope.service_role} was checked")
         else:
@@ -541,11 +528,7 @@ def _wiring(ctx: CheckContext, ce: dict[str, Any]) -> tuple[list[str], list[str]
 )
 def wiring_consistent(ctx: CheckContext, res: Resource) -> Finding:
     scope = ctx.scope
-    if res.get("problems"):
-        raise NotApplicable("the compute environment was not discovered (see BAT001)")
-    ce = ctx.model.compute_environment_document(res.id)
-    if ce is None:
-        raise NotApplicable(f"compute environment {res.id} does not exist (see BAT001)")
+    ce = _existing_ce(ctx, res)
     problems, good = _wiring(ctx, ce)
     first = bi.arn_name(scope.compute_environments[0]) if scope.compute_environments else None
     if res.id == first or bi.arn_name(res.id) == first:
@@ -555,8 +538,7 @@ def wiring_consistent(ctx: CheckContext, res: Resource) -> Finding:
             if text not in problems and not any(label in p for p in problems):
                 problems.append(text)
         # a missing profile that the compute environment itself names is IAM003's finding (and fix), not wiring
-        cr = ce.get("computeResources", {}) or {}
-        same_profile = bool(scope.instance_profile) and _same_role(cr.get("instanceRole"), scope.instance_profile)
+        same_profile = bool(scope.instance_profile) and _same_role(ce.instance_profile_ref, scope.instance_profile)
         problems.extend(p[1] for p in scope.problems
                         if p[0] == "network" or (p[0] == "instance_profile" and not same_profile))
     if problems:
@@ -596,27 +578,25 @@ def shared_memory(ctx: CheckContext, res: Resource) -> Finding:
                             "the pod's volumes")
     file_value = res.get("file")
     if file_value:
-        jd: dict[str, Any] | None = ctx.model.job_definition_file(file_value)
+        jd = ctx.model.job_definition_file(file_value)
     else:
-        jd, why = ctx.model.job_definition_document(res.id)
-        if jd is None:
+        found, why = ctx.model.job_definition(res.id)
+        if found is None:
             raise NotApplicable(f"{why} (see BAT003)")
-    assert jd is not None
-    if "FARGATE" in bi.platform_capabilities(jd):
+        jd = found
+    if "FARGATE" in jd.platform_capabilities():
         raise NotApplicable("Fargate does not support linuxParameters.sharedMemorySize")
-    cont = bi.container(jd)
-    size = bi.job_size(jd)
-    command = cont.get("command") or []
-    text = " ".join([str(cont.get("image", "")), *map(str, command if isinstance(command, list) else [command])])
+    size = jd.asks()
+    text = " ".join([jd.image or "", *jd.command])
     text = text.lower()
     hint = next((h for h in TORCH_HINTS if h in text), None)
     if not size.gpus and hint is None:
         raise NotApplicable("not a GPU job, and nothing in its image or command looks like PyTorch")
     why = f"{size.gpus} GPU" if size.gpus else f"'{hint}' in its image or command"
-    linux = cont.get("linuxParameters") or {}
-    shm = linux.get("sharedMemorySize") if isinstance(linux, dict) else None
-    if shm is not None and not isinstance(shm, int):
-        raise NotEvaluable(f"linuxParameters.sharedMemorySize is not a number: {shm!r} (see BAT003)")
+    if jd.shared_memory_malformed is not None:
+        raise NotEvaluable(f"linuxParameters.sharedMemorySize is not a number: {jd.shared_memory_malformed} "
+                           "(see BAT003)")
+    shm = jd.shared_memory_mib
     if shm is None:
         return failed(f"{res.id} ({why}) sets no linuxParameters.sharedMemorySize: /dev/shm stays at Docker's "
                       f"{DOCKER_DEFAULT_SHM_MIB} MB")
@@ -701,23 +681,18 @@ def quota_value(ctx: CheckContext, service: str, code: str) -> float:
                 "VT instances') up to the compute environment's maxvCpus, or lower maxvCpus.",
 )
 def vcpu_quota(ctx: CheckContext, res: Resource) -> Finding:
-    if res.get("problems"):
-        raise NotApplicable("the compute environment was not discovered (see BAT001)")
-    ce = ctx.model.compute_environment_document(res.id)
-    if ce is None:
-        raise NotApplicable(f"compute environment {res.id} does not exist (see BAT001)")
-    cr = ce.get("computeResources") or {}
-    if not cr or ce.get("type") == "UNMANAGED":
+    ce = _existing_ce(ctx, res)
+    if ce.provisioning is None or not ce.managed:  # no computeResources, or UNMANAGED
         raise NotApplicable(f"{res.id} is unmanaged: Batch launches no instances")
-    max_vcpus = int(cr.get("maxvCpus", 0))
-    kind = str(cr.get("type", "EC2"))
+    max_vcpus = ce.max_vcpus or 0
+    kind = ce.provisioning
     checks: list[tuple[str, str, str]] = []  # (label, service, code)
     if kind in FARGATE_QUOTAS:
         label, code = FARGATE_QUOTAS[kind]
         checks.append((label, "fargate", code))
     else:
         spot = kind == "SPOT"
-        classes = sorted({instance_class(f) for f in families(list(cr.get("instanceTypes", []) or []))})
+        classes = sorted({instance_class(f) for f in families(list(ce.instance_types))})
         for cls in classes:
             label, on_demand, spot_code = EC2_QUOTAS[cls]
             chosen = spot_code if spot else on_demand
@@ -749,11 +724,7 @@ def vcpu_quota(ctx: CheckContext, res: Resource) -> Finding:
                 "availability-zone), or allow instance types offered in the subnets' zones.",
 )
 def types_offered_in_zones(ctx: CheckContext, res: Resource) -> Finding:
-    if res.get("problems"):
-        raise NotApplicable("the compute environment was not discovered (see BAT001)")
-    ce = _model_ce(ctx, res.id)
-    if ce is None:
-        raise NotApplicable(f"compute environment {res.id} does not exist (see BAT001)")
+    ce = _existing_ce(ctx, res)
     if ce.fargate or not ce.managed:
         raise NotApplicable(f"{ce.name} is {'Fargate' if ce.fargate else 'unmanaged'}: Batch picks no instance type")
     zones = ctx.model.subnet_zones(ce.subnets)
@@ -888,11 +859,7 @@ def user_data_problems(text: str) -> list[str]:
                 "boundary=\"==BOUNDARY==\"), append to /etc/ecs/ecs.config with >> and never set ECS_CLUSTER.",
 )
 def launch_template_user_data(ctx: CheckContext, res: Resource) -> Finding:
-    if res.get("problems"):
-        raise NotApplicable("the compute environment was not discovered (see BAT001)")
-    ce = _model_ce(ctx, res.id)
-    if ce is None:
-        raise NotApplicable(f"compute environment {res.id} does not exist (see BAT001)")
+    ce = _existing_ce(ctx, res)
     if ce.eks:
         raise NotApplicable(f"{ce.name} runs on Amazon EKS: its nodes join the EKS cluster, not an ECS one")
     refs = templates_of(ce)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pytest_mlbatch.aws import target as target_regions
-from pytest_mlbatch.aws.inventory import AwsError
 from pytest_mlbatch.engine.context import CheckContext
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotEvaluable, Resource, failed, passed
@@ -18,19 +16,13 @@ from pytest_mlbatch.findings import Finding, NotEvaluable, Resource, failed, pas
                 "`aws sso login`; make sure account_id names the account you mean.",
 )
 def credentials(ctx: CheckContext, res: Resource) -> Finding:
-    try:
-        ident = ctx.target.identity()
-    except AwsError as exc:
-        if exc.kind in ("credentials", "assume-role"):
-            return failed(f"no usable AWS credentials: {exc.detail}")
-        raise
+    ident = ctx.model.identity()
+    if ident.credentials_problem is not None:
+        return failed(f"no usable AWS credentials: {ident.credentials_problem}")
     expected = ctx.target.spec.account_id
-    if expected and ident.get("Account") != expected:
-        return failed(f"credentials are for account {ident.get('Account')}, config expects {expected}")
-    return passed(f"account {ident.get('Account')} as {ident.get('Arn')}")
-
-
-known_regions = target_regions.known_regions  # the same list decides which targets' region checks run
+    if expected and ident.account != expected:
+        return failed(f"credentials are for account {ident.account}, config expects {expected}")
+    return passed(f"account {ident.account} as {ident.arn}")
 
 
 @check(
@@ -44,7 +36,7 @@ def region(ctx: CheckContext, res: Resource) -> Finding:
     spec = ctx.target.spec
     if not spec.region:
         return failed("no AWS region set (config, --aws-region, AWS_REGION/AWS_DEFAULT_REGION or the profile)")
-    if spec.region not in known_regions():
+    if not ctx.model.known_region(spec.region):  # the list that decides which targets' region checks run
         return failed(f"{spec.region!r} (from {spec.region_source}) is not a known AWS region")
     return passed(f"{spec.region} (from {spec.region_source})")
 

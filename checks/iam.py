@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from pytest_mlbatch.analysis import policy
-from pytest_mlbatch.analysis.names import did_you_mean
 from pytest_mlbatch.analysis.policy import Request
 from pytest_mlbatch.engine.context import PLAN_TAG, CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.engine.registry import check
@@ -16,6 +15,7 @@ from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resour
 from pytest_mlbatch.model import principals as roles
 from pytest_mlbatch.model.job import Job
 from pytest_mlbatch.model.principals import Principal, Role
+from pytest_mlbatch.model.world import near_name
 
 READ_ROLE = ["iam:GetRole", "iam:ListRoles", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies",
              "iam:GetRolePolicy", "iam:GetPolicy", "iam:GetPolicyVersion", "iam:SimulatePrincipalPolicy"]
@@ -65,10 +65,7 @@ def _ref(value: str) -> roles.RoleRef:
 def _near(ctx: CheckContext, kind: str, name: str) -> str:
     """' (did you mean ...?)' from the account's names of that kind; '' when none is near or they cannot be read
     (the suggestion is a courtesy: the answer stands without it)."""
-    try:
-        return did_you_mean(name, ctx.model.names(kind))
-    except NotEvaluable:
-        return ""
+    return near_name(ctx.model, kind, name)
 
 
 def resolve(ctx: CheckContext, value: str) -> tuple[roles.RoleRef, Role | Finding]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import stat
 
 from pytest_mlbatch.analysis import keys
-from pytest_mlbatch.analysis.names import did_you_mean
 from pytest_mlbatch.engine.context import CheckContext, FixContext, FixPlan, NotFixable
 from pytest_mlbatch.engine.registry import check
-from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
+from pytest_mlbatch.findings import Finding, NotApplicable, Resource, failed, passed
+from pytest_mlbatch.model.world import near_name
 
 
 @check(
@@ -26,10 +26,7 @@ def key_pair_exists(ctx: CheckContext, res: Resource) -> Finding:
     hint = ""
     if res.id.endswith((".pem", ".key", ".ppk")) or "/" in res.id:
         hint = "; this looks like a file name: give the key pair's name as AWS shows it"
-    try:
-        near = did_you_mean(res.id, ctx.model.names("key_pair"))
-    except NotEvaluable:  # the suggestion is a courtesy: the answer above stands without it
-        near = ""
+    near = near_name(ctx.model, "key_pair", res.id)  # a courtesy: the answer stands without it
     return failed(f"key pair {res.id!r} does not exist in {ctx.region}{near}{hint}")
 
 

@@ -270,3 +270,23 @@ def hidden_instance_types(names: set[str]) -> contextlib.AbstractContextManager[
         return [t for t in result if t.get("InstanceType") not in names]
 
     return patched_backend(InstanceTypeBackend, "describe_instance_types", wrap)
+
+
+@contextlib.contextmanager
+def denied_listing(method: str) -> Iterator[None]:
+    """moto's Batch describe `method` refuses to list the whole region (a ClientException) and answers the calls
+    that name what they describe (moto passes the names first: environments, queues, or a definition's name and
+    list; then the status)."""
+    from moto.batch.exceptions import ClientException
+    from moto.batch.models import BatchBackend
+
+    original = getattr(BatchBackend, method)
+
+    def refuse(self: Any, *args: Any, **kwargs: Any) -> Any:
+        names = [*args[:2], *(v for k, v in kwargs.items() if k != "status")]
+        if not any(names):
+            raise ClientException("denied listing (test)")
+        return original(self, *args, **kwargs)
+
+    with replaced_backend(BatchBackend, method, refuse):
+        yield

@@ -354,3 +354,20 @@ def test_checks_severity_still_wins_over_a_missing_resource(env: BatchEnv, tmp_p
     config = {**base_config(job_definition="nope"), "checks": {"severity": {"BAT003": "low"}}}
     r = run_check("BAT003", config, tmp_path)
     assert (r.outcome, r.severity) == ("failed", "low")
+
+
+@pytest.mark.parametrize(("check_id", "batch", "method", "message"), [
+    ("BAT002", {"job_queue": "ml-queeu"}, "describe_job_queues", "job queue ml-queeu does not exist in us-east-1"),
+    ("BAT003", {"job_definition": "ml-trian"}, "describe_job_definitions", "job definition ml-trian does not exist"),
+    ("BAT001", {"compute_environment": "ml-cee"}, "describe_compute_environments",
+     "compute environment ml-cee does not exist in us-east-1"),
+])
+def test_a_missing_name_stands_without_a_suggestion_when_the_listing_cannot_be_read(
+        env: BatchEnv, tmp_path: Path, check_id: str, batch: dict, method: str, message: str) -> None:
+    """The listing behind 'did you mean' is refused: the finding is the same, only without the suggestion (never an
+    error, and never a suggestion from a partial listing)."""
+    from bat_fixtures import denied_listing
+
+    with denied_listing(method):
+        r = run_check(check_id, base_config(**batch), tmp_path)
+    assert (r.outcome, r.message) == ("failed", message)

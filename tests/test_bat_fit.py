@@ -14,6 +14,7 @@ from pytest_mlbatch.analysis.fit import (
     usable_memory,
 )
 from pytest_mlbatch.aws import batchinfo as bi
+from pytest_mlbatch.aws.world import instance_type
 from pytest_mlbatch.config import JobSize
 
 
@@ -24,9 +25,15 @@ def info(name: str, vcpus: int, memory: int, gpus: int = 0) -> dict:
     return doc
 
 
-M5_LARGE = Capacity.of(info("m5.large", 2, 8192))
-M5_XLARGE = Capacity.of(info("m5.xlarge", 4, 16384))
-G4DN = Capacity.of(info("g4dn.xlarge", 4, 16384, gpus=1))
+def cap(name: str, vcpus: int, memory: int, gpus: int = 0, registered: int | None = None) -> Capacity:
+    """The capacity of a DescribeInstanceTypes entry, read as the model reads it (aws/world.py)."""
+    t = instance_type(info(name, vcpus, memory, gpus))
+    return Capacity.build(t.name, t.vcpus, t.memory_mib, t.gpus, registered)
+
+
+M5_LARGE = cap("m5.large", 2, 8192)
+M5_XLARGE = cap("m5.xlarge", 4, 16384)
+G4DN = cap("g4dn.xlarge", 4, 16384, gpus=1)
 
 
 def test_usable_memory_follows_the_documented_m4_large_example() -> None:
@@ -45,7 +52,7 @@ def test_memory_band_and_registered_memory() -> None:
     assert inside.message == ("may not fit: job asks 7800 MiB; m5.large (8192 MiB installed) registers between 7668 "
                               "and 7953 MiB with ECS, and no allowed type surely holds the job; ask at most 7668 MiB, "
                               "or allow a larger type")
-    measured = Capacity.of(info("m5.large", 2, 8192), registered=7820)
+    measured = cap("m5.large", 2, 8192, registered=7820)
     assert ec2_fit(JobSize(2, 7800), [measured], 16).message == (
         "fits m5.large (2 vCPU, 7820 MiB registered with ECS); 1 of 1 allowed types fit")
     over = ec2_fit(JobSize(2, 7900), [measured], 16)
@@ -64,14 +71,14 @@ def test_ec2_fit_messages() -> None:
     assert not over.fits
     assert over.message == ("job asks 16384 MiB; largest usable memory in m5.xlarge is 15938 MiB (16384 MiB "
                             "installed less ECS overhead), 446 MiB over")
-    together = ec2_fit(JobSize(4, 4096, 1), [M5_XLARGE, Capacity.of(info("g4dn.small", 2, 8192, 1))], None)
+    together = ec2_fit(JobSize(4, 4096, 1), [M5_XLARGE, cap("g4dn.small", 2, 8192, 1)], None)
     assert together.message == "no single allowed type has 4 vCPU, 4096 MiB, 1 GPU together"
     assert ec2_fit(JobSize(4, 4096, 1), [M5_XLARGE, G4DN], 2).message == "job asks 4 vCPUs; maxvCpus is 2"
     assert ec2_fit(JobSize(2, 1024, 2), [G4DN], None).message == (
         "job asks 2 GPUs; most GPUs in one type: g4dn.xlarge with 1")
     # a multi-node parallel job needs maxvCpus for all its nodes at once (moto's DescribeJobDefinitions drops
     # nodeProperties, so this is tested here and not on moto)
-    assert ec2_fit(JobSize(8, 4096), [M5_XLARGE, Capacity.of(info("m5.2xlarge", 8, 32768))], 16, nodes=3).message \
+    assert ec2_fit(JobSize(8, 4096), [M5_XLARGE, cap("m5.2xlarge", 8, 32768)], 16, nodes=3).message \
         == "job asks 8 vCPUs x 3 nodes = 24; maxvCpus is 16"
     assert ec2_fit(JobSize(1, 512), [], 4).message == "no allowed instance type could be described"
 
@@ -107,7 +114,7 @@ def test_fargate_table_matches_the_api_reference_text() -> None:
         assert documented == list(sizes), vcpu
 
 
-types = st.builds(lambda n, v, m, g: Capacity.of(info(f"t{n}.x", v, m, g)), st.integers(0, 99),
+types = st.builds(lambda n, v, m, g: cap(f"t{n}.x", v, m, g), st.integers(0, 99),
                   st.integers(1, 192), st.integers(512, 1_000_000), st.integers(0, 8))
 jobs = st.builds(JobSize, st.one_of(st.none(), st.integers(1, 200).map(float)),
                  st.one_of(st.none(), st.integers(4, 1_000_000)), st.one_of(st.none(), st.integers(0, 8)))

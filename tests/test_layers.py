@@ -148,9 +148,6 @@ def test_every_module_is_mapped_in_the_developer_docs_with_a_one_line_purpose() 
 CHECKS_READING_AWS = {
     # The canary submits a job and reads its evidence: the documented exception (a fix-like action, not a fact).
     "pytest_mlbatch.checks.job",
-    # ENV001 asks STS through the target (its credential errors are the finding); ENV002 uses aws/target's
-    # region list. Not yet moved behind the model.
-    "pytest_mlbatch.checks.env",
 }
 
 

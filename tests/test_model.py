@@ -8,11 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 from backends import REGION, Aws
-from bat_fixtures import make_env
+from bat_fixtures import denied_listing, make_env
 
-from pytest_mlbatch.aws.inventory import Inventory
+from pytest_mlbatch.aws.inventory import AwsError, Inventory
 from pytest_mlbatch.aws.world import AwsWorld
+from pytest_mlbatch.config import JobSize
+from pytest_mlbatch.findings import NotEvaluable
+from pytest_mlbatch.model.job import ContainerSpec
+from pytest_mlbatch.model.principals import Identity
 from pytest_mlbatch.model.scope import Scope
 
 
@@ -88,3 +93,83 @@ def test_a_local_job_definition_file_is_the_job_too(aws: Aws, tmp_path: Path) ->
 
     assert job is not None and job.source == str(tmp_path / "jd.json") and job.revision is None
     assert job.image == "busybox" and job.retry_attempts == 3 and job.secrets == () and job.log is None
+
+
+def test_a_job_definition_as_the_bat_checks_judge_it_notes_its_malformed_parts(aws: Aws, tmp_path: Path) -> None:
+    """job_definition_file() (and job_definition()) give the definition with what is malformed noted on it, for the
+    BAT checks that judge the definition itself; job() refuses it with the first such reason."""
+    doc = {"jobDefinitionName": "ml-train", "type": "container", "containerProperties": {
+        "image": "pytorch/pytorch:2", "command": ["python", "train.py"], "vcpus": 2, "secrets": "oops",
+        "resourceRequirements": [{"type": "MEMORY", "value": "2048"}], "linuxParameters": {"sharedMemorySize": "1g"}}}
+    (tmp_path / "jd.json").write_text(json.dumps(doc))
+    w = AwsWorld(Inventory(boto3.Session(region_name=REGION), REGION), Scope(job_definition_file="jd.json"), REGION,
+                 tmp_path)
+
+    jd = w.job_definition_file("jd.json")
+
+    assert jd.containers == (ContainerSpec("containerProperties", ("vcpus",), ("MEMORY",)),)
+    assert jd.command == ("python", "train.py") and jd.image == "pytorch/pytorch:2"
+    assert jd.shared_memory_mib is None and jd.shared_memory_malformed == "'1g'"
+    assert jd.asks() == JobSize(2.0, 2048, None) and jd.num_nodes == 1 and jd.status == "ACTIVE"
+    assert jd.fields_error is not None and jd.fields_error.startswith("job definition ml-train: a field is malformed")
+    assert jd.document == doc  # kept for BAT003's schema validation only
+    with pytest.raises(NotEvaluable, match="a field is malformed"):
+        w.job()
+    assert w.current_job_definition() == (jd, "")
+
+
+def test_a_described_job_definition_and_a_missing_one(aws: Aws) -> None:
+    env = make_env(aws)
+    env.job_definition("ml-train", vcpus="4", memory="8192", gpus="1", linuxParameters={"sharedMemorySize": 2048})
+    w = world(aws, job_definition="ml-train")
+
+    jd, why = w.job_definition("ml-train")
+    assert why == "" and jd is not None and jd.label == "ml-train:1" and jd.problem() is None
+    assert jd.shared_memory_mib == 2048 and jd.asks() == JobSize(4.0, 8192, 1)
+    assert jd.containers == (ContainerSpec("containerProperties", (), ("VCPU", "MEMORY", "GPU")),)
+    assert w.job_definition("ml-train:7") == (None, "job definition ml-train:7: revision 7 does not exist "
+                                                    "(latest ACTIVE revision is 1)")
+    assert w.job_definition("nope") == (None, "job definition nope does not exist")
+
+
+def test_the_target_compute_environments_include_those_the_queue_orders(aws: Aws) -> None:
+    env = make_env(aws)
+    env.compute_environment("ml-ce")
+    arn = env.compute_environment("ml-other", kind="SPOT")
+    scope = Scope(compute_environments=["ml-ce"])
+    scope.discovered["queue_compute_environment_names"] = ["ml-ce", "ml-other"]
+
+    ces = AwsWorld(Inventory(boto3.Session(region_name=REGION), REGION), scope, REGION,
+                   Path(".")).target_compute_environments()
+
+    assert sorted(ces) == sorted(["ml-ce", "ml-other", arn, ces["ml-ce"].arn])
+    assert ces[arn] is ces["ml-other"] and ces["ml-other"].spot
+    assert ces["ml-ce"].instance_profile_ref == f"arn:aws:iam::123456789012:instance-profile/{env.profile}"
+
+
+@pytest.mark.parametrize(("kind", "method"), [
+    ("job_queue", "describe_job_queues"),
+    ("compute_environment", "describe_compute_environments"),
+    ("job_definition", "describe_job_definitions"),
+])
+def test_a_batch_listing_that_cannot_be_read_is_not_evaluable_never_empty(aws: Aws, kind: str, method: str) -> None:
+    env = make_env(aws)
+    env.compute_environment("ml-ce")
+    env.queue()
+    env.job_definition("ml-train")
+    assert "ml-" + {"job_queue": "queue", "compute_environment": "ce", "job_definition": "train"}[kind] \
+        in world(aws).names(kind)
+    with denied_listing(method), pytest.raises(NotEvaluable, match="denied listing"):
+        world(aws).names(kind)
+
+
+def test_identity_or_why_there_are_no_credentials(aws: Aws) -> None:
+    assert world(aws).identity() == Identity("123456789012", "arn:aws:sts::123456789012:user/moto")
+
+    def no_session() -> Inventory:
+        raise AwsError("sts:GetCallerIdentity", "credentials", "NoCredentialsError", "Unable to locate credentials")
+
+    found = AwsWorld(no_session, Scope(), REGION, Path(".")).identity()
+    assert found == Identity(None, None, "Unable to locate credentials")
+    assert AwsWorld(no_session, Scope(), REGION, Path(".")).known_region("eu-west-1")
+    assert not AwsWorld(no_session, Scope(), REGION, Path(".")).known_region("eu-west-9")

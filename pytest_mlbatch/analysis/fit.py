@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from pytest_mlbatch.config import JobSize
 
@@ -73,13 +72,6 @@ class Capacity:
         if registered is not None:
             return cls(name, vcpus, memory, registered, gpus, registered, True)
         return cls(name, vcpus, memory, usable_memory(memory), gpus, conservative_memory(memory))
-
-    @classmethod
-    def of(cls, info: dict[str, Any], registered: int | None = None) -> Capacity:
-        memory = int(info.get("MemoryInfo", {}).get("SizeInMiB", 0))
-        gpus = sum(int(g.get("Count", 0)) for g in info.get("GpuInfo", {}).get("Gpus", []) or [])
-        return cls.build(str(info["InstanceType"]), int(info.get("VCpuInfo", {}).get("DefaultVCpus", 0)), memory,
-                         gpus, registered)
 
     @property
     def surely(self) -> int:

@@ -1,4 +1,5 @@
-"""Shared AWS Batch and EC2 lookups via the inventory: compute environments, queue, job definition, types."""
+"""AWS Batch and EC2 reads via the inventory (compute environments, queue, job definitions, instance types) and
+what their documents say (a job definition's container, size and platforms; a compute environment's kind)."""
 
 from __future__ import annotations
 
@@ -20,37 +21,13 @@ from pytest_mlbatch.analysis.batchdocs import (
     SPECIAL_TYPES as SPECIAL_TYPES,
 )
 from pytest_mlbatch.analysis.batchdocs import (
-    architectures as architectures,
-)
-from pytest_mlbatch.analysis.batchdocs import (
     arn_name as arn_name,
 )
 from pytest_mlbatch.analysis.batchdocs import (
     arn_path as arn_path,
 )
 from pytest_mlbatch.analysis.batchdocs import (
-    container as container,
-)
-from pytest_mlbatch.analysis.batchdocs import (
     instance_type_patterns as instance_type_patterns,
-)
-from pytest_mlbatch.analysis.batchdocs import (
-    is_eks as is_eks,
-)
-from pytest_mlbatch.analysis.batchdocs import (
-    is_fargate as is_fargate,
-)
-from pytest_mlbatch.analysis.batchdocs import (
-    job_size as job_size,
-)
-from pytest_mlbatch.analysis.batchdocs import (
-    platform_capabilities as platform_capabilities,
-)
-from pytest_mlbatch.analysis.batchdocs import (
-    queue_order as queue_order,
-)
-from pytest_mlbatch.analysis.batchdocs import (
-    requirements as requirements,
 )
 from pytest_mlbatch.analysis.batchdocs import (
     same_name as same_name,
@@ -58,7 +35,8 @@ from pytest_mlbatch.analysis.batchdocs import (
 from pytest_mlbatch.analysis.batchdocs import (
     unresolved as unresolved,
 )
-from pytest_mlbatch.aws.inventory import AwsError, Inventory
+from pytest_mlbatch.aws.inventory import Inventory
+from pytest_mlbatch.config import JobSize
 from pytest_mlbatch.findings import NotEvaluable
 from pytest_mlbatch.model.scope import Scope
 
@@ -73,6 +51,96 @@ class Where(Protocol):
     def scope(self) -> Scope: ...
 
     def path(self, value: str) -> Path: ...
+
+
+# -- what Batch documents say (plain reads of DescribeX answers and RegisterJobDefinition input) -----------
+def queue_order(queue: dict[str, Any]) -> list[str]:
+    """The queue's compute environment ARNs (or names) in the order the scheduler tries them."""
+    order = sorted(queue.get("computeEnvironmentOrder", []), key=lambda o: int(o.get("order", 0)))
+    return [str(o["computeEnvironment"]) for o in order]
+
+
+def is_fargate(ce: dict[str, Any]) -> bool:
+    return str(ce.get("computeResources", {}).get("type", "")).startswith("FARGATE")
+
+
+def is_eks(ce: dict[str, Any]) -> bool:
+    return str(ce.get("containerOrchestrationType", "ECS")).upper() == "EKS" or bool(ce.get("eksConfiguration"))
+
+
+def container(jd: dict[str, Any]) -> dict[str, Any]:
+    """The container a job definition runs: containerProperties, the main node's container, or the essential
+    container of ecsProperties' first task ({} if none)."""
+    if isinstance(jd.get("containerProperties"), dict):
+        return dict(jd["containerProperties"])
+    nodes = jd.get("nodeProperties")
+    if isinstance(nodes, dict) and isinstance(nodes.get("nodeRangeProperties"), list):
+        main = nodes.get("mainNode", 0)
+        for rng in nodes["nodeRangeProperties"]:
+            if not isinstance(rng, dict):
+                continue
+            lo, _, hi = str(rng.get("targetNodes", "")).partition(":")
+            try:
+                inside = int(lo or 0) <= int(main) <= int(hi or lo or main)
+            except ValueError:
+                inside = False
+            if inside and isinstance(rng.get("container"), dict):
+                return dict(rng["container"])
+    ecs = jd.get("ecsProperties")
+    if isinstance(ecs, dict) and isinstance(ecs.get("taskProperties"), list):
+        for task in ecs["taskProperties"]:
+            containers = task.get("containers", []) if isinstance(task, dict) else []
+            if not isinstance(containers, list) or not all(isinstance(c, dict) for c in containers):
+                continue
+            chosen = next((c for c in containers if c.get("essential", True)), containers[0] if containers else {})
+            merged = dict(chosen)
+            for key in ("executionRoleArn", "taskRoleArn", "networkConfiguration", "platformVersion"):
+                if key in task:
+                    merged.setdefault(key if key != "taskRoleArn" else "jobRoleArn", task[key])
+            return merged
+    return {}
+
+
+def requirements(cont: dict[str, Any]) -> dict[str, str]:
+    """resourceRequirements as {"VCPU": "2", "MEMORY": "16384", "GPU": "1"}."""
+    found = cont.get("resourceRequirements") or []
+    if not isinstance(found, list) or not all(isinstance(r, dict) for r in found):
+        raise NotEvaluable("resourceRequirements is not a list of {type, value} (see BAT003)")
+    return {str(r.get("type")): str(r.get("value")) for r in found}
+
+
+def job_size(jd: dict[str, Any]) -> JobSize:
+    """What a job definition asks for: resourceRequirements first, else the deprecated vcpus/memory."""
+    cont = container(jd)
+    req = requirements(cont)
+    vcpus: float | None = None
+    memory: int | None = None
+    gpus: int | None = None
+    try:
+        if "VCPU" in req:
+            vcpus = float(req["VCPU"])
+        elif cont.get("vcpus") is not None:
+            vcpus = float(cont["vcpus"])
+        if "MEMORY" in req:
+            memory = int(float(req["MEMORY"]))
+        elif cont.get("memory") is not None:
+            memory = int(cont["memory"])
+        if "GPU" in req:
+            gpus = int(float(req["GPU"]))
+    except (TypeError, ValueError) as exc:
+        raise NotEvaluable(f"job definition has a resource requirement that is not a number: {exc}") from None
+    return JobSize(vcpus=vcpus, memory=memory, gpus=gpus)
+
+
+def platform_capabilities(jd: dict[str, Any]) -> list[str]:
+    found = jd.get("platformCapabilities") or []
+    if not isinstance(found, list):
+        raise NotEvaluable("platformCapabilities is not a list (see BAT003)")
+    return [str(p) for p in found] or ["EC2"]
+
+
+def architectures(info: dict[str, Any]) -> list[str]:
+    return [str(a) for a in info.get("ProcessorInfo", {}).get("SupportedArchitectures", [])]
 
 
 # DescribeInstanceTypes takes at most this many values in one filter; larger sets are asked in batches.
@@ -248,20 +316,6 @@ def instance_types(ctx: Where, names: list[str]) -> list[dict[str, Any]]:
     if set(patterns) <= covered:
         return [t for name, t in sorted(known.items()) if any(fnmatch.fnmatchcase(name, p) for p in patterns)]
     return _describe_types(ctx.inventory, patterns)
-
-
-# -- "did you mean" ------------------------------------------------------------------------------------------------
-def suggest(inventory: Inventory, name: str, service: str, method: str, result_key: str, field: str,
-            **params: Any) -> str:
-    """' (did you mean 'x'?)' from the region's listing of that kind (read once, cached), or '' when nothing is
-    close or the listing cannot be read (the finding stands without it)."""
-    from pytest_mlbatch.analysis.names import did_you_mean
-
-    try:
-        items = inventory.paginate(service, method, result_key, **params)
-    except AwsError:
-        return ""
-    return did_you_mean(name, (str(i.get(field, "")) for i in items if isinstance(i, dict)))
 
 
 # -- what instances boot and where they may run ---------------------------------------------------------------------

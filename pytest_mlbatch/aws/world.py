@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,8 @@ from pytest_mlbatch.analysis.policy import Decision, Request
 from pytest_mlbatch.aws import batchinfo, images, network, principals, reads, roles, secrets
 from pytest_mlbatch.aws.discovery import describe_subnets
 from pytest_mlbatch.aws.inventory import AwsError, Inventory
+from pytest_mlbatch.aws.target import known_regions
+from pytest_mlbatch.config import JobSize
 from pytest_mlbatch.findings import NotEvaluable
 from pytest_mlbatch.model.compute import (
     Ami,
@@ -30,10 +32,11 @@ from pytest_mlbatch.model.compute import (
     TimeLimitAction,
 )
 from pytest_mlbatch.model.images import EcrImage, EcrRepository, RegistryLogin, RegistrySecretMissing, ScanFindings
-from pytest_mlbatch.model.job import Job, LogConfiguration, RetryRule, Secret
+from pytest_mlbatch.model.job import ContainerSpec, Job, LogConfiguration, RetryRule, Secret
 from pytest_mlbatch.model.network import LaunchSettings, Network, Subnet
 from pytest_mlbatch.model.principals import (
     Caller,
+    Identity,
     InstanceProfile,
     KmsKey,
     LogGroup,
@@ -64,7 +67,7 @@ def compute_environment(doc: Mapping[str, Any]) -> ComputeEnvironment:
         state=doc.get("state"),
         status=doc.get("status"),
         status_reason=doc.get("statusReason"),
-        orchestration=str(doc.get("containerOrchestrationType") or "ECS"),
+        orchestration="EKS" if batchinfo.is_eks(dict(doc)) else str(doc.get("containerOrchestrationType") or "ECS"),
         provisioning=cr.get("type"),
         service_role=doc.get("serviceRole"),
         instance_profile=batchinfo.arn_name(str(profile)) if profile else None,
@@ -78,6 +81,7 @@ def compute_environment(doc: Mapping[str, Any]) -> ComputeEnvironment:
         image_id=cr.get("imageId"),
         ec2_configuration=configs,
         template_overrides=overrides,
+        instance_profile_ref=str(profile) if profile else None,
     )
 
 
@@ -153,12 +157,61 @@ def instance_type(doc: Mapping[str, Any]) -> InstanceType:
     )
 
 
+def _container_specs(doc: Mapping[str, Any]) -> tuple[ContainerSpec, ...]:
+    """containerProperties and each node range's container: the size keys each sets."""
+    found: list[tuple[str, Mapping[str, Any]]] = []
+    if isinstance(doc.get("containerProperties"), Mapping):
+        found.append(("containerProperties", doc["containerProperties"]))
+    nodes = doc.get("nodeProperties")
+    ranges = nodes.get("nodeRangeProperties") if isinstance(nodes, Mapping) else None
+    for i, rng in enumerate(ranges if isinstance(ranges, list) else []):
+        if isinstance(rng, Mapping) and isinstance(rng.get("container"), Mapping):
+            found.append((f"nodeProperties.nodeRangeProperties[{i}].container", rng["container"]))
+    out = []
+    for where, cont in found:
+        try:
+            types: tuple[str, ...] | None = tuple(batchinfo.requirements(dict(cont)))
+        except NotEvaluable:
+            types = None
+        out.append(ContainerSpec(where, tuple(k for k in ("vcpus", "memory") if cont.get(k) is not None), types))
+    return tuple(out)
+
+
+def _pod_image(doc: Mapping[str, Any]) -> str | None:
+    """Batch on EKS: the image of the pod's first container."""
+    eks = doc.get("eksProperties")
+    pod = eks.get("podProperties") if isinstance(eks, Mapping) else None
+    containers = pod.get("containers") if isinstance(pod, Mapping) else None
+    first = containers[0] if isinstance(containers, list) and containers else None
+    image = first.get("image") if isinstance(first, Mapping) else None
+    return str(image) if image else None
+
+
+def _num_nodes(doc: Mapping[str, Any]) -> int | None:
+    nodes = doc.get("nodeProperties")
+    if nodes is None:
+        return 1
+    if not isinstance(nodes, Mapping):
+        return None
+    try:
+        return int(nodes.get("numNodes", 1) or 1)
+    except (TypeError, ValueError):
+        return None
+
+
 def job(doc: Mapping[str, Any], source: str = "batch") -> Job:
     """A job definition (DescribeJobDefinitions entry, or RegisterJobDefinition input from a file) as a model job.
-    Raises NotEvaluable where a field the model needs is malformed (BAT003 reports the document itself)."""
+    A malformed part the model needs is noted on the job (fields_error, platforms_error, size_error: BAT003 reports
+    the document itself); World.job() refuses such a job."""
     cont = batchinfo.container(dict(doc))
     log = cont.get("logConfiguration")
     retry = doc.get("retryStrategy") or {}
+    secrets: tuple[Secret, ...] = ()
+    log_config = None
+    attempts = None
+    rules: tuple[RetryRule, ...] = ()
+    revision = None
+    fields_error = None
     try:
         secrets = tuple(Secret(str(s["name"]), str(s["valueFrom"])) for s in cont.get("secrets") or [])
         log_config = (LogConfiguration(str(log["logDriver"]),
@@ -171,8 +224,16 @@ def job(doc: Mapping[str, Any], source: str = "batch") -> Job:
                                 r.get("onExitCode")) for r in retry.get("evaluateOnExit") or [])
         revision = int(doc["revision"]) if doc.get("revision") is not None else None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise NotEvaluable(f"job definition {doc.get('jobDefinitionName', '?')}: a field is malformed ({exc}) "
-                           "(see BAT003)") from None
+        fields_error = (f"job definition {doc.get('jobDefinitionName', '?')}: a field is malformed ({exc}) "
+                        "(see BAT003)")
+    try:
+        platforms, platforms_error = tuple(batchinfo.platform_capabilities(dict(doc))), None
+    except NotEvaluable as exc:
+        platforms, platforms_error = (), str(exc)
+    try:
+        size, size_error = batchinfo.job_size(dict(doc)), None
+    except NotEvaluable as exc:
+        size, size_error = JobSize(), str(exc)
     credentials = cont.get("repositoryCredentials") or {}
     props = doc.get("containerProperties")
     props = props if isinstance(props, Mapping) else {}
@@ -184,37 +245,64 @@ def job(doc: Mapping[str, Any], source: str = "batch") -> Job:
         ephemeral = int(size_gib) if size_gib else None
     except (TypeError, ValueError):
         ephemeral = -1  # malformed (BAT003 reports the document): IMG007 cannot size the volume
+    command = cont.get("command") or []
+    linux = cont.get("linuxParameters") or {}
+    shm = linux.get("sharedMemorySize") if isinstance(linux, Mapping) else None
+    shm_ok = shm is None or isinstance(shm, int)
     return Job(
         name=str(doc.get("jobDefinitionName", "")),
         revision=revision,
         source=source,
-        platforms=tuple(batchinfo.platform_capabilities(dict(doc))),
+        platforms=platforms,
         image=str(cont["image"]) if cont.get("image") else None,
         execution_role=cont.get("executionRoleArn"),
         job_role=cont.get("jobRoleArn"),
         secrets=secrets,
         repository_credentials=credentials.get("credentialsParameter") if isinstance(credentials, Mapping) else None,
         log=log_config,
-        size=batchinfo.job_size(dict(doc)),
+        size=size,
         multi_node=doc.get("type") == "multinode" or isinstance(doc.get("nodeProperties"), Mapping),
         retry_attempts=attempts,
         retry_rules=rules,
-
         arn=str(doc["jobDefinitionArn"]) if doc.get("jobDefinitionArn") else None,
         eks=bool(doc.get("eksProperties")),
         cpu_architecture=str(platform["cpuArchitecture"]) if platform.get("cpuArchitecture") else None,
         ephemeral_storage_gib=ephemeral,
+        status=str(doc.get("status", "ACTIVE")),
+        containers=_container_specs(doc),
+        pod_image=_pod_image(doc),
+        command=tuple(map(str, command if isinstance(command, list) else [command])),
+        shared_memory_mib=shm if shm_ok else None,
+        shared_memory_malformed=None if shm_ok else repr(shm),
+        num_nodes=_num_nodes(doc),
+        fields_error=fields_error,
+        platforms_error=platforms_error,
+        size_error=size_error,
+        document=doc,
     )
 
 
 class AwsWorld:
     """World for one target, read through its inventory with the scope discovery completed."""
 
-    def __init__(self, inventory: Inventory, scope: Scope, region: str | None, rootdir: Path) -> None:
-        self.inventory = inventory
-        self.scope = scope
+    def __init__(self, inventory: Inventory | Callable[[], Inventory], scope: Scope | Callable[[], Scope],
+                 region: str | None, rootdir: Path) -> None:
+        # Either the values or how to get them: a check's context passes its target's, so a check that needs
+        # neither (ENV001 without credentials, ENV002) gets its answer without a session or discovery.
+        self._inventory = inventory
+        self._scope = scope
         self._region = region
         self.rootdir = rootdir
+
+    @property
+    def inventory(self) -> Inventory:
+        source = self._inventory
+        return source if isinstance(source, Inventory) else source()
+
+    @property
+    def scope(self) -> Scope:
+        source = self._scope
+        return source if isinstance(source, Scope) else source()
 
     @property
     def region(self) -> str | None:
@@ -225,11 +313,10 @@ class AwsWorld:
         return p if p.is_absolute() else self.rootdir / p
 
     def job(self) -> Job | None:
-        jd, _ = batchinfo.current_job_definition(self)
-        if jd is None:
-            return None
-        source = "batch" if self.scope.job_definition else str(self.path(self.scope.job_definition_file or ""))
-        return job(jd, source)
+        found, _ = self.current_job_definition()
+        if found is not None and found.problem():
+            raise NotEvaluable(str(found.problem()))
+        return found
 
     def job_queue(self) -> JobQueue | None:
         found = batchinfo.job_queue(self)
@@ -341,6 +428,19 @@ class AwsWorld:
         except (AwsError, KeyError):
             return None
 
+    def identity(self) -> Identity:
+        try:
+            found = self.inventory.call("sts", "get_caller_identity")
+        except AwsError as exc:
+            if exc.kind in ("credentials", "assume-role"):
+                return Identity(None, None, exc.detail)
+            raise
+        account, arn = found.get("Account"), found.get("Arn")
+        return Identity(str(account) if account is not None else None, str(arn) if arn is not None else None)
+
+    def known_region(self, region: str) -> bool:
+        return region in known_regions()
+
     def caller(self) -> Caller:
         return principals.caller(self.inventory, lambda name: roles.get_role(self.inventory, name))
 
@@ -433,27 +533,29 @@ class AwsWorld:
     def image_platforms(self, ref: ImageRef, endpoint: str | None, manifest: Manifest) -> Sequence[Platform]:
         return images.platforms(self, endpoint, ref, manifest)
 
-    # -- Batch documents as read (aws/batchinfo.py) ------------------------------------------------------------
-    def job_definition_document(self, ref: str) -> tuple[dict[str, Any] | None, str]:
-        return batchinfo.describe_job_definition(self.inventory, ref)
+    # -- Batch resources as the BAT checks judge them (reads in aws/batchinfo.py) --------------------------------
+    def job_definition(self, ref: str) -> tuple[Job | None, str]:
+        doc, why = batchinfo.describe_job_definition(self.inventory, ref)
+        return (job(doc) if doc is not None else None), why
 
-    def job_definition_file(self, value: str) -> dict[str, Any]:
-        return batchinfo.load_job_definition_file(self, value)
+    def job_definition_file(self, value: str) -> Job:
+        return job(batchinfo.load_job_definition_file(self, value), str(self.path(value)))
 
-    def current_job_definition(self) -> tuple[dict[str, Any] | None, str]:
-        return batchinfo.current_job_definition(self)
+    def current_job_definition(self) -> tuple[Job | None, str]:
+        scope = self.scope
+        if scope.job_definition:
+            return self.job_definition(scope.job_definition)
+        if scope.job_definition_file:
+            return self.job_definition_file(scope.job_definition_file), ""
+        return None, "no job definition"
 
-    def job_queue_document(self) -> dict[str, Any] | None:
-        return batchinfo.job_queue(self)
-
-    def compute_environment_documents(self) -> Mapping[str, dict[str, Any]]:
-        return batchinfo.compute_environments(self)
-
-    def compute_environment_document(self, name: str) -> dict[str, Any] | None:
-        return batchinfo.compute_environment(self, name)
-
-    def instance_type_documents(self, names: Sequence[str]) -> Sequence[dict[str, Any]]:
-        return batchinfo.instance_types(self, list(names))
+    def target_compute_environments(self) -> Mapping[str, ComputeEnvironment]:
+        built: dict[str, ComputeEnvironment] = {}
+        out: dict[str, ComputeEnvironment] = {}
+        for key, doc in batchinfo.compute_environments(self).items():
+            arn = str(doc.get("computeEnvironmentArn", ""))
+            out[key] = built.setdefault(arn, compute_environment(doc))
+        return out
 
     def eks_reason(self) -> str | None:
         return batchinfo.eks_reason(self)
@@ -468,6 +570,6 @@ class AwsWorld:
         }[kind]
         try:
             items = self.inventory.paginate("batch", method, key, **params)
-        except AwsError:
-            return []
+        except AwsError as exc:
+            raise NotEvaluable(str(exc)) from None
         return [str(i.get(field, "")) for i in items if isinstance(i, dict)]

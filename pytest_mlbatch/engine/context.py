@@ -182,7 +182,7 @@ class CheckContext:
     @property
     def model(self) -> World:
         """The target's facts, typed (model/): what a check decides over, read once for every check."""
-        return AwsWorld(self.inventory, self.scope, self.region, self.rootdir)
+        return AwsWorld(lambda: self.target.inventory, self.target.scope, self.region, self.rootdir)
 
     def docker(self) -> Any:
         """The Docker SDK client (DOCKER_HOST respected); raises NotEvaluable if the daemon does not answer."""

@@ -14,6 +14,7 @@ import pkgutil
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from typing import TypedDict, Unpack
 
 from pytest_mlbatch.engine.context import Check, Evaluator
 from pytest_mlbatch.findings import AREAS, Severity
@@ -76,38 +77,65 @@ def _order(check: Check) -> tuple[int, str]:
 REGISTRY = Registry()
 
 
+class _Required(TypedDict):
+    id: str
+    slug: str
+    title: str
+    severity: str
+    resource: str
+    permissions: Sequence[str]
+    rationale: str
+    remediation: str
+
+
+class Declaration(_Required, total=False):
+    """What an @check declares, for the catalog's checks and a project's own alike."""
+
+    needs_docker: bool
+
+
+def wrong_keywords(declared: Declaration) -> str | None:
+    """What is missing from or foreign to a declaration given as keywords (None: nothing); the keywords are typed for
+    mypy, and checked here for a declaration made without it."""
+    given = set(declared)
+    missing = sorted(Declaration.__required_keys__ - given)
+    unknown = sorted(given - Declaration.__required_keys__ - Declaration.__optional_keys__)
+    if not missing and not unknown:
+        return None
+    return "; ".join(([f"missing {', '.join(missing)}"] if missing else [])
+                     + ([f"unknown keyword {', '.join(unknown)}"] if unknown else []))
+
+
+def build(fn: Evaluator, declared: Declaration, run_permissions: Sequence[str] = ()) -> Check:
+    """The Check an @check declaration makes of its evaluate function (the one place a Check is built)."""
+    return Check(
+        id=declared["id"],
+        slug=declared["slug"],
+        title=declared["title"],
+        severity=Severity(declared["severity"]),
+        resource_kind=declared["resource"],
+        permissions=tuple(declared["permissions"]),
+        rationale=declared["rationale"],
+        remediation=declared["remediation"],
+        evaluate=fn,
+        needs_docker=declared.get("needs_docker", False),
+        run_permissions=tuple(run_permissions),
+    )
+
+
 def check(
     *,
-    id: str,
-    slug: str,
-    title: str,
-    severity: str,
-    resource: str,
-    permissions: Sequence[str],
-    rationale: str,
-    remediation: str,
-    needs_docker: bool = False,
     run_permissions: Sequence[str] = (),
     registry: Registry | None = None,
+    **declared: Unpack[Declaration],
 ) -> Callable[[Evaluator], Check]:
     """Decorator turning an evaluate function into a registered Check."""
+    wrong = wrong_keywords(declared)
+    if wrong:
+        raise TypeError(f"@check(id={declared.get('id')!r}): {wrong}")
 
     def register(fn: Evaluator) -> Check:
-        return (registry if registry is not None else REGISTRY).add(
-            Check(
-                id=id,
-                slug=slug,
-                title=title,
-                severity=Severity(severity),
-                resource_kind=resource,
-                permissions=tuple(permissions),
-                rationale=rationale,
-                remediation=remediation,
-                evaluate=fn,
-                needs_docker=needs_docker,
-                run_permissions=tuple(run_permissions),
-            )
-        )
+        return (registry if registry is not None else REGISTRY).add(build(fn, declared, run_permissions))
 
     return register
 
@@ -174,29 +202,20 @@ class CustomChecks:
     def __len__(self) -> int:
         return len(self._checks)
 
-    def check(
-        self,
-        *,
-        id: str,
-        slug: str,
-        title: str,
-        severity: str,
-        resource: str,
-        permissions: Sequence[str],
-        rationale: str,
-        remediation: str,
-        needs_docker: bool = False,
-    ) -> Callable[[Evaluator], Check]:
+    def check(self, **declared: Unpack[Declaration]) -> Callable[[Evaluator], Check]:
         """The catalog's @check, for a project's own check (see the class)."""
         where = _caller(1)
-        self._validate(where, id, slug, title, severity, resource, permissions, rationale, remediation)
+        wrong = wrong_keywords(declared)
+        if wrong:
+            raise DeclarationError(f"{where}: @check(id={declared.get('id')!r}): {wrong}")
+        id = declared["id"]
+        self._validate(where, id, declared["slug"], declared["title"], declared["severity"], declared["resource"],
+                       declared["permissions"], declared["rationale"], declared["remediation"])
 
         def register(fn: Evaluator) -> Check:
             if not callable(fn) or not _takes_two(fn):
                 raise DeclarationError(f"{where}: @check({id!r}) must decorate a function (ctx, resource) -> Finding")
-            made = Check(id=id, slug=slug, title=title, severity=Severity(severity), resource_kind=resource,
-                          permissions=tuple(permissions), rationale=rationale, remediation=remediation,
-                          evaluate=fn, needs_docker=needs_docker)
+            made = build(fn, declared)
             self._checks[id] = made
             self.origins[id] = where
             return made

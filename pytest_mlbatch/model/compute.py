@@ -50,6 +50,7 @@ class ComputeEnvironment:
     image_id: str | None = None  # computeResources.imageId (deprecated)
     ec2_configuration: tuple[Ec2Configuration, ...] = ()
     template_overrides: tuple[TemplateOverride, ...] = ()
+    instance_profile_ref: str | None = None  # the instance profile as the compute environment names it (name or ARN)
 
     @property
     def fargate(self) -> bool:

@@ -3,9 +3,12 @@ typed facts (built by aws/world.py from a described or local job definition)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from pytest_mlbatch.config import JobSize
+from pytest_mlbatch.findings import NotEvaluable
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,15 @@ class RetryRule:
 
 
 @dataclass(frozen=True)
+class ContainerSpec:
+    """How one container of a job definition states its size (containerProperties, or a node range's container)."""
+
+    where: str  # its path in the definition, e.g. containerProperties
+    deprecated: tuple[str, ...]  # the deprecated size keys it sets (vcpus, memory)
+    requirements: tuple[str, ...] | None  # the types in its resourceRequirements; None when that is malformed
+
+
+@dataclass(frozen=True)
 class Job:
     """The job definition a job runs, resolved: named (and revision) or a local file."""
 
@@ -63,6 +75,43 @@ class Job:
     eks: bool = False  # the definition has eksProperties (Batch on Amazon EKS)
     cpu_architecture: str | None = None  # containerProperties.runtimePlatform.cpuArchitecture (Fargate)
     ephemeral_storage_gib: int | None = None  # containerProperties.ephemeralStorage.sizeInGiB (Fargate); -1: malformed
+    status: str = "ACTIVE"  # ACTIVE or INACTIVE (a local file is ACTIVE)
+    containers: tuple[ContainerSpec, ...] = ()
+    pod_image: str | None = None  # Batch on EKS: the image of the pod's first container
+    command: tuple[str, ...] = ()
+    shared_memory_mib: int | None = None  # linuxParameters.sharedMemorySize
+    shared_memory_malformed: str | None = None  # repr of a sharedMemorySize that is not a number
+    num_nodes: int | None = 1  # nodeProperties.numNodes (1 for a single-node job); None when malformed
+    # Why a part the model reads is malformed (None: well formed). World.job() refuses such a definition; the BAT
+    # checks, which judge the definition itself, read the parts that are well formed and report the rest.
+    fields_error: str | None = None  # secrets, log configuration, retry strategy or revision
+    platforms_error: str | None = None  # platformCapabilities
+    size_error: str | None = None  # resourceRequirements (or the deprecated vcpus/memory)
+    # The definition as written (RegisterJobDefinition input, or a DescribeJobDefinitions entry), kept for one
+    # purpose only: BAT003 validates it against AWS's RegisterJobDefinition schema, which judges the document
+    # itself. Every other decision reads the typed fields above.
+    document: Mapping[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def label(self) -> str:
+        """name:revision (a revision-less local file: its name)."""
+        return self.name + (f":{self.revision}" if self.revision is not None else "")
+
+    def problem(self) -> str | None:
+        """The first malformed part the model needs, in the order it is read (None: none)."""
+        return self.fields_error or self.platforms_error or self.size_error
+
+    def asks(self) -> JobSize:
+        """What the definition asks; NotEvaluable when its resource requirements are malformed."""
+        if self.size_error:
+            raise NotEvaluable(self.size_error)
+        return self.size
+
+    def platform_capabilities(self) -> tuple[str, ...]:
+        """EC2 and/or FARGATE; NotEvaluable when platformCapabilities is malformed."""
+        if self.platforms_error:
+            raise NotEvaluable(self.platforms_error)
+        return self.platforms
 
     def secret_values(self) -> tuple[str, ...]:
         """Every secret the execution role reads for the job: secrets, log secretOptions, repositoryCredentials."""

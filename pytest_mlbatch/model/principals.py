@@ -128,6 +128,16 @@ class InstanceProfile:
 
 
 @dataclass(frozen=True)
+class Identity:
+    """Whose credentials the target uses, as STS says (account and ARN), or why there are no usable credentials
+    (then account and arn are None)."""
+
+    account: str | None
+    arn: str | None
+    credentials_problem: str | None = None
+
+
+@dataclass(frozen=True)
 class Caller:
     """Who runs the preflight (and would submit): the root user (principal None), or a user or an assumed role."""
 

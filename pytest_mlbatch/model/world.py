@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from pytest_mlbatch.analysis.imageref import ImageRef
+from pytest_mlbatch.analysis.names import did_you_mean
 from pytest_mlbatch.analysis.policy import Decision, Request
 from pytest_mlbatch.findings import NotEvaluable
 from pytest_mlbatch.model.compute import (
@@ -29,6 +30,7 @@ from pytest_mlbatch.model.job import Job
 from pytest_mlbatch.model.network import LaunchSettings, Network, Subnet
 from pytest_mlbatch.model.principals import (
     Caller,
+    Identity,
     InstanceProfile,
     KmsKey,
     LogGroup,
@@ -71,7 +73,7 @@ class World(Protocol):
     def names(self, kind: str) -> Sequence[str]:
         """Every name of a kind of resource ("key_pair", "role", "instance_profile", "compute_environment",
         "job_queue", "job_definition") in the account or region: read only to suggest a near name when a configured
-        one does not exist."""
+        one does not exist. NotEvaluable when the listing cannot be read (never a shortened list)."""
         ...
 
     def network(self, *, vpcs: bool = False, groups: bool = False, paths: bool = False, acls: bool = False,
@@ -128,6 +130,14 @@ class World(Protocol):
         """The caller's partition (aws, aws-cn, aws-us-gov); 'aws' when the identity cannot be read."""
         ...
 
+    def identity(self) -> Identity:
+        """Whose credentials the target uses (account and ARN), or why there are no usable credentials."""
+        ...
+
+    def known_region(self, region: str) -> bool:
+        """Whether AWS has this region (EC2 or Batch runs there); known without a call."""
+        ...
+
     def caller(self) -> Caller:
         """Who runs the preflight; NotEvaluable when it is neither the root user, an IAM user nor an assumed role."""
         ...
@@ -177,34 +187,25 @@ class World(Protocol):
         """The CloudWatch Logs group of this name; None when it does not exist."""
         ...
 
-    # -- Batch documents as read, for the BAT checks that judge the documents themselves -------------------------
-    def job_definition_document(self, ref: str) -> tuple[dict[str, Any] | None, str]:
-        """(the job definition named by name, name:revision or ARN, or None; why it is missing)."""
+    # -- Batch resources as the BAT checks judge them ----------------------------------------------------------
+    def job_definition(self, ref: str) -> tuple[Job | None, str]:
+        """(the job definition named by name, name:revision or ARN, or None; why it is missing). Unlike job(), a
+        definition with malformed parts is returned, with the reason on the Job (Job.problem())."""
         ...
 
-    def job_definition_file(self, value: str) -> dict[str, Any]:
-        """A local job-definition JSON file (RegisterJobDefinition input); NotEvaluable when unreadable."""
+    def job_definition_file(self, value: str) -> Job:
+        """A local job-definition JSON file (RegisterJobDefinition input), malformed parts noted as in
+        job_definition(); NotEvaluable when it cannot be read or is no JSON object."""
         ...
 
-    def current_job_definition(self) -> tuple[dict[str, Any] | None, str]:
-        """The job definition the job runs (the named one, else the local file) as a document; (None, why) when
-        there is neither or the named one is missing."""
+    def current_job_definition(self) -> tuple[Job | None, str]:
+        """The job definition the job runs (the named one, else the local file), as job_definition() gives it;
+        (None, why) when there is neither or the named one is missing."""
         ...
 
-    def job_queue_document(self) -> dict[str, Any] | None:
-        """The scope's job queue (with its computeEnvironmentOrder); None when there is none or it is missing."""
-        ...
-
-    def compute_environment_documents(self) -> Mapping[str, dict[str, Any]]:
-        """The target's compute environments that exist (the scope's and those the queue orders), by name."""
-        ...
-
-    def compute_environment_document(self, name: str) -> dict[str, Any] | None:
-        """One compute environment by name or ARN; None when it does not exist."""
-        ...
-
-    def instance_type_documents(self, names: Sequence[str]) -> Sequence[dict[str, Any]]:
-        """DescribeInstanceTypes entries for a compute environment's instanceTypes (families expanded)."""
+    def target_compute_environments(self) -> Mapping[str, ComputeEnvironment]:
+        """The target's compute environments that exist (the scope's and those the queue orders), by name and by
+        ARN."""
         ...
 
     def eks_reason(self) -> str | None:
@@ -244,6 +245,15 @@ class World(Protocol):
     def image_platforms(self, ref: ImageRef, endpoint: str | None, manifest: Manifest) -> Sequence[Platform]:
         """The platforms (os/architecture) a manifest or index provides."""
         ...
+
+
+def near_name(world: World, kind: str, name: str) -> str:
+    """' (did you mean ...?)' from the names of that kind; '' when none is near or the names cannot be read (the
+    suggestion is a courtesy: the finding stands without it, and never rests on a partial listing)."""
+    try:
+        return did_you_mean(name, world.names(kind))
+    except NotEvaluable:
+        return ""
 
 
 @dataclass(frozen=True)
