@@ -177,6 +177,11 @@ class World(Protocol):
         """The CloudWatch Logs group of this name; None when it does not exist."""
         ...
 
+    def bucket_region(self, bucket: str) -> str | None:
+        """The region of the S3 bucket of this name (GetBucketLocation); None when it does not exist. NotEvaluable
+        when it cannot be read."""
+        ...
+
     # -- Batch documents as read, for the BAT checks that judge the documents themselves -------------------------
     def job_definition_document(self, ref: str) -> tuple[dict[str, Any] | None, str]:
         """(the job definition named by name, name:revision or ARN, or None; why it is missing)."""
