@@ -534,7 +534,21 @@ def execution_role(ctx: CheckContext, res: Resource) -> Finding:
     secrets = secret_requests(ctx, job, partition)
     what = f"role {found.arn} for ECR pull" + (", logs" if logs else "") + \
         (f" and {len(secrets)} secret(s)" if secrets else "") + note
-    return judge(ctx, found, requests + secrets, what, f"{ref.name} trusts ecs-tasks.amazonaws.com; ")
+    decisions = list(ctx.model.permissions(found.principal, requests + secrets))
+    unread = [d for d in decisions[len(requests):] if d.verdict != "allowed"]
+    if not unread:
+        return policy.finding(decisions, what, f"{ref.name} trusts ecs-tasks.amazonaws.com; ")
+    # CHECKS.md has IAM004 judge the secrets too; IAM007 owns their decisions (with the secrets' KMS keys), so a
+    # secret the role may not read is named here and pointed at, not explained twice
+    own = policy.summarize(decisions[:len(requests)], what)
+    denied = [d for d in unread if d.verdict == "denied"]
+    pointer = (f"{len(denied)} of the job's {len(secrets)} secret(s) not readable" if denied else
+               f"whether {len(unread)} of the job's {len(secrets)} secret(s) may be read is undecided") + \
+        f" ({', '.join(d.request.resource for d in unread)}): IAM007 (secrets-readable) has the decision for each"
+    text = f"{own.message}; {pointer}" if own.outcome != "passed" else f"{what}: {pointer}"
+    if own.outcome == "failed" or denied:
+        return failed(text)
+    raise NotEvaluable(text)
 
 
 @execution_role.fix(summary="create the role, attach AmazonECSTaskExecutionRolePolicy",
@@ -763,8 +777,16 @@ def secrets_readable(ctx: CheckContext, res: Resource) -> Finding:
         req = Request("kms:Decrypt", key.arn, (("kms:ViaService", (via,)),))
         identity = ctx.model.permissions(role.principal, [req])[0]
         decisions.append(kms_decisions(ctx, role, key.arn, key.policy, identity, f"key {key.arn}"))
-    return policy.finding(decisions, f"{who} {role.arn} reading {len(sources)} secret(s) of job definition "
-                                     f"{job.name}", f"{len(sources)} secret(s) exist; ")
+    what = f"{who} {role.arn} reading {len(sources)} secret(s) of job definition {job.name}"
+    summary = policy.summarize(decisions, what)
+    if summary.outcome == "passed":
+        return passed(f"{len(sources)} secret(s) exist; {summary.message}")
+    # IAM004 names the same unreadable secrets against the configured execution role and points here
+    also = " (IAM004 names these secrets too, and points here)" if ctx.scope.execution_role and \
+        _ref(ctx.scope.execution_role).name == role.name else ""
+    if summary.outcome == "failed":
+        return failed(summary.message + also)
+    raise NotEvaluable(summary.message + also)
 
 
 @check(
