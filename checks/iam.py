@@ -4,7 +4,9 @@ and the submitter's rights (IAM001-IAM006), with create-only fixers."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pytest_mlbatch.analysis import policy
@@ -13,6 +15,7 @@ from pytest_mlbatch.engine.context import PLAN_TAG, CheckContext, FixContext, Fi
 from pytest_mlbatch.engine.registry import check
 from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Resource, failed, passed
 from pytest_mlbatch.model import principals as roles
+from pytest_mlbatch.model.compute import ComputeEnvironment, templates_of
 from pytest_mlbatch.model.job import Job
 from pytest_mlbatch.model.principals import Principal, Role
 from pytest_mlbatch.model.world import near_name
@@ -403,12 +406,98 @@ def log_group(job: Job | None) -> str:
     return "/aws/batch/job"
 
 
+# -- who the awslogs driver writes as ----------------------------------------------------------------------------
+# On EC2 the ECS agent hands the awslogs driver the task execution role's credentials when the task has one and the
+# agent's ECS_ENABLE_AWSLOGS_EXECUTIONROLE_OVERRIDE is true; otherwise the driver uses the container instance's role.
+# Sources: the ECS agent's README (github.com/aws/amazon-ecs-agent, ECS_ENABLE_AWSLOGS_EXECUTIONROLE_OVERRIDE: "Needs
+# to be true if you want to use awslogs log driver in a task that has task execution IAM role specified. When using
+# the ecs-init RPM with version equal or later than V1.16.0-1, this env is set to true by default" -- the ECS-optimized
+# AMIs ship ecs-init); AWS re:Post "ecs-container-logs-cloudwatch" (EC2 tasks without a task execution role: the
+# container instance role needs logs:CreateLogStream and logs:PutLogEvents). On Fargate the execution role writes.
+OVERRIDE_OFF = re.compile(r"ECS_ENABLE_AWSLOGS_EXECUTIONROLE_OVERRIDE\s*=\s*[\"']?false", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class LogWriter:
+    """A role the awslogs driver authenticates with for the job: its name (None: it cannot be resolved) and why."""
+
+    role: str | None
+    kind: str  # "execution role" or "instance role"
+    why: str
+
+
+def _override_off(ctx: CheckContext, ce: ComputeEnvironment) -> str | None:
+    """The launch template (version) of the compute environment whose user data turns the override off, if any."""
+    for ref in templates_of(ce):
+        version = ctx.model.launch_template_version(ref)
+        if version is not None and version.user_data and OVERRIDE_OFF.search(version.user_data):
+            return f"{ref.id or ref.name} version {version.version if version.version is not None else ref.version}"
+    return None
+
+
+def _instance_role_of(ctx: CheckContext, ce: ComputeEnvironment | None) -> tuple[str | None, str]:
+    """The role in the compute environment's instance profile (else iam.instance_role / iam.instance_profile)."""
+    profile = ce.instance_profile if ce else None
+    if profile is None and ctx.scope.instance_role:
+        return _ref(ctx.scope.instance_role).name, f"iam.instance_role {ctx.scope.instance_role}"
+    profile = profile or (roles.parse_profile(ctx.scope.instance_profile).name if ctx.scope.instance_profile
+                          else None)
+    if profile is None:
+        return None, "no instance profile is known (no compute environment, iam.instance_role or instance_profile)"
+    found = ctx.model.instance_profile(profile)
+    if found is None or not found.roles:
+        return None, f"instance profile {profile} {'does not exist' if found is None else 'holds no role'} (IAM003)"
+    return found.roles[0], f"in instance profile {profile}" + (f" of compute environment {ce.name}" if ce else "")
+
+
+def awslogs_writers(ctx: CheckContext, job: Job) -> list[LogWriter]:
+    """The roles the awslogs driver writes the job's logs with, one per distinct answer over the scope's compute
+    environments: Fargate: the execution role; EC2: the job definition's execution role (the agent's override is on
+    by default), or the instance role when the job definition has none or the launch template's user data turns the
+    override off."""
+    ces = [ce for ce in ctx.model.compute_environments() if not ce.eks]
+    execution = job.execution_role
+    out: dict[tuple[str | None, str], LogWriter] = {}
+
+    def add(w: LogWriter) -> None:
+        out.setdefault((w.role, w.kind), w)
+
+    if any(ce.fargate for ce in ces) or (not ces and "FARGATE" in job.platforms):
+        value = execution or ctx.scope.execution_role
+        add(LogWriter(_ref(value).name if value else None, "execution role",
+                      "on Fargate the execution role writes the logs"))
+    ec2: list[ComputeEnvironment | None] = [c for c in ces if not c.fargate]
+    if not ces and "FARGATE" not in job.platforms:
+        ec2 = [None]  # no compute environment known: an EC2 job, judged with iam.instance_role / instance_profile
+    for ce in ec2:
+        off = _override_off(ctx, ce) if ce is not None and execution else None
+        where = f"compute environment {ce.name}" if ce else "EC2"
+        if execution and not off:
+            add(LogWriter(_ref(execution).name, "execution role",
+                          f"on {where} the ECS agent lets awslogs use job definition {job.name}'s execution role "
+                          "(ECS_ENABLE_AWSLOGS_EXECUTIONROLE_OVERRIDE, true by default on the ECS-optimized AMIs)"))
+            continue
+        role, how = _instance_role_of(ctx, ce)
+        why = (f"launch template {off} sets ECS_ENABLE_AWSLOGS_EXECUTIONROLE_OVERRIDE=false" if off else
+               f"job definition {job.name} names no execution role")
+        add(LogWriter(role, "instance role", f"on {where} awslogs uses the instance role ({how}): {why}"))
+    return list(out.values())
+
+
+def logs_needed(job: Job | None) -> bool:
+    """Does the job log with awslogs (Batch's default when the job definition has no logConfiguration)?"""
+    return job is None or job.log is None or job.log.driver == "awslogs"
+
+
 @check(
     id="IAM004", slug="execution-role", title="The execution role trusts ECS tasks and can pull, log, read secrets",
     severity="high", resource="execution_role",
-    permissions=[*READ_ROLE, *BATCH_ON_EKS, "secretsmanager:DescribeSecret", "ssm:DescribeParameters"],
+    permissions=[*READ_ROLE, *BATCH_ON_EKS, "secretsmanager:DescribeSecret", "ssm:DescribeParameters",
+                 "iam:GetInstanceProfile", "ec2:DescribeLaunchTemplateVersions"],
     rationale="Fargate jobs (and jobs with secrets) start only if the execution role, assumed by "
-              "ecs-tasks.amazonaws.com, can pull the image, write logs and read every secret the job names.",
+              "ecs-tasks.amazonaws.com, can pull the image, write logs and read every secret the job names. On EC2 "
+              "the awslogs driver writes with the execution role only when the job definition names it (else with "
+              "the instance role, which IAM008 judges).",
     remediation="Let ecs-tasks.amazonaws.com assume the execution role, attach AmazonECSTaskExecutionRolePolicy, "
                 "and allow ssm:GetParameters / secretsmanager:GetSecretValue on the job's secrets.",
 )
@@ -427,10 +516,36 @@ def execution_role(ctx: CheckContext, res: Resource) -> Finding:
     job = named_job(ctx)
     stream = (f"arn:{partition}:logs:{ctx.region}:{ctx.account or '*'}:log-group:{log_group(job)}:"
               f"log-stream:{policy.SAMPLE}")
-    requests += [Request("logs:CreateLogStream", stream), Request("logs:PutLogEvents", stream)]
+    # the execution role writes the logs on Fargate, and on EC2 when the job definition names it (see
+    # awslogs_writers); otherwise the instance role does, and IAM008 judges it
+    writers = awslogs_writers(ctx, job) if job is not None and logs_needed(job) else []
+    others = [w for w in writers if w.kind != "execution role" or w.role != ref.name]
+    logs = logs_needed(job) and (job is None or len(others) < len(writers))
+    if logs:
+        requests += [Request("logs:CreateLogStream", stream), Request("logs:PutLogEvents", stream)]
+    note = ""
+    if job is not None and not logs:
+        note = (f" (logs not asked of it: {others[0].why}; IAM008 judges that role)" if others else
+                f" (logs not asked of it: job definition {job.name} uses the "
+                f"{job.log.driver if job.log else '?'} log driver)")
     secrets = secret_requests(ctx, job, partition)
-    what = f"role {found.arn} for ECR pull, logs" + (f" and {len(secrets)} secret(s)" if secrets else "")
-    return judge(ctx, found, requests + secrets, what, f"{ref.name} trusts ecs-tasks.amazonaws.com; ")
+    what = f"role {found.arn} for ECR pull" + (", logs" if logs else "") + \
+        (f" and {len(secrets)} secret(s)" if secrets else "") + note
+    decisions = list(ctx.model.permissions(found.principal, requests + secrets))
+    unread = [d for d in decisions[len(requests):] if d.verdict != "allowed"]
+    if not unread:
+        return policy.finding(decisions, what, f"{ref.name} trusts ecs-tasks.amazonaws.com; ")
+    # CHECKS.md has IAM004 judge the secrets too; IAM007 owns their decisions (with the secrets' KMS keys), so a
+    # secret the role may not read is named here and pointed at, not explained twice
+    own = policy.summarize(decisions[:len(requests)], what)
+    denied = [d for d in unread if d.verdict == "denied"]
+    pointer = (f"{len(denied)} of the job's {len(secrets)} secret(s) not readable" if denied else
+               f"whether {len(unread)} of the job's {len(secrets)} secret(s) may be read is undecided") + \
+        f" ({', '.join(d.request.resource for d in unread)}): IAM007 (secrets-readable) has the decision for each"
+    text = f"{own.message}; {pointer}" if own.outcome != "passed" else f"{what}: {pointer}"
+    if own.outcome == "failed" or denied:
+        return failed(text)
+    raise NotEvaluable(text)
 
 
 @execution_role.fix(summary="create the role, attach AmazonECSTaskExecutionRolePolicy",
@@ -659,21 +774,31 @@ def secrets_readable(ctx: CheckContext, res: Resource) -> Finding:
         req = Request("kms:Decrypt", key.arn, (("kms:ViaService", (via,)),))
         identity = ctx.model.permissions(role.principal, [req])[0]
         decisions.append(kms_decisions(ctx, role, key.arn, key.policy, identity, f"key {key.arn}"))
-    return policy.finding(decisions, f"{who} {role.arn} reading {len(sources)} secret(s) of job definition "
-                                     f"{job.name}", f"{len(sources)} secret(s) exist; ")
+    what = f"{who} {role.arn} reading {len(sources)} secret(s) of job definition {job.name}"
+    summary = policy.summarize(decisions, what)
+    if summary.outcome == "passed":
+        return passed(f"{len(sources)} secret(s) exist; {summary.message}")
+    # IAM004 names the same unreadable secrets against the configured execution role and points here
+    also = " (IAM004 names these secrets too, and points here)" if ctx.scope.execution_role and \
+        _ref(ctx.scope.execution_role).name == role.name else ""
+    if summary.outcome == "failed":
+        return failed(summary.message + also)
+    raise NotEvaluable(summary.message + also)
 
 
 @check(
     id="IAM008", slug="log-group",
-    title="The job's awslogs group exists (or may be created), and the execution role may write to it",
+    title="The job's awslogs group exists (or may be created), and the role awslogs writes with may write to it",
     severity="high", resource="job_definition",
-    permissions=[*READ_ROLE, *BATCH_ON_EKS, "logs:DescribeLogGroups"],
+    permissions=[*READ_ROLE, *BATCH_ON_EKS, "logs:DescribeLogGroups", "iam:GetInstanceProfile",
+                 "ec2:DescribeLaunchTemplateVersions"],
     rationale="With the awslogs driver and an awslogs-group that does not exist, a job fails at start "
               "(ResourceInitializationError ... log group does not exist) unless awslogs-create-group is true and "
               "logs:CreateLogGroup is allowed; without logs:CreateLogStream / PutLogEvents nothing is logged.",
     remediation="Create the log group (aws logs create-log-group --log-group-name NAME), or set awslogs-create-group "
                 "to \"true\" and allow logs:CreateLogGroup; allow logs:CreateLogStream and logs:PutLogEvents on "
-                "the group to the execution role.",
+                "the group to the role the message names: the execution role on Fargate, and on EC2 when the job "
+                "definition names one; the compute environment's instance role otherwise.",
 )
 def log_group_ready(ctx: CheckContext, res: Resource) -> Finding:
     job = job_for(ctx, res)
@@ -694,19 +819,24 @@ def log_group_ready(ctx: CheckContext, res: Resource) -> Finding:
         return failed(f"log group {name} (awslogs-group of job definition {job.name}) does not exist in {region} "
                       "and awslogs-create-group is not true: create the group, or set awslogs-create-group to "
                       "\"true\" and allow logs:CreateLogGroup")
-    found = runtime_role(ctx, job)
-    if found is None:
-        if group is not None:
-            return passed(f"log group {name} exists (no execution role: the instance role writes the logs, "
-                          "see IAM002)")
-        raise NotEvaluable(f"log group {name} does not exist and is to be created, but the job names no execution "
-                           "role whose logs:CreateLogGroup could be checked")
-    role, who = found
     base = f"arn:{ctx.model.partition}:logs:{region}:{ctx.account or '*'}:log-group:{name}"
     stream = f"{base}:log-stream:{policy.SAMPLE}"
     requests = [Request("logs:CreateLogStream", stream), Request("logs:PutLogEvents", stream)]
     if group is None:
         requests.insert(0, Request("logs:CreateLogGroup", base))
     state = "exists" if group is not None else "does not exist; awslogs-create-group is true"
-    return policy.finding(ctx.model.permissions(role.principal, requests), f"{who} {role.arn} logging to {name}",
-                          f"log group {name} {state}; ")
+    decisions: list[policy.Decision] = []
+    writers: list[str] = []
+    for writer in awslogs_writers(ctx, job):
+        if writer.role is None:
+            if writer.kind == "execution role":
+                return failed(f"job definition {job.name} logs with awslogs to {name}, but {writer.why} and it "
+                              "names none: set executionRoleArn")
+            raise NotEvaluable(f"which role writes the logs to {name} cannot be told: {writer.why}")
+        role = ctx.model.role(writer.role)
+        if role is None:
+            raise NotApplicable(f"the {writer.kind} {writer.role} that writes the logs does not exist (see "
+                                f"{'IAM004' if writer.kind == 'execution role' else 'IAM002/IAM003'}): {writer.why}")
+        decisions += ctx.model.permissions(role.principal, requests)
+        writers.append(f"{writer.kind} {role.arn} ({writer.why})")
+    return policy.finding(decisions, f"{'; '.join(writers)} logging to {name}", f"log group {name} {state}; ")

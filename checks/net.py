@@ -165,6 +165,63 @@ def needed_services(ctx: CheckContext, subnet_id: str) -> tuple[str, ...]:
     return job_needs(ctx, subnet_id).services
 
 
+def declared_s3(ctx: CheckContext) -> list[policy.Request]:
+    """The S3 requests the job role is declared to make (iam.job_role.allow, e.g. s3:GetObject on
+    arn:aws:s3:::ml-data/*): the job's code makes them over the subnet's network."""
+    jr = ctx.scope.job_role
+    declared = [policy.Request(a, r) for st in (jr.allow if jr else ()) for a in st.actions for r in st.resources]
+    return netpath.declared_s3(declared)
+
+
+def declared_buckets(ctx: CheckContext) -> list[str]:
+    return sorted({b for r in declared_s3(ctx) if (b := netpath.bucket_of(r.resource))})
+
+
+def bucket_elsewhere(ctx: CheckContext, bucket: str) -> tuple[str | None, str | None]:
+    """(the bucket's region when it is not the target's, why it cannot be told): a gateway or interface endpoint
+    for S3 serves only its own region's buckets."""
+    if not netpath.concrete_bucket(bucket):
+        return None, f"bucket pattern {bucket} names no one bucket whose region could be read"
+    try:
+        where = ctx.model.bucket_region(bucket)
+    except NotEvaluable as exc:
+        return None, str(exc)
+    if where is None:
+        return None, f"S3 bucket {bucket} does not exist (s3:GetBucketLocation: NoSuchBucket), so its region is unknown"
+    return (where, None) if where != ctx.region else (None, None)
+
+
+def _declared_buckets_on_endpoints(ctx: CheckContext, subnet_id: str,
+                                   result: netpath.PathResult) -> netpath.PathResult:
+    """On an endpoint-only path, every bucket the job role is declared to read must be in the target's region: an
+    S3 gateway (or interface) endpoint serves only its region's buckets, and nothing else leaves the VPC."""
+    buckets = declared_buckets(ctx)
+    if not buckets:
+        return result
+    eps = result.endpoints
+    via = eps.s3_endpoint if eps and eps.s3_endpoint else "the S3 endpoint"
+    _, _, hop = netpath.route_target(network(ctx, paths=True), subnet_id)
+    away: list[str] = []
+    unknown: list[str] = []
+    for bucket in buckets:
+        where, why = bucket_elsewhere(ctx, bucket)
+        if why:
+            unknown.append(why)
+        elif where:
+            away.append(f"S3 bucket {bucket} is in {where}, and {via} serves only {ctx.region}'s buckets")
+    declared = "the job role is declared to reach (iam.job_role.allow)"
+    if away:
+        return replace(result, ok=False, path="none", message=f"{result.message}; but of the buckets {declared}: "
+                       f"{'; '.join(away)}; only a NAT gateway or an internet gateway with public IPs gets there "
+                       f"({hop.detail})")
+    if unknown:
+        return replace(result, ok=False, opaque=True, message=f"{result.message}; but of the buckets {declared}: "
+                       f"{'; '.join(unknown)}: whether {via} (the only way out of {subnet_id}: {hop.detail}) "
+                       "reaches them cannot be decided")
+    return replace(result, notes=(*result.notes, f"the buckets {declared}, {', '.join(buckets)}, are in "
+                                                 f"{ctx.region}, reached through {via}"))
+
+
 def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
     data = network(ctx, paths=True)
     _subnet_or_skip(data, ctx, subnet_id)
@@ -180,6 +237,7 @@ def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
         if off:
             return replace(result, ok=False, path="none", message=f"{result.message}; but {vpc} has "
                            f"{' and '.join(off)} off, so the endpoints' private DNS names do not resolve")
+        return _declared_buckets_on_endpoints(ctx, subnet_id, result)
     return result
 
 
@@ -190,10 +248,12 @@ def analyze(ctx: CheckContext, subnet_id: str) -> netpath.PathResult:
                  "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcAttribute", "ec2:DescribeEgressOnlyInternetGateways",
                  "ec2:DescribeNatGateways", "ec2:DescribeVpcEndpoints", "ec2:DescribeSecurityGroups",
                  "ec2:DescribeLaunchTemplateVersions", "batch:DescribeComputeEnvironments",
-                 "batch:DescribeJobDefinitions"],
+                 "batch:DescribeJobDefinitions", "s3:GetBucketLocation"],
     rationale="Instances that cannot reach the ECS endpoint never register, so jobs sit in RUNNABLE; tasks that "
               "cannot reach ECR and S3 fail with CannotPullContainerError. A subnet needs a public route and "
-              "public IPs, a working NAT gateway, or the full set of VPC endpoints.",
+              "public IPs, a working NAT gateway, or the full set of VPC endpoints; on the endpoints alone, the "
+              "buckets the job role is declared to read must be in the subnet's region (an S3 endpoint serves only "
+              "its own region).",
     remediation="Give the subnet one path: a 0.0.0.0/0 route to an attached internet gateway plus public IPs on "
                 "launch; a 0.0.0.0/0 route to an available NAT gateway that sits in a public subnet; or interface "
                 "endpoints ecs, ecs-agent, ecs-telemetry (not needed on Fargate), ecr.api, ecr.dkr, logs (private DNS "
@@ -457,17 +517,18 @@ def vpc_dhcp_dns(ctx: CheckContext, res: Resource) -> Finding:
     permissions=["ec2:DescribeVpcEndpoints", "ec2:DescribeRouteTables", "ec2:DescribeSubnets", "ec2:DescribeVpcs",
                  "ec2:DescribeSecurityGroups", "ec2:DescribeNetworkInterfaces", "ec2:DescribeInternetGateways",
                  "ec2:DescribeNatGateways", "ec2:DescribeEgressOnlyInternetGateways", "batch:DescribeJobDefinitions",
-                 "batch:DescribeComputeEnvironments"],
+                 "batch:DescribeComputeEnvironments", "s3:GetBucketLocation"],
     rationale="An S3 gateway endpoint on the subnet's route table takes S3 traffic on every path, NAT included: "
               "if its policy does not allow ECR's layer bucket (prod-<region>-starport-layer-bucket), every pull "
               "fails with 403. Interface endpoints with private DNS (ecr.api, ecr.dkr, logs, secretsmanager, ssm) "
               "take their service's traffic from every subnet of the VPC, and their policies must allow the pull, "
-              "the secrets and the log stream the job uses.",
+              "the secrets and the log stream the job uses, and the S3 requests the job role is declared to make "
+              "(iam.job_role.allow) on buckets of the endpoint's region.",
     remediation="Allow in the endpoint's policy what the message names: s3:GetObject on "
                 "arn:aws:s3:::prod-<region>-starport-layer-bucket/* for the S3 gateway endpoint; ecr:BatchGetImage, "
                 "ecr:GetDownloadUrlForLayer and ecr:GetAuthorizationToken for the ECR endpoints; "
                 "secretsmanager:GetSecretValue / ssm:GetParameters on the job's secrets; logs:CreateLogStream and "
-                "logs:PutLogEvents on its log group.",
+                "logs:PutLogEvents on its log group; each declared iam.job_role.allow S3 action on its bucket.",
 )
 def endpoint_policies(ctx: CheckContext, res: Resource) -> Finding:
     data = network(ctx, paths=True)
@@ -484,22 +545,61 @@ def endpoint_policies(ctx: CheckContext, res: Resource) -> Finding:
     account = ctx.account or (image.account if image and image.is_ecr else None) or next(
         (a for r in (job.execution_role, job.job_role) if r and (a := policy.arn_account(r))), None)
     logs = bool(job.log and job.log.driver == "awslogs")
+    declared = declared_s3(ctx)
     requests = netpath.job_requests(ctx.region or "", account, image=image,
                                     secrets=[(s.store, s.value_from) for s in job.secrets],
                                     repository_credentials=job.repository_credentials,
-                                    log_group=job.log.option("awslogs-group") if job.log else None, logs=logs)
+                                    log_group=job.log.option("awslogs-group") if job.log else None, logs=logs,
+                                    declared=declared)
     verdicts = netpath.endpoint_policies(data, res.id, requests)
     if not verdicts:
         return passed(f"{res.id}: no VPC endpoint with a policy is on the job's path "
                       f"({', '.join(sorted(requests)) or 'nothing'} asked of endpoints)")
+    verdicts, notes = _regional_s3(ctx, verdicts, set(declared))
     denied = [(v, d) for v in verdicts for d in v.decisions if d.verdict == "denied"]
     unknown = [(v, d) for v in verdicts for d in v.decisions if d.verdict == "unknown"]
+
+    def what(d: policy.Decision) -> str:
+        return ("the job role's declared " if d.request in declared else "") + d.describe()
+
     if denied:
-        return failed(f"{res.id}: " + "; ".join(f"{v.service} endpoint {v.endpoint}'s policy does not allow "
-                                                f"{d.describe()}" for v, d in denied))
+        return failed(f"{res.id}: " + "; ".join(f"{v.service} endpoint {v.endpoint} ({v.hop}): its policy does "
+                                                f"not allow {what(d)}" for v, d in denied))
     if unknown:
-        raise NotEvaluable(f"{res.id}: " + "; ".join(f"{v.service} endpoint {v.endpoint}'s policy: "
-                                                     f"{d.describe()}" for v, d in unknown))
-    return passed(f"{res.id}: " + "; ".join(f"{v.service} endpoint {v.endpoint} allows {len(v.decisions)} "
-                                            f"request{'s' if len(v.decisions) != 1 else ''} of the job"
-                                            for v in verdicts))
+        raise NotEvaluable(f"{res.id}: " + "; ".join(f"{v.service} endpoint {v.endpoint} ({v.hop}): its policy: "
+                                                     f"{what(d)}" for v, d in unknown))
+    return passed(f"{res.id}: " + "; ".join(f"{v.service} endpoint {v.endpoint} ({v.hop}) allows "
+                                            f"{len(v.decisions)} request{'s' if len(v.decisions) != 1 else ''} of "
+                                            "the job" for v in verdicts if v.decisions)
+                  + "".join(f"; note: {n}" for n in notes))
+
+
+def _regional_s3(ctx: CheckContext, verdicts: list[netpath.PolicyVerdict],
+                 declared: set[policy.Request]) -> tuple[list[netpath.PolicyVerdict], list[str]]:
+    """An S3 endpoint carries only its region's buckets: a declared bucket its policy does not allow matters only
+    when the bucket is in the target's region (GetBucketLocation); one in another region takes the NAT or internet
+    path instead (NET003 says whether there is one), and one whose region cannot be read stays undecided."""
+    out: list[netpath.PolicyVerdict] = []
+    notes: list[str] = []
+    for v in verdicts:
+        if v.service != "s3":
+            out.append(v)
+            continue
+        decisions = []
+        for d in v.decisions:
+            bucket = netpath.bucket_of(d.request.resource)
+            if d.verdict != "denied" or d.request not in declared or bucket is None:
+                decisions.append(d)
+                continue
+            where, why = bucket_elsewhere(ctx, bucket)
+            if where:
+                notes.append(f"S3 bucket {bucket} is in {where}: S3 endpoint {v.endpoint} does not carry its "
+                             f"traffic, so its policy does not decide {d.request}")
+            elif why:
+                decisions.append(policy.Decision(d.request, "unknown", d.method, d.statement,
+                                                 f"{d.reason or 'not allowed'}, if the bucket is in {ctx.region}: "
+                                                 f"{why}"))
+            else:
+                decisions.append(d)
+        out.append(replace(v, decisions=tuple(decisions)))
+    return out, notes

@@ -241,8 +241,12 @@ def test_a_misspelt_role_or_profile_says_which_one_was_meant(tmp_path: Path, aws
 
 # -- IAM004 ------------------------------------------------------------------------------------------------
 def test_execution_role_needs_the_job_definitions_secrets(tmp_path: Path, aws: Aws) -> None:
+    """IAM004 (CHECKS.md: the execution role can read the job definition's secrets) names the secrets it may not
+    read and points at IAM007, which owns each secret's decision; IAM007 says IAM004 names them too."""
     exec_arn = make_role(aws, "ecsTaskExecutionRole", "ecs-tasks.amazonaws.com", managed=("exec",))
-    secret = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:db-password-AbCdEf"
+    secret = aws.client("secretsmanager").create_secret(Name="db-password", SecretString="x")["ARN"]
+    aws.client("ssm").put_parameter(Name="/ml/api-token", Value="t", Type="String")
+    parameter = f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/ml/api-token"
     batch_setup(aws, execution_role_arn=exec_arn, secrets=[
         {"name": "DB_PASSWORD", "valueFrom": secret},
         {"name": "API_TOKEN", "valueFrom": "/ml/api-token"}])
@@ -250,9 +254,14 @@ def test_execution_role_needs_the_job_definitions_secrets(tmp_path: Path, aws: A
     cfg["batch"] = {"job_definition": "ml-train"}
     row = run_check(tmp_path, cfg, "IAM004")
     assert row["outcome"] == "failed"
-    assert "for ECR pull, logs and 2 secret(s): 2 of 8 not allowed" in row["message"]
+    assert row["message"] == (
+        f"role {exec_arn} for ECR pull, logs and 2 secret(s): 2 of the job's 2 secret(s) not readable ({secret}, "
+        f"{parameter}): IAM007 (secrets-readable) has the decision for each")
+    row = run_check(tmp_path, cfg, "IAM007")
+    assert row["outcome"] == "failed"
     assert f"secretsmanager:GetSecretValue on {secret}: denied" in row["message"]
-    assert f"ssm:GetParameters on arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/ml/api-token: denied" in row["message"]
+    assert f"ssm:GetParameters on {parameter}: denied" in row["message"]
+    assert row["message"].endswith("(IAM004 names these secrets too, and points here)")
 
     aws.client("iam").put_role_policy(RoleName="ecsTaskExecutionRole", PolicyName="secrets", PolicyDocument=policy_doc(
         {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",

@@ -282,3 +282,87 @@ def test_key_policy_is_joined_with_the_simulators_answer(tmp_path: Path, aws: Aw
     assert row["outcome"] == "failed", row["message"]
     assert f"kms:Decrypt on {key}" in row["message"]
     assert f"the key policy of {key} allows neither {EXEC} nor the account's IAM policies" in row["message"]
+
+
+# -- which role awslogs writes with on EC2 (ECS agent: ECS_ENABLE_AWSLOGS_EXECUTIONROLE_OVERRIDE) -------------
+LOGS = {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/ml/train:*"}
+PULL = {"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken", "ecr:BatchGetImage",
+                                      "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+        "Resource": "*"}
+
+
+def ec2_batch(aws: Aws, *, execution: bool, launch_template: str | None = None) -> dict[str, Any]:
+    """A managed EC2 compute environment (instance profile ml-ce-profile holding ecsInstanceRole, no policies), a
+    queue, log group /ml/train, and job definition ml-train logging there with awslogs, with or without the
+    execution role ecsTaskExecutionRole (allowed to pull, not to log)."""
+    from bat_fixtures import make_env
+
+    env = make_env(aws)
+    extra = {"launchTemplate": {"launchTemplateName": launch_template}} if launch_template else {}
+    env.compute_environment("ml-ce", **extra)
+    env.queue("ml-queue")
+    aws.client("iam").put_role_policy(RoleName=EXEC, PolicyName="pull", PolicyDocument=policy_doc(PULL))
+    aws.client("logs").create_log_group(logGroupName="/ml/train")
+    container: dict[str, Any] = {"logConfiguration": awslogs("/ml/train")}
+    if execution:
+        container["executionRoleArn"] = env.execution_role_arn
+    env.job_definition("ml-train", **container)
+    return {**base_config(execution_role=EXEC),
+            "batch": {"compute_environment": "ml-ce", "job_queue": "ml-queue", "job_definition": "ml-train"}}
+
+
+def test_awslogs_on_ec2_without_an_execution_role_writes_with_the_instance_role(tmp_path: Path, aws: Aws) -> None:
+    cfg = ec2_batch(aws, execution=False)
+    row = run_check(tmp_path, cfg, "IAM008")
+    assert row["outcome"] == "failed", row["message"]
+    assert f"instance role arn:aws:iam::{ACCOUNT}:role/ecsInstanceRole (on compute environment ml-ce awslogs uses " \
+           "the instance role (in instance profile ml-ce-profile of compute environment ml-ce): job definition " \
+           "ml-train names no execution role)" in row["message"]
+    assert f"logs:CreateLogStream on arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/ml/train:log-stream:" \
+        in row["message"]
+    # the execution role is not what writes the logs here: IAM004 does not ask it for them
+    row = run_check(tmp_path, cfg, "IAM004")
+    assert row["outcome"] == "passed", row["message"]
+    assert "(logs not asked of it: on compute environment ml-ce awslogs uses the instance role" in row["message"]
+
+    aws.client("iam").put_role_policy(RoleName="ecsInstanceRole", PolicyName="logs", PolicyDocument=policy_doc(LOGS))
+    row = run_check(tmp_path, cfg, "IAM008")
+    assert row["outcome"] == "passed", row["message"]
+    assert f"instance role arn:aws:iam::{ACCOUNT}:role/ecsInstanceRole" in row["message"]
+
+
+def test_awslogs_on_ec2_with_an_execution_role_writes_with_it(tmp_path: Path, aws: Aws) -> None:
+    cfg = ec2_batch(aws, execution=True)
+    aws.client("iam").put_role_policy(RoleName="ecsInstanceRole", PolicyName="logs", PolicyDocument=policy_doc(LOGS))
+    row = run_check(tmp_path, cfg, "IAM008")  # the instance role may log, but it is not the one that does
+    assert row["outcome"] == "failed", row["message"]
+    assert f"execution role arn:aws:iam::{ACCOUNT}:role/{EXEC} (on compute environment ml-ce the ECS agent lets " \
+           "awslogs use job definition ml-train's execution role" in row["message"]
+    row = run_check(tmp_path, cfg, "IAM004")
+    assert row["outcome"] == "failed", row["message"]
+    assert "logs:CreateLogStream" in row["message"]
+
+    allow(aws, "logs", LOGS)
+    for check_id in ("IAM004", "IAM008"):
+        row = run_check(tmp_path, cfg, check_id)
+        assert row["outcome"] == "passed", (check_id, row["message"])
+
+
+def test_user_data_that_turns_the_override_off_makes_the_instance_role_write(tmp_path: Path, aws: Aws) -> None:
+    import base64
+
+    user_data = ("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"==B==\"\n\n--==B==\n"
+                 "Content-Type: text/x-shellscript; charset=\"us-ascii\"\n\n#!/bin/bash\n"
+                 "echo ECS_ENABLE_AWSLOGS_EXECUTIONROLE_OVERRIDE=false >> /etc/ecs/ecs.config\n\n--==B==--\n")
+    aws.client("ec2").create_launch_template(LaunchTemplateName="ml-lt", LaunchTemplateData={
+        "UserData": base64.b64encode(user_data.encode()).decode()})
+    cfg = ec2_batch(aws, execution=True, launch_template="ml-lt")
+    allow(aws, "logs", LOGS)
+    row = run_check(tmp_path, cfg, "IAM008")
+    assert row["outcome"] == "failed", row["message"]
+    assert "instance role" in row["message"] and \
+        "launch template ml-lt version 1 sets ECS_ENABLE_AWSLOGS_EXECUTIONROLE_OVERRIDE=false" in row["message"]
+    aws.client("iam").put_role_policy(RoleName="ecsInstanceRole", PolicyName="logs", PolicyDocument=policy_doc(LOGS))
+    row = run_check(tmp_path, cfg, "IAM008")
+    assert row["outcome"] == "passed", row["message"]

@@ -16,7 +16,7 @@ from bat_fixtures import base_config, make_env
 from job_fixtures import batch_without_docker, failed_scaling_activity, job_reported_as
 from report_helpers import case_outcome, junit_cases, validate_junit, validate_report
 
-from pytest_mlbatch.analysis.jobreasons import JobFacts, causes, job_facts, match_reason, verdict
+from pytest_mlbatch.analysis.jobreasons import JobFacts, activity_cause, causes, job_facts, match_reason, verdict
 
 # -- the mapping (pure) ---------------------------------------------------------------------------------------------
 DOCUMENTED = [
@@ -51,6 +51,32 @@ DOCUMENTED = [
     ("OutOfMemoryError: Container killed due to memory usage", "out-of-memory", "application", "BAT004"),
     ("Host EC2 (instance i-0123456789abcdef0) terminated.", "host-terminated", "infrastructure", "BAT001"),
     ("Your Spot Instance was reclaimed (spot interruption)", "host-terminated", "infrastructure", "BAT001"),
+    # the fidelity checks (issue 14) each reason points to
+    ("Host EC2 (instance i-0123456789abcdef0) terminated.", "host-terminated", "infrastructure", "BAT011"),
+    ("MISCONFIGURATION:EC2_INSTANCE_CONFIGURATION_UNSUPPORTED - The instance type is not supported",
+     "instance-configuration-unsupported", "infrastructure", "BAT010"),
+    ("ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: "
+     "unable to retrieve secret from asm: service call has been retried 1 time(s): AccessDeniedException: User: "
+     "arn:aws:sts::123456789012:assumed-role/ecsTaskExecutionRole/abc is not authorized to perform: "
+     "secretsmanager:GetSecretValue on resource: arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf "
+     "because no VPC endpoint policy allows the secretsmanager:GetSecretValue action", "endpoint-policy-denied",
+     "infrastructure", "NET007"),
+    ("CannotPullContainerError: ref pull has been retried 1 time(s): failed to copy: httpReadSeeker: failed open: "
+     "unexpected status code https://prod-us-east-1-starport-layer-bucket.s3.us-east-1.amazonaws.com/abc: 403 "
+     "Forbidden", "image-pull-denied", "infrastructure", "NET007"),
+    ("CannotPullContainerError: Error response from daemon: Get https://123456789012.dkr.ecr.us-east-1.amazonaws.com"
+     "/v2/: dial tcp: lookup 123456789012.dkr.ecr.us-east-1.amazonaws.com: no such host", "image-unreachable",
+     "infrastructure", "NET006"),
+    ("ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: "
+     "unable to retrieve secret from asm", "secrets-unavailable", "infrastructure", "IAM007"),
+    ("ResourceInitializationError: failed to validate logger args: create stream has been retried 1 times: failed "
+     "to create Cloudwatch log stream: ResourceNotFoundException: The specified log group does not exist.",
+     "log-group-unavailable", "infrastructure", "IAM008"),
+    ("CLIENT_ERROR - Your compute environment has been INVALIDATED and scaled down because none of the instances "
+     "joined the underlying ECS Cluster. Common issues preventing instances joining are the following: VPC/Subnet "
+     "configuration preventing communication to ECS, incorrect Instance Profile policy preventing authorization to "
+     "ECS, or customized AMI or LaunchTemplate configurations affecting ECS agent.", "instances-never-joined",
+     "infrastructure", "BAT012"),
 ]
 
 
@@ -63,6 +89,14 @@ def test_each_documented_reason_names_its_cause_and_a_check(reason: str, code: s
     assert (cause.code, cause.kind) == (code, kind)
     assert check_id in cause.checks
     assert cause.action and cause.matched == reason
+
+
+def test_a_scaling_activity_for_a_type_not_offered_in_the_zone_names_bat010() -> None:
+    meaning, checks = activity_cause("Launching a new EC2 instance. Status Reason: Your requested instance type "
+                                     "(p4d.24xlarge) is not supported in your requested Availability Zone "
+                                     "(us-east-1e). Launching EC2 instance failed.")
+    assert "not supported" in meaning and "BAT010" in checks
+    assert activity_cause("something else entirely") == ("the Auto Scaling group could not launch instances", ())
 
 
 def test_an_unknown_reason_names_no_cause_and_an_exit_code_is_the_applications() -> None:

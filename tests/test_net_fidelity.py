@@ -132,7 +132,7 @@ def test_s3_gateway_endpoint_policy_on_the_nat_path_must_allow_ecr_layers(net: N
     assert run.outcome(f"NET003[{private}]") == "passed"  # the route is fine: the policy is what breaks the pull
     assert run.outcome(f"NET007[{private}]") == "failed"
     assert run.message(f"NET007[{private}]") == (
-        f"{private}: s3 endpoint {s3}'s policy does not allow s3:GetObject on "
+        f"{private}: s3 endpoint {s3} (on {private}'s route table {rt}): its policy does not allow s3:GetObject on "
         "arn:aws:s3:::prod-us-east-1-starport-layer-bucket/sha256:pytest-mlbatch-layer: denied (no statement allows "
         "it (implicit deny))")
 
@@ -141,7 +141,8 @@ def test_s3_gateway_endpoint_policy_on_the_nat_path_must_allow_ecr_layers(net: N
                                                                                     "arn:aws:s3:::ml-datasets/*"]}))
     run = run_checks(cfg, tmp_path, prefixes=("NET007",))
     assert run.outcome(f"NET007[{private}]") == "passed"
-    assert run.message(f"NET007[{private}]") == f"{private}: s3 endpoint {s3} allows 1 request of the job"
+    assert run.message(f"NET007[{private}]") == (f"{private}: s3 endpoint {s3} (on {private}'s route table {rt}) "
+                                                 "allows 1 request of the job")
 
 
 def test_interface_endpoint_policies_are_evaluated_like_iam(net: Net, aws: Aws, tmp_path) -> None:
@@ -163,9 +164,9 @@ def test_interface_endpoint_policies_are_evaluated_like_iam(net: Net, aws: Aws, 
     assert run.outcome(f"NET003[{job}]") == "passed", run.message(f"NET003[{job}]")
     assert run.outcome(f"NET007[{job}]") == "failed"
     assert run.message(f"NET007[{job}]") == (
-        f"{job}: secretsmanager endpoint {eps['secretsmanager']}'s policy does not allow secretsmanager:GetSecretValue "
-        f"on {secret}: denied (Deny statement #2 of policy of secretsmanager interface endpoint "
-        f"{eps['secretsmanager']})")
+        f"{job}: secretsmanager endpoint {eps['secretsmanager']} (private DNS in {vpc}): its policy does not allow "
+        f"secretsmanager:GetSecretValue on {secret}: denied (Deny statement #2 of policy of secretsmanager interface "
+        f"endpoint {eps['secretsmanager']})")
 
     net.ec2.modify_vpc_endpoint(VpcEndpointId=eps["secretsmanager"], PolicyDocument=_policy(
         {"Effect": "Allow", "Principal": "*", "Action": "secretsmanager:GetSecretValue", "Resource": secret}))
@@ -261,3 +262,100 @@ def test_ipv6_only_subnet_has_no_ipv4_path(net: Net, tmp_path) -> None:
     assert run.message(f"NET003[{only}]").startswith(f"{only} is IPv6-only: it has no IPv4 path")
     # the dual-stack subnet's ACLs are checked for ::/0 too; the IPv6-only one only for ::/0
     assert "to ::/0" in run.message(f"NET005[{dual}]") and "0.0.0.0/0" not in run.message(f"NET005[{only}]")
+
+
+DATA_READ = {"iam": {"job_role": {"name": "ml-job-role",
+                                  "allow": [{"action": "s3:GetObject", "resource": "arn:aws:s3:::ml-data/*"}]}}}
+
+
+def _bucket(aws: Aws, name: str, region: str = "us-east-1") -> None:
+    s3 = aws.client("s3", region)
+    if region == "us-east-1":
+        s3.create_bucket(Bucket=name)
+    else:
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+
+
+def test_s3_gateway_endpoint_policy_must_allow_the_buckets_the_job_role_reads(net: Net, aws: Aws, tmp_path) -> None:
+    """The S3 gateway endpoint on the route table takes the job's own S3 traffic (NAT path included) for buckets of
+    its region: its policy must allow what iam.job_role.allow declares; a bucket of another region does not go
+    through it."""
+    vpc = net.vpc("10.7.0.0/16", hostnames=True)
+    public = net.subnet(vpc, "10.7.0.0/24")
+    private = net.subnet(vpc, "10.7.1.0/24")
+    net.default_route(net.table(vpc, public), GatewayId=net.igw(vpc))
+    rt = net.table(vpc, private)
+    net.default_route(rt, NatGatewayId=net.nat(public))
+    s3 = net.ec2.create_vpc_endpoint(VpcId=vpc, ServiceName="com.amazonaws.us-east-1.s3", VpcEndpointType="Gateway",
+                                     RouteTableIds=[rt], PolicyDocument=_policy(
+                                         {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                                          "Resource": LAYERS}))["VpcEndpoint"]["VpcEndpointId"]
+    _job(aws)
+    _bucket(aws, "ml-data")
+    cfg = {"network": {"vpc_id": vpc, "subnet_ids": [private]}, "batch": {"job_definition": "ml-train"}, **DATA_READ}
+
+    run = run_checks(cfg, tmp_path, prefixes=("NET007", "NET003"))
+    assert run.outcome(f"NET003[{private}]") == "passed", run.message(f"NET003[{private}]")
+    assert run.outcome(f"NET007[{private}]") == "failed"
+    assert run.message(f"NET007[{private}]") == (
+        f"{private}: s3 endpoint {s3} (on {private}'s route table {rt}): its policy does not allow the job role's "
+        "declared s3:GetObject on arn:aws:s3:::ml-data/*: denied (no statement allows it (implicit deny))")
+
+    # the same denial for a bucket of another region: its traffic takes the NAT gateway, not the endpoint
+    _bucket(aws, "ml-data-eu", "eu-west-1")
+    eu = {"iam": {"job_role": {"name": "ml-job-role",
+                               "allow": [{"action": "s3:GetObject", "resource": "arn:aws:s3:::ml-data-eu/*"}]}}}
+    run = run_checks({**cfg, **eu}, tmp_path, prefixes=("NET007",))
+    assert run.outcome(f"NET007[{private}]") == "passed", run.message(f"NET007[{private}]")
+    assert "note: S3 bucket ml-data-eu is in eu-west-1: S3 endpoint " + s3 + " does not carry its traffic" \
+        in run.message(f"NET007[{private}]")
+
+    # a bucket whose region cannot be read is not passed
+    gone = {"iam": {"job_role": {"name": "ml-job-role",
+                                 "allow": [{"action": "s3:GetObject", "resource": "arn:aws:s3:::ml-gone/*"}]}}}
+    run = run_checks({**cfg, **gone}, tmp_path, prefixes=("NET007",))
+    assert run.outcome(f"NET007[{private}]") == "error"
+    assert "S3 bucket ml-gone does not exist (s3:GetBucketLocation: NoSuchBucket)" in run.message(f"NET007[{private}]")
+
+    net.ec2.modify_vpc_endpoint(VpcEndpointId=s3, PolicyDocument=_policy(
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+         "Resource": [LAYERS, "arn:aws:s3:::ml-data/*"]}))
+    run = run_checks(cfg, tmp_path, prefixes=("NET007",))
+    assert run.outcome(f"NET007[{private}]") == "passed", run.message(f"NET007[{private}]")
+    assert run.message(f"NET007[{private}]") == (f"{private}: s3 endpoint {s3} (on {private}'s route table {rt}) "
+                                                 "allows 2 requests of the job")
+
+
+def test_endpoint_only_subnet_reaches_only_its_regions_buckets(net: Net, aws: Aws, tmp_path) -> None:
+    """Without a NAT or internet gateway, the S3 gateway endpoint is the only way to S3, and it serves only its
+    region's buckets: a declared bucket in another region is unreachable; one whose region cannot be read is an
+    error naming it."""
+    vpc = net.vpc("10.8.0.0/16", hostnames=True)
+    job = net.subnet(vpc, "10.8.1.0/24")
+    rt = net.table(vpc, job)
+    eps = net.endpoints(vpc, [job], [net.endpoint_group(vpc, "10.8.0.0/16")], s3_tables=[rt])
+    _job(aws)
+    _bucket(aws, "ml-data")
+    cfg = {"network": {"vpc_id": vpc, "subnet_ids": [job]}, "batch": {"job_definition": "ml-train"}, **DATA_READ}
+    run = run_checks(cfg, tmp_path, prefixes=("NET003",))
+    assert run.outcome(f"NET003[{job}]") == "passed", run.message(f"NET003[{job}]")
+    assert f"the buckets the job role is declared to reach (iam.job_role.allow), ml-data, are in us-east-1, " \
+           f"reached through S3 gateway endpoint {eps['s3']} on route table {rt}" in run.message(f"NET003[{job}]")
+
+    _bucket(aws, "ml-data-eu", "eu-west-1")
+    eu = {"iam": {"job_role": {"name": "ml-job-role",
+                               "allow": [{"action": "s3:GetObject", "resource": "arn:aws:s3:::ml-data/*"},
+                                         {"action": "s3:ListBucket", "resource": "arn:aws:s3:::ml-data-eu"}]}}}
+    run = run_checks({**cfg, **eu}, tmp_path, prefixes=("NET003",))
+    assert run.outcome(f"NET003[{job}]") == "failed"
+    message = run.message(f"NET003[{job}]")
+    assert f"but of the buckets the job role is declared to reach (iam.job_role.allow): S3 bucket ml-data-eu is in " \
+           f"eu-west-1, and S3 gateway endpoint {eps['s3']} on route table {rt} serves only us-east-1's buckets; " \
+           "only a NAT gateway or an internet gateway with public IPs gets there (route table " \
+           f"{rt} has no 0.0.0.0/0 route)" in message, message
+
+    gone = {"iam": {"job_role": {"name": "ml-job-role",
+                                 "allow": [{"action": "s3:GetObject", "resource": "arn:aws:s3:::ml-gone/*"}]}}}
+    run = run_checks({**cfg, **gone}, tmp_path, prefixes=("NET003",))
+    assert run.outcome(f"NET003[{job}]") == "error"
+    assert "S3 bucket ml-gone does not exist (s3:GetBucketLocation: NoSuchBucket)" in run.message(f"NET003[{job}]")

@@ -422,6 +422,31 @@ def test_s3_gateway_policy_against_the_layer_bucket() -> None:
     assert endpoint_policies(_policy_world(someone), "s-app", requests)[0].decisions[0].verdict == "unknown"
 
 
+def test_declared_s3_requests_join_the_s3_endpoints_requests() -> None:
+    """iam.job_role.allow's S3 actions on bucket or object ARNs are asked of the S3 endpoint too (with the layer
+    bucket when the image is in this region's ECR); other services' actions and '*' are not."""
+    import json
+
+    from pytest_mlbatch.analysis.netpath import bucket_of, concrete_bucket, declared_s3, endpoint_policies, job_requests
+    from pytest_mlbatch.analysis.policy import Request
+
+    assert bucket_of("arn:aws:s3:::ml-data/train/*") == "ml-data" and bucket_of("arn:aws:s3:::ml-data") == "ml-data"
+    assert bucket_of("arn:aws:dynamodb:us-east-1:1:table/t") is None and bucket_of("*") is None
+    assert not concrete_bucket("ml-*") and concrete_bucket("ml-data")
+    declared = [Request("s3:GetObject", "arn:aws:s3:::ml-data/*"), Request("dynamodb:GetItem", "arn:aws:dynamodb:x"),
+                Request("s3:ListAllMyBuckets", "*")]
+    assert declared_s3(declared) == declared[:1]
+    requests = job_requests("us-east-1", "123456789012", image=None, declared=declared)
+    assert requests == {"s3": declared[:1]}
+    layers = json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                                        "Resource": "arn:aws:s3:::prod-us-east-1-starport-layer-bucket/*"}]})
+    [verdict] = endpoint_policies(_policy_world(layers), "s-app", requests)
+    assert [d.verdict for d in verdict.decisions] == ["denied"] and verdict.hop.startswith("on s-app's route table")
+    data = json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                                      "Resource": "arn:aws:s3:::ml-data/*"}]})
+    assert [d.verdict for d in endpoint_policies(_policy_world(data), "s-app", requests)[0].decisions] == ["allowed"]
+
+
 def test_acl_hops_include_the_nat_gateways_subnet() -> None:
     data = _routes_world(route("0.0.0.0/0", NatGatewayId="nat-1"))
     data.subnets["s-app"]["CidrBlock"] = "10.0.1.0/24"

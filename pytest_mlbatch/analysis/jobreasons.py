@@ -32,7 +32,7 @@ def _c(code: str, kind: str, meaning: str, checks: tuple[str, ...], action: str)
     return Cause(code, kind, meaning, checks, action)
 
 
-_NET = ("NET003", "SG004", "NET005", "NET001")
+_NET = ("NET003", "SG004", "NET005", "NET001", "NET006")
 _BLOCKED: dict[str, Cause] = {
     # docs.aws.amazon.com/batch/latest/userguide/job_stuck_in_runnable*.html and API_JobDetail statusReason
     "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY": _c(
@@ -58,7 +58,7 @@ _BLOCKED: dict[str, Cause] = {
     "MISCONFIGURATION:EC2_INSTANCE_CONFIGURATION_UNSUPPORTED": _c(
         "instance-configuration-unsupported", INFRASTRUCTURE,
         "the instance types are not offered in the subnets' Availability Zones, or the launch template does not "
-        "fit them", ("BAT004", "NET002", "BAT006"),
+        "fit them", ("BAT010", "BAT004", "NET002", "BAT006"),
         "choose instance types offered in the subnets' AZs (DescribeInstanceTypeOfferings), or fix the launch "
         "template"),
     "ACTION_REQUIRED": _c(
@@ -71,6 +71,20 @@ _BLOCKED: dict[str, Cause] = {
 
 # (pattern on the container reason or statusReason, cause); the first match of each text wins.
 _RULES: list[tuple[re.Pattern[str], Cause]] = [
+    # "... is not authorized to perform: secretsmanager:GetSecretValue on resource: ... because no VPC endpoint
+    # policy allows the secretsmanager:GetSecretValue action" (or "with an explicit deny in a VPC endpoint policy")
+    (re.compile(r"VPC endpoint policy", re.I),
+     _c("endpoint-policy-denied", INFRASTRUCTURE, "a VPC endpoint's policy on the job's path (S3 gateway, ECR, "
+        "Secrets Manager, SSM or logs) does not allow the request", ("NET007",),
+        "allow the request in the policy of the endpoint the message names (NET007 evaluates each one)")),
+    # the CE's statusReason when it is invalidated: "CLIENT_ERROR - Your compute environment has been INVALIDATED
+    # and scaled down because none of the instances joined the underlying ECS Cluster ..."
+    (re.compile(r"none of the instances joined the underlying ECS Cluster", re.I),
+     _c("instances-never-joined", INFRASTRUCTURE, "the instances started but never registered with the compute "
+        "environment's ECS cluster (instance role, network path or DNS to ECS, or the AMI / launch template user "
+        "data)", ("IAM002", "IAM003", "NET003", "NET006", "SG004", "BAT012"),
+        "give the instance role AmazonEC2ContainerServiceforEC2Role, a path to ECS, DNS through the VPC "
+        "resolver, and user data in MIME multi-part form that leaves ECS_CLUSTER to Batch")),
     (re.compile(r"CannotPullContainerError.*(not found|manifest unknown|does not exist|404|name unknown)", re.I | re.S),
      _c("image-not-found", INFRASTRUCTURE, "the image (repository, tag or digest) does not exist where the job "
         "pulls it", ("IMG001", "IMG002"),
@@ -78,9 +92,11 @@ _RULES: list[tuple[re.Pattern[str], Cause]] = [
     (re.compile(r"CannotPullContainerError.*(access ?denied|403|denied|unauthori[sz]ed|no basic auth|"
                 r"not authorized|pull access)", re.I | re.S),
      _c("image-pull-denied", INFRASTRUCTURE, "the principal that pulls (EC2: instance role; Fargate: execution "
-        "role) may not read the repository", ("IMG006", "IMG004", "IAM002", "IAM004"),
-        "grant ecr:GetAuthorizationToken, BatchGetImage, GetDownloadUrlForLayer to that role, and let a "
-        "cross-account repository policy name it")),
+        "role) may not read the repository, or an S3 gateway endpoint's policy does not allow ECR's layer bucket "
+        "(403 from S3)", ("IMG006", "IMG004", "IAM002", "IAM004", "NET007"),
+        "grant ecr:GetAuthorizationToken, BatchGetImage, GetDownloadUrlForLayer to that role, let a "
+        "cross-account repository policy name it, and let the S3 endpoint's policy allow "
+        "prod-<region>-starport-layer-bucket")),
     (re.compile(r"CannotPullContainerError.*no space left on device", re.I | re.S),
      _c("image-too-large", INFRASTRUCTURE, "the image does not fit the instance's Docker volume", ("IMG007",),
         "give the compute environment a launch template with a larger root volume, or a smaller image")),
@@ -96,16 +112,16 @@ _RULES: list[tuple[re.Pattern[str], Cause]] = [
     (re.compile(r"ResourceInitializationError.*(retrieve secret|secrets ?manager|\bssm\b|\basm\b|\bkms\b|"
                 r"GetSecretValue|GetParameters)", re.I | re.S),
      _c("secrets-unavailable", INFRASTRUCTURE, "the execution role could not read the job's secrets, or the "
-        "subnet cannot reach Secrets Manager / SSM", ("IAM004", "NET003", "NET001"),
+        "subnet cannot reach Secrets Manager / SSM", ("IAM007", "IAM004", "NET003", "NET001", "NET006", "NET007"),
         "let the execution role read each secret (and its KMS key), and give the subnet a path to the service")),
     (re.compile(r"ResourceInitializationError.*(log group|logs|awslogs)", re.I | re.S),
      _c("log-group-unavailable", INFRASTRUCTURE, "the log configuration cannot be set up (log group missing, "
-        "or the execution role may not write to it)", ("IAM004",),
-        "create the log group (or set awslogs-create-group) and let the execution role write logs")),
+        "or the role awslogs writes with may not write to it)", ("IAM008", "IAM004"),
+        "create the log group (or set awslogs-create-group) and let the role IAM008 names write logs")),
     (re.compile(r"ResourceInitializationError", re.I),
      _c("task-initialization-failed", INFRASTRUCTURE, "the task could not be initialised: registry "
         "authentication or secrets could not be fetched (execution role, DNS, or no route to the endpoints)",
-        ("IAM004", "NET003", "NET001", "IMG006"),
+        ("IAM004", "IAM007", "NET003", "NET001", "NET006", "IMG006"),
         "check the execution role's pull and logs permissions, VPC DNS and the path to ECR, S3 and the "
         "secret stores")),
     (re.compile(r"exec format error", re.I),
@@ -119,7 +135,7 @@ _RULES: list[tuple[re.Pattern[str], Cause]] = [
         "or make the job use less")),
     (re.compile(r"Host EC2 \(instance [^)]*\) terminated|spot.*(interrupt|reclaim)|instance.*terminated", re.I),
      _c("host-terminated", INFRASTRUCTURE, "the instance running the job went away (a Spot reclaim, a scale-in "
-        "or a host failure)", ("BAT001",),
+        "or a host failure)", ("BAT011", "BAT001"),
         "give the job definition a retryStrategy (attempts >= 2, evaluateOnExit onStatusReason 'Host EC2*' "
         "RETRY), or use On-Demand capacity for jobs that cannot restart")),
     (re.compile(r"attempt duration exceeded|timeout", re.I),
@@ -287,7 +303,7 @@ _ACTIVITY: list[tuple[re.Pattern[str], str, tuple[str, ...]]] = [
     (re.compile(r"security group|InvalidGroup", re.I), "a security group is invalid", ("SG001",)),
     (re.compile(r"subnet|InvalidSubnet", re.I), "a subnet is invalid or full", ("NET002",)),
     (re.compile(r"Unsupported|not supported", re.I),
-     "the instance type or configuration is not supported there", ("BAT004",)),
+     "the instance type or configuration is not supported there", ("BAT010", "BAT004")),
 ]
 
 

@@ -457,6 +457,7 @@ class EndpointReport:
     interface_groups: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     s3_interface: bool = False  # S3 is reached through an interface endpoint with private DNS
+    s3_endpoint: str = ""  # which endpoint carries S3 on this path, and where (named in messages)
 
     @property
     def ok(self) -> bool:
@@ -496,6 +497,7 @@ def endpoint_path(data: NetworkLike, subnet_id: str, rt: RouteTableLike | None, 
         interfaces = [e for e in by_service.get(svc, []) if e.type == "Interface"]
         if good:
             report.found.append(f"{svc} gateway ({good[0].id}) on {rid}")
+            report.s3_endpoint = f"S3 gateway endpoint {good[0].id} on route table {rid}"
             for e in good:
                 report.s3_prefix_lists.extend(data.prefix_list_of(e.id))
             continue
@@ -504,6 +506,7 @@ def endpoint_path(data: NetworkLike, subnet_id: str, rt: RouteTableLike | None, 
             report.found.append(f"{svc} interface ({working.id}, private DNS)")
             report.interface_groups.extend(working.groups)
             report.s3_interface = True
+            report.s3_endpoint = f"S3 interface endpoint {working.id} (private DNS)"
             note = _zone_note(data, svc, working, az)
             if note:
                 report.notes.append(note)
@@ -940,12 +943,35 @@ def _secret_arn(value: str) -> str:
     return ":".join(value.split(":")[:7])
 
 
+def bucket_of(resource: str) -> str | None:
+    """'arn:aws:s3:::ml-data/train/*' -> 'ml-data'; None for anything that is not an S3 bucket or object ARN."""
+    parts = resource.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "s3" or parts[3] or parts[4]:
+        return None
+    return parts[5].split("/", 1)[0] or None
+
+
+def declared_s3(declared: Iterable[policy.Request]) -> list[policy.Request]:
+    """The S3 requests among what the job role is declared to do (iam.job_role.allow): an s3: action on a bucket or
+    object ARN. Each reaches S3 from the job's network, through an S3 endpoint on the path if there is one."""
+    return [r for r in declared if r.action.lower().startswith("s3:") and r.resource.startswith("arn:")
+            and bucket_of(r.resource) is not None]
+
+
+def concrete_bucket(name: str) -> bool:
+    """A bucket name without wildcards (a pattern names no one bucket whose region could be read)."""
+    return not any(c in name for c in "*?$")
+
+
 def job_requests(region: str, account: str | None, *, image: ImageRef | None,
                  secrets: Sequence[tuple[str, str]] = (), repository_credentials: str | None = None,
-                 log_group: str | None = None, logs: bool = False) -> dict[str, list[policy.Request]]:
+                 log_group: str | None = None, logs: bool = False,
+                 declared: Sequence[policy.Request] = ()) -> dict[str, list[policy.Request]]:
     """What the job asks of each service through an endpoint, by endpoint service: the S3 layer bucket and the
-    ECR repository for an ECR image of this region; the secrets (Secrets Manager, SSM) it reads; its log group.
-    (KMS is not asked from the job's network: Secrets Manager and SSM decrypt on the service side.)"""
+    ECR repository for an ECR image of this region; the secrets (Secrets Manager, SSM) it reads; its log group;
+    the S3 requests the job role is declared to make (`declared`, iam.job_role.allow: the job's own code reads its
+    buckets over the same network). (KMS is not asked from the job's network: Secrets Manager and SSM decrypt on
+    the service side.)"""
     out: dict[str, list[policy.Request]] = {}
     if image is not None and image.is_ecr and image.region == region:
         repo = f"arn:aws:ecr:{region}:{image.account}:repository/{image.repository}"
@@ -971,6 +997,9 @@ def job_requests(region: str, account: str | None, *, image: ImageRef | None,
         group = log_group or "/aws/batch/job"
         stream = f"arn:aws:logs:{region}:{account}:log-group:{group}:log-stream:{SAMPLE_STREAM}"
         out["logs"] = [policy.Request("logs:CreateLogStream", stream), policy.Request("logs:PutLogEvents", stream)]
+    s3 = declared_s3(declared)
+    if s3:
+        out.setdefault("s3", []).extend(r for r in s3 if r not in out.get("s3", []))
     return out
 
 
@@ -986,6 +1015,7 @@ class PolicyVerdict:
     service: str
     decisions: tuple[policy.Decision, ...]
     note: str = ""
+    hop: str = ""  # where the endpoint takes the subnet's traffic: its route table, or private DNS in the VPC
 
 
 def endpoint_policies(data: NetworkLike, subnet_id: str,
@@ -1012,16 +1042,19 @@ def endpoint_policies(data: NetworkLike, subnet_id: str,
             continue
         wanted = requests[svc]
         where = f"{svc} {ep.type.lower()} endpoint {ep.id}"
+        hop = f"on {subnet_id}'s route table {rt.id}" if ep.type == "Gateway" and rt is not None else \
+            f"private DNS in {ep.vpc_id}"
         if ep.policy is None:
             out.append(PolicyVerdict(ep.id, svc, tuple(policy.Decision(r, "allowed", "endpoint policy",
-                                                                             "default full access") for r in wanted)))
+                                                                             "default full access") for r in wanted),
+                                     hop=hop))
             continue
         try:
             document = policy.parse_document(ep.policy)
         except ValueError as exc:
             out.append(PolicyVerdict(ep.id, svc, tuple(policy.Decision(r, "unknown", "endpoint policy", None,
                                                                              f"policy unreadable: {exc}")
-                                                              for r in wanted)))
+                                                              for r in wanted), hop=hop))
             continue
         named = any(s.get("Principal") not in (None, "*", {"AWS": "*"}) or "NotPrincipal" in s
                     for s in policy.statements(document))
@@ -1032,5 +1065,5 @@ def endpoint_policies(data: NetworkLike, subnet_id: str,
                 d = policy.Decision(r, "unknown", d.method, d.statement,
                                     "the policy names principals; which one calls is not modelled")
             decisions.append(d)
-        out.append(PolicyVerdict(ep.id, svc, tuple(decisions)))
+        out.append(PolicyVerdict(ep.id, svc, tuple(decisions), hop=hop))
     return out

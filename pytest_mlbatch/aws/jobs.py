@@ -164,7 +164,7 @@ def runnable_evidence(inventory: Inventory, ces: list[dict[str, Any]], facts: Jo
         if launched and not instances:
             ev.problems.append((f"{name}: its Auto Scaling group has {launched} instance(s) in service but none "
                                 "joined the ECS cluster (instance role, instance profile, network path to ECS, or "
-                                "AMI/user data)", ("IAM002", "IAM003", "NET003", "SG004")))
+                                "AMI/user data)", ("IAM002", "IAM003", "NET003", "NET006", "SG004", "BAT012")))
         if active and (need_cpu or need_mem):
             fits = [i for i in active if _resource(i.get("remainingResources", []), "CPU") >= need_cpu
                     and _resource(i.get("remainingResources", []), "MEMORY") >= need_mem]

@@ -10,7 +10,7 @@ from typing import Any
 
 from pytest_mlbatch.analysis.imageref import ImageRef
 from pytest_mlbatch.aws.discovery import describe_subnets
-from pytest_mlbatch.aws.inventory import Inventory
+from pytest_mlbatch.aws.inventory import AwsError, Inventory
 from pytest_mlbatch.findings import NotEvaluable
 from pytest_mlbatch.model.scope import Scope
 
@@ -227,3 +227,19 @@ def ecr_images(inv: Inventory, ref: ImageRef) -> list[dict[str, Any]] | None:
     if ref.repository not in ecr_repositories(inv, ref):
         return None
     return images()
+
+
+# -- S3 ----------------------------------------------------------------------------------------------------
+def bucket_region(inv: Inventory, bucket: str) -> str | None:
+    """The region an S3 bucket lives in (GetBucketLocation: an empty LocationConstraint is us-east-1, the legacy
+    'EU' is eu-west-1); None when the bucket does not exist. NotEvaluable when it cannot be read (another account's
+    bucket answers AccessDenied unless its policy grants s3:GetBucketLocation)."""
+    try:
+        found = inv.call("s3", "get_bucket_location", Bucket=bucket)
+    except AwsError as exc:
+        if exc.code == "NoSuchBucket":
+            return None
+        raise NotEvaluable(f"cannot read the region of S3 bucket {bucket} (s3:GetBucketLocation: {exc.code})") \
+            from None
+    where = found.get("LocationConstraint") or "us-east-1"
+    return "eu-west-1" if where == "EU" else str(where)

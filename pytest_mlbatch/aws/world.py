@@ -481,6 +481,9 @@ class AwsWorld:
     def log_group(self, name: str) -> LogGroup | None:
         return secrets.log_group(self.inventory, name)
 
+    def bucket_region(self, bucket: str) -> str | None:
+        return reads.bucket_region(self.inventory, bucket)
+
     # -- the job's image and its registry (model/images.py; reads in aws/reads.py and aws/images.py) ------------
     def ecr_repositories(self, ref: ImageRef) -> Mapping[str, EcrRepository]:
         return {name: EcrRepository(name, str(r["imageTagMutability"]) if "imageTagMutability" in r else None,

@@ -187,6 +187,11 @@ class World(Protocol):
         """The CloudWatch Logs group of this name; None when it does not exist."""
         ...
 
+    def bucket_region(self, bucket: str) -> str | None:
+        """The region of the S3 bucket of this name (GetBucketLocation); None when it does not exist. NotEvaluable
+        when it cannot be read."""
+        ...
+
     # -- Batch resources as the BAT checks judge them ----------------------------------------------------------
     def job_definition(self, ref: str) -> tuple[Job | None, str]:
         """(the job definition named by name, name:revision or ARN, or None; why it is missing). Unlike job(), a
