@@ -33,14 +33,15 @@ def writer(config: pytest.Config) -> Write | None:
     return write
 
 
-def describe(targets: Iterable[Target]) -> str:
-    """'ec2:DescribeSubnets in us-east-1 (12 s), and 2 more reads', or '' when no read is in flight."""
+def describe(targets: Iterable[Target], named: int = 2) -> str:
+    """'ec2:DescribeSubnets in us-east-1 (12 s), iam:ListRoles in us-east-1 (12 s), and 2 more reads': the reads in
+    flight longest first, at most `named` of them by name; '' when no read is in flight."""
     reads = sorted((r for t in targets for r in t.reads_in_flight()), key=lambda r: -r[2])
     if not reads:
         return ""
-    op, region, seconds = reads[0]
-    more = f", and {len(reads) - 1} more read{'s' if len(reads) > 2 else ''}" if len(reads) > 1 else ""
-    return f"{op} in {region} ({seconds:.0f} s){more}"
+    shown = ", ".join(f"{op} in {region} ({seconds:.0f} s)" for op, region, seconds in reads[:named])
+    rest = len(reads) - named
+    return shown + (f", and {rest} more read{'s' if rest > 1 else ''}" if rest > 0 else "")
 
 
 def wait(future: Future[T], targets: Iterable[Target], write: Write | None, doing: str) -> T:
