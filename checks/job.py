@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
-from pytest_mlbatch.analysis.jobreasons import JobFacts, causes, job_facts, verdict
-from pytest_mlbatch.aws import batchinfo as bi
-from pytest_mlbatch.aws import canary as cn
-from pytest_mlbatch.aws.inventory import AwsError
-from pytest_mlbatch.aws.jobs import CANARY, SUBMITTED_JOB, SUBMITTED_JOB_ID, Evidence, runnable_evidence
+from pytest_mlbatch.analysis.batchdocs import arn_name
+from pytest_mlbatch.analysis.jobreasons import JobFacts, causes, verdict
 from pytest_mlbatch.engine.context import CheckContext, FixPlan
 from pytest_mlbatch.engine.registry import REGISTRY, check
 from pytest_mlbatch.engine.runner import evaluate
 from pytest_mlbatch.findings import Finding, NotApplicable, NotEvaluable, Outcome, Resource, failed, passed
 from pytest_mlbatch.model.resources import provider
 from pytest_mlbatch.model.scope import Scope
+from pytest_mlbatch.model.submitted import (
+    CANARY,
+    CANARY_PERMISSIONS,
+    CANARY_TAG,
+    SUBMITTED_JOB_ID,
+    CanaryRefused,
+    CanaryRequest,
+    Evidence,
+)
 
 # A RUNNABLE job with no reason from AWS and no evidence found is "waiting its turn" this long, then "stuck".
 STUCK_AFTER_S = 600
@@ -36,7 +41,7 @@ def _canary(scope: Scope, label: str) -> list[Resource] | str:
         return []
     if not (scope.job_queue and scope.job_definition):
         return "the canary needs a job queue and a job definition: set batch.job_queue and batch.job_definition"
-    return [Resource("canary", bi.arn_name(scope.job_queue))]
+    return [Resource("canary", arn_name(scope.job_queue))]
 
 
 # -- the diagnosis -----------------------------------------------------------------------------------------------
@@ -102,31 +107,24 @@ def _capped(lines: list[str], limit: int = 8) -> list[str]:
     return lines if len(lines) <= limit else [*lines[:limit], f"(+{len(lines) - limit} more: see their items)"]
 
 
-def _queue_compute_environments(ctx: CheckContext) -> list[dict[str, Any]]:
-    found = ctx.scope.discovered.get("compute_environments")
-    return list(found) if isinstance(found, list) else []
-
-
 def _retry_facts(ctx: CheckContext) -> str:
     """For a lost host: is the queue on Spot, and does the job definition retry (FM 45)?"""
-    spot = [str(ce.get("computeEnvironmentName")) for ce in _queue_compute_environments(ctx) if bi.is_spot(ce)]
-    jd = ctx.scope.discovered.get("job_definition")
-    retry = (jd or {}).get("retryStrategy") if isinstance(jd, dict) else None
-    attempts = int((retry or {}).get("attempts", 1))
+    spot = [ce.name for ce in ctx.model.compute_environments() if ce.spot]
+    job, _ = ctx.model.current_job_definition()
+    attempts = job.retry_attempts if job is not None and job.retry_attempts is not None else 1
     where = f"Spot compute environment(s) {', '.join(spot)}" if spot else "no Spot compute environment in the queue"
     return (f"{where}; the job definition retries {attempts} time(s)"
             + (" — with attempts 1 a lost host fails the job" if attempts < 2 else ""))
 
 
-def diagnose(ctx: CheckContext, job: dict[str, Any]) -> Finding:
+def diagnose(ctx: CheckContext, facts: JobFacts) -> Finding:
     """The job's state and reasons, their causes, the checks that show them, what to do; RUNNABLE jobs also get
     the scaling evidence of the queue's compute environments."""
-    facts = job_facts(job)
     found = causes(facts)
     parts = [_state(facts)]
     evidence = Evidence()
     if facts.status == "RUNNABLE":
-        evidence = runnable_evidence(ctx.inventory, _queue_compute_environments(ctx), facts)
+        evidence = ctx.model.runnable_evidence(facts)
     ids: list[str] = [i for c in found for i in c.checks]
     ids += [i for _, checks in evidence.problems for i in checks]
     if facts.status == "FAILED" and not found and facts.exit_code is None:  # no container ever exited: at start
@@ -184,58 +182,44 @@ def diagnose(ctx: CheckContext, job: dict[str, Any]) -> Finding:
     remediation="Do what the diagnosis says for its cause, then re-run the preflight (and the job).",
 )
 def job_diagnosis(ctx: CheckContext, resource: Resource) -> Finding:
-    scope = ctx.scope
-    job = scope.discovered.get(SUBMITTED_JOB)
-    if job is None:
-        problems = [p for p in scope.problems if p[0] == SUBMITTED_JOB]
-        if any(p[2] == "error" for p in problems) or not problems:
-            raise NotEvaluable("; ".join(p[1] for p in problems) or f"job {resource.id} was not read")
-        return failed("; ".join(p[1] for p in problems))
-    return diagnose(ctx, job)
+    facts, missing = ctx.model.submitted_job()
+    if facts is None:
+        return failed(missing)
+    return diagnose(ctx, facts)
 
 
 # -- the canary --------------------------------------------------------------------------------------------------
-def _request(ctx: CheckContext, resource: Resource) -> cn.CanaryRequest:
+def _request(ctx: CheckContext, resource: Resource) -> CanaryRequest:
     scope = ctx.scope
     if not scope.job_queue or not scope.job_definition:
         raise NotApplicable("the canary needs batch.job_queue and batch.job_definition")
-    jd = scope.discovered.get("job_definition")
-    if not isinstance(jd, dict):
+    # discovery read the job definition (or says why not); the model answers from that same read
+    job = ctx.model.current_job_definition()[0] if scope.discovered.get("job_definition") is not None else None
+    if job is None:
         why = "; ".join(p[1] for p in scope.problems if p[0] in ("job_definition", "discovery"))
         raise NotApplicable(f"the job definition could not be read ({why or 'see BAT003'})")
-    if jd.get("type") == "multinode" or jd.get("nodeProperties"):
+    if job.multi_node:
         raise NotApplicable("the canary runs container job definitions; this one is multi-node (not modelled)")
-    if jd.get("eksProperties") or jd.get("ecsProperties"):
+    if job.eks or job.ecs_properties:
         raise NotApplicable("the canary runs ECS container job definitions (eksProperties/ecsProperties are not "
                             "modelled)")
     config = ctx.settings.canary
-    fargate = "FARGATE" in bi.platform_capabilities(jd)
-    cont = bi.container(jd)
-    return cn.CanaryRequest(
+    fargate = "FARGATE" in job.platform_capabilities()
+    return CanaryRequest(
         queue=scope.job_queue,
-        job_definition=str(jd.get("jobDefinitionArn") or scope.job_definition),
+        job_definition=job.arn or scope.job_definition,
         command=tuple(config.command),
         vcpus=config.vcpus if config.vcpus is not None else (0.25 if fargate else 1),
         memory=config.memory if config.memory is not None else 512,
         timeout_s=config.timeout,
         tags={**ctx.settings.fix_tags, "pytest-mlbatch:managed": "true"},
-        use_resource_requirements=bool(cont.get("resourceRequirements")) or fargate,
+        use_resource_requirements=job.uses_resource_requirements() or fargate,
     )
-
-
-def _journal(ctx: CheckContext, resource: Resource) -> Any:
-    journal = getattr(ctx.runtime, "journal", None)
-
-    def record(call: str, job_id: str, ok: bool, detail: Any) -> None:
-        if journal is not None:
-            journal.record_call("JOB002", resource.id, call, ok, {"jobId": job_id, "detail": str(detail)[:300]})
-
-    return record
 
 
 @check(
     id="JOB002", slug="canary", title="A short canary job runs to SUCCEEDED on the queue (--mlbatch-canary)",
-    severity="critical", resource="canary", permissions=["batch:DescribeJobs"], run_permissions=cn.PERMISSIONS,
+    severity="critical", resource="canary", permissions=["batch:DescribeJobs"], run_permissions=CANARY_PERMISSIONS,
     rationale="Only a real job proves the whole path (scaling, the instance joining ECS, the pull, the start); "
               "the canary is opt-in, bounded, tagged with the run, and terminated if it does not finish in time",
     remediation="Follow the canary's diagnosis; raise canary.timeout if the queue is only slow to scale.",
@@ -243,12 +227,9 @@ def _journal(ctx: CheckContext, resource: Resource) -> Any:
 def canary(ctx: CheckContext, resource: Resource) -> Finding:
     request = _request(ctx, resource)
     try:
-        run = cn.run_canary(ctx.inventory, request, journal=_journal(ctx, resource),
-                            stop=getattr(ctx.runtime, "stop", None))
-    except AwsError as exc:
-        if exc.kind == "client":  # Batch refused the submission itself (e.g. a bad override): a finding
-            return failed(f"Batch refused the canary: {exc}")
-        raise
+        run = ctx.run_canary(request, resource)
+    except CanaryRefused as exc:  # Batch refused the submission itself (e.g. a bad override): a finding
+        return failed(f"Batch refused the canary: {exc}")
     where = f"canary job {run.job_id} ({request.name}) on {resource.id}"
     if run.status == "SUCCEEDED":
         return passed(f"{where} SUCCEEDED in {run.seconds:.0f} s")
@@ -257,8 +238,7 @@ def canary(ctx: CheckContext, resource: Resource) -> Finding:
         note = (f" did not finish within {request.timeout_s} s (canary.timeout)" if run.timed_out
                 else " was still running when the run ended")
         note += "; terminated it" if run.terminated else f"; terminating it failed: {run.terminate_error}"
-    job = run.job or {"jobId": run.job_id, "status": run.status}
-    finding = diagnose(ctx, job)
+    finding = diagnose(ctx, run.job or JobFacts(str(run.job_id), status=run.status))
     return failed(f"{where}{note}: {finding.message}")
 
 
@@ -266,10 +246,10 @@ def _plan(ctx: CheckContext, resource: Resource) -> FixPlan:
     request = _request(ctx, resource)
     return FixPlan(resource.id, request.describe(),
                    calls=["batch:SubmitJob", "batch:DescribeJobs", "batch:TerminateJob"],
-                   permissions=[*cn.PERMISSIONS, "batch:DescribeJobs"], apply=lambda fctx: None,
+                   permissions=[*CANARY_PERMISSIONS, "batch:DescribeJobs"], apply=lambda fctx: None,
                    notes=["batch:TerminateJob only for this canary's own job, and only if it has not finished "
                           "in time (or the run is interrupted)",
-                          f"tags {cn.TAG}={request.run_id} and pytest-mlbatch:managed=true name the run"])
+                          f"tags {CANARY_TAG}={request.run_id} and pytest-mlbatch:managed=true name the run"])
 
 
 canary.planner = _plan

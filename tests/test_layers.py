@@ -144,13 +144,6 @@ def test_every_module_is_mapped_in_the_developer_docs_with_a_one_line_purpose() 
     assert not missing, f"modules missing from docs/developing.md's layout: {missing}"
 
 
-# The modules in checks/ that still read AWS themselves, and why (issue 13: checks decide over ctx.model only).
-CHECKS_READING_AWS = {
-    # The canary submits a job and reads its evidence: the documented exception (a fix-like action, not a fact).
-    "pytest_mlbatch.checks.job",
-}
-
-
 def _reads_aws(path: Path, imports: set[str]) -> list[str]:
     found = [f"imports {m}" for m in sorted(imports)
              if m == "pytest_mlbatch.aws" or m.startswith("pytest_mlbatch.aws.")]
@@ -164,8 +157,5 @@ def test_checks_decide_over_the_model_and_read_no_aws_themselves() -> None:
     sources = _sources()
     known = set(sources)
     wrong = {name: why for name, path in sources.items() if name.startswith("pytest_mlbatch.checks.")
-             and name not in CHECKS_READING_AWS and (why := _reads_aws(path, _imports(name, path, known)))}
+             and (why := _reads_aws(path, _imports(name, path, known)))}
     assert not wrong, "\n".join(f"{n}: {', '.join(w)}" for n, w in sorted(wrong.items()))
-    # the exceptions are real: one that no longer reads AWS must leave the list
-    stale = [n for n in CHECKS_READING_AWS if not _reads_aws(sources[n], _imports(n, sources[n], known))]
-    assert not stale, f"no longer read AWS, remove from CHECKS_READING_AWS: {stale}"

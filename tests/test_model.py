@@ -13,12 +13,13 @@ from backends import REGION, Aws
 from bat_fixtures import denied_listing, make_env
 
 from pytest_mlbatch.aws.inventory import AwsError, Inventory
-from pytest_mlbatch.aws.world import AwsWorld
+from pytest_mlbatch.aws.world import AwsWorld, job
 from pytest_mlbatch.config import JobSize
 from pytest_mlbatch.findings import NotEvaluable
 from pytest_mlbatch.model.job import ContainerSpec
 from pytest_mlbatch.model.principals import Identity
 from pytest_mlbatch.model.scope import Scope
+from pytest_mlbatch.model.submitted import SUBMITTED_JOB, SUBMITTED_JOB_ID
 
 
 def world(aws: Aws, **scope: Any) -> AwsWorld:
@@ -130,6 +131,45 @@ def test_a_described_job_definition_and_a_missing_one(aws: Aws) -> None:
     assert w.job_definition("ml-train:7") == (None, "job definition ml-train:7: revision 7 does not exist "
                                                     "(latest ACTIVE revision is 1)")
     assert w.job_definition("nope") == (None, "job definition nope does not exist")
+
+
+def test_how_a_job_definition_states_its_size_and_whether_it_has_ecs_properties() -> None:
+    """What the canary's request follows: resourceRequirements (a malformed list counts) or the deprecated keys."""
+    def container(**props: Any) -> dict[str, Any]:
+        return {"jobDefinitionName": "jd", "containerProperties": {"image": "busybox", **props}}
+
+    assert job(container(resourceRequirements=[{"type": "VCPU", "value": "1"}])).uses_resource_requirements()
+    assert job(container(resourceRequirements="oops")).uses_resource_requirements()
+    assert not job(container(vcpus=1, memory=512)).uses_resource_requirements()
+    assert not job(container(resourceRequirements=[])).uses_resource_requirements()
+    assert not job({"jobDefinitionName": "jd", "ecsProperties": {"taskProperties": []}}).uses_resource_requirements()
+    assert job({"jobDefinitionName": "jd", "ecsProperties": {"taskProperties": [{}]}}).ecs_properties
+    assert not job(container()).ecs_properties
+
+
+def test_the_submitted_job_or_why_it_is_missing(aws: Aws) -> None:
+    """The job a target is scoped to (--mlbatch-job) as typed facts; a job Batch does not have is (None, why); a
+    read that failed, or none at all, is not evaluable (never a guess)."""
+    read = world(aws)
+    read.scope.discovered.update({SUBMITTED_JOB_ID: "j-1", SUBMITTED_JOB: {
+        "jobId": "j-1", "status": "FAILED", "statusReason": "Essential container in task exited",
+        "container": {"exitCode": 3, "logStreamName": "ml/default/abc"}}})
+    facts, why = read.submitted_job()
+    assert why == "" and facts is not None and facts.job_id == "j-1" and facts.status == "FAILED"
+    assert facts.exit_code == 3 and facts.log_stream == "ml/default/abc"
+
+    missing = world(aws)
+    missing.scope.discovered.update({SUBMITTED_JOB_ID: "j-2", SUBMITTED_JOB: None})
+    missing.scope.problems.append((SUBMITTED_JOB, "job j-2 does not exist in us-east-1", "failed"))
+    assert missing.submitted_job() == (None, "job j-2 does not exist in us-east-1")
+
+    missing.scope.problems.append((SUBMITTED_JOB, "could not read job j-2: AccessDenied", "error"))
+    with pytest.raises(NotEvaluable, match="could not read job j-2: AccessDenied"):
+        missing.submitted_job()
+    unread = world(aws)
+    unread.scope.discovered.update({SUBMITTED_JOB_ID: "j-3", SUBMITTED_JOB: None})
+    with pytest.raises(NotEvaluable, match="job j-3 was not read"):
+        unread.submitted_job()
 
 
 def test_the_target_compute_environments_include_those_the_queue_orders(aws: Aws) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_mlbatch.analysis.jobreasons import JobFacts, activity_cause, job_facts
@@ -16,11 +15,8 @@ from pytest_mlbatch.aws.inventory import AwsError, Inventory
 from pytest_mlbatch.aws.target import Target, TargetSpec
 from pytest_mlbatch.config import JobSize, Settings
 from pytest_mlbatch.model.scope import Scope
+from pytest_mlbatch.model.submitted import CANARY, SUBMITTED_JOB, SUBMITTED_JOB_ID, Evidence
 
-# Keys the scope of a run target carries in `discovered` (checks/job.py reads them).
-SUBMITTED_JOB = "submitted_job"  # the DescribeJobs document of the job the target is scoped to (None: unread)
-SUBMITTED_JOB_ID = "submitted_job_id"  # the id it was asked by
-CANARY = "canary"  # True when --mlbatch-canary asked for a canary on this target
 # Batch's Auto Scaling groups are named after the compute environment: "<name>-asg-<uuid>" (an observed
 # convention, not a documented API: a group not named so is not found, and the evidence says so).
 ASG_SUFFIX = "-asg-"
@@ -99,15 +95,6 @@ def _apply_overrides(scope: Scope, job: dict[str, Any]) -> None:
 
 
 # -- scaling evidence of a RUNNABLE job ------------------------------------------------------------------------
-@dataclass
-class Evidence:
-    """What AWS shows about why a job waits: facts (said as found), problems (with the checks that show them)."""
-
-    facts: list[str] = field(default_factory=list)
-    problems: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
-    unread: list[str] = field(default_factory=list)  # reads that failed: the evidence is incomplete
-
-
 def _gib(mib: float) -> str:
     return f"{mib / 1024:.1f} GiB"
 

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_mlbatch.analysis.imageref import ImageRef
+from pytest_mlbatch.analysis.jobreasons import JobFacts, job_facts
 from pytest_mlbatch.analysis.policy import Decision, Request
-from pytest_mlbatch.aws import batchinfo, images, network, principals, reads, roles, secrets
+from pytest_mlbatch.aws import batchinfo, images, jobs, network, principals, reads, roles, secrets
 from pytest_mlbatch.aws.discovery import describe_subnets
 from pytest_mlbatch.aws.inventory import AwsError, Inventory
 from pytest_mlbatch.aws.target import known_regions
@@ -46,6 +47,7 @@ from pytest_mlbatch.model.principals import (
     SecretSource,
 )
 from pytest_mlbatch.model.scope import Scope
+from pytest_mlbatch.model.submitted import SUBMITTED_JOB, SUBMITTED_JOB_ID, Evidence
 from pytest_mlbatch.oci import Manifest, Platform, RegistryClient
 
 
@@ -266,6 +268,7 @@ def job(doc: Mapping[str, Any], source: str = "batch") -> Job:
         retry_rules=rules,
         arn=str(doc["jobDefinitionArn"]) if doc.get("jobDefinitionArn") else None,
         eks=bool(doc.get("eksProperties")),
+        ecs_properties=bool(doc.get("ecsProperties")),
         cpu_architecture=str(platform["cpuArchitecture"]) if platform.get("cpuArchitecture") else None,
         ephemeral_storage_gib=ephemeral,
         status=str(doc.get("status", "ACTIVE")),
@@ -483,6 +486,22 @@ class AwsWorld:
 
     def bucket_region(self, bucket: str) -> str | None:
         return reads.bucket_region(self.inventory, bucket)
+
+    # -- a submitted job (model/submitted.py; read in aws/jobs.py when the target is scoped to it) ----------------
+    def submitted_job(self) -> tuple[JobFacts | None, str]:
+        scope = self.scope
+        doc = scope.discovered.get(SUBMITTED_JOB)
+        if isinstance(doc, dict):
+            return job_facts(doc), ""
+        problems = [p for p in scope.problems if p[0] == SUBMITTED_JOB]
+        if any(p[2] == "error" for p in problems) or not problems:
+            raise NotEvaluable("; ".join(p[1] for p in problems)
+                               or f"job {scope.discovered.get(SUBMITTED_JOB_ID)} was not read")
+        return None, "; ".join(p[1] for p in problems)
+
+    def runnable_evidence(self, job: JobFacts) -> Evidence:
+        found = self.scope.discovered.get("compute_environments")  # the queue's, in its order (discovery)
+        return jobs.runnable_evidence(self.inventory, list(found) if isinstance(found, list) else [], job)
 
     # -- the job's image and its registry (model/images.py; reads in aws/reads.py and aws/images.py) ------------
     def ecr_repositories(self, ref: ImageRef) -> Mapping[str, EcrRepository]:

@@ -10,12 +10,14 @@ from dataclasses import KW_ONLY, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pytest_mlbatch.aws.inventory import Inventory
+from pytest_mlbatch.aws import canary
+from pytest_mlbatch.aws.inventory import AwsError, Inventory
 from pytest_mlbatch.aws.world import AwsWorld
 from pytest_mlbatch.engine.journal import Journal
 from pytest_mlbatch.findings import Finding, Resource, Severity, printable
 from pytest_mlbatch.model.resources import resources_for
 from pytest_mlbatch.model.scope import Scope
+from pytest_mlbatch.model.submitted import CanaryRefused, CanaryRequest, CanaryRun
 from pytest_mlbatch.model.world import World
 
 if TYPE_CHECKING:
@@ -187,6 +189,24 @@ class CheckContext:
     def docker(self) -> Any:
         """The Docker SDK client (DOCKER_HOST respected); raises NotEvaluable if the daemon does not answer."""
         return self.runtime.docker()
+
+    def run_canary(self, request: CanaryRequest, resource: Resource) -> CanaryRun:
+        """Submit the canary job and wait for it (aws/canary.py: bounded, terminated unless it finished, and no longer
+        waited for once the run ends); its submission and termination are journaled under this check and resource.
+        Raises CanaryRefused when Batch refuses the submission itself."""
+        journal = getattr(self.runtime, "journal", None)
+
+        def record(call: str, job_id: str, ok: bool, detail: Any) -> None:
+            if journal is not None:
+                journal.record_call(self.check.id, resource.id, call, ok, {"jobId": job_id,
+                                                                           "detail": str(detail)[:300]})
+
+        try:
+            return canary.run_canary(self.inventory, request, journal=record, stop=getattr(self.runtime, "stop", None))
+        except AwsError as exc:
+            if exc.kind == "client":  # e.g. a bad override: a finding, not an error
+                raise CanaryRefused(str(exc)) from None
+            raise
 
     def resources(self, kind: str) -> list[Resource]:
         """Every resource of a kind in this target: what a check batches its inventory queries over."""

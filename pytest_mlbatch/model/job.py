@@ -73,6 +73,7 @@ class Job:
     retry_rules: tuple[RetryRule, ...] = ()
     arn: str | None = None  # the described definition's ARN (None for a local file)
     eks: bool = False  # the definition has eksProperties (Batch on Amazon EKS)
+    ecs_properties: bool = False  # the definition has ecsProperties (ECS multi-container tasks: not modelled)
     cpu_architecture: str | None = None  # containerProperties.runtimePlatform.cpuArchitecture (Fargate)
     ephemeral_storage_gib: int | None = None  # containerProperties.ephemeralStorage.sizeInGiB (Fargate); -1: malformed
     status: str = "ACTIVE"  # ACTIVE or INACTIVE (a local file is ACTIVE)
@@ -106,6 +107,12 @@ class Job:
         if self.size_error:
             raise NotEvaluable(self.size_error)
         return self.size
+
+    def uses_resource_requirements(self) -> bool:
+        """Whether containerProperties states its size in resourceRequirements (a malformed list counts: it is
+        there), rather than in the deprecated vcpus/memory keys."""
+        spec = next((c for c in self.containers if c.where == "containerProperties"), None)
+        return spec is not None and (spec.requirements is None or bool(spec.requirements))
 
     def platform_capabilities(self) -> tuple[str, ...]:
         """EC2 and/or FARGATE; NotEvaluable when platformCapabilities is malformed."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pytest_mlbatch.analysis.imageref import ImageRef
+from pytest_mlbatch.analysis.jobreasons import JobFacts
 from pytest_mlbatch.analysis.names import did_you_mean
 from pytest_mlbatch.analysis.policy import Decision, Request
 from pytest_mlbatch.findings import NotEvaluable
@@ -39,6 +40,7 @@ from pytest_mlbatch.model.principals import (
     Role,
     SecretSource,
 )
+from pytest_mlbatch.model.submitted import Evidence
 from pytest_mlbatch.oci import Manifest, Platform
 
 
@@ -216,6 +218,18 @@ class World(Protocol):
     def eks_reason(self) -> str | None:
         """Why the scope runs Batch on Amazon EKS (every compute environment is EKS, or the job definition has
         eksProperties), else None."""
+        ...
+
+    # -- a submitted job (--mlbatch-job; model/submitted.py) -------------------------------------------------------
+    def submitted_job(self) -> tuple[JobFacts | None, str]:
+        """(the job the target is scoped to, as Batch describes it, or None; why it is missing). NotEvaluable when it
+        could not be read."""
+        ...
+
+    def runnable_evidence(self, job: JobFacts) -> Evidence:
+        """Why a RUNNABLE job waits, as the queue's compute environments show it: each one's state, its Auto Scaling
+        groups' failed scaling activities, the ECS container instances registered in its cluster and whether any can
+        hold the job. Reads that fail are named in Evidence.unread (never left out silently)."""
         ...
 
     # -- the job's image and its registry (model/images.py) -------------------------------------------------------
