@@ -7,6 +7,11 @@ every sandbox run slower and the latency benchmark noisy) and logs a traceback p
 with 501 and the protocol's error shape, code `NotImplemented`, which botocore does not retry; the check that asked
 still gets `error` with the reason. Everything else is moto's own app, unchanged: the sandbox and the tests' moto
 servers (plain, counting, faulty) all serve `app()`.
+
+One cost of moto's is memoised: every IAM backend (moto makes one per account and partition the first time a request
+names the account: seven per reset) parses AWS's ~1,500 managed policies from JSON and serialises each document back.
+`share_managed_policy_data()` parses them once per process; each backend still gets its own policy objects, with the
+same content, so nothing is shared between backends.
 """
 
 from __future__ import annotations
@@ -43,10 +48,41 @@ def _create_app(service: Any) -> Any:
     return flask_app
 
 
+def share_managed_policy_data() -> None:
+    """Parse moto's AWS managed policies once per process (see the module's docstring); a moto whose IAM backend is
+    not shaped as expected is left as it is."""
+    import datetime
+
+    from moto import settings
+    from moto.iam import models as iam_models
+
+    models: Any = iam_models
+    backend: Any = models.IAMBackend
+    if getattr(backend, "_mlbatch_shared", False) or not hasattr(backend, "_init_aws_policies"):
+        return
+    parsed: list[tuple[str, dict[str, Any]]] = []
+
+    def init_aws_policies(self: Any) -> list[Any]:
+        if not settings.load_iam_aws_managed_policies():
+            return []
+        if not parsed:  # what AWSManagedPolicy.from_data computes from each entry, computed once
+            for name, data in json.loads(models.aws_managed_policies_data).items():
+                parsed.append((name, {"default_version_id": data.get("DefaultVersionId"), "path": data.get("Path"),
+                                      "document": json.dumps(data.get("Document")),
+                                      "create_date": datetime.datetime.fromisoformat(data["CreateDate"]),
+                                      "update_date": datetime.datetime.fromisoformat(data["UpdateDate"])}))
+        return [models.AWSManagedPolicy(name, account_id=self.account_id, region=self.region_name, **fields)
+                for name, fields in parsed]
+
+    backend._init_aws_policies = init_aws_policies
+    backend._mlbatch_shared = True
+
+
 def app() -> Any:
     """moto's WSGI app (every service, the process's in-memory backends), unimplemented operations answering 501."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
+    share_managed_policy_data()
     return DomainDispatcherApplication(_create_app)
 
 
