@@ -39,6 +39,11 @@ for _info in pkgutil.walk_packages(pytest_mlbatch.__path__, "pytest_mlbatch."):
     if not _info.name.endswith("sandbox"):
         importlib.import_module(_info.name)
 load_checks()
+# Likewise hypothesis: its pytest plugin imports hypothesis in every inner run's terminal summary; dropped after each
+# run, it was imported (and assertion-rewritten) again by the next one: a fifth of the suite's time.
+importlib.import_module("hypothesis.internal.observability")
+importlib.import_module("hypothesis.internal.conjecture.providers")
+importlib.import_module("hypothesis.statistics")
 AUDIT.install()
 
 
