@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import pkgutil
@@ -41,9 +42,12 @@ for _info in pkgutil.walk_packages(pytest_mlbatch.__path__, "pytest_mlbatch."):
 load_checks()
 # Likewise hypothesis: its pytest plugin imports hypothesis in every inner run's terminal summary; dropped after each
 # run, it was imported (and assertion-rewritten) again by the next one: a fifth of the suite's time.
-importlib.import_module("hypothesis.internal.observability")
-importlib.import_module("hypothesis.internal.conjecture.providers")
-importlib.import_module("hypothesis.statistics")
+# (Only where it is installed: README's sandbox command runs in this checkout, loading this conftest, without the test
+# extras.)
+if importlib.util.find_spec("hypothesis") is not None:
+    for _name in ("hypothesis.internal.observability", "hypothesis.internal.conjecture.providers",
+                  "hypothesis.statistics"):
+        importlib.import_module(_name)
 AUDIT.install()
 
 
