@@ -122,6 +122,16 @@ class Net:
         alloc = self.ec2.allocate_address(Domain="vpc")["AllocationId"]
         return str(self.ec2.create_nat_gateway(SubnetId=subnet, AllocationId=alloc)["NatGateway"]["NatGatewayId"])
 
+    def nat_path(self, vpc: str, public_cidr: str, private_cidr: str) -> tuple[str, str]:
+        """A public subnet (internet gateway route) holding a NAT gateway, and a private subnet whose own route table
+        sends 0.0.0.0/0 to it: (private subnet, its route table)."""
+        public = self.subnet(vpc, public_cidr)
+        private = self.subnet(vpc, private_cidr)
+        self.default_route(self.table(vpc, public), GatewayId=self.igw(vpc))
+        rt = self.table(vpc, private)
+        self.default_route(rt, NatGatewayId=self.nat(public))
+        return private, rt
+
     def group(self, vpc: str, name: str, *, ingress: list[dict[str, Any]] | None = None,
               egress: list[dict[str, Any]] | None = None) -> str:
         """A group; egress=None keeps the default allow-all, a list replaces it."""

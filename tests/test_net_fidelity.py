@@ -116,11 +116,7 @@ def _policy(*statements: dict[str, object]) -> str:
 
 def test_s3_gateway_endpoint_policy_on_the_nat_path_must_allow_ecr_layers(net: Net, aws: Aws, tmp_path) -> None:
     vpc = net.vpc("10.4.0.0/16", hostnames=True)
-    public = net.subnet(vpc, "10.4.0.0/24")
-    private = net.subnet(vpc, "10.4.1.0/24")
-    net.default_route(net.table(vpc, public), GatewayId=net.igw(vpc))
-    rt = net.table(vpc, private)
-    net.default_route(rt, NatGatewayId=net.nat(public))
+    private, rt = net.nat_path(vpc, "10.4.0.0/24", "10.4.1.0/24")
     data_only = _policy({"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
                          "Resource": "arn:aws:s3:::ml-datasets/*"})
     s3 = net.ec2.create_vpc_endpoint(VpcId=vpc, ServiceName="com.amazonaws.us-east-1.s3", VpcEndpointType="Gateway",
@@ -281,11 +277,7 @@ def test_s3_gateway_endpoint_policy_must_allow_the_buckets_the_job_role_reads(ne
     its region: its policy must allow what iam.job_role.allow declares; a bucket of another region does not go
     through it."""
     vpc = net.vpc("10.7.0.0/16", hostnames=True)
-    public = net.subnet(vpc, "10.7.0.0/24")
-    private = net.subnet(vpc, "10.7.1.0/24")
-    net.default_route(net.table(vpc, public), GatewayId=net.igw(vpc))
-    rt = net.table(vpc, private)
-    net.default_route(rt, NatGatewayId=net.nat(public))
+    private, rt = net.nat_path(vpc, "10.7.0.0/24", "10.7.1.0/24")
     s3 = net.ec2.create_vpc_endpoint(VpcId=vpc, ServiceName="com.amazonaws.us-east-1.s3", VpcEndpointType="Gateway",
                                      RouteTableIds=[rt], PolicyDocument=_policy(
                                          {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
