@@ -435,6 +435,21 @@ def _override_off(ctx: CheckContext, ce: ComputeEnvironment) -> str | None:
     return None
 
 
+def _custom_ami(ctx: CheckContext, ce: ComputeEnvironment) -> str | None:
+    """Where the compute environment names its own AMI (imageId, an imageIdOverride, a launch template's ImageId),
+    if it does: whether that AMI's ecs-init turns the awslogs override on is not known."""
+    if ce.image_id:
+        return f"computeResources.imageId {ce.image_id}"
+    override = next((c.image_id_override for c in ce.ec2_configuration if c.image_id_override), None)
+    if override:
+        return f"ec2Configuration imageIdOverride {override}"
+    for ref in templates_of(ce):
+        version = ctx.model.launch_template_version(ref)
+        if version is not None and version.image_id:
+            return f"launch template {ref.id or ref.name} ImageId {version.image_id}"
+    return None
+
+
 def _instance_role_of(ctx: CheckContext, ce: ComputeEnvironment | None) -> tuple[str | None, str]:
     """The role in the compute environment's instance profile (else iam.instance_role / iam.instance_profile)."""
     profile = ce.instance_profile if ce else None
@@ -472,13 +487,17 @@ def awslogs_writers(ctx: CheckContext, job: Job) -> list[LogWriter]:
     for ce in ec2:
         off = _override_off(ctx, ce) if ce is not None and execution else None
         where = f"compute environment {ce.name}" if ce else "EC2"
+        custom = _custom_ami(ctx, ce) if ce is not None and execution and not off else None
         if execution and not off:
             add(LogWriter(_ref(execution).name, "execution role",
                           f"on {where} the ECS agent lets awslogs use job definition {job.name}'s execution role "
                           "(ECS_ENABLE_AWSLOGS_EXECUTIONROLE_OVERRIDE, true by default on the ECS-optimized AMIs)"))
-            continue
+            if not custom:
+                continue
         role, how = _instance_role_of(ctx, ce)
         why = (f"launch template {off} sets ECS_ENABLE_AWSLOGS_EXECUTIONROLE_OVERRIDE=false" if off else
+               f"it boots its own AMI ({custom}), whose ecs-init may leave ECS_ENABLE_AWSLOGS_EXECUTIONROLE_OVERRIDE "
+               "off (not verified), so both roles must be allowed to write" if custom else
                f"job definition {job.name} names no execution role")
         add(LogWriter(role, "instance role", f"on {where} awslogs uses the instance role ({how}): {why}"))
     return list(out.values())

@@ -366,3 +366,20 @@ def test_user_data_that_turns_the_override_off_makes_the_instance_role_write(tmp
     aws.client("iam").put_role_policy(RoleName="ecsInstanceRole", PolicyName="logs", PolicyDocument=policy_doc(LOGS))
     row = run_check(tmp_path, cfg, "IAM008")
     assert row["outcome"] == "passed", row["message"]
+
+
+def test_a_custom_ami_makes_both_roles_write(tmp_path: Path, aws: Aws) -> None:
+    """A launch template with its own ImageId: whether that AMI's ecs-init turns the override on is not known, so the
+    execution role and the instance role must both be allowed to write (never a pass on the default's assumption)."""
+    aws.client("ec2").create_launch_template(LaunchTemplateName="ml-lt", LaunchTemplateData={
+        "ImageId": "ami-0123456789abcdef0"})
+    cfg = ec2_batch(aws, execution=True, launch_template="ml-lt")
+    allow(aws, "logs", LOGS)  # the execution role may log
+    row = run_check(tmp_path, cfg, "IAM008")
+    assert row["outcome"] == "failed", row["message"]
+    assert "instance role" in row["message"] and "launch template ml-lt ImageId ami-0123456789abcdef0" in row["message"]
+    aws.client("iam").put_role_policy(RoleName="ecsInstanceRole", PolicyName="logs", PolicyDocument=policy_doc(LOGS))
+    row = run_check(tmp_path, cfg, "IAM008")
+    assert row["outcome"] == "passed", row["message"]
+    row = run_check(tmp_path, cfg, "IAM004")  # the execution role is still asked for the logs
+    assert row["outcome"] == "passed" and ", logs" in row["message"], row["message"]
